@@ -1,0 +1,92 @@
+"""Receiver blocks: reciprocal filter (eq. 7), MAPRT detector (eq. 9-10), ML demapper."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core import SyncBlock
+from ..dsp.comm import constellation, ml_demap
+from ..dsp.maprt import maprt
+from ..dsp.receiver import reciprocal_filter
+from ..dsp.spacing import check_spacing
+from ._common import ESTIMATE_ITEM, required_tags
+
+
+class ReciprocalFilter(SyncBlock):
+    """``Y~ = Y (/) 1 x^T(m)`` (eq. 7): inputs ``Y_r`` (K, S) and ``symbols`` (S,), output ``Y_tilde``."""
+
+    def __init__(self, params, name=None):
+        k, s = params.n_antennas, params.n_subcarriers
+        super().__init__(in_sig=[("Y_r", np.complex64, (k, s)), ("symbols", np.complex64, s)],
+                         out_sig=[("Y_tilde", np.complex64, (k, s))], name=name)
+
+    def work(self, inputs, outputs):
+        outputs[0][:] = reciprocal_filter(inputs[0], inputs[1])
+        return len(inputs[0])
+
+
+class SensingEstimator(SyncBlock):
+    """Base of the sensing receivers: ``Y_tilde`` (K, S) in, ``[statistic, theta_hat, range_hat]`` out.
+
+    The prior sector comes from each frame's ``sector`` tag, or from a fixed `sector`
+    ``(theta_min, theta_max)`` (rad) over the system's range interval.  The spacing the
+    receiver assumes can be replaced at run time through message port ``spacing``.
+    """
+
+    def __init__(self, params, spacing=None, sector=None, name=None):
+        k, s = params.n_antennas, params.n_subcarriers
+        super().__init__(in_sig=[("Y_tilde", np.complex64, (k, s))],
+                         out_sig=[("estimate", np.float64, ESTIMATE_ITEM)], name=name)
+        self.params = params
+        self.sector = None if sector is None else (float(sector[0]), float(sector[1]),
+                                                   params.range_min_m, params.range_max_m)
+        self.set_spacing(params.nominal_spacing if spacing is None else spacing)
+        self.message_port_register_in("spacing", self.set_spacing)
+
+    def set_spacing(self, spacing) -> None:
+        self.spacing = check_spacing(spacing, self.params.n_antennas, f"{self.name}.spacing")
+
+    def sectors(self, n: int) -> np.ndarray:
+        """Per-frame prior sectors of this call, (n, 4)."""
+        if self.sector is not None:
+            return np.tile(self.sector, (n, 1))
+        return np.array(required_tags(self, 0, n, "sector"), dtype=np.float64).reshape(n, 4)
+
+    def estimate(self, Y_tilde, sectors):
+        raise TypeError(f"{type(self).__name__} does not define estimate()")
+
+    def work(self, inputs, outputs):
+        Y_tilde, out = inputs[0], outputs[0]
+        n = len(Y_tilde)
+        sectors = self.sectors(n)
+        stat, theta, rng = self.estimate(Y_tilde, sectors)
+        out[:, 0], out[:, 1], out[:, 2] = stat, theta, rng
+        return n
+
+
+class MAPRTDetector(SensingEstimator):
+    """The model-based baseline: MAPRT statistic and grid estimates (eq. 9-10) on a
+    `n_theta` x `n_range` grid spread over each frame's prior sector."""
+
+    def __init__(self, params, spacing=None, sector=None, n_theta: int = 720, n_range: int = 200, name=None):
+        super().__init__(params, spacing, sector, name=name)
+        self.n_theta, self.n_range = n_theta, n_range
+
+    def estimate(self, Y_tilde, sectors):
+        return maprt(Y_tilde, sectors[:, 0], sectors[:, 1], sectors[:, 2], sectors[:, 3], self.spacing,
+                     self.params, self.n_theta, self.n_range)
+
+
+class MLDemapper(SyncBlock):
+    """Per-subcarrier ML symbol decisions with CSI: inputs ``y_c`` and ``csi`` (S,), output
+    ``messages`` int32 (S,) (Sec. III-C)."""
+
+    def __init__(self, params, name=None):
+        s = params.n_subcarriers
+        super().__init__(in_sig=[("y_c", np.complex64, s), ("csi", np.complex64, s)],
+                         out_sig=[("messages", np.int32, s)], name=name)
+        self.points = constellation(params.constellation)
+
+    def work(self, inputs, outputs):
+        outputs[0][:] = ml_demap(inputs[0], inputs[1], self.points)
+        return len(inputs[0])

@@ -1,0 +1,50 @@
+"""Channels: Swerling-1 target echo (eq. 1), multipath UE channel (eq. 3), receiver noise.
+
+Every function is batch first and draws from a `numpy.random.Generator`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError
+
+
+def complex_normal(rng: np.random.Generator, shape, variance: float = 1.0,
+                   dtype=np.complex64) -> np.ndarray:
+    """Samples of CN(0, variance): independent real and imaginary parts of variance/2 each."""
+    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    real_dtype = np.float32 if np.dtype(dtype) == np.complex64 else np.float64
+    pair = rng.standard_normal((*shape, 2), dtype=real_dtype)
+    out = pair.view(np.dtype(dtype))[..., 0]
+    out *= np.sqrt(variance / 2)
+    return out
+
+
+def target_echo(gain, steering, symbols, delay_phases, n_subcarriers: int) -> np.ndarray:
+    """Noise-free echo ``1/sqrt(S) psi a_rx(theta) a_tx^T(theta) f [x(m) * rho(tau)]^T`` (eq. 1).
+
+    `gain` is ``psi * a_tx^T(theta) f`` per frame, shape (B,); `steering` is
+    ``a_rx(theta)``, shape (B, K); `symbols` is ``x(m)``, (B, S); `delay_phases` is
+    ``rho(tau)``, (B, S).  Returns (B, K, S).
+    """
+    gain = np.asarray(gain)
+    row = (symbols * delay_phases) * (gain / np.sqrt(n_subcarriers))[:, None]
+    return steering[:, :, None] * row[:, None, :]
+
+
+def ue_channel_frequency_response(rng: np.random.Generator, tap_powers, n_subcarriers: int,
+                                  n_frames: int) -> np.ndarray:
+    """``beta = F [beta_0 .. beta_{L-1}, 0 ..]`` with ``beta_l ~ CN(0, sigma_l^2)`` and F the
+    unitary DFT (eq. 3).  Returns complex128 of shape (n_frames, S)."""
+    tap_powers = np.asarray(tap_powers, dtype=np.float64)
+    taps = complex_normal(rng, (n_frames, tap_powers.size), dtype=np.complex128) * np.sqrt(tap_powers)
+    return np.fft.fft(taps, n=n_subcarriers, axis=-1, norm="ortho")
+
+
+def ue_received(symbols, csi, noise) -> np.ndarray:
+    """``y_c = x(m) * kappa + n`` with CSI ``kappa = beta f^T a_tx(phi)`` (eq. 3)."""
+    symbols, csi = np.asarray(symbols), np.asarray(csi)
+    if symbols.shape != csi.shape:
+        raise ShapeError(f"ue_received: symbols {symbols.shape} and csi {csi.shape} must match")
+    return symbols * csi + noise

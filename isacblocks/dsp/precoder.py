@@ -1,0 +1,45 @@
+"""Transmit beamforming: LS beampattern precoder (eq. 5-6) and ISAC combiner (eq. 4)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError, ShapeError
+from .steering import ula_steering
+
+
+def beampattern_precoder(theta_min: float, theta_max: float, spacing, wavelength: float,
+                         n_grid: int = 720) -> np.ndarray:
+    """LS precoder ``f = argmin ||b - A_tx^T f||`` pointing at ``[theta_min, theta_max]`` (eq. 5-6).
+
+    The desired beampattern ``b`` is K on the `n_grid`-point grid over [-pi/2, pi/2]
+    inside the sector and 0 outside; ``A_tx`` is the steering matrix of `spacing` on
+    that grid.  Returns the unit-norm solution, complex128 of shape (K,).
+    """
+    if not theta_min < theta_max:
+        raise ConfigError(f"beampattern_precoder: theta_min = {theta_min} must be < theta_max = {theta_max}")
+    grid = np.linspace(-np.pi / 2, np.pi / 2, int(n_grid))
+    steering = ula_steering(grid, spacing, wavelength)  # (K, N)
+    n_antennas = steering.shape[0]
+    desired = np.where((grid >= theta_min) & (grid <= theta_max), float(n_antennas), 0.0)
+    if not desired.any():
+        raise ConfigError(f"beampattern_precoder: sector [{theta_min}, {theta_max}] rad holds no point "
+                          f"of the {n_grid}-point grid")
+    f, *_ = np.linalg.lstsq(steering.T, desired.astype(np.complex128), rcond=None)
+    return f / np.linalg.norm(f)
+
+
+def isac_precoder(f_sensing, f_comm, eta: float, phi: float) -> np.ndarray:
+    """``f = (sqrt(eta) f_r + sqrt(1-eta) e^{j phi} f_c) / ||.||`` (eq. 4)."""
+    f_sensing = np.asarray(f_sensing)
+    f_comm = np.asarray(f_comm)
+    if f_sensing.shape != f_comm.shape or f_sensing.ndim != 1:
+        raise ShapeError(f"isac_precoder: f_sensing {f_sensing.shape} and f_comm {f_comm.shape} "
+                         "must be vectors of the same length K")
+    if not 0.0 <= eta <= 1.0:
+        raise ConfigError(f"isac_precoder: eta = {eta} must lie in [0, 1]")
+    f = np.sqrt(eta) * f_sensing + np.sqrt(1.0 - eta) * np.exp(1j * phi) * f_comm
+    norm = np.linalg.norm(f)
+    if norm == 0:
+        raise ConfigError(f"isac_precoder: the combination for eta={eta}, phi={phi} is zero")
+    return f / norm

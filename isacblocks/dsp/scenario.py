@@ -1,0 +1,29 @@
+"""Random scenario draws: target presence, angle, range and prior sectors (Sec. II-A, V-A)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def training_sectors(rng: np.random.Generator, params, n_frames: int, max_center_deg: float | None = None):
+    """Random sectors ``theta_mean -/+ theta_span / 2`` (rad), ``theta_mean ~ U(train_center_deg)``,
+    ``theta_span ~ U(train_width_deg)``, clipped to [-90, 90] degrees.
+
+    `max_center_deg` narrows the centres to ``U[-m, m]`` (the sector curriculum).
+    Returns ``(theta_min, theta_max)``, each (n_frames,).
+    """
+    lo, hi = params.train_center_deg
+    if max_center_deg is not None:
+        lo, hi = max(lo, -max_center_deg), min(hi, max_center_deg)
+    center = rng.uniform(lo, hi, n_frames)
+    span = rng.uniform(*params.train_width_deg, n_frames)
+    theta_min = np.radians(np.clip(center - span / 2, -90.0, 90.0))
+    theta_max = np.radians(np.clip(center + span / 2, -90.0, 90.0))
+    return theta_min, theta_max
+
+
+def draw_targets(rng: np.random.Generator, theta_min, theta_max, r_min, r_max, n_frames: int):
+    """Target angle ``theta ~ U[theta_min, theta_max]`` and range ``R ~ U[r_min, r_max]`` per frame."""
+    theta = rng.uniform(theta_min, theta_max, n_frames)
+    ranges = rng.uniform(r_min, r_max, n_frames)
+    return theta, ranges

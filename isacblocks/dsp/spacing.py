@@ -1,0 +1,71 @@
+"""Antenna spacing vectors ``d``: the impairment model, and loading / saving them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, ShapeError
+from .steering import element_positions
+
+
+def draw_spacing(rng: np.random.Generator, params) -> np.ndarray:
+    """Impaired spacings ``d_k ~ N(lambda/2, sigma_lambda^2)`` (Sec. V-A) with strictly
+    increasing element positions ``(k-(K-1)/2) d_k``.
+
+    Independent draws almost always give crossing elements near the array's ends
+    (element 0 and 1 cross whenever ``d_1 > 1.03 d_0``), so the K drawn values are
+    sorted and laid out from the centre outwards, alternately left and right: the
+    spacing grows with the distance from the centre, so the positions are strictly
+    increasing by construction and neighbours stay at least ``min(d)`` apart.
+    Returns float64 (K,) in metres.
+    """
+    for _ in range(100):
+        d = np.sort(rng.normal(params.wavelength / 2, params.spacing_std, params.n_antennas))
+        if d[0] > 0:
+            break
+    else:
+        raise ConfigError(f"draw_spacing: spacing_std_wavelengths = {params.spacing_std_wavelengths} "
+                          "gives non-positive spacings in 100 draws")
+    return np.concatenate([d[0::2][::-1], d[1::2]])
+
+
+def check_spacing(spacing, n_antennas: int, name: str = "spacing") -> np.ndarray:
+    """Validate a spacing vector: length K, finite, positive, strictly increasing positions."""
+    spacing = np.asarray(spacing, dtype=np.float64)
+    if spacing.shape != (n_antennas,):
+        raise ShapeError(f"{name}: expected {n_antennas} spacings (one per antenna), got shape {spacing.shape}")
+    if not np.all(np.isfinite(spacing)) or not np.all(spacing > 0):
+        bad = np.flatnonzero(~(np.isfinite(spacing) & (spacing > 0)))
+        raise ConfigError(f"{name}: spacings must be finite and > 0; entries {bad[:5].tolist()} are not "
+                          f"(e.g. {spacing[bad[0]]!r})")
+    if not np.all(np.diff(element_positions(spacing)) > 0):
+        k = int(np.flatnonzero(np.diff(element_positions(spacing)) <= 0)[0])
+        raise ConfigError(f"{name}: element positions must be strictly increasing; elements {k} and {k + 1} "
+                          "cross or coincide")
+    return spacing
+
+
+def load_spacing(path, n_antennas: int | None = None) -> np.ndarray:
+    """Read a spacing vector (metres) from ``.npy`` or text (one value per antenna)."""
+    path = Path(path)
+    try:
+        if path.suffix == ".npy":
+            spacing = np.load(path, allow_pickle=False)
+        else:
+            spacing = np.loadtxt(path, dtype=np.float64, ndmin=1)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read spacing file {path}: {exc}") from None
+    spacing = np.asarray(spacing, dtype=np.float64).ravel()
+    return check_spacing(spacing, n_antennas if n_antennas is not None else spacing.size, name=str(path))
+
+
+def save_spacing(path, spacing) -> None:
+    """Write a spacing vector as ``.npy`` or, for any other suffix, as text (one value per line)."""
+    path = Path(path)
+    spacing = np.asarray(spacing, dtype=np.float64)
+    if path.suffix == ".npy":
+        np.save(path, spacing)
+    else:
+        np.savetxt(path, spacing, fmt="%.12e")
