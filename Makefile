@@ -1,0 +1,25 @@
+# Set-up is idempotent: the virtual environment is (re)built only when pyproject.toml changes.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup run test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet torch==2.13.0 -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## The main job on built-in defaults.
+run: $(STAMP)
+	$(VENV)/bin/isac isac-sweep
+
+## The test suite (CI runs this).
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,87 @@
+"""Command lines of the baseline studies: ``isac sensing`` and ``isac isac-sweep``.
+
+`flowgraphs/baseline_sensing.py` and `flowgraphs/baseline_isac.py` run the same code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+from .baseline import baseline_sensing, isac_sweep
+from .common import add_common_options, fmt_interval, load_params, run_record, table, true_array, write_json
+
+
+def sensing_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(prog="baseline_sensing")
+    parser.description = ("Baseline sensing (Sec. III): Pmd at Pfa = 1e-2 on the test sector with the MAPRT "
+                          "detector, when the transceiver knows the array's impaired spacing and when it "
+                          "assumes lambda/2.")
+    add_common_options(parser, frames=10000, frames_help="frames per hypothesis (H0 and H1 each)")
+    return parser
+
+
+def sensing_main(argv=None, args=None) -> int:
+    args = args or sensing_parser().parse_args(argv)
+    params = load_params(args)
+    ula = true_array(params, args.seed, args.spacing)
+    start = time.perf_counter()
+    results = baseline_sensing(params, ula, args.frames, seed=args.seed, max_items=args.max_items)
+    rows = []
+    for label, res in results.items():
+        det = res["detection"]
+        rows.append([label, fmt_interval(det["pmd"], det["pmd_ci"]), fmt_interval(det["pfa_check"],
+                     det["pfa_check_ci"]), f"{det['threshold']:.2f}", f"{det['rmse_position']:.3f}",
+                     f"{math.degrees(det['rmse_angle']):.3f}", f"{det['rmse_range']:.3f}",
+                     f"{res['position_error_mm']:.2f}", f"{res['frames_per_s']:.0f}"])
+    print(f"Baseline sensing, test sector {params.test_sector_deg} deg, Pfa = {params.pfa}, "
+          f"{args.frames} frames per hypothesis, true spacing: {args.spacing or f'drawn (seed {args.seed})'}")
+    print(table(["spacing assumed", "Pmd [95% CI]", "Pfa check [95% CI]", "threshold", "RMSE pos (m)",
+                 "RMSE angle (deg)", "RMSE range (m)", "position error (mm)", "frames/s"], rows))
+    print(f"wall time {time.perf_counter() - start:.1f} s")
+    if args.json:
+        write_json(args.json, {**run_record(args, params, ula), "frames_per_hypothesis": args.frames,
+                               "results": results})
+        print(f"wrote {args.json}")
+    return 0
+
+
+def isac_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(prog="baseline_isac")
+    parser.description = ("Baseline ISAC trade-off (Sec. V-C): the (eta, phi) sweep with Pmd at Pfa = 1e-2, "
+                          "position RMSE and SER, and its Pareto-optimal points, for the known impaired "
+                          "spacing and for lambda/2.")
+    add_common_options(parser, frames=300, frames_help="target frames per trade-off point "
+                                                       "(the threshold uses 10x as many target-free frames)")
+    parser.add_argument("--grid", type=int, default=8, help="points of eta and of phi (default 8)")
+    return parser
+
+
+def isac_main(argv=None, args=None) -> int:
+    args = args or isac_parser().parse_args(argv)
+    params = load_params(args)
+    ula = true_array(params, args.seed, args.spacing)
+    start = time.perf_counter()
+    results = isac_sweep(params, ula, args.frames, seed=args.seed, n_grid=args.grid, max_items=args.max_items,
+                         progress=_progress)
+    print()
+    for label, res in results.items():
+        print(f"\nspacing assumed: {label}  (threshold {res['threshold']:.2f} from {res['h0_frames']} H0 frames, "
+              f"element-position error {res['position_error_mm']:.2f} mm)")
+        rows = [[f"{p['eta']:.3f}", f"{math.degrees(p['phi']):.0f}", fmt_interval(p["pmd"], p["pmd_ci"], 3),
+                 f"{p['rmse_position']:.3f}", fmt_interval(p["ser"], p["ser_ci"], 4),
+                 "*" if p["pareto_pmd_ser"] else "", "*" if p["pareto_rmse_ser"] else ""]
+                for p in res["points"] if p["pareto_pmd_ser"] or p["pareto_rmse_ser"]]
+        print(table(["eta", "phi (deg)", "Pmd [95% CI]", "RMSE pos (m)", "SER [95% CI]", "Pareto Pmd-SER",
+                     "Pareto RMSE-SER"], rows))
+        print(f"({len(res['points'])} trade-off points; the Pareto-optimal ones are shown)")
+    print(f"wall time {time.perf_counter() - start:.1f} s")
+    if args.json:
+        write_json(args.json, {**run_record(args, params, ula), "frames_per_point": args.frames, "results": results})
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _progress(label: str, done: int, total: int) -> None:
+    print(f"\r[{label}] trade-off point {done}/{total}", end="", flush=True)
