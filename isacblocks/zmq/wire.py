@@ -1,0 +1,313 @@
+"""gr-zeromq stream framing: the tag header, payload items, tag rebasing and PUB keys.
+
+Byte-compatible with GNU Radio 3.10's gr-zeromq stream blocks (PUB/SUB, PUSH/PULL,
+REQ/REP sinks and sources). Sources read:
+
+* ``gr-zeromq/lib/tag_headers.cc`` -- ``gen_tag_header`` / ``parse_tag_header``;
+* ``gr-zeromq/lib/base_impl.cc`` -- ``base_sink_impl::send_message`` (key frame, then
+  header and payload memcpy'd into **one** ``zmq::message_t``) and
+  ``base_source_impl::load_message`` / ``flush_pending`` (key frame discarded, header
+  parsed, tag offsets rebased, "Incompatible vector sizes" check);
+* ``gr-zeromq/lib/sub_source_impl.cc`` -- ``flush_pending(..., nitems_written(0) + done)``
+  and the ``ZMQ_SUBSCRIBE`` filter set to the key;
+* ``gnuradio-runtime/include/gnuradio/tags.h`` -- ``tag_t`` defaults ``srcid`` to ``PMT_F``.
+
+Tag header layout (``gen_tag_header``). The fixed fields are written with
+``ostream::write`` of the raw integers, i.e. in the sender's **host byte order**, which is
+little-endian on every platform GNU Radio 3.10 is built for (x86-64, aarch64, ...); this
+module always uses little-endian::
+
+    offset  size  field
+    0       2     u16 magic 0x5FF0            (bytes f0 5f)
+    2       1     u8  version 1
+    3       8     u64 absolute offset of the first payload item
+    11      8     u64 number of tags N
+    19      ...   N times: u64 absolute tag offset (host order), then the PMT-serialised
+                  (big-endian, see :mod:`isacblocks.zmq.pmt`) key, value and srcid
+    ...           payload: the items' raw bytes, host byte order, no length field
+
+With ``pass_tags`` off GNU Radio sends the bare payload (no header at all); the caller
+then sends / receives payload bytes directly and only needs :func:`items_from_payload`.
+
+When the block has a non-empty ``key`` the sink first sends the key as its own frame with
+``ZMQ_SNDMORE``; the message (header + payload) is the second frame. See
+:func:`pub_frames` and :func:`split_pub_frames`.
+
+Tag mapping: the key must be a symbol (``Tag.key`` is a ``str``); ``Tag.srcid`` ``None``
+is sent as ``PMT_F`` (GNU Radio's default srcid), and ``PMT_F`` / ``PMT_NIL`` srcids
+decode to ``None``; any other srcid must be a symbol.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from isacblocks.core.tags import Tag
+from isacblocks.zmq import pmt
+from isacblocks.zmq.pmt import WireFormatError
+
+__all__ = [
+    "HEADER_MAGIC",
+    "HEADER_SIZE",
+    "HEADER_VERSION",
+    "WireFormatError",
+    "decode_header",
+    "decode_message",
+    "encode_header",
+    "encode_message",
+    "items_from_payload",
+    "pub_frames",
+    "rebase_tags",
+    "split_pub_frames",
+]
+
+#: ``GR_HEADER_MAGIC`` in tag_headers.cc.
+HEADER_MAGIC = 0x5FF0
+#: ``GR_HEADER_VERSION``; parse_tag_header rejects any other version.
+HEADER_VERSION = 1
+
+_HEADER = struct.Struct("<HBQQ")  # magic, version, first item offset, number of tags
+_TAG_OFFSET = struct.Struct("<Q")
+#: Size of the fixed part of the header (``min_len`` in parse_tag_header).
+HEADER_SIZE = _HEADER.size
+# smallest possible serialised tag: u64 offset + three one-byte PMTs
+_MIN_TAG_SIZE = _TAG_OFFSET.size + 3
+_UINT64_MAX = 2**64 - 1
+
+
+def _u64(value: int, what: str) -> int:
+    ivalue = int(value)
+    if not 0 <= ivalue <= _UINT64_MAX:
+        raise WireFormatError(f"{what} {ivalue} does not fit in a u64")
+    return ivalue
+
+
+def encode_header(first_offset: int, tags: Sequence[Tag]) -> bytes:
+    """The gr-zeromq tag header for a message whose first item has absolute offset
+    ``first_offset``, carrying ``tags`` (absolute offsets, sent as given)."""
+    parts = [_HEADER.pack(HEADER_MAGIC, HEADER_VERSION, _u64(first_offset, "first offset"),
+                          len(tags))]
+    for tag in tags:
+        if not isinstance(tag.key, str):
+            raise WireFormatError(
+                f"tag key must be a str (sent as a PMT symbol), got {type(tag.key).__name__}"
+            )
+        if tag.srcid is not None and not isinstance(tag.srcid, str):
+            raise WireFormatError(
+                f"tag srcid must be a str or None, got {type(tag.srcid).__name__}"
+            )
+        parts.append(_TAG_OFFSET.pack(_u64(tag.offset, "tag offset")))
+        parts.append(pmt.serialize(tag.key))
+        parts.append(pmt.serialize(tag.value))
+        parts.append(pmt.serialize(False if tag.srcid is None else tag.srcid))
+    return b"".join(parts)
+
+
+def encode_message(payload: Any, first_offset: int, tags: Sequence[Tag]) -> bytes:
+    """One gr-zeromq frame: tag header followed by the payload bytes.
+
+    ``payload`` is any bytes-like object or numpy array (its raw bytes are sent as
+    stored -- GNU Radio peers expect host byte order). gr-zeromq puts header and payload
+    in a *single* ZeroMQ frame (``base_sink_impl::send_message`` memcpy's both into one
+    ``zmq::message_t``; ``parse_tag_header`` reads the payload from the same frame), so
+    they are joined here with exactly one copy of the payload. Callers that manage their
+    own send buffer can use :func:`encode_header` and place the payload right after it.
+    """
+    return b"".join((encode_header(first_offset, tags), _payload_bytes(payload)))
+
+
+def _payload_bytes(payload: Any) -> Any:
+    if isinstance(payload, np.ndarray):
+        return np.ascontiguousarray(payload).reshape(-1).view(np.uint8)
+    try:
+        view = memoryview(payload)
+    except TypeError:
+        raise WireFormatError(
+            f"payload must be bytes-like or a numpy array, got {type(payload).__name__}"
+        ) from None
+    if not view.c_contiguous:
+        raise WireFormatError("payload buffer must be C-contiguous")
+    return view
+
+
+def _view(buf: Any) -> memoryview:
+    try:
+        view = memoryview(buf)
+    except TypeError:
+        raise WireFormatError(
+            f"expected a bytes-like message, got {type(buf).__name__}"
+        ) from None
+    if view.format != "B" or view.ndim != 1:
+        if not view.c_contiguous:
+            raise WireFormatError("message buffer must be C-contiguous")
+        view = view.cast("B")
+    return view
+
+
+def decode_header(buf: Any) -> tuple[int, list[Tag], int]:
+    """Parse the tag header at the start of ``buf``.
+
+    Returns ``(first_offset, tags, header_size)``; the payload starts at ``header_size``.
+    Tag offsets are the sender's absolute offsets (see :func:`rebase_tags`). Raises
+    :class:`WireFormatError` on a short message, bad magic or version, a tag count the
+    message cannot hold, or a malformed / truncated tag.
+    """
+    view = _view(buf)
+    if len(view) < HEADER_SIZE:
+        raise WireFormatError(
+            f"message of {len(view)} bytes is too small to hold the {HEADER_SIZE}-byte "
+            "gr-zeromq tag header"
+        )
+    magic, version, first_offset, ntags = _HEADER.unpack_from(view, 0)
+    if magic != HEADER_MAGIC:
+        raise WireFormatError(
+            f"gr-zeromq header magic is 0x{magic:04x}, expected 0x{HEADER_MAGIC:04x} "
+            "(is the sender's pass_tags option on?)"
+        )
+    if version != HEADER_VERSION:
+        raise WireFormatError(
+            f"gr-zeromq header version is {version}, only version {HEADER_VERSION} is known"
+        )
+    offset = HEADER_SIZE
+    if ntags * _MIN_TAG_SIZE > len(view) - offset:
+        raise WireFormatError(
+            f"gr-zeromq header announces {ntags} tags but only {len(view) - offset} bytes "
+            f"follow (each tag takes at least {_MIN_TAG_SIZE})"
+        )
+    tags: list[Tag] = []
+    for index in range(ntags):
+        if offset + _TAG_OFFSET.size > len(view):
+            raise WireFormatError(
+                f"truncated gr-zeromq header: tag {index} of {ntags} has no offset "
+                f"(message ends at {len(view)})"
+            )
+        (tag_offset,) = _TAG_OFFSET.unpack_from(view, offset)
+        offset += _TAG_OFFSET.size
+        try:
+            key, offset = pmt.deserialize(view, offset)
+            value, offset = pmt.deserialize(view, offset)
+            srcid, offset = pmt.deserialize(view, offset)
+        except WireFormatError as exc:
+            raise WireFormatError(f"gr-zeromq header, tag {index} of {ntags}: {exc}") from None
+        if not isinstance(key, str):
+            raise WireFormatError(
+                f"gr-zeromq header, tag {index} of {ntags}: key is a "
+                f"{type(key).__name__}, expected a PMT symbol"
+            )
+        if srcid is False:
+            srcid = None
+        elif srcid is not None and not isinstance(srcid, str):
+            raise WireFormatError(
+                f"gr-zeromq header, tag {index} of {ntags}: srcid is a "
+                f"{type(srcid).__name__}, expected a PMT symbol, PMT_F or PMT_NIL"
+            )
+        tags.append(Tag(tag_offset, key, value, srcid))
+    return first_offset, tags, offset
+
+
+def decode_message(buf: Any) -> tuple[int, list[Tag], memoryview]:
+    """Split one gr-zeromq frame (sent with ``pass_tags``) into header and payload.
+
+    Returns ``(first_offset, tags, payload)`` where ``payload`` is a zero-copy
+    ``memoryview`` of ``buf`` after the header and tags carry the sender's absolute
+    offsets.
+    """
+    view = _view(buf)
+    first_offset, tags, header_size = decode_header(view)
+    return first_offset, tags, view[header_size:]
+
+
+def items_from_payload(
+    payload: Any, dtype: Any, item_shape: Iterable[int] = ()
+) -> np.ndarray:
+    """View ``payload`` as an array of items of ``dtype`` and shape ``item_shape``.
+
+    The result has shape ``(n_items, *item_shape)`` and shares memory with ``payload``
+    (read-only when the payload is). gr-zeromq's ``itemsize * vlen`` corresponds to
+    ``dtype.itemsize * prod(item_shape)``. Like ``load_message`` ("Incompatible vector
+    sizes"), a payload that is not a whole number of items raises
+    :class:`WireFormatError`. Items are in the sender's host byte order; pass an explicit
+    ``'<'`` dtype to be independent of this machine's.
+    """
+    dt = np.dtype(dtype)
+    shape = tuple(int(n) for n in item_shape)
+    if any(n <= 0 for n in shape) or dt.itemsize == 0:
+        raise WireFormatError(
+            f"item of dtype {dt} and shape {shape} has no bytes; cannot split a payload"
+        )
+    item_bytes = dt.itemsize * math.prod(shape)
+    view = _view(payload)
+    if len(view) % item_bytes:
+        raise WireFormatError(
+            f"payload of {len(view)} bytes is not a whole number of {item_bytes}-byte items "
+            f"(dtype {dt}, item shape {shape})"
+        )
+    return np.frombuffer(view, dtype=dt).reshape((len(view) // item_bytes, *shape))
+
+
+def rebase_tags(
+    tags: Iterable[Tag],
+    remote_first_offset: int,
+    local_nitems: int,
+    nitems: int | None = None,
+) -> list[Tag]:
+    """Move received tags from the sender's item count onto the receiver's.
+
+    ``remote_first_offset`` is the header's first-item offset, ``local_nitems`` the
+    receiver's absolute offset of that same item (its ``nitems_written`` when the
+    message's first item is output). A tag at remote offset ``r`` lands at
+    ``local_nitems + (r - remote_first_offset)``, as gr-zeromq's ``load_message`` and
+    ``flush_pending`` compute it. Tags before the message are dropped (in GNU Radio the
+    unsigned subtraction wraps and they are never emitted); when ``nitems`` (the number of
+    items in the message) is given, tags at or after the message's end are dropped too,
+    as ``flush_pending`` only emits tags that fall on copied items. Order is preserved.
+    """
+    out: list[Tag] = []
+    for tag in tags:
+        relative = tag.offset - remote_first_offset
+        if relative < 0 or (nitems is not None and relative >= nitems):
+            continue
+        out.append(tag.moved(local_nitems + relative))
+    return out
+
+
+def _key_bytes(key: bytes | str) -> bytes:
+    return key.encode("utf-8") if isinstance(key, str) else bytes(key)
+
+
+def pub_frames(message: Any, key: bytes | str = b"") -> list[Any]:
+    """The ZeroMQ frames a gr-zeromq sink sends: ``[key, message]``, or ``[message]``
+    when ``key`` is empty (``send_message`` sends the key with ``ZMQ_SNDMORE`` first)."""
+    raw_key = _key_bytes(key)
+    return [raw_key, message] if raw_key else [message]
+
+
+def split_pub_frames(frames: Sequence[Any], key: bytes | str = b"") -> Any:
+    """The message frame of a received multipart message, given the source's ``key``.
+
+    With a key, GNU Radio expects ``[key, message]`` and drops single-frame messages;
+    here any other frame count raises :class:`WireFormatError`, as does a first frame
+    that does not start with ``key`` (the SUB subscription is a prefix match). Without a
+    key exactly one frame is expected.
+    """
+    raw_key = _key_bytes(key)
+    if raw_key:
+        if len(frames) != 2:
+            raise WireFormatError(
+                f"expected [key, message] (2 frames) for key {raw_key!r}, got {len(frames)}"
+            )
+        if not bytes(frames[0]).startswith(raw_key):
+            raise WireFormatError(
+                f"key frame {bytes(frames[0])!r} does not match subscription key {raw_key!r}"
+            )
+        return frames[1]
+    if len(frames) != 1:
+        raise WireFormatError(
+            f"expected a single-frame message (no key configured), got {len(frames)} frames"
+        )
+    return frames[0]
