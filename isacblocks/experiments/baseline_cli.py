@@ -85,3 +85,10 @@ def isac_main(argv=None, args=None) -> int:
 
 def _progress(label: str, done: int, total: int) -> None:
     print(f"\r[{label}] trade-off point {done}/{total}", end="", flush=True)
+
+
+def register(sub) -> None:
+    sensing_parser(sub.add_parser("sensing", help="baseline sensing Pmd, known vs lambda/2 spacing")).set_defaults(
+        func=lambda args: sensing_main(args=args))
+    isac_parser(sub.add_parser("isac-sweep", help="baseline ISAC (eta, phi) sweep and its Pareto points")).set_defaults(
+        func=lambda args: isac_main(args=args))
