@@ -219,7 +219,7 @@ class Flowgraph:
         finally:
             for block in started:
                 try:
-                    block.handle_messages()
+                    _handle_messages(block)
                     block.stop()
                 except BaseException as exc:  # noqa: BLE001
                     if self._error is None:
@@ -236,22 +236,17 @@ class Flowgraph:
             progress = False
             for block in order:
                 if block._inbox:
-                    block.handle_messages()
+                    _handle_messages(block)
                     progress = True
                 if done[id(block)]:
                     continue
                 produced = self._visit(block, max_items)
-                if produced == WORK_DONE:
+                if produced == WORK_DONE or (not produced and block._readers
+                                             and any(r.exhausted for r in block._readers)):
                     done[id(block)] = True
-                    for w in block._writers:
-                        w.buffer.done = True
+                    _retire(block)
                     progress = True
                 elif produced:
-                    progress = True
-                elif block._readers and all(r.exhausted for r in block._readers):
-                    done[id(block)] = True
-                    for w in block._writers:
-                        w.buffer.done = True
                     progress = True
             if all(done[id(b)] for b in sinks):
                 return
@@ -292,6 +287,21 @@ class Flowgraph:
             for w in writers:
                 w.buffer.commit(produced)
         return produced
+
+
+def _handle_messages(block: Block) -> None:
+    try:
+        block.handle_messages()
+    except Exception as exc:
+        raise _wrap(block, "a message handler", exc) from exc
+
+
+def _retire(block: Block) -> None:
+    """A block that has ended: its outputs end, and it stops holding back its upstream buffers."""
+    for w in block._writers:
+        w.buffer.done = True
+    for r in block._readers:
+        r.buffer.readers = [x for x in r.buffer.readers if x is not r]
 
 
 def _propagate_tags(readers, writers, n: int) -> None:

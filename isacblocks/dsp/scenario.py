@@ -15,8 +15,10 @@ def training_sectors(rng: np.random.Generator, params, n_frames: int, max_center
     lo, hi = params.train_center_deg
     if max_center_deg is not None:
         lo, hi = max(lo, -max_center_deg), min(hi, max_center_deg)
-    center = rng.uniform(lo, hi, n_frames)
-    span = rng.uniform(*params.train_width_deg, n_frames)
+    draws = rng.random((n_frames, 2))  # one (centre, span) pair per frame: independent of batching
+    w_lo, w_hi = params.train_width_deg
+    center = lo + (hi - lo) * draws[:, 0]
+    span = w_lo + (w_hi - w_lo) * draws[:, 1]
     theta_min = np.radians(np.clip(center - span / 2, -90.0, 90.0))
     theta_max = np.radians(np.clip(center + span / 2, -90.0, 90.0))
     return theta_min, theta_max

@@ -1,0 +1,51 @@
+"""Small shared fixtures for the runtime, physics and chain tests."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from isacblocks import SystemParams
+
+
+@pytest.fixture(scope="session")
+def paper_params() -> SystemParams:
+    """The paper's configuration (Sec. V-A)."""
+    return SystemParams()
+
+
+@pytest.fixture(scope="session")
+def small_params() -> SystemParams:
+    """A small system (K = 16, S = 64) for fast statistics and flowgraphs."""
+    return SystemParams(n_antennas=16, n_subcarriers=64, n_angle_grid=180, n_range_grid=50)
+
+
+def run_with_timeout(fg, timeout: float = 10.0) -> None:
+    """Run `fg` in a helper thread; fail (after stopping it) instead of hanging the suite.
+
+    Re-raises whatever `fg.run()` raised.
+    """
+    box: dict = {}
+
+    def target():
+        try:
+            fg.run()
+        except BaseException as exc:  # noqa: BLE001 - handed back to the test
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        fg.stop()  # sets the stop event the run loop polls; returns at once for a synchronous run
+        thread.join(2.0)
+        pytest.fail(f"flowgraph {fg.name!r} did not finish within {timeout} s (hang)")
+    if "error" in box:
+        raise box["error"]
+
+
+@pytest.fixture
+def run_fg():
+    """`run_fg(fg, timeout=10)`: run a flowgraph to completion or fail on a hang."""
+    return run_with_timeout
