@@ -3,11 +3,11 @@
 from .beamforming import ISACCombiner, SectorBeamformer
 from .channels import TargetChannel, UEChannel
 from .ofdm import OFDMDemodulator, OFDMModulator
-from .receivers import MAPRTDetector, MLDemapper, ReciprocalFilter, SensingEstimator
+from .receivers import MAPRTDetector, MBMLEstimator, MLDemapper, ReciprocalFilter, SensingEstimator
 from .sinks import DetectionMetricsSink, SERSink
 from .sources import ScenarioSource, SymbolSource
 from .ula import ImpairedULA
 
 __all__ = ["ScenarioSource", "SymbolSource", "OFDMModulator", "OFDMDemodulator", "SectorBeamformer",
            "ISACCombiner", "ImpairedULA", "TargetChannel", "UEChannel", "ReciprocalFilter",
-           "SensingEstimator", "MAPRTDetector", "MLDemapper", "DetectionMetricsSink", "SERSink"]
+           "SensingEstimator", "MAPRTDetector", "MBMLEstimator", "MLDemapper", "DetectionMetricsSink", "SERSink"]

@@ -7,6 +7,7 @@ import numpy as np
 from ..core import SyncBlock
 from ..dsp.comm import constellation, ml_demap
 from ..dsp.maprt import maprt
+from ..dsp.mbml import mbml_estimate
 from ..dsp.receiver import reciprocal_filter
 from ..dsp.spacing import check_spacing
 from ._common import ESTIMATE_ITEM, required_tags
@@ -75,6 +76,19 @@ class MAPRTDetector(SensingEstimator):
     def estimate(self, Y_tilde, sectors):
         return maprt(Y_tilde, sectors[:, 0], sectors[:, 1], sectors[:, 2], sectors[:, 3], self.spacing,
                      self.params, self.n_theta, self.n_range)
+
+
+class MBMLEstimator(SensingEstimator):
+    """The model-based learned receiver: Algorithm 1 (eq. 15-19) with spacing ``d``.
+
+    Searches the 720-point angle grid inside each frame's sector and the 200-point
+    range grid (Numba kernel), soft-max over the eq.-17 window.  A learned ``d`` arrives
+    on message port ``spacing`` while the flowgraph runs.
+    """
+
+    def estimate(self, Y_tilde, sectors):
+        return mbml_estimate(Y_tilde, sectors[:, 0], sectors[:, 1], sectors[:, 2], sectors[:, 3], self.spacing,
+                             self.params)
 
 
 class MLDemapper(SyncBlock):

@@ -103,3 +103,26 @@ class MessageCollector(Block):
         super().__init__(name=name)
         self.messages: list = []
         self.message_port_register_in("in", self.messages.append)
+
+
+class TagFilter(Block):
+    """Pass items through unchanged, dropping tags whose key is in `drop_keys` on every item
+    from absolute offset `from_item` on (e.g. labels after the first N frames)."""
+
+    tag_propagation = "none"
+
+    def __init__(self, dtype, item_shape=(), drop_keys: Iterable[str] = (), from_item: int = 0, name=None):
+        super().__init__(in_sig=[port(dtype, item_shape)], out_sig=[port(dtype, item_shape)], name=name)
+        self.drop_keys = frozenset(drop_keys)
+        self.from_item = int(from_item)
+
+    def work(self, inputs, outputs):
+        n = len(inputs[0])
+        outputs[0][:n] = inputs[0]
+        start = self.nitems_read(0)
+        shift = self.nitems_written(0) - start
+        for tag in self.get_tags_in_range(0, start, start + n):
+            if tag.key in self.drop_keys and tag.offset >= self.from_item:
+                continue
+            self.add_tag(0, tag.offset + shift, tag.key, tag.value, tag.srcid)
+        return n

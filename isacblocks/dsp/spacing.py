@@ -47,6 +47,17 @@ def check_spacing(spacing, n_antennas: int, name: str = "spacing") -> np.ndarray
     return spacing
 
 
+def spacing_errors(spacing, true_spacing) -> dict:
+    """How far a spacing vector is from the truth (mm): ``||d - d_true||``, and the error of the
+    element positions ``(k-(K-1)/2) d_k`` (norm, rms, max), which is what the phases see."""
+    spacing, true_spacing = np.asarray(spacing), np.asarray(true_spacing)
+    pos_err = element_positions(spacing) - element_positions(true_spacing)
+    return {"spacing_error_mm": float(np.linalg.norm(spacing - true_spacing) * 1e3),
+            "position_error_mm": float(np.linalg.norm(pos_err) * 1e3),
+            "position_error_rms_mm": float(np.sqrt(np.mean(pos_err ** 2)) * 1e3),
+            "position_error_max_mm": float(np.max(np.abs(pos_err)) * 1e3)}
+
+
 def load_spacing(path, n_antennas: int | None = None) -> np.ndarray:
     """Read a spacing vector (metres) from ``.npy`` or text (one value per antenna)."""
     path = Path(path)

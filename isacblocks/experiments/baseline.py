@@ -18,7 +18,7 @@ from ..blocks import (DetectionMetricsSink, ImpairedULA, ISACCombiner, MAPRTDete
 from ..blocks._common import seed_sequence
 from ..core import Flowgraph, NullSink
 from ..dsp.detection import threshold_at_pfa
-from ..dsp.spacing import element_positions
+from ..dsp.spacing import spacing_errors
 
 BLOCK_SEEDS = ("scenario", "symbols", "target", "ue")
 
@@ -96,17 +96,6 @@ def isac_flowgraph(params, ula: ImpairedULA, spacing, n_frames: int, seed=0, eta
     return ChainBlocks(fg, detection, ser, estimator, f_sensing)
 
 
-def spacing_summary(spacing, true_spacing) -> dict:
-    """How far an assumed spacing is from the truth (mm): ``||d - d_true||``, and the error of the
-    element positions ``(k-(K-1)/2) d_k`` (norm, rms, max), which is what the phases see."""
-    spacing, true_spacing = np.asarray(spacing), np.asarray(true_spacing)
-    pos_err = element_positions(spacing) - element_positions(true_spacing)
-    return {"spacing_error_mm": float(np.linalg.norm(spacing - true_spacing) * 1e3),
-            "position_error_mm": float(np.linalg.norm(pos_err) * 1e3),
-            "position_error_rms_mm": float(np.sqrt(np.mean(pos_err ** 2)) * 1e3),
-            "position_error_max_mm": float(np.max(np.abs(pos_err)) * 1e3)}
-
-
 def baseline_sensing(params, ula: ImpairedULA, frames_per_hypothesis: int, seed=0, max_items: int = 64,
                      spacings: dict | None = None) -> dict:
     """Pmd at ``params.pfa`` on the test sector for each assumed spacing (default: the
@@ -126,7 +115,7 @@ def baseline_sensing(params, ula: ImpairedULA, frames_per_hypothesis: int, seed=
         report = chain.detection.report()
         results[label] = {"detection": report.to_dict(), "invalid_frames": chain.detection.invalid_frames,
                           "wall_s": elapsed, "frames_per_s": 2 * frames_per_hypothesis / elapsed,
-                          **spacing_summary(spacing, ula.spacing)}
+                          **spacing_errors(spacing, ula.spacing)}
     return results
 
 
@@ -186,5 +175,5 @@ def isac_sweep(params, ula: ImpairedULA, frames_per_point: int, seed=0, h0_frame
         for p, a, b in zip(points, pareto_mask(costs_pmd), pareto_mask(costs_rmse)):
             p["pareto_pmd_ser"], p["pareto_rmse_ser"] = bool(a), bool(b)
         out[label] = {"threshold": threshold, "h0_frames": h0_frames,
-                      "points": points, **spacing_summary(spacing, ula.spacing)}
+                      "points": points, **spacing_errors(spacing, ula.spacing)}
     return out

@@ -1,6 +1,16 @@
-"""ZeroMQ wire formats compatible with GNU Radio 3.10's gr-zeromq: PMT (de)serialisation
-(:mod:`isacblocks.zmq.pmt`) and the stream tag header / framing (:mod:`isacblocks.zmq.wire`)."""
+"""ZeroMQ streaming compatible with GNU Radio 3.10's gr-zeromq: PMT (de)serialisation
+(:mod:`isacblocks.zmq.pmt`), the stream tag header / framing (:mod:`isacblocks.zmq.wire`)
+and the PUSH/PULL and PUB/SUB sink and source blocks (:mod:`isacblocks.zmq.blocks`)."""
 
+from isacblocks.zmq.blocks import (
+    EOS_KEY,
+    PubSink,
+    PullSource,
+    PushSink,
+    SubSource,
+    ZmqDropWarning,
+    ZmqWarning,
+)
 from isacblocks.zmq.pmt import Pair, UInt64, WireFormatError, deserialize, dumps, loads, serialize
 from isacblocks.zmq.wire import (
     decode_header,
@@ -14,7 +24,14 @@ from isacblocks.zmq.wire import (
 )
 
 __all__ = [
+    "EOS_KEY",
     "Pair",
+    "PubSink",
+    "PullSource",
+    "PushSink",
+    "SubSource",
+    "ZmqDropWarning",
+    "ZmqWarning",
     "UInt64",
     "WireFormatError",
     "decode_header",

@@ -1,0 +1,101 @@
+"""``isac reproduce``, ``isac train`` and ``isac evaluate``."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..dsp.evaluation import evaluate_spacing
+from ..dsp.spacing import load_spacing, save_spacing, spacing_errors
+from .common import load_params, true_array, write_json
+from .scales import SCALES
+
+
+def reproduce_main(args) -> int:
+    from .reproduce import reproduce
+
+    params = load_params(args)
+    ula = true_array(params, args.seed, args.true_spacing)
+    figs = ("3", "4", "5") if args.fig == "all" else tuple(args.fig.split(","))
+    reproduce(params, ula, figs=figs, scale=args.scale, out=args.out, seed=args.seed, args=args)
+    return 0
+
+
+def train_main(args) -> int:
+    from ..learning.trainer import TrainConfig, Trainer
+
+    params = load_params(args)
+    ula = true_array(params, args.seed, args.true_spacing)
+    ratio = args.labeled_ratio if args.schedule in ("sl+ul", "ul+sl") else None
+    lr = args.lr if args.lr is not None else 6.25e-6
+    step = max(args.iterations // 5, 1)
+    config = TrainConfig(schedule=args.schedule, iterations=args.iterations, labeled_ratio=ratio,
+                         batch_size=args.batch_size, lr=lr, curriculum=args.curriculum,
+                         eval_at=tuple(range(0, args.iterations + 1, step)) if args.eval else (),
+                         eval_frames=args.eval_frames, seed=args.seed, checkpoint=args.checkpoint)
+    trainer = Trainer(params, ula.spacing, config)
+    if args.resume:
+        trainer.load_checkpoint(args.checkpoint)
+        print(f"resumed from {args.checkpoint} at iteration {trainer.iteration}")
+    result = trainer.run()
+    save_spacing(args.out, result.spacing)
+    for record in result.evaluations:
+        print(f"iteration {record['iteration']:>6}: Pmd {record['pmd']:.4f} [{record['pmd_ci'][0]:.4f}, "
+              f"{record['pmd_ci'][1]:.4f}]  ||d - d_true|| {record['spacing_error_mm']:.3f} mm  "
+              f"element-position error {record['position_error_mm']:.2f} mm")
+    print(f"wrote {args.out} ({result.wall_s:.1f} s, {result.labeled_frames} labelled frames)")
+    return 0
+
+
+def evaluate_main(args) -> int:
+    params = load_params(args)
+    ula = true_array(params, args.seed, args.true_spacing)
+    spacing = load_spacing(args.spacing, params.n_antennas)
+    report = evaluate_spacing(params, ula.spacing, spacing, args.frames, seed=args.seed)
+    errors = spacing_errors(spacing, ula.spacing)
+    print(f"MB-ML receiver with {args.spacing}: Pmd {report.pmd:.4f} [{report.pmd_ci[0]:.4f}, {report.pmd_ci[1]:.4f}] "
+          f"at Pfa {params.pfa:g} ({args.frames} frames per hypothesis), position RMSE {report.rmse_position:.3f} m, "
+          f"||d - d_true|| {errors['spacing_error_mm']:.3f} mm, element-position error "
+          f"{errors['position_error_mm']:.2f} mm")
+    if args.json:
+        write_json(args.json, {"spacing": args.spacing, "report": report.to_dict(), **errors})
+    return 0
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=0, help="seed of the run and of the drawn true array")
+    parser.add_argument("--config", metavar="FILE", default=None, help="SystemParams TOML file")
+    parser.add_argument("--true-spacing", metavar="FILE", default=None,
+                        help="the true array's spacing (.npy or text); default: drawn from --seed")
+
+
+def register(sub) -> None:
+    rep = sub.add_parser("reproduce", help="the paper's studies: Figs. 3-5, JSON and the claims table",
+                         description="Run the paper's studies and write Figs. 3-5 (PNG), results.json and "
+                                     "claims.md.  Scales: " + ", ".join(SCALES))
+    rep.add_argument("--fig", default="all", help="3, 4, 5, a comma list, or all (default)")
+    rep.add_argument("--scale", default="default", choices=sorted(SCALES))
+    rep.add_argument("--out", default="out/reproduce", help="output folder (default out/reproduce)")
+    _common(rep)
+    rep.set_defaults(func=reproduce_main)
+
+    tr = sub.add_parser("train", help="learn the spacing vector d (SL, UL, SL+UL, UL+SL)")
+    tr.add_argument("--schedule", choices=("sl", "ul", "sl+ul", "ul+sl"), default="ul")
+    tr.add_argument("--labeled-ratio", type=float, default=0.5, help="SL iterations / all (sl+ul, ul+sl)")
+    tr.add_argument("--curriculum", action="store_true", help="widen training sectors from broadside")
+    tr.add_argument("--iterations", type=int, default=1000)
+    tr.add_argument("--batch-size", type=int, default=256)
+    tr.add_argument("--lr", type=float, default=None, help="Adam step in metres (default 6.25e-6)")
+    tr.add_argument("--eval", action="store_true", help="evaluate Pmd five times along the run")
+    tr.add_argument("--eval-frames", type=int, default=10000)
+    tr.add_argument("--checkpoint", default=None, help="checkpoint file (written every 100 iterations)")
+    tr.add_argument("--resume", action="store_true", help="resume from --checkpoint")
+    tr.add_argument("--out", required=True, help="where to write the learned spacing (.npy or text)")
+    _common(tr)
+    tr.set_defaults(func=train_main)
+
+    ev = sub.add_parser("evaluate", help="Pmd and RMSE of the MB-ML receiver with a given spacing")
+    ev.add_argument("--spacing", required=True, help="the spacing the transceiver assumes (.npy or text)")
+    ev.add_argument("--frames", type=int, default=10000, help="frames per hypothesis")
+    ev.add_argument("--json", default=None)
+    _common(ev)
+    ev.set_defaults(func=evaluate_main)

@@ -1,0 +1,332 @@
+"""Command lines of the two-process ISAC link: ``isac tx`` and ``isac rx``.
+
+    isac rx --address tcp://127.0.0.1:5555 &
+    isac tx --address tcp://127.0.0.1:5555 --frames 2000
+
+Both take the same ``--seed``, ``--config``, ``--spacing`` and ``--no-comm``; the receiver
+checks them against the transmitter's ``link_config`` tag.  Either may start first: the
+transmitter's PUSH sockets hold the frames until a receiver connects, and a restarted
+receiver continues the stream.  The transmitter ends with an end-of-stream tag after its
+last frame, which ends the receiver.  Ctrl-C (SIGINT) stops either one cleanly with exit
+code 130: the transmitter stops producing, waits until the receiver took what is queued
+(a second Ctrl-C gives up) and sends the end of stream; the receiver prints its table of
+what it processed.  Also runnable as ``python -m isacblocks.experiments.link_cli tx|rx``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import signal
+import sys
+import time
+import warnings
+
+import numpy as np
+
+from ..dsp.detection import threshold_at_pfa
+from ..errors import ConfigError, IsacError
+from .common import fmt_interval, load_params, run_record, table, true_array, write_json
+from .link import LINK_HWM, LINK_STREAMS, rx_flowgraph, stream_addresses, tx_flowgraph
+
+DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
+
+
+# ------------------------------------------------------------------------------------ options
+def _shared_options(parser: argparse.ArgumentParser, role: str) -> None:
+    parser.add_argument("--address", default=DEFAULT_ADDRESS,
+                        help=f"base address; the {len(LINK_STREAMS)} streams ({', '.join(LINK_STREAMS)}) use "
+                             "consecutive tcp ports or suffixed ipc/inproc names (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the run: the true array and, at tx, every "
+                                                            "random block (default 0)")
+    parser.add_argument("--spacing", metavar="FILE", default=None,
+                        help="true antenna spacing vector (.npy or text, metres); default: drawn from --seed")
+    parser.add_argument("--config", metavar="FILE", default=None, help="SystemParams TOML file (default: paper)")
+    parser.add_argument("--assume", default="known", metavar="known|nominal|FILE",
+                        help=f"spacing the {role} assumes: the true impaired one, lambda/2, or a file "
+                             "(e.g. a learned d) (default %(default)s)")
+    parser.add_argument("--no-comm", dest="with_comm", action="store_false",
+                        help="sensing only: no UE channel, no y_c / csi / messages streams")
+    parser.add_argument("--max-items", type=int, default=64,
+                        help="frames per work() call (at tx also the most frames per message) (default 64)")
+    parser.add_argument("--hwm", type=int, default=LINK_HWM,
+                        help="ZeroMQ high-water mark per stream, in messages (default %(default)s)")
+    parser.add_argument("--report-interval", type=float, default=1.0, metavar="S",
+                        help="seconds between live status lines; 0 turns them off (default 1)")
+    parser.add_argument("--json", metavar="PATH", default=None, help="write every number to this JSON file")
+
+
+def tx_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(prog="isac tx")
+    parser.description = ("ISAC transmitter and channels: stream the sensing frames Y_r, the symbols and (with "
+                          "comm) y_c, CSI and the sent messages over ZeroMQ PUSH sockets, with the ground truth "
+                          "as stream tags.  Run `isac rx` with the same --seed/--config to receive them.")
+    _shared_options(parser, "transmitter's precoder")
+    parser.add_argument("--frames", type=int, default=1000, help="frames to send; 0 streams until Ctrl-C "
+                                                                 "(default %(default)s)")
+    parser.add_argument("--eta", type=float, default=1.0, help="ISAC trade-off eta of eq. 4 (default 1)")
+    parser.add_argument("--phi", type=float, default=0.0, help="ISAC phase phi of eq. 4, rad (default 0)")
+    parser.add_argument("--sector", choices=("test", "train"), default="test",
+                        help="prior sectors: the test sector, or random training sectors (default test)")
+    presence = parser.add_mutually_exclusive_group()
+    presence.add_argument("--presence", type=float, default=0.5, help="target presence probability (default 0.5)")
+    presence.add_argument("--alternate", action="store_true", help="no target, target, no target, ... "
+                                                                   "(as many H0 as H1 frames)")
+    parser.add_argument("--linger", type=float, default=None, metavar="S",
+                        help="at the end, wait at most S seconds for the receiver to take the queued frames "
+                             "(default: until it has them; a second Ctrl-C gives up)")
+    return parser
+
+
+def rx_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(prog="isac rx")
+    parser.description = ("ISAC receiver: reciprocal filter, MAPRT or MB-ML sensing estimator and metric sinks "
+                          "fed by ZeroMQ PULL sockets from `isac tx`; prints live metrics and the final table.")
+    _shared_options(parser, "receiver")
+    parser.add_argument("--estimator", choices=("maprt", "mbml"), default="maprt",
+                        help="sensing receiver: MAPRT baseline or MB-ML (Algorithm 1) (default maprt)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="detection threshold (default: the (1 - Pfa) quantile of the H0 frames received)")
+    parser.add_argument("--save-records", metavar="PATH", default=None,
+                        help="save the per-frame detection records (statistic, theta_hat, range_hat, "
+                             "target_present, theta, range) to this .npy file")
+    return parser
+
+
+def _assumed_spacing(args, params, ula) -> np.ndarray:
+    if args.assume == "known":
+        return ula.spacing
+    if args.assume == "nominal":
+        return params.nominal_spacing
+    from ..dsp.spacing import load_spacing
+
+    return load_spacing(args.assume, params.n_antennas)
+
+
+def _check_common(args) -> None:
+    if args.max_items < 1:
+        raise ConfigError(f"--max-items {args.max_items}: must be >= 1")
+    if args.hwm < 0:
+        raise ConfigError(f"--hwm {args.hwm}: must be >= 0 (0: no limit)")
+
+
+# ------------------------------------------------------------------------------------- running
+def _setup_process(role: str) -> None:
+    """Ctrl-C raises KeyboardInterrupt even when the parent process ignored SIGINT, and
+    warnings (end of stream not delivered, malformed messages) print as one line."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    warnings.formatwarning = lambda message, category, *_args, **_kw: f"{role}: {category.__name__}: {message}\n"
+
+
+def _run(fg, report, interval: float) -> None:
+    """Run `fg` in its thread, calling `report()` every `interval` s; re-raise a block's error."""
+    fg.start()
+    last = time.monotonic()
+    while fg.running:
+        time.sleep(0.05)
+        if interval and time.monotonic() - last >= interval:
+            last = time.monotonic()
+            report()
+    fg.wait()
+
+
+def tx_main(argv=None, args=None) -> int:
+    args = args or tx_parser().parse_args(argv)
+    _setup_process("tx")
+    _check_common(args)
+    params = load_params(args)
+    ula = true_array(params, args.seed, args.spacing)
+    spacing = _assumed_spacing(args, params, ula)
+    if args.frames < 0:
+        raise ConfigError(f"--frames {args.frames}: must be >= 0 (0: until Ctrl-C)")
+    n_frames = None if args.frames == 0 else args.frames
+    linger = -1 if args.linger is None else int(args.linger * 1000)
+    link = tx_flowgraph(params, ula, spacing, n_frames, args.address, seed=args.seed, eta=args.eta, phi=args.phi,
+                        with_comm=args.with_comm, sector=args.sector,
+                        presence_probability=args.presence, alternate=args.alternate,
+                        max_items=args.max_items, hwm=args.hwm, linger=linger)
+    y_r = link.sinks["Y_r"]
+    for name, endpoint in link.endpoints.items():
+        print(f"tx: {name:8s} -> {endpoint}")
+    print(f"tx: sending {args.frames or 'endless'} frames (seed {args.seed}); waiting for a receiver ...", flush=True)
+    start = time.monotonic()
+
+    def report() -> None:
+        elapsed = time.monotonic() - start
+        mbytes = sum(s.bytes_sent for s in link.sinks.values()) / 1e6
+        print(f"tx: {y_r.items_sent} frames sent, {y_r.items_sent / elapsed:.1f} frames/s, "
+              f"{mbytes / elapsed:.1f} MB/s, {y_r.peers} receiver(s) connected", flush=True)
+
+    code = 0
+    try:
+        _run(link.flowgraph, report, args.report_interval)
+    except KeyboardInterrupt:
+        code = 130
+        print("\ntx: interrupted; sending the queued frames and the end of stream (Ctrl-C again to give up)",
+              flush=True)
+        try:
+            link.flowgraph.stop(timeout=None)
+        except KeyboardInterrupt:
+            for sink in link.sinks.values():
+                sink.abort()
+            link.flowgraph.stop(timeout=5.0)
+    elapsed = time.monotonic() - start
+    mbytes = sum(s.bytes_sent for s in link.sinks.values()) / 1e6
+    eos = all(s.eos_sent for s in link.sinks.values())
+    print(f"tx: sent {y_r.items_sent} frames ({mbytes:.1f} MB) in {elapsed:.1f} s; end of stream "
+          f"{'sent' if eos else 'NOT sent'}", flush=True)
+    if args.json:
+        write_json(args.json, {**run_record(args, params, ula), "role": "tx", "frames": y_r.items_sent,
+                               "wall_s": elapsed, "interrupted": code == 130,
+                               "streams": {name: s.stats() for name, s in link.sinks.items()}})
+    return code
+
+
+def rx_main(argv=None, args=None) -> int:
+    args = args or rx_parser().parse_args(argv)
+    _setup_process("rx")
+    _check_common(args)
+    params = load_params(args)
+    ula = true_array(params, args.seed, args.spacing)
+    spacing = _assumed_spacing(args, params, ula)
+    expect = {"true_spacing": ula.spacing} if args.assume == "known" else {}
+    link = rx_flowgraph(params, spacing, args.address, with_comm=args.with_comm, estimator=args.estimator,
+                        threshold=args.threshold, max_items=args.max_items, hwm=args.hwm, expect=expect)
+    for name, endpoint in stream_addresses(args.address, link.sources).items():
+        print(f"rx: {name:8s} <- {endpoint}")
+    print(f"rx: {args.estimator.upper()} receiver assuming the {args.assume} spacing; waiting for frames ...",
+          flush=True)
+    start = time.monotonic()
+    code = 0
+    try:
+        _run(link.flowgraph, lambda: print(_live_line(link, params), flush=True), args.report_interval)
+    except KeyboardInterrupt:
+        code = 130
+        print("\nrx: interrupted", flush=True)
+        try:
+            link.flowgraph.stop(timeout=60.0)
+        except KeyboardInterrupt:
+            pass
+    elapsed = time.monotonic() - start
+    _final_report(link, params, args, ula, elapsed, interrupted=code == 130)
+    return code
+
+
+# ------------------------------------------------------------------------------------- reports
+def _detection_report(detection, pfa: float):
+    """``(report, note)``: the detection report, or ``(None, why not)``.
+
+    With too few H0 frames for the independent Pfa check (half of them), the threshold is
+    set on all H0 frames and the check reuses them (said in `note`)."""
+    try:
+        return detection.report(), None
+    except (IsacError, ValueError):
+        pass
+    try:
+        threshold = threshold_at_pfa(detection.h0_statistics(), pfa)
+        return detection.report(threshold=threshold), "Pfa check on the same H0 frames as the threshold"
+    except (IsacError, ValueError) as exc:
+        return None, str(exc)
+
+
+def _pmd_text(link, params) -> str:
+    rep, _ = _detection_report(link.detection, params.pfa)
+    if rep is None:
+        return f"Pmd: too few H0 frames for Pfa {params.pfa:g}"
+    return f"Pmd {rep.pmd:.4f} at Pfa {params.pfa:g} (threshold {rep.threshold:.2f})"
+
+
+def _live_line(link, params) -> str:
+    rec = link.detection.records
+    h1 = int(np.count_nonzero(rec[:, 3] == 1))
+    parts = [f"rx: {link.monitor.frames} frames received, {len(rec)} processed (H0 {len(rec) - h1}, H1 {h1}), "
+             f"{link.monitor.rate:.1f} frames/s", _pmd_text(link, params)]
+    if link.ser is not None and link.ser.symbols:
+        parts.append(f"SER {link.ser.ser:.2e}")
+    malformed = sum(s.malformed for s in link.sources.values())
+    parts.append(f"missing {link.monitor.missing}, malformed {malformed}")
+    return " | ".join(parts)
+
+
+def _final_report(link, params, args, ula, elapsed: float, interrupted: bool) -> None:
+    rec = link.detection.records
+    ser = link.ser.report() if link.ser is not None else None
+    report, note = _detection_report(link.detection, params.pfa)
+    det = report.to_dict() if report is not None else {"error": note}
+    headers = ["frames", "H0", "H1", "Pmd [95% CI]", "Pfa check [95% CI]", "threshold", "RMSE pos (m)",
+               "RMSE angle (deg)", "RMSE range (m)", "SER [95% CI]", "frames/s received"]
+    h1 = int(np.count_nonzero(rec[:, 3] == 1))
+    if "error" in det:
+        cells = ["-"] * 6
+    else:
+        cells = [fmt_interval(det["pmd"], det["pmd_ci"]), fmt_interval(det["pfa_check"], det["pfa_check_ci"]),
+                 f"{det['threshold']:.2f}", f"{det['rmse_position']:.3f}", f"{math.degrees(det['rmse_angle']):.3f}",
+                 f"{det['rmse_range']:.3f}"]
+    ser_cell = fmt_interval(ser["ser"], ser["ser_ci"]) if ser and ser["symbols"] else "-"
+    row = [len(rec), len(rec) - h1, h1, *cells, ser_cell, f"{link.monitor.rate:.1f}"]
+    print(f"\nISAC link receiver ({args.estimator}, {args.assume} spacing, Pfa = {params.pfa}){' - interrupted' if interrupted else ''}")
+    print(table(headers, [row]))
+    if "error" in det:
+        print(f"(no detection metrics: {det['error']})")
+    elif note:
+        print(f"({note}: too few for an independent check)")
+        det["note"] = note
+    stats = {name: s.stats() for name, s in link.sources.items()}
+    problems = [f"{name}: {st['malformed']} malformed (last: {st['last_error']})"
+                for name, st in stats.items() if st["malformed"]]
+    if link.monitor.missing:
+        problems.append(f"{link.monitor.missing} frames missing from the seq numbering")
+    starts = {name: st.first_remote_offset for name, st in link.sources.items() if st.first_remote_offset is not None}
+    lost = {name: st.missed_items for name, st in link.sources.items() if st.missed_items}
+    if len(set(starts.values())) > 1 or lost:
+        problems.append(f"STREAMS MISALIGNED (first frames {starts}, items lost {lost}): the receiver paired "
+                        "different frames; rerun without restarting the receiver mid-stream")
+    print(f"link: {link.monitor.frames} frames received in {elapsed:.1f} s, end of stream "
+          f"{'received' if any(s.eos_received for s in link.sources.values()) else 'not received'}"
+          + ("; " + "; ".join(problems) if problems else ""), flush=True)
+    if args.save_records:
+        np.save(args.save_records, rec)
+        print(f"wrote {args.save_records}")
+    if args.json:
+        write_json(args.json, {**run_record(args, params, ula), "role": "rx", "estimator": args.estimator,
+                               "assume": args.assume, "interrupted": interrupted, "wall_s": elapsed,
+                               "frames_received": link.monitor.frames, "frames_processed": len(rec),
+                               "frames_per_s": link.monitor.rate,
+                               "missing_frames": link.monitor.missing, "invalid_frames": link.detection.invalid_frames,
+                               "detection": det, "ser": ser, "streams": stats,
+                               "tx_config": _jsonable_config(link.monitor.config)})
+        print(f"wrote {args.json}")
+
+
+def _jsonable_config(config):
+    if config is None:
+        return None
+    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in config.items()}
+
+
+# ------------------------------------------------------------------------------------- entry
+def register(sub) -> None:
+    tx_parser(sub.add_parser("tx", help="ISAC transmitter + channels streaming over ZeroMQ")).set_defaults(
+        func=lambda args: tx_main(args=args))
+    rx_parser(sub.add_parser("rx", help="ISAC receiver + metrics fed over ZeroMQ")).set_defaults(
+        func=lambda args: rx_main(args=args))
+
+
+def main(argv=None) -> int:
+    """``python -m isacblocks.experiments.link_cli tx|rx ...`` (the same as ``isac tx|rx``)."""
+    parser = argparse.ArgumentParser(prog="isac-link", description="two-process ISAC link over ZeroMQ")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    register(sub)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except IsacError as exc:
+        print(f"isac {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"isac {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Differentiable (torch) versions of exactly the formulas that need a gradient w.r.t. ``d``.
+
+Each mirrors a numpy function of `isacblocks.dsp` (tests check they agree):
+
+* `steering`         <-> `dsp.ula_steering` (eq. 13)
+* `ls_precoder`      <-> `dsp.beampattern_precoder` (eq. 5-6), many sectors at once
+* `window_map`       <-> the window of `dsp.mbml_estimate` (eq. 15, 17), on projected frames
+* `soft_estimate`    <-> eq. 18-19 (soft-max and weighted means)
+
+The arg-max (eq. 16) needs no gradient; it comes from the Numba kernel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+
+def steering(theta: torch.Tensor, spacing: torch.Tensor, wavelength: float) -> torch.Tensor:
+    """``[a(theta)]_k = exp(-j 2 pi (k-(K-1)/2) d_k sin(theta) / lambda)``; theta (...,) -> (..., K)."""
+    k = torch.arange(spacing.shape[0], dtype=spacing.dtype, device=spacing.device)
+    positions = (k - (spacing.shape[0] - 1) / 2) * spacing
+    phase = (-2 * math.pi / wavelength) * torch.sin(theta)[..., None] * positions
+    return torch.polar(torch.ones_like(phase), phase)
+
+
+def ls_precoder(spacing: torch.Tensor, theta_min: torch.Tensor, theta_max: torch.Tensor, params) -> torch.Tensor:
+    """Unit-norm LS beampattern precoders ``f = (A* A^T)^{-1} A* b`` (eq. 6), one per sector; (B, K).
+
+    ``A`` is the steering matrix of `spacing` on the N_theta-point grid over
+    [-pi/2, pi/2]; ``b`` is K inside ``[theta_min, theta_max]`` and 0 outside (eq. 5).
+    """
+    grid = torch.tensor(np.array(params.angle_grid), dtype=spacing.dtype)
+    a = steering(grid, spacing, params.wavelength)  # (N, K): row n is a(theta_n)^T
+    inside = (grid[None, :] >= theta_min[:, None]) & (grid[None, :] <= theta_max[:, None])
+    desired = inside.to(a.dtype) * spacing.shape[0]  # (B, N)
+    gram = a.conj().T @ a  # A* A^T, (K, K)
+    rhs = a.conj().T @ desired.T  # A* b, (K, B)
+    f = torch.linalg.solve(gram, rhs).T
+    return f / torch.linalg.vector_norm(f, dim=1, keepdim=True)
+
+
+def window_map(projected: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, spacing: torch.Tensor,
+               synth: torch.Tensor, params) -> torch.Tensor:
+    """The eq.-17 window ``|Phi_pert(d)[:, rows]^H Y~ Phi_d^*[:, cols]|`` per frame, (B, R, C).
+
+    `projected` is ``C = Y~ G`` (B, K, r) and `synth` is ``V`` (r, N_tau) with
+    ``Phi_d^* = G V``; `rows` (B, R) and `cols` (B, C) index the angle and range grids.
+    """
+    grid = torch.tensor(np.array(params.angle_grid), dtype=spacing.dtype)
+    a = steering(grid[rows], spacing, params.wavelength)  # (B, R, K)
+    v = synth[:, cols].permute(1, 0, 2)  # (B, r, C)
+    z = projected @ v.to(projected.dtype)  # (B, K, C)
+    return torch.abs(a.conj().to(z.dtype) @ z)
+
+
+def soft_estimate(window: torch.Tensor, valid: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
+                  params) -> tuple[torch.Tensor, torch.Tensor]:
+    """Soft-max over the valid window entries and the weighted means (eq. 18-19): (theta_hat, range_hat)."""
+    logits = torch.where(valid, window, torch.full_like(window, -torch.inf))
+    soft = torch.softmax(logits.flatten(1), dim=1).view_as(window)
+    angles = torch.tensor(np.array(params.angle_grid), dtype=window.dtype)[rows]
+    ranges = torch.tensor(np.array(params.range_grid), dtype=window.dtype)[cols]
+    return (angles * soft.sum(dim=2)).sum(dim=1), (ranges * soft.sum(dim=1)).sum(dim=1)
+
+
+def supervised_loss(theta_hat, range_hat, theta, ranges) -> torch.Tensor:
+    """``J_SL = E ||p - p^||^2`` with ``p = [R cos(theta), R sin(theta)]`` (eq. 2, 20)."""
+    dx = ranges * torch.cos(theta) - range_hat * torch.cos(theta_hat)
+    dy = ranges * torch.sin(theta) - range_hat * torch.sin(theta_hat)
+    return torch.mean(dx * dx + dy * dy)
+
+
+def unsupervised_loss(window: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``J_UL = -max_ij L`` (eq. 21), averaged over the batch; the window holds the map's maximum."""
+    masked = torch.where(valid, window, torch.full_like(window, -torch.inf))
+    return -torch.mean(masked.flatten(1).max(dim=1).values)

@@ -1,0 +1,308 @@
+"""Learning the antenna spacing ``d`` end to end (Sec. IV): SL, UL and their sequences.
+
+One training iteration (batch B, one random sector per frame, Sec. V-A):
+
+1. precoders ``f(d)`` for every frame's sector, in torch (eq. 5-6);
+2. frames with a target through the TRUE array; only the scalar gain
+   ``g = a_tx(theta)^T f(d)`` carries the gradient into the transmitter (DESIGN §5);
+3. the arg-max of the sector map with the current ``d`` from the Numba kernel (eq. 16);
+4. the window around it recomputed in torch with gradient through ``d`` (eq. 15, 17);
+5. the supervised loss (eq. 20, needs label tags) or the unsupervised one (eq. 21);
+6. an Adam step on ``d``.
+
+Schedules: ``sl``, ``ul``, ``sl+ul`` and ``ul+sl`` with a labelled-data ratio (SL
+iterations / total iterations).  A sector curriculum (beyond the paper) widens the
+training sectors' centres from broadside to ``train_center_deg`` over the run.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import pickle
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..dsp.evaluation import evaluate_spacing
+from ..dsp.mbml import mbml_peak_projected, window_indices
+from ..dsp.montecarlo import ProjectedBasis, draw_projected_frames
+from ..dsp.scenario import training_sectors
+from ..dsp.spacing import check_spacing, spacing_errors
+from ..dsp.steering import element_positions
+from ..errors import ConfigError, TrainingError
+from . import differentiable as diff
+from .model import SpacingModel
+
+SCHEDULES = ("sl", "ul", "sl+ul", "ul+sl")
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of a training run.
+
+    `lr` is Adam's step in metres of spacing (the paper's unit: 4e-7 for SL, 5e-7 for
+    UL at batch 3000); the model is parametrised relative to lambda/2, which is
+    equivalent for Adam and better conditioned.
+    """
+
+    schedule: str = "ul"
+    iterations: int = 1000
+    labeled_ratio: float | None = None  # SL share of the iterations for sl+ul / ul+sl
+    batch_size: int = 256
+    lr: float = 6.25e-6
+    lr_decay: float = 1.0  # multiply the learning rate by this ...
+    lr_decay_at: float = 1.0  # ... after this fraction of the iterations (paper SL: 0.1 after 50k of 85k)
+    curriculum: bool = False
+    curriculum_start_deg: float = 0.0  # centre range at the first iteration (U[-m, m])
+    eval_at: tuple[int, ...] = ()
+    eval_frames: int = 10000  # per hypothesis
+    eval_seed: int = 12345
+    seed: int = 0
+    checkpoint: str | None = None
+    checkpoint_every: int = 100
+    max_loss_growth: float = 1e6  # stop when |loss| exceeds this multiple of the first loss
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"TrainConfig.schedule = {self.schedule!r}: must be one of {SCHEDULES}")
+        if self.iterations < 0 or self.batch_size < 1:
+            raise ConfigError(f"TrainConfig: iterations = {self.iterations} must be >= 0 and batch_size = "
+                              f"{self.batch_size} >= 1")
+        if self.schedule in ("sl+ul", "ul+sl"):
+            if self.labeled_ratio is None or not 0.0 <= self.labeled_ratio <= 1.0:
+                raise ConfigError(f"TrainConfig.labeled_ratio = {self.labeled_ratio!r}: schedule "
+                                  f"{self.schedule!r} needs a ratio in [0, 1]")
+        if not self.lr > 0:
+            raise ConfigError(f"TrainConfig.lr = {self.lr}: must be > 0")
+
+    @property
+    def sl_iterations(self) -> int:
+        """Iterations with the supervised loss (the labelled data)."""
+        if self.schedule == "sl":
+            return self.iterations
+        if self.schedule == "ul":
+            return 0
+        return int(round(self.labeled_ratio * self.iterations))
+
+    def loss_at(self, iteration: int) -> str:
+        """``"sl"`` or ``"ul"`` for 0-based `iteration`."""
+        n_sl = self.sl_iterations
+        if self.schedule == "ul+sl":
+            return "ul" if iteration < self.iterations - n_sl else "sl"
+        return "sl" if iteration < n_sl else "ul"
+
+
+@dataclass
+class TrainingBatch:
+    """Projected frames of one iteration; `labels` (theta, range) exist only for labelled data."""
+
+    signal: torch.Tensor
+    noise: torch.Tensor
+    theta_true: np.ndarray
+    theta_min: np.ndarray
+    theta_max: np.ndarray
+    labels: dict | None
+
+
+@dataclass
+class TrainResult:
+    spacing: np.ndarray
+    history: list[dict] = field(default_factory=list)
+    evaluations: list[dict] = field(default_factory=list)
+    wall_s: float = 0.0
+    labeled_frames: int = 0
+    config: dict = field(default_factory=dict)
+
+
+class Trainer:
+    """Trains a `SpacingModel` against a true array (the simulated hardware)."""
+
+    def __init__(self, params, true_spacing, config: TrainConfig, init_spacing=None):
+        self.params = params
+        self.true_spacing = check_spacing(true_spacing, params.n_antennas, "true_spacing")
+        self.config = config
+        self.model = SpacingModel(params, init_spacing)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr / self.model.scale)
+        self.basis = ProjectedBasis.for_params(params)
+        self._synth = torch.as_tensor(self.basis.v, dtype=torch.complex128)
+        self.rng = np.random.default_rng(config.seed)
+        self.iteration = 0
+        self.history: list[dict] = []
+        self.evaluations: list[dict] = []
+        self._first_loss: float | None = None
+        self._labeled_frames = 0
+        self._wall_s = 0.0
+
+    # ------------------------------------------------------------------ data
+    def _max_center_deg(self) -> float | None:
+        if not self.config.curriculum:
+            return None
+        hi = max(abs(v) for v in self.params.train_center_deg)
+        fraction = self.iteration / max(self.config.iterations - 1, 1)
+        return self.config.curriculum_start_deg + (hi - self.config.curriculum_start_deg) * fraction
+
+    def draw_batch(self, labelled: bool) -> TrainingBatch:
+        p = self.params
+        theta_min, theta_max = training_sectors(self.rng, p, self.config.batch_size, self._max_center_deg())
+        frames = draw_projected_frames(self.rng, p, self.true_spacing, self.basis, theta_min, theta_max,
+                                       self.config.batch_size)
+        labels = {"theta": frames.theta, "range": frames.ranges} if labelled else None
+        return TrainingBatch(torch.as_tensor(frames.signal, dtype=torch.complex128),
+                             torch.as_tensor(frames.noise, dtype=torch.complex128),
+                             frames.theta, theta_min, theta_max, labels)
+
+    # ------------------------------------------------------------------ step
+    def loss(self, batch: TrainingBatch, kind: str) -> torch.Tensor:
+        """The eq.-20 (``kind="sl"``) or eq.-21 (``"ul"``) loss of one batch, differentiable in ``d``."""
+        p = self.params
+        spacing = self.model.spacing()
+        precoders = diff.ls_precoder(spacing, torch.as_tensor(batch.theta_min), torch.as_tensor(batch.theta_max), p)
+        true_tx = diff.steering(torch.as_tensor(batch.theta_true), torch.as_tensor(self.true_spacing),
+                                p.wavelength)
+        gain = torch.sum(true_tx * precoders, dim=1)  # a_tx(theta)^T f(d)
+        projected = gain[:, None, None] * batch.signal + batch.noise
+        peak = mbml_peak_projected(projected.detach().numpy().astype(np.complex64), batch.theta_min,
+                                   batch.theta_max, p.range_min_m, p.range_max_m, spacing.detach().numpy(), p)
+        rows, cols, row_valid, col_valid = window_indices(peak.i_hat, peak.j_hat, p)
+        rows_t, cols_t = torch.as_tensor(rows), torch.as_tensor(cols)
+        valid = torch.as_tensor(row_valid[:, :, None] & col_valid[:, None, :])
+        window = diff.window_map(projected, rows_t, cols_t, spacing, self._synth, p)
+        if kind == "ul":
+            return diff.unsupervised_loss(window, valid)
+        if batch.labels is None:
+            raise TrainingError("the supervised loss needs labelled frames (theta and range tags); this batch has none")
+        theta_hat, range_hat = diff.soft_estimate(window, valid, rows_t, cols_t, p)
+        return diff.supervised_loss(theta_hat, range_hat, torch.as_tensor(batch.labels["theta"]),
+                                    torch.as_tensor(batch.labels["range"]))
+
+    def step(self) -> dict:
+        kind = self.config.loss_at(self.iteration)
+        batch = self.draw_batch(labelled=(kind == "sl"))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss(batch, kind)
+        value = float(loss.detach())
+        self._guard(value, kind)
+        loss.backward()
+        self.optimizer.step()
+        self._apply_lr_schedule()
+        self._check_spacing()
+        if kind == "sl":
+            self._labeled_frames += self.config.batch_size
+        self.iteration += 1
+        record = {"iteration": self.iteration, "loss": value, "kind": kind}
+        self.history.append(record)
+        return record
+
+    def _guard(self, value: float, kind: str) -> None:
+        if not math.isfinite(value):
+            raise TrainingError(f"training diverged at iteration {self.iteration}: {kind} loss is {value}; "
+                                f"the last good checkpoint is kept ({self.config.checkpoint or 'none written'}); "
+                                f"try a smaller lr than {self.config.lr}")
+        if self._first_loss is None or self.history and self.history[-1]["kind"] != kind:
+            self._first_loss = abs(value) or 1.0
+        elif abs(value) > self.config.max_loss_growth * self._first_loss:
+            raise TrainingError(f"training diverged at iteration {self.iteration}: |{kind} loss| = {abs(value):.3g} "
+                                f"grew beyond {self.config.max_loss_growth:g} x its start; lower lr ({self.config.lr})")
+
+    def _check_spacing(self) -> None:
+        spacing = self.model.spacing_numpy()
+        if not (np.all(np.isfinite(spacing)) and np.all(spacing > 0)
+                and np.all(np.diff(element_positions(spacing)) > 0)):
+            raise TrainingError(f"training diverged at iteration {self.iteration + 1}: the learned spacing no "
+                                f"longer describes an array (non-positive or crossing elements); lower lr "
+                                f"({self.config.lr})")
+
+    def _lr_at(self, iteration: int) -> float:
+        """Adam's step (in the model's units) after `iteration` completed iterations."""
+        cfg = self.config
+        lr = cfg.lr / self.model.scale
+        return lr * cfg.lr_decay if iteration >= int(round(cfg.lr_decay_at * cfg.iterations)) else lr
+
+    def _apply_lr_schedule(self) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self._lr_at(self.iteration + 1)
+
+    # ------------------------------------------------------------------ run
+    def evaluate(self) -> dict:
+        spacing = self.model.spacing_numpy()
+        report = evaluate_spacing(self.params, self.true_spacing, spacing, self.config.eval_frames,
+                                  seed=self.config.eval_seed)
+        record = {"iteration": self.iteration, "pmd": report.pmd, "pmd_ci": report.pmd_ci,
+                  "rmse_position": report.rmse_position, "labeled_frames": self._labeled_frames,
+                  **spacing_errors(spacing, self.true_spacing)}
+        self.evaluations.append(record)
+        return record
+
+    def run(self, until: int | None = None) -> TrainResult:
+        """Train up to iteration `until` (default: the configured number); callable again to go on."""
+        cfg = self.config
+        stop_at = cfg.iterations if until is None else min(int(until), cfg.iterations)
+        start = time.perf_counter()
+        eval_at = set(cfg.eval_at)
+        if self.iteration in eval_at and not any(e["iteration"] == self.iteration for e in self.evaluations):
+            self.evaluate()
+        while self.iteration < stop_at:
+            self.step()
+            if self.iteration in eval_at:
+                self.evaluate()
+            if cfg.checkpoint and (self.iteration % cfg.checkpoint_every == 0 or self.iteration == cfg.iterations):
+                self.save_checkpoint(cfg.checkpoint)
+            if cfg.progress:
+                _progress_bar(self.iteration, cfg.iterations, self.history[-1], start)
+        if cfg.progress and cfg.iterations:
+            print(file=sys.stderr)
+        self._wall_s += time.perf_counter() - start
+        return TrainResult(self.model.spacing_numpy(), list(self.history), list(self.evaluations), self._wall_s,
+                           self._labeled_frames, asdict(cfg))
+
+    # ------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        """Everything a resumed run needs to continue exactly: d, Adam, the data RNG, history."""
+        return {"iteration": self.iteration, "model": {k: v.clone() for k, v in self.model.state_dict().items()},
+                "optimizer": copy.deepcopy(self.optimizer.state_dict()), "rng": self.rng.bit_generator.state,
+                "history": list(self.history), "evaluations": list(self.evaluations),
+                "labeled_frames": self._labeled_frames, "first_loss": self._first_loss, "wall_s": self._wall_s,
+                "config": asdict(self.config)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # the schedule in force comes from this run's config
+            group["lr"] = self._lr_at(state["iteration"])
+        self.rng.bit_generator.state = state["rng"]
+        self.iteration = state["iteration"]
+        self.history = list(state["history"])
+        self.evaluations = list(state["evaluations"])
+        self._labeled_frames = state["labeled_frames"]
+        self._first_loss = state["first_loss"]
+        self._wall_s = state.get("wall_s", 0.0)
+
+    def save_checkpoint(self, path) -> None:
+        """Write the state atomically (a run killed while writing keeps the last good checkpoint)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(self.state_dict(), tmp)
+        tmp.replace(path)
+
+    def load_checkpoint(self, path) -> None:
+        """Resume from a checkpoint written by `save_checkpoint`."""
+        try:
+            state = torch.load(path, weights_only=False)
+        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+            raise TrainingError(f"cannot read checkpoint {path}: {exc}") from None
+        self.load_state_dict(state)
+
+
+def _progress_bar(done: int, total: int, record: dict, start: float) -> None:
+    width = 30
+    filled = int(width * done / max(total, 1))
+    elapsed = time.perf_counter() - start
+    eta = elapsed / max(done, 1) * (total - done)
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {record['kind']} loss {record['loss']:.4g} "
+          f"{elapsed:.0f}s (eta {eta:.0f}s)", end="", file=sys.stderr, flush=True)

@@ -1,0 +1,134 @@
+"""Learning d: the differentiable formulas equal the numpy ones, gradients match finite
+differences, schedules, checkpoints and the divergence guard."""
+
+import numpy as np
+import pytest
+import torch
+
+from isacblocks import SystemParams, TrainingError
+from isacblocks.dsp import beampattern_precoder, draw_spacing, ula_steering
+from isacblocks.dsp.mbml import mbml_estimate_projected, mbml_peak_projected, window_indices
+from isacblocks.dsp.montecarlo import ProjectedBasis, draw_projected_frames
+from isacblocks.learning import differentiable as diff
+from isacblocks.learning.trainer import TrainConfig, Trainer
+
+P = SystemParams()
+
+
+@pytest.fixture(scope="module")
+def true_spacing():
+    return draw_spacing(np.random.default_rng(3), P)
+
+
+def test_torch_steering_equals_numpy(true_spacing):
+    theta = np.linspace(-1.4, 1.4, 37)
+    ours = diff.steering(torch.as_tensor(theta), torch.as_tensor(true_spacing), P.wavelength).numpy()
+    np.testing.assert_allclose(ours, ula_steering(theta, true_spacing, P.wavelength).T, atol=1e-12)
+
+
+@pytest.mark.parametrize("sector_deg", [(-40, -20), (30, 50), (-5, 8)])
+def test_torch_ls_precoder_equals_numpy(true_spacing, sector_deg):
+    lo, hi = np.radians(sector_deg)
+    ours = diff.ls_precoder(torch.as_tensor(true_spacing), torch.tensor([lo]), torch.tensor([hi]), P)[0].numpy()
+    ref = beampattern_precoder(lo, hi, true_spacing, P.wavelength, P.n_angle_grid)
+    np.testing.assert_allclose(ours, ref, atol=1e-9)
+
+
+def _frames(true_spacing, n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    basis = ProjectedBasis.for_params(P)
+    lo, hi = np.radians(-40.0), np.radians(-20.0)
+    frames = draw_projected_frames(rng, P, true_spacing, basis, lo, hi, n)
+    f = beampattern_precoder(lo, hi, true_spacing, P.wavelength)
+    gain = ula_steering(frames.theta, true_spacing, P.wavelength).T @ f
+    return basis, frames, gain, lo, hi
+
+
+def test_torch_window_and_soft_estimate_equal_mbml(true_spacing):
+    basis, frames, gain, lo, hi = _frames(true_spacing)
+    projected = frames.combine(gain)
+    stat, theta_hat, range_hat = mbml_estimate_projected(projected, lo, hi, P.range_min_m, P.range_max_m,
+                                                         true_spacing, P)
+    peak = mbml_peak_projected(projected, lo, hi, P.range_min_m, P.range_max_m, true_spacing, P)
+    rows, cols, rv, cv = window_indices(peak.i_hat, peak.j_hat, P)
+    valid = torch.as_tensor(rv[:, :, None] & cv[:, None, :])
+    window = diff.window_map(torch.as_tensor(projected, dtype=torch.complex128), torch.as_tensor(rows),
+                             torch.as_tensor(cols), torch.as_tensor(true_spacing),
+                             torch.as_tensor(basis.v, dtype=torch.complex128), P)
+    centre = window[:, P.window_half_angle, P.window_half_range].numpy()
+    np.testing.assert_allclose(centre, stat, rtol=1e-4)
+    th, rg = diff.soft_estimate(window, valid, torch.as_tensor(rows), torch.as_tensor(cols), P)
+    np.testing.assert_allclose(th.numpy(), theta_hat, atol=1e-4)
+    np.testing.assert_allclose(rg.numpy(), range_hat, atol=1e-2)
+
+
+@pytest.mark.parametrize("kind", ["sl", "ul"])
+def test_loss_gradient_matches_finite_differences(true_spacing, kind):
+    cfg = TrainConfig(schedule=kind, iterations=1, batch_size=32, progress=False, seed=1)
+    trainer = Trainer(P, true_spacing, cfg)
+    batch = trainer.draw_batch(labelled=True)
+    # A point off lambda/2, so the gradient is not special.
+    trainer.model.set_spacing(P.nominal_spacing + 0.3 * (true_spacing - P.nominal_spacing))
+    loss = trainer.loss(batch, kind)
+    loss.backward()
+    grad = trainer.model.u.grad.numpy().copy()
+    u0 = trainer.model.u.detach().clone()
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        direction = torch.as_tensor(rng.standard_normal(P.n_antennas))
+        direction /= torch.linalg.vector_norm(direction)
+        h = 1e-7
+        values = []
+        for sign in (1, -1):
+            with torch.no_grad():
+                trainer.model.u.copy_(u0 + sign * h * direction)
+            values.append(float(trainer.loss(batch, kind).detach()))
+        with torch.no_grad():
+            trainer.model.u.copy_(u0)
+        numeric = (values[0] - values[1]) / (2 * h)
+        analytic = float(grad @ direction.numpy())
+        assert numeric == pytest.approx(analytic, rel=2e-3, abs=1e-6 * max(1.0, abs(analytic)))
+
+
+def test_schedules_and_labeled_ratio():
+    cfg = TrainConfig(schedule="sl+ul", iterations=10, labeled_ratio=0.3, progress=False)
+    assert [cfg.loss_at(i) for i in range(10)] == ["sl"] * 3 + ["ul"] * 7
+    cfg = TrainConfig(schedule="ul+sl", iterations=10, labeled_ratio=0.3, progress=False)
+    assert [cfg.loss_at(i) for i in range(10)] == ["ul"] * 7 + ["sl"] * 3
+    with pytest.raises(Exception, match="labeled_ratio"):
+        TrainConfig(schedule="sl+ul", iterations=10)
+
+
+def test_supervised_loss_refuses_unlabelled_frames(true_spacing):
+    trainer = Trainer(P, true_spacing, TrainConfig(schedule="sl", iterations=1, batch_size=8, progress=False))
+    with pytest.raises(TrainingError, match="labelled"):
+        trainer.loss(trainer.draw_batch(labelled=False), "sl")
+
+
+def test_resume_from_checkpoint_gives_the_same_spacing(true_spacing, tmp_path):
+    def config(**kw):
+        return TrainConfig(schedule="sl+ul", labeled_ratio=0.5, iterations=8, batch_size=16, progress=False,
+                           seed=4, checkpoint=str(tmp_path / "ck.pt"), checkpoint_every=3, **kw)
+
+    straight = Trainer(P, true_spacing, config()).run().spacing
+    interrupted = Trainer(P, true_spacing, config())
+    interrupted.run(until=5)  # "killed" after iteration 5; the last checkpoint is iteration 3
+    resumed = Trainer(P, true_spacing, config())
+    resumed.load_checkpoint(tmp_path / "ck.pt")
+    assert resumed.iteration == 3
+    np.testing.assert_array_equal(resumed.run().spacing, straight)
+
+
+def test_divergence_guard_stops_with_a_clear_message(true_spacing):
+    trainer = Trainer(P, true_spacing, TrainConfig(schedule="ul", iterations=50, batch_size=8, lr=5e-3,
+                                                   progress=False))
+    with pytest.raises(TrainingError, match="diverged"):
+        trainer.run()
+
+
+def test_inference_path_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import isacblocks.dsp, isacblocks.blocks, sys; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,222 @@
+"""The two-process ISAC link (`isac tx` / `isac rx`) on loopback: bit-exact against the
+one-process flowgraph, configuration checks, end of stream and Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from isacblocks import SystemParams
+from isacblocks.errors import ConfigError
+from isacblocks.experiments import link_cli
+from isacblocks.experiments.baseline import isac_flowgraph
+from isacblocks.experiments.common import true_array
+from isacblocks.experiments.link import LINK_STREAMS, make_estimator, stream_addresses
+
+SMALL = "n_antennas = 16\nn_subcarriers = 64\nn_angle_grid = 180\nn_range_grid = 50\n"
+
+
+def free_base_port(count: int = len(LINK_STREAMS)) -> int:
+    """A port P with P .. P+count-1 free on 127.0.0.1 (bounded number of tries)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + count > 65535:
+            continue
+        held = []
+        try:
+            for p in range(base, base + count):
+                s = socket.socket()
+                held.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in held:
+                s.close()
+    pytest.skip("no block of free loopback ports")
+
+
+class Cli:
+    """``python -m isacblocks.experiments.link_cli ...`` in a child process, output read by threads."""
+
+    def __init__(self, *args, cwd):
+        self.proc = subprocess.Popen([sys.executable, "-m", "isacblocks.experiments.link_cli", *map(str, args)],
+                                     cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: queue.Queue = queue.Queue()
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self._threads = [threading.Thread(target=self._pump, args=(self.proc.stdout, self.out, True), daemon=True),
+                         threading.Thread(target=self._pump, args=(self.proc.stderr, self.err, False), daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    def _pump(self, stream, store, forward):
+        for line in stream:
+            store.append(line)
+            if forward:
+                self.lines.put(line)
+
+    def wait_for(self, pattern: str, timeout: float = 60.0) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.1)
+            except queue.Empty:
+                if self.proc.poll() is not None and self.lines.empty():
+                    break
+                continue
+            match = re.search(pattern, line)
+            if match:
+                return match
+        pytest.fail(f"no line matching {pattern!r}; stdout: {''.join(self.out)} stderr: {''.join(self.err)}")
+
+    def finish(self, timeout: float = 120.0) -> int:
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            pytest.fail(f"process did not end; stdout: {''.join(self.out)} stderr: {''.join(self.err)}")
+        for t in self._threads:
+            t.join(5)
+        return code
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    @property
+    def stdout(self) -> str:
+        return "".join(self.out)
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.err)
+
+
+@pytest.fixture
+def small(tmp_path):
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL)
+    return path, SystemParams.from_toml(path)
+
+
+@pytest.mark.parametrize("estimator, comm", [("maprt", True), ("mbml", False)])
+def test_two_process_link_is_bit_exact(tmp_path, small, estimator, comm):
+    """tx and rx in two processes give exactly the one-process flowgraph's detection records and SER."""
+    config, params = small
+    frames, seed, eta, phi = 256, 7, 0.6, 0.8
+    common = ["--config", config, "--address", f"tcp://127.0.0.1:{free_base_port()}", "--seed", seed,
+              "--report-interval", "0", *([] if comm else ["--no-comm"])]
+    rx = Cli("rx", *common, "--estimator", estimator, "--save-records", "rec.npy", "--json", "rx.json", cwd=tmp_path)
+    tx = Cli("tx", *common, "--frames", frames, "--eta", eta, "--phi", phi, "--alternate", "--max-items", 32,
+             "--json", "tx.json", cwd=tmp_path)  # batches of 32 at tx, 64 at rx and in the reference
+    try:
+        assert tx.finish() == 0, tx.stderr
+        assert rx.finish() == 0, rx.stderr
+    finally:
+        tx.kill()
+        rx.kill()
+    ula = true_array(params, seed, None)
+    chain = isac_flowgraph(params, ula, ula.spacing, frames, seed=seed, eta=eta, phi=phi, with_comm=comm,
+                           alternate=True, estimator=make_estimator(estimator, params, ula.spacing))
+    chain.flowgraph.run()
+    received = np.load(tmp_path / "rec.npy")
+    assert received.shape == (frames, 6)
+    assert received.tobytes() == chain.detection.records.tobytes()  # bit for bit, NaNs included
+    record = json.loads((tmp_path / "rx.json").read_text())
+    assert record["frames_received"] == frames and record["missing_frames"] == 0
+    assert all(s["malformed"] == 0 and s["missed_items"] == 0 for s in record["streams"].values())
+    assert any(s["eos_received"] for s in record["streams"].values())  # the first one ends the flowgraph
+    assert record["tx_config"]["seed"] == str(seed) and record["tx_config"]["with_comm"] == comm
+    if comm:
+        assert (record["ser"]["errors"], record["ser"]["symbols"]) == (chain.ser.errors, chain.ser.symbols)
+    assert "end of stream received" in rx.stdout and "| Pmd [95% CI]" in rx.stdout
+    assert "end of stream sent" in tx.stdout and json.loads((tmp_path / "tx.json").read_text())["frames"] == frames
+
+
+def test_rx_names_a_configuration_mismatch(tmp_path, small):
+    config, _ = small
+    address = f"tcp://127.0.0.1:{free_base_port()}"
+    rx = Cli("rx", "--config", config, "--address", address, "--seed", 1, "--report-interval", 0, cwd=tmp_path)
+    tx = Cli("tx", "--config", config, "--address", address, "--seed", 2, "--frames", 64, "--report-interval", 0,
+             "--linger", 1, cwd=tmp_path)
+    try:
+        assert rx.finish(60) == 2
+        assert "true_spacing" in rx.stderr and "--seed / --spacing" in rx.stderr
+        assert "Traceback" not in rx.stderr
+    finally:
+        tx.kill()
+        rx.kill()
+
+
+def test_sigint_on_tx_ends_both_cleanly(tmp_path, small):
+    """Ctrl-C on an endless tx: it flushes, sends the end of stream and exits 130; rx ends with 0."""
+    config, _ = small
+    common = ["--config", config, "--address", f"tcp://127.0.0.1:{free_base_port()}", "--no-comm",
+              "--max-items", 8]
+    rx = Cli("rx", *common, "--estimator", "mbml", "--report-interval", 0.2, cwd=tmp_path)
+    tx = Cli("tx", *common, "--frames", 0, "--report-interval", 0, cwd=tmp_path)
+    try:
+        rx.wait_for(r"rx: [1-9]\d* frames received")
+        tx.proc.send_signal(signal.SIGINT)
+        assert tx.finish(60) == 130, tx.stderr
+        assert rx.finish(60) == 0, rx.stderr
+    finally:
+        tx.kill()
+        rx.kill()
+    assert "Traceback" not in tx.stderr and "Traceback" not in rx.stderr
+    assert "interrupted" in tx.stdout and "end of stream sent" in tx.stdout
+    sent = int(re.search(r"tx: sent (\d+) frames", tx.stdout).group(1))
+    assert re.search(rf"link: {sent} frames received .* end of stream received", rx.stdout)
+
+
+def test_sigint_on_idle_rx_exits_130_without_traceback(tmp_path, small):
+    config, _ = small
+    rx = Cli("rx", "--config", config, "--address", f"tcp://127.0.0.1:{free_base_port()}", cwd=tmp_path)
+    try:
+        rx.wait_for("waiting for frames")
+        time.sleep(0.3)
+        start = time.monotonic()
+        rx.proc.send_signal(signal.SIGINT)
+        assert rx.finish(30) == 130
+        assert time.monotonic() - start < 10
+    finally:
+        rx.kill()
+    assert "Traceback" not in rx.stderr and "interrupted" in rx.stdout
+
+
+def test_stream_addresses():
+    assert stream_addresses("tcp://127.0.0.1:5555") == {name: f"tcp://127.0.0.1:{5555 + i}"
+                                                        for i, name in enumerate(LINK_STREAMS)}
+    assert stream_addresses("tcp://*:7000", ("Y_r", "csi")) == {"Y_r": "tcp://*:7000", "csi": "tcp://*:7004"}
+    assert stream_addresses("tcp://127.0.0.1:0", ("Y_r", "y_c")) == {"Y_r": "tcp://127.0.0.1:0",
+                                                                      "y_c": "tcp://127.0.0.1:0"}
+    assert stream_addresses("ipc:///tmp/isac", ("Y_r",)) == {"Y_r": "ipc:///tmp/isac.Y_r"}
+    with pytest.raises(ConfigError, match="ports"):
+        stream_addresses("tcp://127.0.0.1:65534")
+    with pytest.raises(ConfigError, match="expected tcp"):
+        stream_addresses("udp://127.0.0.1:5555")
+
+
+def test_register_adds_tx_and_rx():
+    parser = argparse.ArgumentParser()
+    link_cli.register(parser.add_subparsers(dest="command"))
+    tx = parser.parse_args(["tx", "--frames", "5", "--no-comm", "--alternate"])
+    rx = parser.parse_args(["rx", "--estimator", "mbml", "--assume", "nominal"])
+    assert tx.frames == 5 and not tx.with_comm and tx.alternate and callable(tx.func)
+    assert rx.estimator == "mbml" and rx.assume == "nominal" and rx.with_comm and callable(rx.func)
