@@ -324,11 +324,11 @@ def test_malformed_messages_are_counted_and_skipped(ctx):
         + serialize("k") + b"\xee" + serialize(False) + good.tobytes(),  # unknown PMT type 0xee
         encode_header(0, [])[:11] + (1).to_bytes(8, "little"),  # announces a tag that is not there
     ]
-    for message in bad:
-        push.send(message)
-    push.send(encode_message(good, 0, [Tag(1, "seq", 1)]))
-    push.send(encode_header(2, [Tag(2, EOS_KEY, True)]))
     with pytest.warns(ZmqWarning, match=f"skipped {len(bad)} malformed"):  # summed up at stop()
+        for message in bad:
+            push.send(message)
+        push.send(encode_message(good, 0, [Tag(1, "seq", 1)]))
+        push.send(encode_header(2, [Tag(2, EOS_KEY, True)]))
         rx.wait(timeout=5)
     assert not rx.running, "the source stopped delivering after malformed messages"
     np.testing.assert_array_equal(out.data, good)
@@ -348,9 +348,9 @@ def test_sub_source_with_key_rejects_single_frame_messages(ctx):
     while src.malformed == 0 and time.monotonic() < deadline:  # until the subscription is in place
         pub.send(b"k-without-a-message-frame")
         time.sleep(0.02)
-    pub.send_multipart([b"k", np.arange(3, dtype=np.int32).tobytes()])
-    pub.send_multipart([b"k", b""])
     with pytest.warns(ZmqWarning, match="malformed"):
+        pub.send_multipart([b"k", np.arange(3, dtype=np.int32).tobytes()])
+        pub.send_multipart([b"k", b""])
         rx.wait(timeout=5)
     assert not rx.running and src.malformed >= 1 and "2 frames" in src.last_error
     np.testing.assert_array_equal(out.data, np.arange(3))

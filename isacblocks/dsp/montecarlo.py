@@ -46,20 +46,35 @@ class ProjectedBasis:
 class ProjectedFrames:
     """A batch of range-projected frames ``C = Y~ G = gain * signal + noise``, each (B, K, r).
 
-    `signal` is ``psi / sqrt(S) a_rx(theta) (rho(tau)^T G)`` (zero on target-free frames)
-    and `gain` is ``a_tx(theta)^T f`` (B,); splitting them lets a learner put a gradient
-    on the precoder through `gain` alone.
+    The echo is rank one: ``signal = amplitude a_rx(theta) (rho(tau)^T G)`` with
+    ``amplitude = psi / sqrt(S)`` (zero on target-free frames), kept as its factors; `gain`
+    is ``a_tx(theta)^T f`` (B,).  Keeping gain apart lets a learner put a gradient on the
+    precoder through `gain` alone.
     """
 
-    signal: np.ndarray
-    noise: np.ndarray
+    amplitude: np.ndarray  # (B,) complex128
+    steering: np.ndarray  # (B, K) complex64, a_rx(theta)
+    delay: np.ndarray  # (B, r) complex64, rho(tau)^T G
+    noise: np.ndarray  # (B, K, r) complex64
     present: np.ndarray
     theta: np.ndarray
     ranges: np.ndarray
 
     def combine(self, gain) -> np.ndarray:
         """``C = gain * signal + noise`` as complex64 (B, K, r)."""
-        return (np.asarray(gain)[:, None, None] * self.signal + self.noise).astype(np.complex64)
+        scale = (self.amplitude * np.asarray(gain)).astype(np.complex64)
+        out = self.steering * scale[:, None]
+        out = out[:, :, None] * self.delay[:, None, :]
+        out += self.noise
+        return out
+
+    def window_columns(self, synth_columns) -> tuple[np.ndarray, np.ndarray]:
+        """``(signal V_sel, noise V_sel)`` for per-frame columns of V, `synth_columns` (B, r, C);
+        the window's range-projected data is ``gain * first + second``, each (B, K, C)."""
+        synth_columns = synth_columns.astype(np.complex64)
+        delay = np.einsum("br,brc->bc", self.delay, synth_columns)
+        signal = (self.steering * self.amplitude.astype(np.complex64)[:, None])[:, :, None] * delay[:, None, :]
+        return signal, self.noise @ synth_columns
 
 
 def draw_projected_frames(rng: np.random.Generator, params, true_spacing, basis: ProjectedBasis,
@@ -75,8 +90,7 @@ def draw_projected_frames(rng: np.random.Generator, params, true_spacing, basis:
     psi = complex_normal(rng, n_frames, params.target_gain_variance, dtype=np.complex128)
     noise = complex_normal(rng, (n_frames, params.n_antennas, basis.rank), params.noise_power)
     noise *= basis.sigma.astype(np.float32)
-    steering = ula_steering(theta, true_spacing, params.wavelength).T  # (B, K)
-    delay = range_steering(ranges, params).T @ basis.g  # (B, r)
+    steering = ula_steering(theta, true_spacing, params.wavelength).T.astype(np.complex64)  # (B, K)
+    delay = (range_steering(ranges, params).T @ basis.g).astype(np.complex64)  # (B, r)
     amplitude = np.where(present, psi, 0.0) / np.sqrt(params.n_subcarriers)
-    signal = (amplitude[:, None, None] * steering[:, :, None] * delay[:, None, :]).astype(np.complex64)
-    return ProjectedFrames(signal, noise, present, theta, ranges)
+    return ProjectedFrames(amplitude, steering, delay, noise, present, theta, ranges)

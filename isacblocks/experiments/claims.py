@@ -58,11 +58,11 @@ def evaluate_claims(results: dict, baselines: dict) -> list[dict]:
         ssl = sorted(fig4["ssl"].values(), key=lambda r: r["labeled_ratio"])
         near = min(ssl, key=lambda r: abs(r["labeled_ratio"] - 0.012))
         add("C3", like(near["final"], sl),
-            f"{_fmt(f'SSL r={near['labeled_ratio']:.4f}', near['final'])} vs {_fmt('SL', sl)}")
+            f"{_fmt('SSL r=%.4f' % near['labeled_ratio'], near['final'])} vs {_fmt('SL', sl)}")
         fewest = ssl[0]
         note = "" if fewest["labeled_ratio"] < 0.012 else " (no ratio below 1.2% at this scale)"
         add("C4", better(sl, fewest["final"]),
-            f"{_fmt(f'SSL r={fewest['labeled_ratio']:.4f}', fewest['final'])} vs {_fmt('SL', sl)}{note}")
+            f"{_fmt('SSL r=%.4f' % fewest['labeled_ratio'], fewest['final'])} vs {_fmt('SL', sl)}{note}")
     else:
         add("C3", None, "Fig. 4 not run")
         add("C4", None, "Fig. 4 not run")

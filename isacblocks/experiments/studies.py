@@ -94,12 +94,16 @@ class Study:
         return run
 
     # ------------------------------------------------------------- studies
+    def sl(self) -> dict:
+        """The SL run, keeping its state where the SL→UL runs of Figs. 4 and 5 branch off."""
+        n = self.scale.iterations
+        ratios = (*self.scale.labeled_ratios, self.scale.limited_ratio)
+        return self.train("SL", "sl", keep_states_at=tuple(sorted({int(round(r * n)) for r in ratios})))
+
     def fig3(self) -> dict:
         """Pmd vs iterations: baselines, SL, UL, SL→UL, UL→SL, and the curriculum schedules."""
-        n = self.scale.iterations
-        ratio_states = tuple(int(round(r * n)) for r in self.scale.labeled_ratios)
         self.baselines()
-        self.train("SL", "sl", keep_states_at=ratio_states)
+        self.sl()
         self.train("UL", "ul")
         self.train("SL→UL", "sl+ul", 0.5)
         self.train("UL→SL", "ul+sl", 0.5)
@@ -112,8 +116,7 @@ class Study:
         """Pmd vs labelled-data ratio (SL then UL), SL as reference, curriculum UL at ratio 0, and
         the classical calibration vs labelled frames."""
         n = self.scale.iterations
-        if "SL" not in self.runs:
-            self.train("SL", "sl", keep_states_at=tuple(int(round(r * n)) for r in self.scale.labeled_ratios))
+        self.sl()
         points = {}
         for ratio in self.scale.labeled_ratios:
             k = int(round(ratio * n))
@@ -156,10 +159,7 @@ class Study:
         limited labels and SSL started from it."""
         n = self.scale.iterations
         k = int(round(self.scale.limited_ratio * n))
-        if "SL" not in self.runs:
-            self.train("SL", "sl", keep_states_at=(k,))
-        if ("SL", k) not in self._states:
-            raise IsacError(f"fig5 needs the SL state at iteration {k}; run fig3 or fig4 first with this scale")
+        self.sl()
         ssl_name = f"SL→UL r={k / n:g}"
         ssl = self.train(ssl_name, "sl+ul", k / n, resume_from=("SL", k), keep_states_at=(k,))
         limited = self._states[("SL", k)]["model"]["u"].numpy()

@@ -30,29 +30,28 @@ def ls_precoder(spacing: torch.Tensor, theta_min: torch.Tensor, theta_max: torch
     """Unit-norm LS beampattern precoders ``f = (A* A^T)^{-1} A* b`` (eq. 6), one per sector; (B, K).
 
     ``A`` is the steering matrix of `spacing` on the N_theta-point grid over
-    [-pi/2, pi/2]; ``b`` is K inside ``[theta_min, theta_max]`` and 0 outside (eq. 5).
+    [-pi/2, pi/2]; ``b`` is K inside ``[theta_min, theta_max]`` and 0 outside (eq. 5), so
+    ``A* b`` is K times a difference of cumulative sums over the grid.
     """
-    grid = torch.tensor(np.array(params.angle_grid), dtype=spacing.dtype)
-    a = steering(grid, spacing, params.wavelength)  # (N, K): row n is a(theta_n)^T
-    inside = (grid[None, :] >= theta_min[:, None]) & (grid[None, :] <= theta_max[:, None])
-    desired = inside.to(a.dtype) * spacing.shape[0]  # (B, N)
+    grid_np = np.array(params.angle_grid)
+    a = steering(torch.tensor(grid_np, dtype=spacing.dtype), spacing, params.wavelength)  # (N, K): a(theta_n)^T
+    lo = np.searchsorted(grid_np, theta_min.detach().numpy(), side="left")
+    hi = np.searchsorted(grid_np, theta_max.detach().numpy(), side="right")
+    cumulative = torch.cat([torch.zeros_like(a[:1]), torch.cumsum(a.conj(), dim=0)])  # (N+1, K)
+    rhs = spacing.shape[0] * (cumulative[torch.as_tensor(hi)] - cumulative[torch.as_tensor(lo)])  # (B, K)
     gram = a.conj().T @ a  # A* A^T, (K, K)
-    rhs = a.conj().T @ desired.T  # A* b, (K, B)
-    f = torch.linalg.solve(gram, rhs).T
+    f = torch.linalg.solve(gram, rhs.T).T
     return f / torch.linalg.vector_norm(f, dim=1, keepdim=True)
 
 
-def window_map(projected: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, spacing: torch.Tensor,
-               synth: torch.Tensor, params) -> torch.Tensor:
-    """The eq.-17 window ``|Phi_pert(d)[:, rows]^H Y~ Phi_d^*[:, cols]|`` per frame, (B, R, C).
+def window_map(z: torch.Tensor, rows: torch.Tensor, spacing: torch.Tensor, params) -> torch.Tensor:
+    """The eq.-17 window ``|Phi_pert(d)[:, rows]^H (Y~ Phi_d^*)[:, cols]|`` per frame, (B, R, C).
 
-    `projected` is ``C = Y~ G`` (B, K, r) and `synth` is ``V`` (r, N_tau) with
-    ``Phi_d^* = G V``; `rows` (B, R) and `cols` (B, C) index the angle and range grids.
+    `z` is the range-projected data on the window's columns, ``Y~ Phi_d^*[:, cols]``
+    (B, K, C); `rows` (B, R) index the angle grid.
     """
     grid = torch.tensor(np.array(params.angle_grid), dtype=spacing.dtype)
     a = steering(grid[rows], spacing, params.wavelength)  # (B, R, K)
-    v = synth[:, cols].permute(1, 0, 2)  # (B, r, C)
-    z = projected @ v.to(projected.dtype)  # (B, K, C)
     return torch.abs(a.conj().to(z.dtype) @ z)
 
 

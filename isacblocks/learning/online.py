@@ -44,7 +44,6 @@ class OnlineSpacingTrainer(SinkBlock):
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr / self.model.scale)
         self.batch_size = int(batch_size)
         self.basis = ProjectedBasis.for_params(params)
-        self._synth = torch.as_tensor(self.basis.v, dtype=torch.complex128)
         self.threshold = threshold if threshold is not None else self._noise_threshold(seed)
         self.message_port_register_out("spacing")
         self._pending: list[tuple] = []
@@ -86,8 +85,8 @@ class OnlineSpacingTrainer(SinkBlock):
                                    spacing.detach().numpy(), p)
         rows, cols, rv, cv = window_indices(peak.i_hat, peak.j_hat, p)
         valid = torch.as_tensor(rv[:, :, None] & cv[:, None, :])
-        window = diff.window_map(torch.as_tensor(projected, dtype=torch.complex128), torch.as_tensor(rows),
-                                 torch.as_tensor(cols), spacing, self._synth, p)
+        z = projected @ self.basis.v[:, cols].transpose(1, 0, 2).astype(np.complex64)  # Y~ Phi_d^*[:, cols]
+        window = diff.window_map(torch.as_tensor(z), torch.as_tensor(rows), spacing, p)
         if labelled.mean() >= 0.5:
             kind, use = "sl", labelled
             labels = np.array([b[2] for b in batch if b[2] is not None])

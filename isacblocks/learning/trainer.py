@@ -30,7 +30,7 @@ import torch
 
 from ..dsp.evaluation import evaluate_spacing
 from ..dsp.mbml import mbml_peak_projected, window_indices
-from ..dsp.montecarlo import ProjectedBasis, draw_projected_frames
+from ..dsp.montecarlo import ProjectedBasis, ProjectedFrames, draw_projected_frames
 from ..dsp.scenario import training_sectors
 from ..dsp.spacing import check_spacing, spacing_errors
 from ..dsp.steering import element_positions
@@ -102,9 +102,7 @@ class TrainConfig:
 class TrainingBatch:
     """Projected frames of one iteration; `labels` (theta, range) exist only for labelled data."""
 
-    signal: torch.Tensor
-    noise: torch.Tensor
-    theta_true: np.ndarray
+    frames: ProjectedFrames
     theta_min: np.ndarray
     theta_max: np.ndarray
     labels: dict | None
@@ -130,7 +128,6 @@ class Trainer:
         self.model = SpacingModel(params, init_spacing)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr / self.model.scale)
         self.basis = ProjectedBasis.for_params(params)
-        self._synth = torch.as_tensor(self.basis.v, dtype=torch.complex128)
         self.rng = np.random.default_rng(config.seed)
         self.iteration = 0
         self.history: list[dict] = []
@@ -153,9 +150,7 @@ class Trainer:
         frames = draw_projected_frames(self.rng, p, self.true_spacing, self.basis, theta_min, theta_max,
                                        self.config.batch_size)
         labels = {"theta": frames.theta, "range": frames.ranges} if labelled else None
-        return TrainingBatch(torch.as_tensor(frames.signal, dtype=torch.complex128),
-                             torch.as_tensor(frames.noise, dtype=torch.complex128),
-                             frames.theta, theta_min, theta_max, labels)
+        return TrainingBatch(frames, theta_min, theta_max, labels)
 
     # ------------------------------------------------------------------ step
     def loss(self, batch: TrainingBatch, kind: str) -> torch.Tensor:
@@ -163,16 +158,18 @@ class Trainer:
         p = self.params
         spacing = self.model.spacing()
         precoders = diff.ls_precoder(spacing, torch.as_tensor(batch.theta_min), torch.as_tensor(batch.theta_max), p)
-        true_tx = diff.steering(torch.as_tensor(batch.theta_true), torch.as_tensor(self.true_spacing),
+        true_tx = diff.steering(torch.as_tensor(batch.frames.theta), torch.as_tensor(self.true_spacing),
                                 p.wavelength)
         gain = torch.sum(true_tx * precoders, dim=1)  # a_tx(theta)^T f(d)
-        projected = gain[:, None, None] * batch.signal + batch.noise
-        peak = mbml_peak_projected(projected.detach().numpy().astype(np.complex64), batch.theta_min,
-                                   batch.theta_max, p.range_min_m, p.range_max_m, spacing.detach().numpy(), p)
+        frames = batch.frames
+        peak = mbml_peak_projected(frames.combine(gain.detach().numpy()), batch.theta_min, batch.theta_max,
+                                   p.range_min_m, p.range_max_m, spacing.detach().numpy(), p)
         rows, cols, row_valid, col_valid = window_indices(peak.i_hat, peak.j_hat, p)
-        rows_t, cols_t = torch.as_tensor(rows), torch.as_tensor(cols)
+        signal, noise = frames.window_columns(self.basis.v[:, cols].transpose(1, 0, 2))
+        z = gain[:, None, None] * torch.as_tensor(signal) + torch.as_tensor(noise)
+        window = diff.window_map(z, torch.as_tensor(rows), spacing, p)
         valid = torch.as_tensor(row_valid[:, :, None] & col_valid[:, None, :])
-        window = diff.window_map(projected, rows_t, cols_t, spacing, self._synth, p)
+        rows_t, cols_t = torch.as_tensor(rows), torch.as_tensor(cols)
         if kind == "ul":
             return diff.unsupervised_loss(window, valid)
         if batch.labels is None:

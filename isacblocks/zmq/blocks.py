@@ -76,8 +76,10 @@ that; it cannot carry ``pass_tags`` (gr-zeromq wants header and payload in one f
 needs a copy) and falls back to copying then.  ``copy_mode="copy"`` (default) copies each
 message once into a recycled send buffer that is handed to ZeroMQ without a second copy
 (copying into fresh memory instead -- pyzmq's ``copy=True`` -- also pays the page faults
-and was ~1.5x slower).  Measured on loopback, 2 shared cores, (64, 256) complex64 frames,
-8 or 64 frames per message: "track" moves 1.4-1.9 GB/s, "copy" 0.8-1.5 GB/s.  "copy"
+and was ~1.5x slower).  Measured on loopback (2 cores shared with other jobs, so
+noisy), (64, 256) complex64 frames, 8 or 64 frames per message, PUSH/PULL and PUB/SUB, one
+or two processes: "track" moves 1.3-2.4 GB/s, "copy" 0.7-1.7 GB/s (with or without
+tags).  "copy"
 stays the default because "track" holds work() until ZeroMQ has written each message to
 the kernel: a receiver that stops reading then stalls the whole flowgraph (only `abort()`
 frees it), while "copy" returns after `timeout` ms with the items kept upstream.
