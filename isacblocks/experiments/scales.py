@@ -29,17 +29,19 @@ class Scale:
     calibration_frames: tuple[int, ...]  # labelled frames of the classical calibration
     isac_frames: int  # target frames per (eta, phi) point in Fig. 5
     isac_grid: int
+    curriculum_ssl: bool = True  # also run SL→UL with the sector curriculum in Fig. 3
 
 
 SCALES = {
     "quick": Scale("quick", iterations=40, batch_size=64, lr_sl=6.25e-6, lr_ul=6.25e-6, lr_decay_sl=1.0,
                    lr_decay_at=1.0, eval_points=2, eval_frames=1000, final_eval_frames=1000,
                    labeled_ratios=(0.05, 0.25), limited_ratio=0.1, calibration_frames=(8, 32), isac_frames=200,
-                   isac_grid=4),
+                   isac_grid=4, curriculum_ssl=False),
     "default": Scale("default", iterations=500, batch_size=256, lr_sl=6.25e-6, lr_ul=6.25e-6, lr_decay_sl=0.1,
-                     lr_decay_at=0.6, eval_points=5, eval_frames=4000, final_eval_frames=10000,
+                     lr_decay_at=0.6, eval_points=5, eval_frames=3000, final_eval_frames=10000,
                      labeled_ratios=(0.012, 0.05, 0.2, 0.5), limited_ratio=0.012,
-                     calibration_frames=(4, 8, 16, 32, 64), isac_frames=1000, isac_grid=8),
+                     calibration_frames=(4, 8, 16, 32, 64), isac_frames=1000, isac_grid=8,
+                     curriculum_ssl=False),
     "long": Scale("long", iterations=2000, batch_size=256, lr_sl=6.25e-6, lr_ul=6.25e-6, lr_decay_sl=0.1,
                   lr_decay_at=0.6, eval_points=10, eval_frames=10000, final_eval_frames=20000,
                   labeled_ratios=(0.005, 0.012, 0.05, 0.1, 0.2, 0.5), limited_ratio=0.012,

@@ -97,32 +97,30 @@ class Study:
     def sl(self) -> dict:
         """The SL run, keeping its state where the SL→UL runs of Figs. 4 and 5 branch off."""
         n = self.scale.iterations
-        ratios = (*self.scale.labeled_ratios, self.scale.limited_ratio)
+        ratios = (*self.scale.labeled_ratios, self.scale.limited_ratio, 0.5)
         return self.train("SL", "sl", keep_states_at=tuple(sorted({int(round(r * n)) for r in ratios})))
 
     def fig3(self) -> dict:
         """Pmd vs iterations: baselines, SL, UL, SL→UL, UL→SL, and the curriculum schedules."""
         self.baselines()
+        runs = {"SL": self.sl(), "UL": self.train("UL", "ul"), "SL→UL": self.ssl(0.5),
+                "UL→SL": self.train("UL→SL", "ul+sl", 0.5),
+                "UL (curriculum)": self.train("UL (curriculum)", "ul", curriculum=True)}
+        if self.scale.curriculum_ssl:
+            runs["SL→UL (curriculum)"] = self.train("SL→UL (curriculum)", "sl+ul", 0.5, curriculum=True)
+        return {"baselines": self.baselines(), "runs": runs}
+
+    def ssl(self, ratio: float) -> dict:
+        """SL for ``ratio`` of the iterations, then UL: branches off the SL run's state."""
+        n = self.scale.iterations
+        k = int(round(ratio * n))
         self.sl()
-        self.train("UL", "ul")
-        self.train("SL→UL", "sl+ul", 0.5)
-        self.train("UL→SL", "ul+sl", 0.5)
-        self.train("UL (curriculum)", "ul", curriculum=True)
-        self.train("SL→UL (curriculum)", "sl+ul", 0.5, curriculum=True)
-        names = ("SL", "UL", "SL→UL", "UL→SL", "UL (curriculum)", "SL→UL (curriculum)")
-        return {"baselines": self.baselines(), "runs": {k: self.runs[k] for k in names}}
+        return self.train(f"SL→UL r={k / n:g}", "sl+ul", k / n, resume_from=("SL", k))
 
     def fig4(self) -> dict:
         """Pmd vs labelled-data ratio (SL then UL), SL as reference, curriculum UL at ratio 0, and
         the classical calibration vs labelled frames."""
-        n = self.scale.iterations
-        self.sl()
-        points = {}
-        for ratio in self.scale.labeled_ratios:
-            k = int(round(ratio * n))
-            name = f"SL→UL r={ratio:g}"
-            points[name] = self.train(name, "sl+ul", k / n, resume_from=("SL", k),
-                                      keep_states_at=(k,))
+        points = {f"r={ratio:g}": self.ssl(ratio) for ratio in self.scale.labeled_ratios}
         curriculum = self.train("UL (curriculum)", "ul", curriculum=True)
         return {"ssl": points, "sl": self.runs["SL"], "ul_curriculum": curriculum,
                 "calibration": self.calibration(), "baselines": self.baselines()}
@@ -159,9 +157,7 @@ class Study:
         limited labels and SSL started from it."""
         n = self.scale.iterations
         k = int(round(self.scale.limited_ratio * n))
-        self.sl()
-        ssl_name = f"SL→UL r={k / n:g}"
-        ssl = self.train(ssl_name, "sl+ul", k / n, resume_from=("SL", k), keep_states_at=(k,))
+        ssl = self.ssl(self.scale.limited_ratio)
         limited = self._states[("SL", k)]["model"]["u"].numpy()
         spacings = {"baseline (known d)": self.true_spacing,
                     "SL (full)": np.asarray(self.runs["SL"]["spacing"]),

@@ -3,6 +3,7 @@
 Each mirrors a numpy function of `isacblocks.dsp` (tests check they agree):
 
 * `steering`         <-> `dsp.ula_steering` (eq. 13)
+* `grid_steering`    <-> `dsp.mbml.steering_dictionary` (eq. 13)
 * `ls_precoder`      <-> `dsp.beampattern_precoder` (eq. 5-6), many sectors at once
 * `window_map`       <-> the window of `dsp.mbml_estimate` (eq. 15, 17), on projected frames
 * `soft_estimate`    <-> eq. 18-19 (soft-max and weighted means)
@@ -26,33 +27,35 @@ def steering(theta: torch.Tensor, spacing: torch.Tensor, wavelength: float) -> t
     return torch.polar(torch.ones_like(phase), phase)
 
 
-def ls_precoder(spacing: torch.Tensor, theta_min: torch.Tensor, theta_max: torch.Tensor, params) -> torch.Tensor:
+def grid_steering(spacing: torch.Tensor, params) -> torch.Tensor:
+    """``Phi_pert(d)^T``: the steering vectors on the N_theta-point angle grid, (N_theta, K) (eq. 13)."""
+    return steering(torch.tensor(np.array(params.angle_grid), dtype=spacing.dtype), spacing, params.wavelength)
+
+
+def ls_precoder(grid_a: torch.Tensor, theta_min, theta_max, params) -> torch.Tensor:
     """Unit-norm LS beampattern precoders ``f = (A* A^T)^{-1} A* b`` (eq. 6), one per sector; (B, K).
 
-    ``A`` is the steering matrix of `spacing` on the N_theta-point grid over
-    [-pi/2, pi/2]; ``b`` is K inside ``[theta_min, theta_max]`` and 0 outside (eq. 5), so
-    ``A* b`` is K times a difference of cumulative sums over the grid.
+    `grid_a` is `grid_steering` (row n is ``a(theta_n)^T``); ``b`` is K inside
+    ``[theta_min, theta_max]`` and 0 outside (eq. 5), so ``A* b`` is K times a
+    difference of cumulative sums over the grid.
     """
-    grid_np = np.array(params.angle_grid)
-    a = steering(torch.tensor(grid_np, dtype=spacing.dtype), spacing, params.wavelength)  # (N, K): a(theta_n)^T
-    lo = np.searchsorted(grid_np, theta_min.detach().numpy(), side="left")
-    hi = np.searchsorted(grid_np, theta_max.detach().numpy(), side="right")
-    cumulative = torch.cat([torch.zeros_like(a[:1]), torch.cumsum(a.conj(), dim=0)])  # (N+1, K)
-    rhs = spacing.shape[0] * (cumulative[torch.as_tensor(hi)] - cumulative[torch.as_tensor(lo)])  # (B, K)
-    gram = a.conj().T @ a  # A* A^T, (K, K)
+    grid = np.array(params.angle_grid)
+    lo = np.searchsorted(grid, np.asarray(theta_min), side="left")
+    hi = np.searchsorted(grid, np.asarray(theta_max), side="right")
+    cumulative = torch.cat([torch.zeros_like(grid_a[:1]), torch.cumsum(grid_a.conj(), dim=0)])  # (N+1, K)
+    rhs = grid_a.shape[1] * (cumulative[torch.as_tensor(hi)] - cumulative[torch.as_tensor(lo)])  # (B, K)
+    gram = grid_a.conj().T @ grid_a  # A* A^T, (K, K)
     f = torch.linalg.solve(gram, rhs.T).T
     return f / torch.linalg.vector_norm(f, dim=1, keepdim=True)
 
 
-def window_map(z: torch.Tensor, rows: torch.Tensor, spacing: torch.Tensor, params) -> torch.Tensor:
+def window_map(z: torch.Tensor, rows: torch.Tensor, grid_a: torch.Tensor) -> torch.Tensor:
     """The eq.-17 window ``|Phi_pert(d)[:, rows]^H (Y~ Phi_d^*)[:, cols]|`` per frame, (B, R, C).
 
     `z` is the range-projected data on the window's columns, ``Y~ Phi_d^*[:, cols]``
-    (B, K, C); `rows` (B, R) index the angle grid.
+    (B, K, C); `rows` (B, R) index the angle grid of `grid_a` (`grid_steering`).
     """
-    grid = torch.tensor(np.array(params.angle_grid), dtype=spacing.dtype)
-    a = steering(grid[rows], spacing, params.wavelength)  # (B, R, K)
-    return torch.abs(a.conj().to(z.dtype) @ z)
+    return torch.abs(grid_a[rows].conj().to(z.dtype) @ z)
 
 
 def soft_estimate(window: torch.Tensor, valid: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,

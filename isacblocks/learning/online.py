@@ -86,7 +86,7 @@ class OnlineSpacingTrainer(SinkBlock):
         rows, cols, rv, cv = window_indices(peak.i_hat, peak.j_hat, p)
         valid = torch.as_tensor(rv[:, :, None] & cv[:, None, :])
         z = projected @ self.basis.v[:, cols].transpose(1, 0, 2).astype(np.complex64)  # Y~ Phi_d^*[:, cols]
-        window = diff.window_map(torch.as_tensor(z), torch.as_tensor(rows), spacing, p)
+        window = diff.window_map(torch.as_tensor(z), torch.as_tensor(rows), diff.grid_steering(spacing, p))
         if labelled.mean() >= 0.5:
             kind, use = "sl", labelled
             labels = np.array([b[2] for b in batch if b[2] is not None])

@@ -157,9 +157,9 @@ class Trainer:
         """The eq.-20 (``kind="sl"``) or eq.-21 (``"ul"``) loss of one batch, differentiable in ``d``."""
         p = self.params
         spacing = self.model.spacing()
-        precoders = diff.ls_precoder(spacing, torch.as_tensor(batch.theta_min), torch.as_tensor(batch.theta_max), p)
-        true_tx = diff.steering(torch.as_tensor(batch.frames.theta), torch.as_tensor(self.true_spacing),
-                                p.wavelength)
+        grid_a = diff.grid_steering(spacing, p)
+        precoders = diff.ls_precoder(grid_a, batch.theta_min, batch.theta_max, p)
+        true_tx = torch.as_tensor(batch.frames.steering).to(torch.complex128)  # a_tx = a_rx (monostatic)
         gain = torch.sum(true_tx * precoders, dim=1)  # a_tx(theta)^T f(d)
         frames = batch.frames
         peak = mbml_peak_projected(frames.combine(gain.detach().numpy()), batch.theta_min, batch.theta_max,
@@ -167,7 +167,7 @@ class Trainer:
         rows, cols, row_valid, col_valid = window_indices(peak.i_hat, peak.j_hat, p)
         signal, noise = frames.window_columns(self.basis.v[:, cols].transpose(1, 0, 2))
         z = gain[:, None, None] * torch.as_tensor(signal) + torch.as_tensor(noise)
-        window = diff.window_map(z, torch.as_tensor(rows), spacing, p)
+        window = diff.window_map(z, torch.as_tensor(rows), grid_a)
         valid = torch.as_tensor(row_valid[:, :, None] & col_valid[:, None, :])
         rows_t, cols_t = torch.as_tensor(rows), torch.as_tensor(cols)
         if kind == "ul":
