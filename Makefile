@@ -15,7 +15,7 @@ setup: $(STAMP)
 
 ## The main job on built-in defaults.
 run: $(STAMP)
-	$(VENV)/bin/isac isac-sweep
+	$(VENV)/bin/isac reproduce
 
 ## The test suite (CI runs this).
 test: $(STAMP)

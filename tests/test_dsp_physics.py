@@ -359,8 +359,9 @@ def test_bad_spacing_files_are_rejected(tmp_path, paper_params):
         load_spacing(negative, 64)
     crossing = tmp_path / "cross.npy"
     np.save(crossing, np.array([1.0, 3.5, 1.0, 1.0]) * lam2)  # element 1 sits left of element 0
+    load_spacing(crossing, 4)  # a spacing a receiver assumes may cross; a physical array may not:
     with pytest.raises(ConfigError, match="cross"):
-        load_spacing(crossing, 4)
+        ImpairedULA.from_file(paper_params.replace(n_antennas=4), crossing)
     nan = tmp_path / "nan.txt"
     nan.write_text("nan\n" + f"{lam2}\n" * 63)
     with pytest.raises(ConfigError):

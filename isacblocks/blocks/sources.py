@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core import WORK_DONE, SourceBlock, port
+from ..core import WORK_DONE, SourceBlock
 from ..dsp.comm import constellation
 from ..dsp.scenario import training_sectors
 from ..errors import ConfigError

@@ -18,7 +18,7 @@ class ImpairedULA:
     def __init__(self, params, spacing=None):
         self.params = params
         self.spacing = check_spacing(params.nominal_spacing if spacing is None else spacing,
-                                     params.n_antennas, "ImpairedULA.spacing")
+                                     params.n_antennas, "ImpairedULA.spacing", ordered=True)
         self.spacing.setflags(write=False)
 
     @classmethod

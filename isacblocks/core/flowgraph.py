@@ -19,7 +19,6 @@ import numpy as np
 from ..errors import BlockError, ConfigError, ConnectError
 from .block import WORK_DONE, Block
 from .buffer import Buffer, Writer
-from .tags import Tag
 
 
 def _endpoint(item, direction: str) -> tuple[Block, int]:

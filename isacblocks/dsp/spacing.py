@@ -31,8 +31,10 @@ def draw_spacing(rng: np.random.Generator, params) -> np.ndarray:
     return np.concatenate([d[0::2][::-1], d[1::2]])
 
 
-def check_spacing(spacing, n_antennas: int, name: str = "spacing") -> np.ndarray:
-    """Validate a spacing vector: length K, finite, positive, strictly increasing positions."""
+def check_spacing(spacing, n_antennas: int, name: str = "spacing", ordered: bool = False) -> np.ndarray:
+    """Validate a spacing vector: length K, finite and positive; with `ordered`, also strictly
+    increasing element positions (required of a physical array, not of a model's estimate,
+    which may cross elements on its way)."""
     spacing = np.asarray(spacing, dtype=np.float64)
     if spacing.shape != (n_antennas,):
         raise ShapeError(f"{name}: expected {n_antennas} spacings (one per antenna), got shape {spacing.shape}")
@@ -40,7 +42,7 @@ def check_spacing(spacing, n_antennas: int, name: str = "spacing") -> np.ndarray
         bad = np.flatnonzero(~(np.isfinite(spacing) & (spacing > 0)))
         raise ConfigError(f"{name}: spacings must be finite and > 0; entries {bad[:5].tolist()} are not "
                           f"(e.g. {spacing[bad[0]]!r})")
-    if not np.all(np.diff(element_positions(spacing)) > 0):
+    if ordered and not np.all(np.diff(element_positions(spacing)) > 0):
         k = int(np.flatnonzero(np.diff(element_positions(spacing)) <= 0)[0])
         raise ConfigError(f"{name}: element positions must be strictly increasing; elements {k} and {k + 1} "
                           "cross or coincide")

@@ -39,61 +39,87 @@ class ChainBlocks:
     beamformer: SectorBeamformer
 
 
-def isac_flowgraph(params, ula: ImpairedULA, spacing, n_frames: int, seed=0, eta: float = 1.0, phi: float = 0.0,
-                   with_comm: bool = True, sector="test", presence_probability: float = 0.5,
-                   alternate: bool = False, estimator=None, threshold: float | None = None,
-                   max_items: int = 64) -> ChainBlocks:
-    """Wire the ISAC transceiver of Fig. 2.
+@dataclass
+class Transmitter:
+    """The output ports of the transmit side: sensing frames Y_r, the OFDM symbols, the
+    message indices and, with comm, the UE's received signal and CSI (each ``(block, port)``)."""
 
-    ::
+    sensing: tuple
+    symbols: tuple
+    messages: tuple
+    y_c: tuple | None
+    csi: tuple | None
+    beamformer: SectorBeamformer
+
+
+def transmitter(fg: Flowgraph, params, ula: ImpairedULA, spacing, n_frames: int | None, seed=0, eta: float = 1.0,
+                phi: float = 0.0, with_comm: bool = True, sector="test", presence_probability: float = 0.5,
+                alternate: bool = False) -> Transmitter:
+    """Wire scenario, symbols, OFDM, beamformers and both channels into `fg` (Fig. 2, left half)::
 
         ScenarioSource ─► SectorBeamformer(f_r) ─┐
-                      └─► SectorBeamformer(f_c) ─┴► ISACCombiner ─► TargetChannel ─► ReciprocalFilter ─► estimator ─► DetectionMetricsSink
-        SymbolSource ─► OFDMModulator ───────────────────────────┘   └► UEChannel ─► MLDemapper ─► SERSink
+                      └─► SectorBeamformer(f_c) ─┴► ISACCombiner ─► TargetChannel ─► Y_r
+        SymbolSource ─► OFDMModulator ───────────────────────────┘   └► UEChannel ─► y_c, csi
 
-    `spacing` is what the transceiver assumes (precoder and receiver); `ula` is the
-    true array.  `estimator` defaults to the MAPRT detector; pass any
-    `SensingEstimator` (e.g. the MB-ML estimator) to swap the receiver.
+    Without comm the sensing precoder drives the target channel alone.  `spacing` is what
+    the transmitter assumes; `ula` is the true array.
     """
     seeds = block_seeds(seed)
-    fg = Flowgraph(max_items=max_items, name="isac")
     scenario = ScenarioSource(params, n_frames, sector=sector, presence_probability=presence_probability,
                               alternate=alternate, seed=seeds["scenario"])
     symbols = SymbolSource(params, n_frames, seed=seeds["symbols"])
     ofdm = OFDMModulator(params)
     f_sensing = SectorBeamformer(params, spacing, name="f_sensing")
     target = TargetChannel(params, ula, seed=seeds["target"])
+    fg.connect((symbols, "symbols"), ofdm, (target, "symbols"))
+    fg.connect(scenario, f_sensing)
+    if not with_comm:
+        fg.connect(f_sensing, (target, "precoder"))
+        return Transmitter((target, 0), (ofdm, 0), (symbols, "messages"), None, None, f_sensing)
+    f_comm = SectorBeamformer(params, spacing, fixed_sector=params.ue_sector, name="f_comm")
+    combiner = ISACCombiner(params, eta, phi)
+    ue = UEChannel(params, ula, seed=seeds["ue"])
+    fg.connect(scenario, f_comm)
+    fg.connect(f_sensing, (combiner, "f_sensing"))
+    fg.connect(f_comm, (combiner, "f_comm"))
+    fg.connect(combiner, (target, "precoder"))
+    fg.connect(combiner, (ue, "precoder"))
+    fg.connect(ofdm, (ue, "symbols"))
+    return Transmitter((target, 0), (ofdm, 0), (symbols, "messages"), (ue, "y_c"), (ue, "csi"), f_sensing)
+
+
+def isac_flowgraph(params, ula: ImpairedULA, spacing, n_frames: int, seed=0, eta: float = 1.0, phi: float = 0.0,
+                   with_comm: bool = True, sector="test", presence_probability: float = 0.5,
+                   alternate: bool = False, estimator=None, threshold: float | None = None,
+                   max_items: int = 64) -> ChainBlocks:
+    """The whole ISAC transceiver of Fig. 2: `transmitter`, then the receivers::
+
+        Y_r ─► ReciprocalFilter ─► estimator ─► DetectionMetricsSink
+        y_c, csi ─► MLDemapper ─► SERSink ◄─ messages
+
+    `spacing` is what the transceiver assumes (precoder and receiver); `ula` is the
+    true array.  `estimator` defaults to the MAPRT detector; pass any
+    `SensingEstimator` (e.g. the MB-ML estimator) to swap the receiver.
+    """
+    fg = Flowgraph(max_items=max_items, name="isac")
+    tx = transmitter(fg, params, ula, spacing, n_frames, seed, eta, phi, with_comm, sector, presence_probability,
+                     alternate)
     recip = ReciprocalFilter(params)
     estimator = estimator if estimator is not None else MAPRTDetector(params, spacing)
     detection = DetectionMetricsSink(params, threshold=threshold)
-
-    fg.connect((symbols, "symbols"), ofdm)
-    fg.connect(scenario, f_sensing)
-    if with_comm:
-        f_comm = SectorBeamformer(params, spacing, fixed_sector=params.ue_sector, name="f_comm")
-        combiner = ISACCombiner(params, eta, phi)
-        ue = UEChannel(params, ula, seed=seeds["ue"])
-        demapper = MLDemapper(params)
-        ser = SERSink(params)
-        fg.connect(scenario, f_comm)
-        fg.connect(f_sensing, (combiner, "f_sensing"))
-        fg.connect(f_comm, (combiner, "f_comm"))
-        fg.connect(combiner, (target, "precoder"))
-        fg.connect(combiner, (ue, "precoder"))
-        fg.connect(ofdm, (ue, "symbols"))
-        fg.connect((ue, "y_c"), (demapper, "y_c"))
-        fg.connect((ue, "csi"), (demapper, "csi"))
-        fg.connect(demapper, (ser, "decided"))
-        fg.connect((symbols, "messages"), (ser, "sent"))
-    else:
-        ser = None
-        fg.connect(f_sensing, (target, "precoder"))
-        fg.connect((symbols, "messages"), NullSink(np.int32, params.n_subcarriers))
-    fg.connect(ofdm, (target, "symbols"))
-    fg.connect(target, (recip, "Y_r"))
-    fg.connect(ofdm, (recip, "symbols"))
+    fg.connect(tx.sensing, (recip, "Y_r"))
+    fg.connect(tx.symbols, (recip, "symbols"))
     fg.connect(recip, estimator, detection)
-    return ChainBlocks(fg, detection, ser, estimator, f_sensing)
+    ser = None
+    if with_comm:
+        demapper, ser = MLDemapper(params), SERSink(params)
+        fg.connect(tx.y_c, (demapper, "y_c"))
+        fg.connect(tx.csi, (demapper, "csi"))
+        fg.connect(demapper, (ser, "decided"))
+        fg.connect(tx.messages, (ser, "sent"))
+    else:
+        fg.connect(tx.messages, NullSink(np.int32, params.n_subcarriers))
+    return ChainBlocks(fg, detection, ser, estimator, tx.beamformer)
 
 
 def baseline_sensing(params, ula: ImpairedULA, frames_per_hypothesis: int, seed=0, max_items: int = 64,

@@ -32,13 +32,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..blocks import (DetectionMetricsSink, ImpairedULA, ISACCombiner, MAPRTDetector, MLDemapper, OFDMModulator,
-                      ReciprocalFilter, ScenarioSource, SectorBeamformer, SERSink, SymbolSource, TargetChannel,
-                      UEChannel)
+from ..blocks import (DetectionMetricsSink, ImpairedULA, MAPRTDetector, MBMLEstimator, MLDemapper, ReciprocalFilter,
+                      SERSink)
 from ..core import Flowgraph, NullSink, SinkBlock
 from ..errors import BlockError, ConfigError
 from ..zmq import PullSource, PushSink
-from .baseline import block_seeds
+from .baseline import transmitter
 
 #: Every stream of the link, in address order.
 LINK_STREAMS = ("Y_r", "symbols", "messages", "y_c", "csi")
@@ -116,7 +115,6 @@ def tx_flowgraph(params, ula: ImpairedULA, spacing, n_frames: int | None, addres
     `linger` (ms, -1: until delivered) bounds how long the sinks' stop() waits for the
     receiver to take what is queued; `abort()` on the sinks gives up at once.
     """
-    seeds = block_seeds(seed)
     specs = stream_specs(params)
     addresses = stream_addresses(address, link_streams(with_comm))
     config = link_config(params, ula, seed, n_frames, with_comm, eta, phi)
@@ -125,33 +123,16 @@ def tx_flowgraph(params, ula: ImpairedULA, spacing, n_frames: int | None, addres
                             context=context, name=f"tx_{name}")
              for name in addresses}
     fg = Flowgraph(max_items=max_items, name="isac-tx")
-    scenario = ScenarioSource(params, n_frames, sector=sector, presence_probability=presence_probability,
-                              alternate=alternate, seed=seeds["scenario"])
-    symbols = SymbolSource(params, n_frames, seed=seeds["symbols"])
-    ofdm = OFDMModulator(params)
-    f_sensing = SectorBeamformer(params, spacing, name="f_sensing")
-    target = TargetChannel(params, ula, seed=seeds["target"])
-    fg.connect((symbols, "symbols"), ofdm)
-    fg.connect(scenario, f_sensing)
+    tx = transmitter(fg, params, ula, spacing, n_frames, seed, eta, phi, with_comm, sector, presence_probability,
+                     alternate)
+    fg.connect(tx.sensing, sinks["Y_r"])
+    fg.connect(tx.symbols, sinks["symbols"])
     if with_comm:
-        f_comm = SectorBeamformer(params, spacing, fixed_sector=params.ue_sector, name="f_comm")
-        combiner = ISACCombiner(params, eta, phi)
-        ue = UEChannel(params, ula, seed=seeds["ue"])
-        fg.connect(scenario, f_comm)
-        fg.connect(f_sensing, (combiner, "f_sensing"))
-        fg.connect(f_comm, (combiner, "f_comm"))
-        fg.connect(combiner, (target, "precoder"))
-        fg.connect(combiner, (ue, "precoder"))
-        fg.connect(ofdm, (ue, "symbols"))
-        fg.connect((ue, "y_c"), sinks["y_c"])
-        fg.connect((ue, "csi"), sinks["csi"])
-        fg.connect((symbols, "messages"), sinks["messages"])
+        fg.connect(tx.y_c, sinks["y_c"])
+        fg.connect(tx.csi, sinks["csi"])
+        fg.connect(tx.messages, sinks["messages"])
     else:
-        fg.connect(f_sensing, (target, "precoder"))
-        fg.connect((symbols, "messages"), NullSink(np.int32, params.n_subcarriers))
-    fg.connect(ofdm, (target, "symbols"))
-    fg.connect(target, sinks["Y_r"])
-    fg.connect(ofdm, sinks["symbols"])
+        fg.connect(tx.messages, NullSink(np.int32, params.n_subcarriers))
     return TxLink(fg, sinks)
 
 
@@ -241,12 +222,7 @@ def make_estimator(kind: str, params, spacing):
     if kind == "maprt":
         return MAPRTDetector(params, spacing)
     if kind == "mbml":
-        from .. import blocks
-
-        estimator_cls = getattr(blocks, "MBMLEstimator", None)
-        if estimator_cls is None:
-            raise ConfigError("estimator 'mbml': this build of isacblocks.blocks has no MBMLEstimator")
-        return estimator_cls(params, spacing)
+        return MBMLEstimator(params, spacing)
     raise ConfigError(f"estimator = {kind!r}: expected 'maprt' or 'mbml'")
 
 

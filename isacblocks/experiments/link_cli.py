@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 
 from ..dsp.detection import threshold_at_pfa
-from ..errors import ConfigError, IsacError
+from ..errors import ConfigError
 from .common import fmt_interval, load_params, run_record, table, true_array, write_json
 from .link import LINK_HWM, LINK_STREAMS, rx_flowgraph, stream_addresses, tx_flowgraph
 
@@ -317,18 +317,9 @@ def register(sub) -> None:
 
 def main(argv=None) -> int:
     """``python -m isacblocks.experiments.link_cli tx|rx ...`` (the same as ``isac tx|rx``)."""
-    parser = argparse.ArgumentParser(prog="isac-link", description="two-process ISAC link over ZeroMQ")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    register(sub)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except IsacError as exc:
-        print(f"isac {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"isac {args.command}: interrupted", file=sys.stderr)
-        return 130
+    from ..cli import main as isac_main
+
+    return isac_main(argv)
 
 
 if __name__ == "__main__":
