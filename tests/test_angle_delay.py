@@ -311,3 +311,23 @@ def test_dictionaries_are_cached_complex64(spacing):
     phi_d = delay_dictionary(PARAMS)
     assert phi_d.shape == (S, PARAMS.n_range_grid) and phi_d.dtype == np.complex64
     assert delay_dictionary(PARAMS.replace(snr_radar_db=0.0)) is phi_d
+
+
+def test_cache_loaded_kernel_gives_bitwise_the_freshly_compiled_results(tmp_path):
+    """A process that compiles the kernel and one that loads it from Numba's cache must agree
+    bit for bit (a cross-process run compares them); inline="always" once broke this."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np\n"
+        "from isacblocks import SystemParams\n"
+        "from isacblocks.dsp.mbml import mbml_estimate\n"
+        "p = SystemParams(); rng = np.random.default_rng(0)\n"
+        "Y = (rng.standard_normal((8, 64, 256)) + 1j * rng.standard_normal((8, 64, 256))).astype(np.complex64)\n"
+        "np.save(sys.argv[1], np.stack(mbml_estimate(Y, -0.7, -0.35, 0, 200, p.nominal_spacing, p)))\n")
+    env = {**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    for name in ("fresh", "cached"):
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / f"{name}.npy")], check=True, env=env,
+                       timeout=300)
+    assert np.load(tmp_path / "fresh.npy").tobytes() == np.load(tmp_path / "cached.npy").tobytes()

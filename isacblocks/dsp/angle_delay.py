@@ -250,7 +250,7 @@ def _bounds(lo, hi, n_frames: int, size: int, name: str) -> tuple[np.ndarray, np
     return lo, hi
 
 
-@nb.njit(nogil=True, cache=True, fastmath=_FASTMATH, inline="always")
+@nb.njit(nogil=True, cache=True, fastmath=_FASTMATH)
 def _dot4(a_re, a_im, row0, row_end, x_re, x_im, col):
     """``sum_l a[row0 + m, l] x[col, l]`` for m = 0..3: four complex64 dot products.
 
