@@ -48,11 +48,16 @@ def run_record(args, params: SystemParams, ula: ImpairedULA) -> dict:
         "created_unix": time.time(),
         "seed": args.seed,
         "params": params.to_dict(),
-        "true_spacing_source": args.spacing or f"drawn from seed {args.seed}",
+        "true_spacing_source": _spacing_file(args) or f"drawn from seed {args.seed}",
         "true_spacing_m": ula.spacing.tolist(),
         "machine": {"python": platform.python_version(), "platform": platform.platform(),
                     "numpy": np.__version__},
     }
+
+
+def _spacing_file(args) -> str | None:
+    """The true-spacing file of a command line (``--spacing`` or ``--true-spacing``), if any."""
+    return getattr(args, "spacing", None) or getattr(args, "true_spacing", None)
 
 
 def write_json(path, record: dict) -> None:

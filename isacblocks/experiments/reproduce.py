@@ -49,6 +49,7 @@ def _plot(fig: str, result: dict, path: Path, params) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     if fig == "3":
         figure, ax = plt.subplots(figsize=(7, 4.5))
@@ -72,6 +73,7 @@ def _plot(fig: str, result: dict, path: Path, params) -> None:
                    label="UL with sector curriculum (no labels)")
         ax.axhline(result["baselines"]["known"]["pmd"], color="k", linestyle=":", label="baseline, known d")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("labelled-data ratio (SL iterations / all iterations)")
         ax.set_ylabel(f"P_md at P_fa = {params.pfa:g}")
         ax.set_title("Fig. 4: misdetection vs labelled-data ratio")
