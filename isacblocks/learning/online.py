@@ -103,5 +103,5 @@ class OnlineSpacingTrainer(SinkBlock):
         loss.backward()
         self.optimizer.step()
         new = self.model.spacing_numpy()
-        self.updates.append({"frames": len(batch), "used": int(use.sum()), "kind": kind, "loss": float(loss)})
+        self.updates.append({"frames": len(batch), "used": int(use.sum()), "kind": kind, "loss": float(loss.detach())})
         self.message_port_pub("spacing", new)
