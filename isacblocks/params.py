@@ -28,10 +28,18 @@ SPEED_OF_LIGHT = 299_792_458.0  # m/s
 CONSTELLATIONS = ("qpsk",)
 
 
+def _real(value: Any) -> bool:
+    """A real number (int or float, numpy ones included), not a bool."""
+    return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating))
+
+
 def _pair(name: str, value: Any) -> tuple[float, float]:
     try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
+        items = list(value)
+        if isinstance(value, (str, bytes, dict)) or not all(_real(v) for v in items):
+            raise TypeError
+        lo, hi = (float(v) for v in items)
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"SystemParams.{name} = {value!r}: expected a pair of numbers (min, max)") from None
     return lo, hi
 
@@ -75,9 +83,13 @@ class SystemParams:
         for name in ("subcarrier_spacing_hz", "carrier_hz", "noise_power", "snr_radar_db", "snr_comm_db",
                      "tap_decay", "range_min_m", "range_max_m", "spacing_std_wavelengths", "pfa"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+            if not _real(value):
                 raise ConfigError(f"SystemParams.{name} = {value!r}: must be a real number")
-            if not math.isfinite(float(value)):
+            try:
+                finite = math.isfinite(float(value))
+            except OverflowError:  # an int beyond the float range
+                finite = False
+            if not finite:
                 raise ConfigError(f"SystemParams.{name} = {value!r}: must be finite")
             object.__setattr__(self, name, float(value))
         self._check()
@@ -92,13 +104,16 @@ class SystemParams:
         rule(self.subcarrier_spacing_hz > 0, "subcarrier_spacing_hz", "must be > 0")
         rule(self.carrier_hz > 0, "carrier_hz", "must be > 0")
         rule(self.noise_power > 0, "noise_power", "must be > 0")
-        rule(self.constellation in CONSTELLATIONS, "constellation", f"must be one of {CONSTELLATIONS}")
-        rule(1 <= self.n_taps <= self.n_subcarriers, "n_taps", "needs 1 <= L <= n_subcarriers")
+        rule(isinstance(self.constellation, str) and self.constellation in CONSTELLATIONS, "constellation",
+             f"must be one of {CONSTELLATIONS}")
+        object.__setattr__(self, "constellation", str(self.constellation))  # a numpy str_ becomes a str
+        rule(1 <= self.n_taps <= self.n_subcarriers, "n_taps",
+             f"needs 1 <= L <= n_subcarriers (n_subcarriers = {self.n_subcarriers})")
         rule(self.tap_decay >= 0, "tap_decay", "must be >= 0")
         rule(self.n_angle_grid >= 2, "n_angle_grid", "needs at least 2 grid points")
         rule(self.n_range_grid >= 2, "n_range_grid", "needs at least 2 grid points")
         rule(self.range_min_m >= 0, "range_min_m", "must be >= 0")
-        rule(self.range_max_m > self.range_min_m, "range_max_m", "must be > range_min_m")
+        rule(self.range_max_m > self.range_min_m, "range_max_m", f"must be > range_min_m (= {self.range_min_m!r})")
         rule(self.spacing_std_wavelengths >= 0, "spacing_std_wavelengths", "must be >= 0")
         rule(0 < self.pfa < 1, "pfa", "must lie in (0, 1)")
         for name in ("test_sector_deg", "ue_sector_deg"):
@@ -195,6 +210,8 @@ class SystemParams:
 
     @classmethod
     def from_dict(cls, values: dict) -> "SystemParams":
+        if not isinstance(values, dict):
+            raise ConfigError(f"SystemParams.from_dict: expected a dict of field values, got {type(values).__name__}")
         _check_names(values)
         return cls(**values)
 
@@ -203,9 +220,11 @@ class SystemParams:
         """Load from a TOML file; keys are the field names (optionally under a ``[system]`` table)."""
         path = Path(path)
         try:
-            data = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))  # TOML files are UTF-8
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read configuration {path}: {exc}") from None
+        except RecursionError:
+            raise ConfigError(f"cannot read configuration {path}: arrays or tables nested too deeply") from None
         if "system" in data and isinstance(data["system"], dict):
             extra = set(data) - {"system"}
             if extra:

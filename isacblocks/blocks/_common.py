@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import BlockError
+from ..errors import BlockError, ConfigError
 
 #: Item layout of the prior-sector stream: [theta_min, theta_max, r_min, r_max] (rad, m).
 SECTOR_ITEM = 4
@@ -12,13 +12,40 @@ SECTOR_ITEM = 4
 #: Item layout of an estimator's output: [statistic, theta_hat (rad), range_hat (m)].
 ESTIMATE_ITEM = 3
 
+#: Tag key a sensing receiver puts (value True) on the output item of a frame holding NaN or Inf.
+INVALID_FRAME_KEY = "invalid_frame"
+
+
+def check_int(owner: str, field: str, value, low: int) -> int:
+    """An integer parameter ``>= low`` (bools refused); raise `ConfigError` naming field, value and rule."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ConfigError(f"{owner}: {field} = {value!r}: must be an integer >= {low}")
+    return int(value)
+
+
+def check_sector(owner: str, field: str, value) -> tuple[float, float]:
+    """An angular sector ``(theta_min, theta_max)`` in rad with ``-pi/2 <= min < max <= pi/2``."""
+    try:
+        if isinstance(value, (str, bytes)):
+            raise TypeError
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{owner}: {field} = {value!r}: expected a pair (theta_min, theta_max) in rad") from None
+    if not -np.pi / 2 <= lo < hi <= np.pi / 2:
+        raise ConfigError(f"{owner}: {field} = {value!r} rad: needs -pi/2 <= min < max <= pi/2")
+    return lo, hi
+
 
 def seed_sequence(seed) -> np.random.SeedSequence:
     """A fresh `SeedSequence` from an int, a sequence of ints or a `SeedSequence` (copied, so that
     spawning from it again gives the same children)."""
     if isinstance(seed, np.random.SeedSequence):
         return np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key, pool_size=seed.pool_size)
-    return np.random.SeedSequence(seed)
+    try:
+        return np.random.SeedSequence(seed)
+    except (TypeError, ValueError):
+        raise ConfigError(f"seed = {seed!r}: must be a non-negative integer, a sequence of them, a SeedSequence "
+                          "or None") from None
 
 
 def random_streams(seed, names: tuple[str, ...]) -> dict[str, np.random.Generator]:

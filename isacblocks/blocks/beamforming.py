@@ -10,7 +10,7 @@ from ..core import SyncBlock
 from ..dsp.precoder import beampattern_precoder, isac_precoder
 from ..dsp.spacing import check_spacing
 from ..errors import ConfigError
-from ._common import SECTOR_ITEM
+from ._common import SECTOR_ITEM, check_int, check_sector
 
 
 class SectorBeamformer(SyncBlock):
@@ -30,13 +30,10 @@ class SectorBeamformer(SyncBlock):
                          out_sig=[("precoder", np.complex64, params.n_antennas)], name=name)
         self.params = params
         if fixed_sector is not None:
-            lo, hi = (float(v) for v in fixed_sector)
-            if not lo < hi:
-                raise ConfigError(f"{self.name}: fixed_sector = {fixed_sector}: needs min < max")
-            fixed_sector = (lo, hi)
+            fixed_sector = check_sector(self.name, "fixed_sector", fixed_sector)
         self.fixed_sector = fixed_sector
         self._cache: OrderedDict[tuple[float, float], np.ndarray] = OrderedDict()
-        self._cache_size = cache_size
+        self._cache_size = check_int(self.name, "cache_size", cache_size, 1)
         self.set_spacing(params.nominal_spacing if spacing is None else spacing)
         self.message_port_register_in("spacing", self.set_spacing)
 
@@ -81,8 +78,11 @@ class ISACCombiner(SyncBlock):
         eta = float(msg.get("eta", getattr(self, "eta", 1.0)))
         if not 0.0 <= eta <= 1.0:
             raise ConfigError(f"{self.name}: eta = {eta} must lie in [0, 1]")
+        phi = float(msg.get("phi", getattr(self, "phi", 0.0)))
+        if not np.isfinite(phi):
+            raise ConfigError(f"{self.name}: phi = {phi} must be a finite phase (rad)")
         self.eta = eta
-        self.phi = float(msg.get("phi", getattr(self, "phi", 0.0)))
+        self.phi = phi
 
     def work(self, inputs, outputs):
         f_r, f_c = inputs

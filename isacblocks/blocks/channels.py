@@ -7,7 +7,7 @@ import numpy as np
 from ..core import SyncBlock
 from ..dsp.channels import complex_normal, target_echo, ue_channel_frequency_response
 from ..dsp.steering import range_steering
-from ..errors import BlockError
+from ..errors import BlockError, ConfigError
 from ._common import random_streams, required_tags
 from .ula import ImpairedULA
 
@@ -16,6 +16,17 @@ def add_noise(rng: np.random.Generator, out: np.ndarray, noise_power: float) -> 
     """Fill complex64 `out` with CN(0, noise_power) noise, in place (no temporary copies)."""
     rng.standard_normal(out=out.view(np.float32), dtype=np.float32)
     out *= np.float32(np.sqrt(noise_power / 2))
+
+
+def check_ula(owner: str, ula: ImpairedULA, params) -> ImpairedULA:
+    """The channel's array must be built for the same K and carrier as the flowgraph's `params`."""
+    if not isinstance(ula, ImpairedULA):
+        raise ConfigError(f"{owner}: ula = {ula!r}: expected an ImpairedULA")
+    if ula.spacing.shape != (params.n_antennas,) or ula.params.wavelength != params.wavelength:
+        raise ConfigError(f"{owner}: ula has K = {ula.spacing.size} elements at wavelength {ula.params.wavelength!r} "
+                          f"m; params need K = {params.n_antennas} at {params.wavelength!r} m (build the "
+                          "ImpairedULA from the same SystemParams)")
+    return ula
 
 
 class TargetChannel(SyncBlock):
@@ -33,7 +44,7 @@ class TargetChannel(SyncBlock):
         super().__init__(in_sig=[("precoder", np.complex64, k), ("symbols", np.complex64, s)],
                          out_sig=[("Y_r", np.complex64, (k, s))], name=name)
         self.params = params
-        self.ula = ula
+        self.ula = check_ula(self.name, ula, params)
         self.seed = seed
         self._reset()
 
@@ -86,7 +97,7 @@ class UEChannel(SyncBlock):
         super().__init__(in_sig=[("precoder", np.complex64, k), ("symbols", np.complex64, s)],
                          out_sig=[("y_c", np.complex64, s), ("csi", np.complex64, s)], name=name)
         self.params = params
-        self.ula = ula
+        self.ula = check_ula(self.name, ula, params)
         self.seed = seed
         self._reset()
 

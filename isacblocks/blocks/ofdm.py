@@ -19,10 +19,11 @@ class OFDMModulator(SyncBlock):
 
     def __init__(self, params, time_domain: bool = False, cyclic_prefix: int = 0, name=None):
         s = params.n_subcarriers
-        if cyclic_prefix < 0 or cyclic_prefix > s:
-            raise ConfigError(f"OFDMModulator.cyclic_prefix = {cyclic_prefix}: must lie in [0, S={s}]")
+        if isinstance(cyclic_prefix, bool) or not isinstance(cyclic_prefix, (int, np.integer)) \
+                or not 0 <= cyclic_prefix <= s:
+            raise ConfigError(f"OFDMModulator.cyclic_prefix = {cyclic_prefix!r}: must be an integer in [0, S={s}]")
         if cyclic_prefix and not time_domain:
-            raise ConfigError("OFDMModulator: a cyclic_prefix needs time_domain=True")
+            raise ConfigError(f"OFDMModulator.cyclic_prefix = {cyclic_prefix!r}: needs time_domain=True")
         out_len = s + cyclic_prefix if time_domain else s
         super().__init__(in_sig=[("symbols", np.complex64, s)], out_sig=[("ofdm", np.complex64, out_len)],
                          name=name)
@@ -47,8 +48,9 @@ class OFDMDemodulator(SyncBlock):
 
     def __init__(self, params, cyclic_prefix: int = 0, name=None):
         s = params.n_subcarriers
-        if cyclic_prefix < 0 or cyclic_prefix > s:
-            raise ConfigError(f"OFDMDemodulator.cyclic_prefix = {cyclic_prefix}: must lie in [0, S={s}]")
+        if isinstance(cyclic_prefix, bool) or not isinstance(cyclic_prefix, (int, np.integer)) \
+                or not 0 <= cyclic_prefix <= s:
+            raise ConfigError(f"OFDMDemodulator.cyclic_prefix = {cyclic_prefix!r}: must be an integer in [0, S={s}]")
         super().__init__(in_sig=[("ofdm", np.complex64, s + cyclic_prefix)],
                          out_sig=[("symbols", np.complex64, s)], name=name)
         self.cyclic_prefix = cyclic_prefix

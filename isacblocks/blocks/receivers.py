@@ -10,7 +10,7 @@ from ..dsp.maprt import maprt
 from ..dsp.mbml import mbml_estimate
 from ..dsp.receiver import reciprocal_filter
 from ..dsp.spacing import check_spacing
-from ._common import ESTIMATE_ITEM, required_tags
+from ._common import ESTIMATE_ITEM, INVALID_FRAME_KEY, check_int, check_sector, required_tags
 
 
 class ReciprocalFilter(SyncBlock):
@@ -32,6 +32,10 @@ class SensingEstimator(SyncBlock):
     The prior sector comes from each frame's ``sector`` tag, or from a fixed `sector`
     ``(theta_min, theta_max)`` (rad) over the system's range interval.  The spacing the
     receiver assumes can be replaced at run time through message port ``spacing``.
+
+    A frame holding NaN or Inf is not estimated: its output item is NaN, carries the tag
+    ``invalid_frame`` (value True) and is counted in `invalid_frames`; the other frames of
+    the batch are unaffected.  `DetectionMetricsSink` leaves such frames out of its metrics.
     """
 
     def __init__(self, params, spacing=None, sector=None, name=None):
@@ -39,8 +43,9 @@ class SensingEstimator(SyncBlock):
         super().__init__(in_sig=[("Y_tilde", np.complex64, (k, s))],
                          out_sig=[("estimate", np.float64, ESTIMATE_ITEM)], name=name)
         self.params = params
-        self.sector = None if sector is None else (float(sector[0]), float(sector[1]),
+        self.sector = None if sector is None else (*check_sector(self.name, "sector", sector),
                                                    params.range_min_m, params.range_max_m)
+        self.invalid_frames = 0
         self.set_spacing(params.nominal_spacing if spacing is None else spacing)
         self.message_port_register_in("spacing", self.set_spacing)
 
@@ -60,8 +65,19 @@ class SensingEstimator(SyncBlock):
         Y_tilde, out = inputs[0], outputs[0]
         n = len(Y_tilde)
         sectors = self.sectors(n)
-        stat, theta, rng = self.estimate(Y_tilde, sectors)
-        out[:, 0], out[:, 1], out[:, 2] = stat, theta, rng
+        valid = _finite_frames(Y_tilde)
+        if valid.all():
+            stat, theta, rng = self.estimate(Y_tilde, sectors)
+            out[:n, 0], out[:n, 1], out[:n, 2] = stat, theta, rng
+            return n
+        out[:n] = np.nan
+        if valid.any():
+            stat, theta, rng = self.estimate(Y_tilde[valid], sectors[valid])
+            out[:n][valid, 0], out[:n][valid, 1], out[:n][valid, 2] = stat, theta, rng
+        base = self.nitems_written(0)
+        for index in np.flatnonzero(~valid):
+            self.add_tag(0, base + int(index), INVALID_FRAME_KEY, True)
+        self.invalid_frames += int(np.count_nonzero(~valid))
         return n
 
 
@@ -71,7 +87,8 @@ class MAPRTDetector(SensingEstimator):
 
     def __init__(self, params, spacing=None, sector=None, n_theta: int = 720, n_range: int = 200, name=None):
         super().__init__(params, spacing, sector, name=name)
-        self.n_theta, self.n_range = n_theta, n_range
+        self.n_theta = check_int(self.name, "n_theta", n_theta, 1)
+        self.n_range = check_int(self.name, "n_range", n_range, 1)
 
     def estimate(self, Y_tilde, sectors):
         return maprt(Y_tilde, sectors[:, 0], sectors[:, 1], sectors[:, 2], sectors[:, 3], self.spacing,
@@ -89,6 +106,14 @@ class MBMLEstimator(SensingEstimator):
     def estimate(self, Y_tilde, sectors):
         return mbml_estimate(Y_tilde, sectors[:, 0], sectors[:, 1], sectors[:, 2], sectors[:, 3], self.spacing,
                              self.params)
+
+
+def _finite_frames(frames) -> np.ndarray:
+    """(n,) bool: which frames of ``(n, K, S)`` hold only finite values."""
+    frames = np.asarray(frames)
+    if frames.dtype == np.complex64 and frames.flags.c_contiguous:
+        frames = frames.view(np.float32)  # twice as fast as isfinite on complex
+    return np.isfinite(frames).reshape(len(frames), -1).all(axis=1)
 
 
 class MLDemapper(SyncBlock):

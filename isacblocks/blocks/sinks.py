@@ -7,7 +7,8 @@ import numpy as np
 from ..core import SinkBlock
 from ..dsp.detection import proportion_interval
 from ..dsp.metrics import DetectionReport, detection_report
-from ._common import ESTIMATE_ITEM
+from ..errors import ConfigError
+from ._common import ESTIMATE_ITEM, INVALID_FRAME_KEY
 
 
 class DetectionMetricsSink(SinkBlock):
@@ -15,13 +16,23 @@ class DetectionMetricsSink(SinkBlock):
     (``target_present``, ``theta``, ``range``) and reports Pmd at `pfa` (threshold from
     the H0 frames, or a given `threshold`), a Pfa check and the RMSEs.
 
-    Frames whose estimate holds NaN or Inf are counted in `invalid_frames` and left out
-    of every metric.
+    Frames whose estimate holds NaN or Inf, or that carry an ``invalid_frame`` tag (put
+    there by a receiver that saw NaN or Inf in the frame), are counted in `invalid_frames`
+    and left out of every metric.
     """
 
     def __init__(self, params, pfa: float | None = None, threshold: float | None = None, name=None):
         super().__init__(in_sig=[("estimate", np.float64, ESTIMATE_ITEM)], name=name)
         self.pfa = params.pfa if pfa is None else float(pfa)
+        if not 0.0 < self.pfa < 1.0:
+            raise ConfigError(f"{self.name}: pfa = {pfa!r}: must lie in (0, 1)")
+        if threshold is not None:
+            try:
+                finite = bool(np.isfinite(float(threshold)))
+            except (TypeError, ValueError):
+                finite = False
+            if not finite:
+                raise ConfigError(f"{self.name}: threshold = {threshold!r}: must be a finite number or None")
         self.threshold = threshold
         self.reset()
 
@@ -41,6 +52,7 @@ class DetectionMetricsSink(SinkBlock):
         rows[:, 4] = [np.nan if t is None else t for t in theta]
         rows[:, 5] = [np.nan if r is None else r for r in ranges]
         finite = np.all(np.isfinite(est), axis=1)
+        finite &= np.array([not flag for flag in self.frame_tags(0, n, INVALID_FRAME_KEY)], dtype=bool)
         self.invalid_frames += int(np.count_nonzero(~finite))
         self._chunks.append(rows[finite])
         return n

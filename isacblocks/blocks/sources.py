@@ -8,7 +8,7 @@ from ..core import WORK_DONE, SourceBlock
 from ..dsp.comm import constellation
 from ..dsp.scenario import training_sectors
 from ..errors import ConfigError
-from ._common import SECTOR_ITEM, random_streams
+from ._common import SECTOR_ITEM, check_int, check_sector, random_streams
 
 
 class ScenarioSource(SourceBlock):
@@ -31,14 +31,9 @@ class ScenarioSource(SourceBlock):
         if isinstance(sector, str) and sector not in ("test", "train"):
             raise ConfigError(f"{self.name}: sector = {sector!r}: expected 'test', 'train' or (theta_min, theta_max)")
         if not isinstance(sector, str):
-            lo, hi = (float(v) for v in sector)
-            if not -np.pi / 2 <= lo < hi <= np.pi / 2:
-                raise ConfigError(f"{self.name}: sector = {sector!r} rad: needs -pi/2 <= min < max <= pi/2")
-            sector = (lo, hi)
-        if n_frames is not None and int(n_frames) < 0:
-            raise ConfigError(f"{self.name}: n_frames = {n_frames} must be >= 0")
+            sector = check_sector(self.name, "sector", sector)
         self.params = params
-        self.n_frames = None if n_frames is None else int(n_frames)
+        self.n_frames = None if n_frames is None else check_int(self.name, "n_frames", n_frames, 0)
         self.sector = params.test_sector if sector == "test" else sector
         self.presence_probability = presence_probability
         self.alternate = alternate
@@ -94,7 +89,7 @@ class SymbolSource(SourceBlock):
         super().__init__(out_sig=[("symbols", np.complex64, s), ("messages", np.int32, s)], name=name)
         self.params = params
         self.points = constellation(params.constellation)
-        self.n_frames = None if n_frames is None else int(n_frames)
+        self.n_frames = None if n_frames is None else check_int(self.name, "n_frames", n_frames, 0)
         self.seed = seed
         self._reset()
 

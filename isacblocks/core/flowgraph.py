@@ -49,8 +49,8 @@ class Flowgraph:
     """
 
     def __init__(self, max_items: int = 64, name: str = "flowgraph"):
-        if int(max_items) < 1:
-            raise ConfigError(f"Flowgraph.max_items = {max_items!r}: must be >= 1")
+        if isinstance(max_items, bool) or not isinstance(max_items, (int, np.integer)) or max_items < 1:
+            raise ConfigError(f"Flowgraph.max_items = {max_items!r}: must be an integer >= 1")
         self.max_items = int(max_items)
         self.name = name
         self.blocks: list[Block] = []

@@ -29,10 +29,17 @@ def port(dtype, shape: Sequence[int] | int = (), name: str | None = None) -> Por
     """Build a `PortSpec`; an int `shape` means a vector of that length."""
     if isinstance(shape, (int, np.integer)):
         shape = (int(shape),)
-    shape = tuple(int(s) for s in shape)
+    try:
+        shape = tuple(int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise ConfigError(f"port {name or ''}: item_shape = {shape!r}: expected an int or a tuple of ints") from None
     if any(s < 1 for s in shape):
-        raise ConfigError(f"port {name or ''}: item shape {shape} has a dimension < 1")
-    return PortSpec(np.dtype(dtype), shape, name)
+        raise ConfigError(f"port {name or ''}: item_shape = {shape}: every dimension must be >= 1")
+    try:
+        dtype = np.dtype(dtype)
+    except (TypeError, ValueError):
+        raise ConfigError(f"port {name or ''}: dtype = {dtype!r}: not a numpy dtype") from None
+    return PortSpec(dtype, shape, name)
 
 
 def as_port_specs(sig: Sequence, direction: str, block_name: str) -> tuple[PortSpec, ...]:
@@ -48,7 +55,7 @@ def as_port_specs(sig: Sequence, direction: str, block_name: str) -> tuple[PortS
         else:
             try:
                 spec = port(entry)
-            except TypeError:
+            except (TypeError, ConfigError):
                 raise ConfigError(f"block {block_name!r}: {direction} port {index}: cannot read {entry!r} "
                                   "as a dtype or a (dtype, shape) pair") from None
         specs.append(spec._replace(name=spec.name or f"{direction}{index}"))

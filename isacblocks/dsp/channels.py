@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import ConfigError, ShapeError
 
 
 def complex_normal(rng: np.random.Generator, shape, variance: float = 1.0,
                    dtype=np.complex64) -> np.ndarray:
     """Samples of CN(0, variance): independent real and imaginary parts of variance/2 each."""
     shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    if not variance >= 0:
+        raise ConfigError(f"complex_normal: variance = {variance!r}: must be >= 0")
     real_dtype = np.float32 if np.dtype(dtype) == np.complex64 else np.float64
     pair = rng.standard_normal((*shape, 2), dtype=real_dtype)
     out = pair.view(np.dtype(dtype))[..., 0]
@@ -28,7 +30,14 @@ def target_echo(gain, steering, symbols, delay_phases, n_subcarriers: int) -> np
     ``a_rx(theta)``, shape (B, K); `symbols` is ``x(m)``, (B, S); `delay_phases` is
     ``rho(tau)``, (B, S).  Returns (B, K, S).
     """
-    gain = np.asarray(gain)
+    gain, steering = np.asarray(gain), np.asarray(steering)
+    symbols, delay_phases = np.asarray(symbols), np.asarray(delay_phases)
+    b = gain.shape[0] if gain.ndim == 1 else -1
+    if (gain.ndim != 1 or steering.ndim != 2 or steering.shape[0] != b
+            or symbols.shape != (b, n_subcarriers) or delay_phases.shape != (b, n_subcarriers)):
+        raise ShapeError(f"target_echo: expected gain (B,), steering (B, K), symbols and delay_phases "
+                         f"(B, {n_subcarriers}); got gain {gain.shape}, steering {steering.shape}, "
+                         f"symbols {symbols.shape}, delay_phases {delay_phases.shape}")
     row = (symbols * delay_phases) * (gain / np.sqrt(n_subcarriers))[:, None]
     return steering[:, :, None] * row[:, None, :]
 
@@ -38,6 +47,9 @@ def ue_channel_frequency_response(rng: np.random.Generator, tap_powers, n_subcar
     """``beta = F [beta_0 .. beta_{L-1}, 0 ..]`` with ``beta_l ~ CN(0, sigma_l^2)`` and F the
     unitary DFT (eq. 3).  Returns complex128 of shape (n_frames, S)."""
     tap_powers = np.asarray(tap_powers, dtype=np.float64)
+    if tap_powers.ndim != 1 or not 1 <= tap_powers.size <= n_subcarriers:
+        raise ShapeError(f"ue_channel_frequency_response: tap_powers must be a vector of 1..{n_subcarriers} "
+                         f"(n_subcarriers) tap powers, got shape {tap_powers.shape}")
     taps = complex_normal(rng, (n_frames, tap_powers.size), dtype=np.complex128) * np.sqrt(tap_powers)
     return np.fft.fft(taps, n=n_subcarriers, axis=-1, norm="ortho")
 

@@ -26,6 +26,10 @@ def threshold_at_pfa(h0_statistics, pfa: float) -> float:
 def threshold_interval(h0_statistics, pfa: float, level: float = 0.95) -> tuple[float, float]:
     """Distribution-free confidence interval of the ``(1 - pfa)`` quantile (order statistics)."""
     h0 = np.sort(_finite_vector(h0_statistics, "threshold_interval: h0_statistics"))
+    if not 0 < pfa < 1:
+        raise ConfigError(f"threshold_interval: pfa = {pfa} must lie in (0, 1)")
+    if not 0 < level < 1:
+        raise ConfigError(f"threshold_interval: level = {level} must lie in (0, 1)")
     n = h0.size
     q = 1 - pfa
     alpha = 1 - level
@@ -38,6 +42,8 @@ def proportion_interval(successes: int, trials: int, level: float = 0.95) -> tup
     """Clopper-Pearson (exact) confidence interval of a proportion, e.g. an empirical Pfa or Pmd."""
     if trials <= 0:
         return (0.0, 1.0)
+    if not 0 <= successes <= trials:
+        raise ConfigError(f"proportion_interval: successes = {successes} must lie in [0, trials = {trials}]")
     alpha = 1 - level
     lo = 0.0 if successes == 0 else stats.beta.ppf(alpha / 2, successes, trials - successes + 1)
     hi = 1.0 if successes == trials else stats.beta.ppf(1 - alpha / 2, successes + 1, trials - successes)

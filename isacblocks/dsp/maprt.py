@@ -39,6 +39,8 @@ def maprt(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params,
     """
     Y_tilde = check_frames(Y_tilde, params, "maprt")
     n_frames = Y_tilde.shape[0]
+    if np.shape(spacing) != (params.n_antennas,):
+        raise ShapeError(f"maprt: spacing must have shape ({params.n_antennas},), got {np.shape(spacing)}")
     bounds = [_per_frame(v, n_frames, name) for v, name in
               ((theta_min, "theta_min"), (theta_max, "theta_max"), (r_min, "r_min"), (r_max, "r_max"))]
     statistic = np.empty(n_frames)

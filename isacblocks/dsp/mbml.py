@@ -83,6 +83,10 @@ def window_indices(i_hat, j_hat, params):
     (B, 2 delta_R + 1), int64, clipped into the map; the masks are False where the
     unclipped index falls outside it (those entries are discarded, Sec. IV-B).
     """
+    i_hat, j_hat = np.asarray(i_hat), np.asarray(j_hat)
+    if i_hat.ndim != 1 or i_hat.shape != j_hat.shape:
+        raise ShapeError(f"window_indices: i_hat and j_hat must be vectors (B,) of the same length, got "
+                         f"{i_hat.shape} and {j_hat.shape}")
     rows = np.asarray(i_hat, dtype=np.int64)[:, None] + np.arange(-params.window_half_angle,
                                                                   params.window_half_angle + 1)
     cols = np.asarray(j_hat, dtype=np.int64)[:, None] + np.arange(-params.window_half_range,

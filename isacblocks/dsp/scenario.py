@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ShapeError
+
 
 def training_sectors(rng: np.random.Generator, params, n_frames: int, max_center_deg: float | None = None):
     """Random sectors ``theta_mean -/+ theta_span / 2`` (rad), ``theta_mean ~ U(train_center_deg)``,
@@ -26,6 +28,9 @@ def training_sectors(rng: np.random.Generator, params, n_frames: int, max_center
 
 def draw_targets(rng: np.random.Generator, theta_min, theta_max, r_min, r_max, n_frames: int):
     """Target angle ``theta ~ U[theta_min, theta_max]`` and range ``R ~ U[r_min, r_max]`` per frame."""
+    for name, value in (("theta_min", theta_min), ("theta_max", theta_max), ("r_min", r_min), ("r_max", r_max)):
+        if np.ndim(value) and np.shape(value) != (n_frames,):
+            raise ShapeError(f"draw_targets: {name} must be a scalar or shape ({n_frames},), got {np.shape(value)}")
     theta = rng.uniform(theta_min, theta_max, n_frames)
     ranges = rng.uniform(r_min, r_max, n_frames)
     return theta, ranges

@@ -78,6 +78,8 @@ def save_spacing(path, spacing) -> None:
     """Write a spacing vector as ``.npy`` or, for any other suffix, as text (one value per line)."""
     path = Path(path)
     spacing = np.asarray(spacing, dtype=np.float64)
+    if spacing.ndim != 1:
+        raise ShapeError(f"save_spacing: expected a vector of K spacings, got shape {spacing.shape}")
     if path.suffix == ".npy":
         np.save(path, spacing)
     else:

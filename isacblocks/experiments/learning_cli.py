@@ -6,6 +6,7 @@ import argparse
 
 from ..dsp.evaluation import evaluate_spacing
 from ..dsp.spacing import load_spacing, save_spacing, spacing_errors
+from ..errors import ConfigError
 from .common import load_params, true_array, write_json
 from .scales import SCALES
 
@@ -23,6 +24,8 @@ def reproduce_main(args) -> int:
 def train_main(args) -> int:
     from ..learning.trainer import TrainConfig, Trainer
 
+    if args.resume and not args.checkpoint:
+        raise ConfigError("--resume needs --checkpoint FILE (the checkpoint to resume from)")
     params = load_params(args)
     ula = true_array(params, args.seed, args.true_spacing)
     ratio = args.labeled_ratio if args.schedule in ("sl+ul", "ul+sl") else None
@@ -31,7 +34,8 @@ def train_main(args) -> int:
     config = TrainConfig(schedule=args.schedule, iterations=args.iterations, labeled_ratio=ratio,
                          batch_size=args.batch_size, lr=lr, curriculum=args.curriculum,
                          eval_at=tuple(range(0, args.iterations + 1, step)) if args.eval else (),
-                         eval_frames=args.eval_frames, seed=args.seed, checkpoint=args.checkpoint)
+                         eval_frames=args.eval_frames, seed=args.seed, checkpoint=args.checkpoint,
+                         checkpoint_every=args.checkpoint_every)
     trainer = Trainer(params, ula.spacing, config)
     if args.resume:
         trainer.load_checkpoint(args.checkpoint)
@@ -87,7 +91,9 @@ def register(sub) -> None:
     tr.add_argument("--lr", type=float, default=None, help="Adam step in metres (default 6.25e-6)")
     tr.add_argument("--eval", action="store_true", help="evaluate Pmd five times along the run")
     tr.add_argument("--eval-frames", type=int, default=10000)
-    tr.add_argument("--checkpoint", default=None, help="checkpoint file (written every 100 iterations)")
+    tr.add_argument("--checkpoint", default=None, help="checkpoint file (written every --checkpoint-every iterations)")
+    tr.add_argument("--checkpoint-every", type=int, default=100, metavar="N",
+                    help="iterations between checkpoints (default 100)")
     tr.add_argument("--resume", action="store_true", help="resume from --checkpoint")
     tr.add_argument("--out", required=True, help="where to write the learned spacing (.npy or text)")
     _common(tr)

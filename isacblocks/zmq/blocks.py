@@ -176,6 +176,15 @@ def _release(state: dict, linger: int = 0) -> None:
         ctx.term()
 
 
+def _key_bytes(key, owner: str) -> bytes:
+    """A PUB/SUB key as bytes; only str (UTF-8) or bytes are keys (``bytes(5)`` would be five zero bytes)."""
+    if isinstance(key, str):
+        return key.encode()
+    if isinstance(key, (bytes, bytearray, memoryview)):
+        return bytes(key)
+    raise ConfigError(f"{owner}: key = {key!r}: must be a str or bytes")
+
+
 class _ZmqEndpoint:
     """Socket ownership shared by the four blocks: open, bind/connect, close."""
 
@@ -268,10 +277,14 @@ class _ZmqSink(_ZmqEndpoint, SinkBlock):
                  start_tags: dict | None, context: zmq.Context | None, name: str | None):
         SinkBlock.__init__(self, in_sig=[port(dtype, item_shape)], name=name)
         if start_tags and not pass_tags:
-            raise ConfigError(f"{self.name}: start_tags need pass_tags=True (tags travel in the tag header)")
+            raise ConfigError(f"{self.name}: start_tags = {start_tags!r}: need pass_tags=True (tags travel in the "
+                              "tag header)")
         self.start_tags = dict(start_tags or {})
-        if max_items_per_message is not None and int(max_items_per_message) < 1:
-            raise ConfigError(f"{self.name}: max_items_per_message = {max_items_per_message!r}: must be >= 1 or None")
+        if max_items_per_message is not None and (
+                isinstance(max_items_per_message, bool) or not isinstance(max_items_per_message, (int, np.integer))
+                or max_items_per_message < 1):
+            raise ConfigError(f"{self.name}: max_items_per_message = {max_items_per_message!r}: must be an integer "
+                              ">= 1 or None")
         if copy_mode not in ("copy", "track"):
             raise ConfigError(f"{self.name}: copy_mode = {copy_mode!r}: expected 'copy' or 'track'")
         if isinstance(linger, bool) or not isinstance(linger, (int, np.integer)) or linger < -1:
@@ -535,7 +548,7 @@ class PubSink(_ZmqSink):
                  bind: bool = True, max_items_per_message: int | None = None, eos: bool = True,
                  linger: int = 500, copy_mode: str = "copy", start_tags: dict | None = None,
                  context: zmq.Context | None = None, name: str | None = None):
-        self._key = key.encode() if isinstance(key, str) else bytes(key)
+        self._key = _key_bytes(key, name or type(self).__name__)
         self.key = key
         self.drop_on_hwm = bool(drop_on_hwm)
         self.subscribers = 0
@@ -775,7 +788,7 @@ class SubSource(_ZmqSource):
     def __init__(self, dtype, item_shape=(), address: str = "tcp://127.0.0.1:5555", timeout: int = 100,
                  pass_tags: bool = False, hwm: int = -1, key: str | bytes = "", bind: bool = False,
                  eos: bool = True, context: zmq.Context | None = None, name: str | None = None):
-        self._key = key.encode() if isinstance(key, str) else bytes(key)
+        self._key = _key_bytes(key, name or type(self).__name__)
         self.key = key
         super().__init__(dtype, item_shape, address, timeout, pass_tags, hwm, bind, eos, context, name)
 

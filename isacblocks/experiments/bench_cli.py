@@ -1,0 +1,80 @@
+"""``isac bench``: receiver, training, runtime, ZeroMQ and memory benchmarks in one run.
+
+The benchmarks live in ``benchmarks/`` beside the package in the source tree (they hold
+dense reference implementations that are no part of the library), so ``isac bench``
+needs a source checkout, e.g. the editable install ``pip install -e .``.  Also
+runnable as ``python -m isacblocks.experiments.bench_cli``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from ..errors import ConfigError
+
+SECTION_NAMES = "roofline, receivers, training, chain, work_overhead, zmq, memory"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``isac bench`` (shared with ``python -m benchmarks.suite``)."""
+    parser.add_argument("--quick", action="store_true",
+                        help="small batches and few repetitions (CI smoke run, under a minute)")
+    parser.add_argument("--out", default="out/bench", help="folder for bench.json and bench.md (default out/bench)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the frames and of the drawn true array")
+    parser.add_argument("--config", metavar="FILE", default=None, help="SystemParams TOML file (default: paper)")
+    parser.add_argument("--json", metavar="PATH", default=None, help="also write the JSON record here")
+    parser.add_argument("--only", metavar="SECTIONS", default=None,
+                        help=f"comma-separated sections to run (default all: {SECTION_NAMES})")
+
+
+def _suite():
+    """Import ``benchmarks.suite`` from the source tree that holds this package."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "benchmarks" / "suite.py").is_file():
+        raise ConfigError(f"isac bench needs the source tree: no benchmarks/ folder beside isacblocks/ in {root} "
+                          "(install the checkout with `pip install -e .`)")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    module = importlib.import_module("benchmarks.suite")
+    if Path(module.__file__).resolve().parent != root / "benchmarks":
+        raise ConfigError(f"isac bench: `benchmarks` resolves to {module.__file__}, not to {root / 'benchmarks'}; "
+                          "another package of that name shadows the checkout's")
+    return module
+
+
+def bench_main(args) -> int:
+    suite = _suite()
+    _, code = suite.run(quick=args.quick, out=args.out, seed=args.seed, config_file=args.config, only=args.only,
+                        json_path=args.json)
+    return code
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("bench", help="throughput, overhead and memory benchmarks (Markdown + JSON)",
+                            description="Measure in one run, on the same inputs: receiver frames/s (MB-ML, MAPRT, "
+                                        "dense numpy and torch references) with cross-checks, the roofline, the "
+                                        "training step vs dense torch autograd, the whole flowgraph and the "
+                                        "scheduler's overhead, work() call overhead, ZeroMQ loopback throughput, "
+                                        "and memory.  Writes OUT/bench.json and OUT/bench.md and prints the tables.")
+    add_arguments(parser)
+    parser.set_defaults(func=bench_main)
+
+
+def main(argv=None) -> int:
+    from ..errors import IsacError
+
+    parser = argparse.ArgumentParser(prog="python -m isacblocks.experiments.bench_cli")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return int(args.func(args) or 0)
+    except IsacError as exc:
+        print(f"isac bench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
