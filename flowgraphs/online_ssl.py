@@ -5,7 +5,8 @@ The transceiver starts with lambda/2 spacing.  The first --labelled frames keep 
 label tags (theta, range); after that a TagFilter drops them, so the trainer sees only
 unlabelled frames.  Every --batch frames the OnlineSpacingTrainer takes one Adam step
 and publishes the new d on its message port, which the MB-ML estimator and the sensing
-beamformer follow.  Pmd is reported per segment of the stream: it falls while it runs.
+beamformer follow.  Pmd is reported per segment of the stream, and the spacing in force at
+points along the stream is evaluated on the test sector.
 
     ScenarioSource ─► SectorBeamformer ─► TargetChannel ─► ReciprocalFilter ─┬─► MBMLEstimator ─► DetectionMetricsSink
     SymbolSource ─► OFDMModulator ──────────┘                  │             └─► TagFilter ─► OnlineSpacingTrainer
@@ -24,8 +25,9 @@ import numpy as np
 from isacblocks import SystemParams
 from isacblocks.blocks import (DetectionMetricsSink, MBMLEstimator, OFDMModulator, ReciprocalFilter, ScenarioSource,
                                SectorBeamformer, SymbolSource, TargetChannel)
-from isacblocks.core import Flowgraph, NullSink, TagFilter
+from isacblocks.core import Flowgraph, MessageCollector, NullSink, TagFilter
 from isacblocks.dsp.detection import proportion_interval, threshold_at_pfa
+from isacblocks.dsp.evaluation import evaluate_spacing
 from isacblocks.dsp.spacing import spacing_errors
 from isacblocks.experiments.baseline import block_seeds
 from isacblocks.experiments.common import true_array
@@ -55,7 +57,9 @@ def build(params, ula, frames: int, labelled: int, batch: int, lr: float, seed: 
     fg.connect(recip, labels, trainer)
     fg.msg_connect(trainer, "spacing", estimator, "spacing")
     fg.msg_connect(trainer, "spacing", beam, "spacing")
-    return fg, metrics, trainer, estimator
+    published = MessageCollector(name="published_spacings")
+    fg.msg_connect(trainer, "spacing", published, "in")
+    return fg, metrics, trainer, estimator, published
 
 
 def segment_table(records: np.ndarray, pfa: float, segments: int) -> list[tuple]:
@@ -76,6 +80,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=128, help="frames per learning step")
     parser.add_argument("--lr", type=float, default=6.25e-6, help="Adam step in metres")
     parser.add_argument("--segments", type=int, default=4)
+    parser.add_argument("--eval-frames", type=int, default=4000, help="test-sector frames per hypothesis")
     parser.add_argument("--max-center", type=float, default=20.0,
                         help="sector centres drawn from U[-m, m] degrees (default 20: a forward-looking sensor)")
     parser.add_argument("--seed", type=int, default=0)
@@ -83,7 +88,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     params = SystemParams().replace(train_center_deg=(-args.max_center, args.max_center))
     ula = true_array(params, args.seed, args.spacing)
-    fg, metrics, trainer, estimator = build(params, ula, args.frames, args.labelled, args.batch, args.lr, args.seed)
+    fg, metrics, trainer, estimator, published = build(params, ula, args.frames, args.labelled, args.batch, args.lr,
+                                                       args.seed)
     start = time.perf_counter()
     fg.run()
     print(f"{args.frames} frames ({args.labelled} labelled) in {time.perf_counter() - start:.0f} s, "
@@ -93,10 +99,15 @@ def main(argv=None) -> int:
     print("|---|---|---|")
     for index, n, pmd, ci in segment_table(metrics.records, params.pfa, args.segments):
         print(f"| {index} | {n} | {pmd:.4f} [{ci[0]:.4f}, {ci[1]:.4f}] |")
-    before = spacing_errors(params.nominal_spacing, ula.spacing)
-    after = spacing_errors(estimator.spacing, ula.spacing)
-    print(f"element-position error: {before['position_error_mm']:.2f} mm at start, "
-          f"{after['position_error_mm']:.2f} mm at the end")
+    print("\nThe spacing in force along the stream, evaluated on the test sector "
+          f"({args.eval_frames} fresh frames per hypothesis):")
+    print("| learning steps | Pmd (test sector) [95% CI] | element-position error (mm) |")
+    print("|---|---|---|")
+    spacings = [params.nominal_spacing, *published.messages]
+    for step in np.unique(np.linspace(0, len(spacings) - 1, args.segments + 1).astype(int)):
+        report = evaluate_spacing(params, ula.spacing, spacings[step], args.eval_frames, seed=args.seed + 1)
+        error = spacing_errors(spacings[step], ula.spacing)["position_error_mm"]
+        print(f"| {step} | {report.pmd:.4f} [{report.pmd_ci[0]:.4f}, {report.pmd_ci[1]:.4f}] | {error:.2f} |")
     return 0
 
 

@@ -23,6 +23,26 @@ def check_int(owner: str, field: str, value, low: int) -> int:
     return int(value)
 
 
+def check_real(owner: str, field: str, value, low: float | None = None, high: float | None = None,
+               low_open: bool = False) -> float:
+    """A finite real parameter within ``[low, high]`` (``(low, high]`` with `low_open`); bools and
+    strings refused; raise `ConfigError` naming field, value and rule."""
+    rule = "must be a finite real number"
+    if low is not None or high is not None:
+        rule += f" in {'(' if low_open else '['}{low if low is not None else '-inf'}, " \
+                f"{high if high is not None else 'inf'}]"
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        raise ConfigError(f"{owner}: {field} = {value!r}: {rule}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{owner}: {field} = {value!r}: {rule}") from None
+    below = low is not None and (number <= low if low_open else number < low)
+    if not np.isfinite(number) or below or (high is not None and number > high):
+        raise ConfigError(f"{owner}: {field} = {value!r}: {rule}")
+    return number
+
+
 def check_sector(owner: str, field: str, value) -> tuple[float, float]:
     """An angular sector ``(theta_min, theta_max)`` in rad with ``-pi/2 <= min < max <= pi/2``."""
     try:

@@ -10,7 +10,7 @@ from ..core import SyncBlock
 from ..dsp.precoder import beampattern_precoder, isac_precoder
 from ..dsp.spacing import check_spacing
 from ..errors import ConfigError
-from ._common import SECTOR_ITEM, check_int, check_sector
+from ._common import SECTOR_ITEM, check_int, check_real, check_sector
 
 
 class SectorBeamformer(SyncBlock):
@@ -75,14 +75,11 @@ class ISACCombiner(SyncBlock):
         self.message_port_register_in("tradeoff", self.set_tradeoff)
 
     def set_tradeoff(self, msg: dict) -> None:
-        eta = float(msg.get("eta", getattr(self, "eta", 1.0)))
-        if not 0.0 <= eta <= 1.0:
-            raise ConfigError(f"{self.name}: eta = {eta} must lie in [0, 1]")
-        phi = float(msg.get("phi", getattr(self, "phi", 0.0)))
-        if not np.isfinite(phi):
-            raise ConfigError(f"{self.name}: phi = {phi} must be a finite phase (rad)")
+        if not isinstance(msg, dict):
+            raise ConfigError(f"{self.name}: tradeoff message {msg!r}: expected a dict with 'eta' and/or 'phi'")
+        eta = check_real(self.name, "eta", msg.get("eta", getattr(self, "eta", 1.0)), 0.0, 1.0)
+        self.phi = check_real(self.name, "phi", msg.get("phi", getattr(self, "phi", 0.0)))
         self.eta = eta
-        self.phi = phi
 
     def work(self, inputs, outputs):
         f_r, f_c = inputs

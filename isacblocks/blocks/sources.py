@@ -8,7 +8,7 @@ from ..core import WORK_DONE, SourceBlock
 from ..dsp.comm import constellation
 from ..dsp.scenario import training_sectors
 from ..errors import ConfigError
-from ._common import SECTOR_ITEM, check_int, check_sector, random_streams
+from ._common import SECTOR_ITEM, check_int, check_real, check_sector, random_streams
 
 
 class ScenarioSource(SourceBlock):
@@ -26,8 +26,7 @@ class ScenarioSource(SourceBlock):
     def __init__(self, params, n_frames: int | None = None, sector="test", presence_probability: float = 0.5,
                  alternate: bool = False, seed=0, name=None):
         super().__init__(out_sig=[("sector", np.float64, SECTOR_ITEM)], name=name)
-        if not 0.0 <= presence_probability <= 1.0:
-            raise ConfigError(f"{self.name}: presence_probability = {presence_probability} must lie in [0, 1]")
+        presence_probability = check_real(self.name, "presence_probability", presence_probability, 0.0, 1.0)
         if isinstance(sector, str) and sector not in ("test", "train"):
             raise ConfigError(f"{self.name}: sector = {sector!r}: expected 'test', 'train' or (theta_min, theta_max)")
         if not isinstance(sector, str):

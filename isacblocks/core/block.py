@@ -20,6 +20,7 @@ not streams (e.g. a newly learned spacing vector).
 from __future__ import annotations
 
 import itertools
+import re
 from collections import deque
 from typing import Any, Callable, Sequence
 
@@ -36,7 +37,7 @@ _instance_counter: dict[str, itertools.count] = {}
 
 
 def _default_name(cls: type) -> str:
-    base = "".join("_" + c.lower() if c.isupper() else c for c in cls.__name__).lstrip("_")
+    base = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", cls.__name__).lower()
     counter = _instance_counter.setdefault(base, itertools.count())
     return f"{base}{next(counter)}"
 

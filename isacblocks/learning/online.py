@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..blocks._common import required_tags
+from ..blocks._common import check_int, check_real, required_tags
 from ..core import SinkBlock
 from ..dsp.mbml import mbml_peak_projected, window_indices
 from ..dsp.montecarlo import ProjectedBasis, draw_projected_frames
@@ -40,9 +40,12 @@ class OnlineSpacingTrainer(SinkBlock):
         k, s = params.n_antennas, params.n_subcarriers
         super().__init__(in_sig=[("Y_tilde", np.complex64, (k, s))], name=name)
         self.params = params
+        lr = check_real(self.name, "lr", lr, 0.0, low_open=True)
+        self.batch_size = check_int(self.name, "batch_size", batch_size, 1)
+        if threshold is not None:
+            threshold = check_real(self.name, "threshold", threshold, 0.0)
         self.model = SpacingModel(params, init_spacing)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr / self.model.scale)
-        self.batch_size = int(batch_size)
         self.basis = ProjectedBasis.for_params(params)
         self.threshold = threshold if threshold is not None else self._noise_threshold(seed)
         self.message_port_register_out("spacing")
