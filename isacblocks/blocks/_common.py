@@ -27,10 +27,12 @@ def check_real(owner: str, field: str, value, low: float | None = None, high: fl
                low_open: bool = False) -> float:
     """A finite real parameter within ``[low, high]`` (``(low, high]`` with `low_open`); bools and
     strings refused; raise `ConfigError` naming field, value and rule."""
-    rule = "must be a finite real number"
-    if low is not None or high is not None:
-        rule += f" in {'(' if low_open else '['}{low if low is not None else '-inf'}, " \
-                f"{high if high is not None else 'inf'}]"
+    if low is None and high is None:
+        rule = "must be a finite real number"
+    else:
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        rule = f"must lie in {'(' if low_open else '['}{lo}, {hi}{']' if high is not None else ')'}"
     if isinstance(value, (bool, np.bool_, str, bytes)):
         raise ConfigError(f"{owner}: {field} = {value!r}: {rule}")
     try:
@@ -39,7 +41,7 @@ def check_real(owner: str, field: str, value, low: float | None = None, high: fl
         raise ConfigError(f"{owner}: {field} = {value!r}: {rule}") from None
     below = low is not None and (number <= low if low_open else number < low)
     if not np.isfinite(number) or below or (high is not None and number > high):
-        raise ConfigError(f"{owner}: {field} = {value!r}: {rule}")
+        raise ConfigError(f"{owner}: {field} = {value!r}: {rule}{'' if np.isfinite(number) else ' (finite)'}")
     return number
 
 
