@@ -1,0 +1,100 @@
+"""Smoke test of ``isac bench --quick``: every section runs, the report and JSON are written with
+the expected keys, and the implementations agree with each other (cross-checks).
+
+No timing is asserted: numbers from a shared CI machine mean nothing; the benchmark itself
+reports them with the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from isacblocks.errors import ConfigError
+from isacblocks.experiments import bench_cli
+
+
+def _parse(*argv):
+    parser = argparse.ArgumentParser(prog="isac")
+    bench_cli.register(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(["bench", *argv])
+
+
+def test_quick_bench_writes_every_section_and_the_cross_checks_agree(tmp_path):
+    args = _parse("--quick", "--out", str(tmp_path / "bench"), "--json", str(tmp_path / "copy.json"))
+    code = args.func(args)
+    record = json.loads((tmp_path / "bench" / "bench.json").read_text())
+    assert json.loads((tmp_path / "copy.json").read_text())["meta"] == record["meta"]
+    results = record["results"]
+    errors = {name: sec["error"] for name, sec in results.items() if "error" in sec}
+    assert not errors, errors
+    assert code == 0
+
+    meta = record["meta"]
+    assert meta["mode"] == "quick" and len(meta["load_average_start"]) == 3
+    for key in ("cpu_model", "logical_cores", "numpy_blas", "numba", "torch", "torch_threads"):
+        assert key in meta["machine"]
+    assert set(results) == {"roofline", "receivers", "training", "chain", "work_overhead", "zmq", "memory"}
+    for sec in results.values():
+        assert sec["wall_s"] > 0 and len(sec["load_average"]["start"]) == 3
+
+    roof = results["roofline"]
+    assert roof["matmul"]["numpy"]["gflops"]["median"] > 0 and roof["matmul"]["torch"]["gflops"]["median"] > 0
+    assert roof["memory_bandwidth"]["gbytes_per_s"]["median"] > 0
+
+    rx = results["receivers"]
+    for name in ("mbml", "maprt", "dense numpy", "dense torch"):
+        for batch in rx["batches"]:
+            rate = rx["throughput"][name][str(batch)]["frames_per_s"]
+            assert 0 < rate["min"] <= rate["median"] <= rate["max"]
+        assert 0 < rx["roofline"][name]["fraction_of_roof"]
+        assert rx["roofline"][name]["mflop_per_frame"] > 0
+    assert rx["flop_counts"]["flops"]["mbml"] < rx["flop_counts"]["flops"]["dense torch"]
+    pairs = {c["pair"]: c for c in rx["cross_checks"]}
+    assert set(pairs) == {"dense torch vs dense numpy", "mbml vs dense numpy", "mbml vs dense torch",
+                          "maprt vs dense numpy"}
+    assert all(c["ok"] for c in pairs.values()), pairs
+    assert pairs["mbml vs dense numpy"]["agreement"] == 1.0 and pairs["mbml vs dense numpy"]["frames"] > 0
+    assert rx["cross_checks_ok"] and record["cross_checks_ok"]
+
+    tr = results["training"]
+    assert tr["ratio"] > 0 and tr["isacblocks"]["frames_per_s"]["median"] > 0
+    assert tr["cross_check"]["ok"] and tr["cross_check"]["ul"]["ok"] and tr["cross_check"]["sl"]["ok"]
+
+    for receiver in ("mbml", "maprt"):
+        chain = results["chain"][receiver]
+        assert chain["frames_per_s"]["median"] > 0
+        inst = chain["instrumented"]
+        assert 0 <= inst["work_s"] <= inst["wall_s"] and inst["work_calls"] > 0
+        assert {b["type"] for b in inst["blocks"]} >= {"TargetChannel", "ReciprocalFilter", "SectorBeamformer"}
+    assert set(results["work_overhead"]) >= {"64", "4096"}
+    assert results["work_overhead"]["64"]["us_per_call"] > 0
+
+    zmq = results["zmq"]["results"]
+    assert set(zmq) == {"push_pull_in_process", "push_pull_two_process", "pub_sub_in_process", "pub_sub_two_process"}
+    for key, run in zmq.items():
+        assert run["gbytes_per_s"]["median"] > 0, key
+        assert run["lost_frames"] == 0 and run["out_of_sequence"] == 0, key
+
+    mem = results["memory"]
+    assert mem["training"]["isacblocks"]["peak_rss_gib"] >= mem["training"]["isacblocks"]["baseline_rss_gib"] > 0
+    dense = mem["training"]["dense_torch"]
+    assert dense["peak_rss_gib"] > 0 and dense["extrapolated_peak_rss_gib"] > 0
+    assert dense["measured"]  # the quick run's batch is small enough to run the dense step itself
+    assert mem["streaming"]["samples"] >= 2 and mem["streaming"]["frames_while_sampled"] > 0
+
+    goals = {g["goal"] for g in record["goals"]}
+    for fragment in ("MB-ML vs dense torch", "fraction of own roofline", "training step vs dense torch",
+                     "work() overhead", "scheduler overhead", "ZeroMQ push pull", "training step peak RSS",
+                     "RSS flat"):
+        assert any(fragment in g for g in goals), fragment
+    text = (tmp_path / "bench" / "bench.md").read_text()
+    assert text.startswith("# isac bench (quick)") and "## Goals" in text and "load average" in text
+
+
+def test_unknown_section_is_a_config_error(tmp_path):
+    args = _parse("--quick", "--out", str(tmp_path), "--only", "receivers,warp_drive")
+    with pytest.raises(ConfigError, match="warp_drive"):
+        args.func(args)
