@@ -401,7 +401,7 @@ def deserialize(buf: Any, offset: int = 0) -> tuple[Any, int]:
     Returns ``(obj, new_offset)`` where ``new_offset`` is just past the PMT. Raises
     :class:`WireFormatError` (naming the offset and tag byte) on malformed data.
     """
-    view = _byte_view(buf)
+    view = byte_view(buf)
     if not 0 <= offset <= len(view):
         raise WireFormatError(f"offset {offset} outside a buffer of {len(view)} bytes")
     return _read(view, offset, 0)
@@ -409,7 +409,7 @@ def deserialize(buf: Any, offset: int = 0) -> tuple[Any, int]:
 
 def loads(buf: Any) -> Any:
     """Decode exactly one PMT occupying all of ``buf``; trailing bytes are an error."""
-    view = _byte_view(buf)
+    view = byte_view(buf)
     obj, end = _read(view, 0, 0)
     if end != len(view):
         raise WireFormatError(
@@ -418,16 +418,17 @@ def loads(buf: Any) -> Any:
     return obj
 
 
-def _byte_view(buf: Any) -> memoryview:
+def byte_view(buf: Any, what: str = "PMT input") -> memoryview:
+    """A flat byte view of a bytes-like `buf` (no copy); `what` names it in errors."""
     try:
         view = memoryview(buf)
     except TypeError:
         raise WireFormatError(
-            f"expected a bytes-like object, got {type(buf).__name__}"
+            f"{what}: expected a bytes-like object, got {type(buf).__name__}"
         ) from None
     if view.format != "B" or view.ndim != 1:
         if not view.c_contiguous:
-            raise WireFormatError("PMT input buffer must be C-contiguous")
+            raise WireFormatError(f"{what} buffer must be C-contiguous")
         view = view.cast("B")
     return view
 

@@ -136,17 +136,7 @@ def _payload_bytes(payload: Any) -> Any:
 
 
 def _view(buf: Any) -> memoryview:
-    try:
-        view = memoryview(buf)
-    except TypeError:
-        raise WireFormatError(
-            f"expected a bytes-like message, got {type(buf).__name__}"
-        ) from None
-    if view.format != "B" or view.ndim != 1:
-        if not view.c_contiguous:
-            raise WireFormatError("message buffer must be C-contiguous")
-        view = view.cast("B")
-    return view
+    return pmt.byte_view(buf, "message (a bytes-like message)")
 
 
 def decode_header(buf: Any) -> tuple[int, list[Tag], int]:
