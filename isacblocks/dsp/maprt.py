@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
+from .angle_delay import AngleDictionary, RangeDictionary, angle_delay_peak
 from .steering import range_steering, ula_steering
 
 
@@ -54,7 +55,7 @@ def maprt(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params,
         angles = np.linspace(t0, t1, n_theta)
         ranges = np.linspace(r0, r1, n_range)
         angle_dict = ula_steering(angles, spacing, params.wavelength).astype(np.complex64)
-        range_dict = range_steering(ranges, params).astype(np.complex64)
+        range_dict = range_steering(ranges, params)
         stat, i_hat, j_hat = _map_peak(Y_tilde[frames], angle_dict, range_dict)
         statistic[frames] = stat
         theta_hat[frames] = angles[i_hat]
@@ -62,20 +63,26 @@ def maprt(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params,
     return statistic, theta_hat, range_hat
 
 
-def _map_peak(Y_tilde, angle_dict, range_dict, chunk: int = 32):
-    """Peak of ``|A^H Y~ D^*|`` per frame: (value, row, column)."""
+def _map_peak(Y_tilde, angle_dict, range_dict):
+    """Peak of ``|A^H Y~ D^*|`` per frame over the whole (sector) grid: (value, row, column).
+
+    Runs the fused Numba angle-delay kernel (`angle_delay_peak`) with every row and column
+    searched and no window."""
     n_frames = Y_tilde.shape[0]
-    value = np.empty(n_frames)
-    row = np.empty(n_frames, dtype=np.int64)
-    col = np.empty(n_frames, dtype=np.int64)
-    angle_h = np.ascontiguousarray(angle_dict.conj().T)
-    range_c = np.ascontiguousarray(range_dict.conj())
-    for start in range(0, n_frames, chunk):
-        block = np.asarray(Y_tilde[start:start + chunk], dtype=np.complex64)
-        power = np.abs(angle_h @ (block @ range_c))  # (b, N_theta, N_tau)
-        flat = power.reshape(len(block), -1).argmax(axis=1)
-        r, c = np.unravel_index(flat, power.shape[1:])
-        value[start:start + len(block)] = power.reshape(len(block), -1)[np.arange(len(block)), flat]
-        row[start:start + len(block)] = r
-        col[start:start + len(block)] = c
-    return value, row, col
+    peak = angle_delay_peak(Y_tilde, AngleDictionary.from_steering(angle_dict), _range_dictionary(range_dict),
+                            np.zeros(n_frames, dtype=np.int64), np.full(n_frames, angle_dict.shape[1]),
+                            0, range_dict.shape[1])
+    return peak.statistic.astype(np.float64), peak.i_hat, peak.j_hat
+
+
+_RANGE_CACHE: dict = {}
+
+
+def _range_dictionary(range_dict) -> RangeDictionary:
+    """The factored delay dictionary, cached per grid (the grid only changes with the range sector)."""
+    key = range_dict.tobytes()
+    if key not in _RANGE_CACHE:
+        if len(_RANGE_CACHE) >= 8:
+            _RANGE_CACHE.pop(next(iter(_RANGE_CACHE)))
+        _RANGE_CACHE[key] = RangeDictionary.from_steering(range_dict)
+    return _RANGE_CACHE[key]
