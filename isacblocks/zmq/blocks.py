@@ -325,7 +325,7 @@ class _ZmqSink(_ZmqEndpoint, SinkBlock):
 
     def _send_chunk(self, body, copy: bool, track: bool, eos: bool = False) -> tuple[str, Any]:
         """Queue one message: ``(outcome, tracker)`` with outcome `_QUEUED`, `_HELD` or `_DROPPED`."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not define _send_chunk() (each socket type does)")
 
     def _poll_control(self) -> None:
         """Read control messages (XPUB subscriptions, PUSH connection events)."""
@@ -421,7 +421,7 @@ class _ZmqSink(_ZmqEndpoint, SinkBlock):
 
     def _peer_count(self) -> int:
         """Connected receivers (PUSH peers, PUB subscriptions)."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not define _peer_count() (each socket type does)")
 
     def _send_eos(self, deadline: float | None):
         """Queue the end of stream behind everything queued; return its tracker, or None.
