@@ -15,10 +15,13 @@ magnitude, mask and arg-max are memory traffic):
 
 * dense map (numpy, torch): ``8 K S N_tau + 8 N_theta K N_tau``  (``Y~ Phi_d^*``, then
   ``Phi^H (.)`` over all angles);
-* MAPRT: the same with its own ``n_theta x n_range`` grid over the sector;
-* MB-ML as executed by the Numba kernel: ``8 K S r'`` (``C = Y~ G``) ``+ 8 r' (K + C)
-  R4`` (the sector rows, in groups of four: ``R4 = 4 ceil(R / 4)``) ``+ 8 r' (K + W_R)
-  W4`` (the window's ``W4 = 4 ceil(W_theta / 4)`` rows and ``W_R`` columns).
+* MB-ML as executed by the Numba kernel (`isacblocks.dsp.angle_delay`): ``8 K S r'``
+  (``C = Y~ G``) ``+ 8 r' (K + C) R4`` (the sector rows, in groups of four:
+  ``R4 = 4 ceil(R / 4)``) ``+ 8 r' (K + W_R) W4`` (the window's ``W4 = 4 ceil(W_theta / 4)``
+  rows and ``W_R`` columns);
+* MAPRT, which runs the same kernel on its own ``n_theta x n_range`` grid over the sector,
+  every row and column and no window: ``8 K S r'_m + 8 r'_m (K + n_range) 4 ceil(n_theta / 4)``,
+  ``r'_m`` the padded rank of its range dictionary.
 
 Bytes per frame (the memory side of the roofline) count the arrays each implementation
 streams through memory; the dictionaries stay in cache.  The attainable rate of an
@@ -32,7 +35,9 @@ import math
 import numpy as np
 import torch
 
+from isacblocks.dsp.angle_delay import RangeDictionary
 from isacblocks.dsp.mbml import range_dictionary, sector_cols, sector_rows
+from isacblocks.dsp.steering import range_steering
 
 from .timing import Timing, measure
 
@@ -103,7 +108,9 @@ def flops_per_frame(params, theta_min: float, theta_max: float, r_min: float, r_
     w_theta, w_r = 2 * params.window_half_angle + 1, 2 * params.window_half_range + 1
     dense = 8 * K * S * n_tau + 8 * n_theta * K * n_tau
     m_theta, m_r = maprt_grid
-    maprt = 8 * K * S * m_r + 8 * m_theta * K * m_r
+    maprt_range = RangeDictionary.from_steering(range_steering(np.linspace(r_min, r_max, m_r), params))
+    m_padded = maprt_range.synth_re.shape[1]
+    maprt = 8 * K * S * m_padded + 8 * m_padded * (K + m_r) * _ceil4(m_theta)
     mbml = 8 * K * S * padded + 8 * padded * (K + C) * _ceil4(R) + 8 * padded * (K + w_r) * _ceil4(w_theta)
     mbml_minimal = 8 * K * S * n_tau + 8 * R * K * n_tau  # sector rows only, no low-rank range factor
     frame_bytes = 8 * K * S
@@ -111,38 +118,35 @@ def flops_per_frame(params, theta_min: float, theta_max: float, r_min: float, r_
     # dense: read Y, write + read Y Phi_d^* (8 K N_tau each way), write the complex map (8), read it for
     # abs (8), write L (4), read L for the mask (4), write the masked map (4), read it for arg-max (4).
     dense_bytes = frame_bytes + 16 * K * n_tau + 32 * cells
-    # MAPRT: as dense, less the mask (its grid is the sector): 24 bytes per map cell.
-    maprt_bytes = frame_bytes + 16 * K * m_r + 24 * m_theta * m_r
     return {
         "sector": {"theta_min": theta_min, "theta_max": theta_max, "r_min": r_min, "r_max": r_max,
                    "rows": R, "cols": C},
         "range_rank": rank, "range_rank_padded": padded,
         "formulas": {
             "dense": "8 K S N_tau + 8 N_theta K N_tau",
-            "maprt": "8 K S n_range + 8 n_theta K n_range",
+            "maprt": "8 K S r'_m + 8 r'_m (K + n_range) 4ceil(n_theta/4)",
             "mbml": "8 K S r' + 8 r' (K + C) 4ceil(R/4) + 8 r' (K + W_R) 4ceil(W_theta/4)",
             "mbml_minimal_exact": "8 K S N_tau + 8 R K N_tau",
             "dense_bytes": "8 K S + 16 K N_tau + 32 N_theta N_tau",
-            "maprt_bytes": "8 K S + 16 K n_range + 24 n_theta n_range",
             "mbml_bytes": "8 K S (the frame, read once)",
         },
         "symbols": {"K": K, "S": S, "N_theta": n_theta, "N_tau": n_tau, "R": R, "C": C, "r'": padded,
-                    "W_theta": w_theta, "W_R": w_r, "n_theta": m_theta, "n_range": m_r},
+                    "W_theta": w_theta, "W_R": w_r, "n_theta": m_theta, "n_range": m_r, "r'_m": m_padded},
         "flops": {"dense numpy": dense, "dense torch": dense, "maprt": maprt, "mbml": mbml,
                   "mbml_minimal_exact": mbml_minimal},
-        "bytes": {"dense numpy": dense_bytes, "dense torch": dense_bytes, "maprt": maprt_bytes, "mbml": frame_bytes},
+        "bytes": {"dense numpy": dense_bytes, "dense torch": dense_bytes, "maprt": frame_bytes, "mbml": frame_bytes},
     }
 
 
 def roof_for(impl: str, gflops: dict[str, float], bandwidth_gbs: float, flops: float, nbytes: float) -> dict:
     """The attainable GFLOP/s of `impl` and which limit sets it.
 
-    numpy-based implementations are held to numpy's measured product rate, torch to
-    torch's; the Numba kernel calls no BLAS, so it is held to the best complex64 rate
-    the machine showed.  The memory roof is bandwidth x FLOPs per byte.
+    Dense numpy is held to numpy's measured product rate, dense torch to torch's; MB-ML and
+    MAPRT run the Numba kernel, which calls no BLAS, so they are held to the best complex64
+    rate the machine showed.  The memory roof is bandwidth x FLOPs per byte.
     """
-    compute = {"dense numpy": gflops["numpy"], "maprt": gflops["numpy"], "dense torch": gflops["torch"],
-               "mbml": max(gflops.values())}[impl]
+    compute = {"dense numpy": gflops["numpy"], "dense torch": gflops["torch"],
+               "maprt": max(gflops.values()), "mbml": max(gflops.values())}[impl]
     memory = bandwidth_gbs * flops / nbytes
     return {"compute_gflops": compute, "memory_gflops": memory, "attainable_gflops": min(compute, memory),
             "bound": "compute" if compute <= memory else "memory", "flops_per_byte": flops / nbytes}

@@ -63,7 +63,7 @@ class BenchConfig:
 
 
 FULL = BenchConfig(
-    mode="full", receiver_batches=(64, 512), receiver_warmup=1, receiver_reps=3,
+    mode="full", receiver_batches=(64, 512), receiver_warmup=1, receiver_reps=5,
     matmul_n=1024, matmul_reps=7, bandwidth_mb=256,
     train_batch=256, train_warmup=1, train_reps=3, train_check_batch=32, train_library_per_dense=5,
     train_env_steps=8,
@@ -195,8 +195,8 @@ def evaluate_goals(results: dict, config: BenchConfig) -> list[dict]:
                               f"({v['bound']}-bound)" for name, v in rl.items())
         goals.append(_goal("fraction of own roofline", "report", fractions, None,
                            "roof: measured complex64 matmul rate of the implementation's library (numpy's BLAS for "
-                           "numpy and MAPRT, torch for torch, the better of both for the Numba kernel), or "
-                           "bandwidth x FLOP/byte if lower" + quick_note))
+                           "dense numpy, torch for dense torch, the better of both for the Numba kernel of MB-ML "
+                           "and MAPRT), or bandwidth x FLOP/byte if lower" + quick_note))
         goals.append(_goal("receivers cross-checked (same arg-max)", "all agree",
                            "; ".join(f"{c['pair']}: {c['agreement']:.1%} of {c['frames']}" for c in rx["cross_checks"]),
                            rx["cross_checks_ok"], "criteria in the cross-check table"))
@@ -350,7 +350,7 @@ def _receivers_md(sec: dict) -> list[str]:
                      f"{_f(r['attainable_gflops'])} ({r['bound']})", f"{r['fraction_of_roof']:.0%}"])
     counts = sec["flop_counts"]
     sym = counts["symbols"]
-    padded = sym["r'"]
+    padded, padded_maprt = sym["r'"], sym["r'_m"]
     checks = []
     for c in sec["cross_checks"]:
         if "within_one_cell" in c:  # MAPRT: its own grid
@@ -373,12 +373,12 @@ def _receivers_md(sec: dict) -> list[str]:
                    "of roof"], rows), "",
             f"FLOPs per frame (K={sym['K']}, S={sym['S']}, N_theta={sym['N_theta']}, N_tau={sym['N_tau']}, "
             f"R={sym['R']} sector rows, C={sym['C']} columns, r'={padded} (rank {counts['range_rank']} padded), "
-            f"window {sym['W_theta']}x{sym['W_R']}): dense and MAPRT `{counts['formulas']['dense']}`; MB-ML "
-            f"`{counts['formulas']['mbml']}`; the sector rows alone, without the range factorisation, would take "
-            f"`{counts['formulas']['mbml_minimal_exact']}` = {counts['flops']['mbml_minimal_exact'] / 1e6:.1f} MFLOP. "
-            f"Bytes per frame: dense `{counts['formulas']['dense_bytes']}`, "
-            f"MAPRT `{counts['formulas']['maprt_bytes']}`, "
-            f"MB-ML `{counts['formulas']['mbml_bytes']}`.", "",
+            f"window {sym['W_theta']}x{sym['W_R']}; MAPRT: n_theta={sym['n_theta']}, n_range={sym['n_range']}, "
+            f"r'_m={padded_maprt}): dense `{counts['formulas']['dense']}`; MB-ML `{counts['formulas']['mbml']}`; "
+            f"MAPRT `{counts['formulas']['maprt']}`; the sector rows alone, without the range factorisation, "
+            f"would take `{counts['formulas']['mbml_minimal_exact']}` = "
+            f"{counts['flops']['mbml_minimal_exact'] / 1e6:.1f} MFLOP. Bytes per frame: dense "
+            f"`{counts['formulas']['dense_bytes']}`, MB-ML and MAPRT `{counts['formulas']['mbml_bytes']}`.", "",
             "Cross-checks on the largest batch (outputs of the timed calls; MAPRT on the clearly detected frames, "
             "against the dense arg-max's grid point):", "",
             table(["pair", "frames", "same arg-max", "float32 ties", "agreement", "max stat rel diff",
