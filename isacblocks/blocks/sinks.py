@@ -67,11 +67,14 @@ class DetectionMetricsSink(SinkBlock):
         return rec[rec[:, 3] == 0, 0]
 
     def report(self, threshold: float | None = None) -> DetectionReport:
-        rec = self.records
-        h0 = rec[rec[:, 3] == 0]
-        h1 = rec[rec[:, 3] == 1]
-        return detection_report(h0[:, 0], h1[:, 0], h1[:, 1], h1[:, 2], h1[:, 4], h1[:, 5], self.pfa,
-                                threshold if threshold is not None else self.threshold)
+        return records_report(self.records, self.pfa, threshold if threshold is not None else self.threshold)
+
+
+def records_report(records: np.ndarray, pfa: float, threshold: float | None = None) -> DetectionReport:
+    """`detection_report` of `DetectionMetricsSink.records` (rows of one or several runs)."""
+    h0 = records[records[:, 3] == 0]
+    h1 = records[records[:, 3] == 1]
+    return detection_report(h0[:, 0], h1[:, 0], h1[:, 1], h1[:, 2], h1[:, 4], h1[:, 5], pfa, threshold)
 
 
 class SERSink(SinkBlock):

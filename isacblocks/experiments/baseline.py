@@ -16,9 +16,11 @@ from ..blocks import (DetectionMetricsSink, ImpairedULA, ISACCombiner, MAPRTDete
                       ReciprocalFilter, ScenarioSource, SectorBeamformer, SERSink, SymbolSource, TargetChannel,
                       UEChannel)
 from ..blocks._common import seed_sequence
+from ..blocks.sinks import records_report
 from ..core import Flowgraph, NullSink
 from ..dsp.detection import threshold_at_pfa
 from ..dsp.spacing import spacing_errors
+from ..executor import Executor, SerialExecutor, Task, task_seed
 
 BLOCK_SEEDS = ("scenario", "symbols", "target", "ue")
 
@@ -122,25 +124,40 @@ def isac_flowgraph(params, ula: ImpairedULA, spacing, n_frames: int, seed=0, eta
     return ChainBlocks(fg, detection, ser, estimator, tx.beamformer)
 
 
+def chain_run(params, true_spacing, spacing, n_frames: int, seed, max_items: int = 64, **chain_options) -> dict:
+    """One task: run `isac_flowgraph` and return the detection sink's records, the SER counts
+    (with comm) and the wall time."""
+    chain = isac_flowgraph(params, ImpairedULA(params, true_spacing), spacing, n_frames, seed=seed,
+                           max_items=max_items, **chain_options)
+    start = time.perf_counter()
+    chain.flowgraph.run()
+    return {"records": chain.detection.records, "invalid_frames": chain.detection.invalid_frames,
+            "ser": chain.ser.report() if chain.ser is not None else None, "wall_s": time.perf_counter() - start}
+
+
+def _chain_task(key: str, params, ula: ImpairedULA, spacing, n_frames: int, seed, max_items: int, **options) -> Task:
+    return Task(key, chain_run, {"params": params, "true_spacing": np.asarray(ula.spacing),
+                                 "spacing": np.asarray(spacing), "n_frames": n_frames, "seed": seed,
+                                 "max_items": max_items, **options})
+
+
 def baseline_sensing(params, ula: ImpairedULA, frames_per_hypothesis: int, seed=0, max_items: int = 64,
-                     spacings: dict | None = None) -> dict:
+                     spacings: dict | None = None, executor: Executor | None = None, progress=None) -> dict:
     """Pmd at ``params.pfa`` on the test sector for each assumed spacing (default: the
-    known impairment and lambda/2), with ``frames_per_hypothesis`` H0 and H1 frames each.
+    known impairment and lambda/2), with ``frames_per_hypothesis`` H0 and H1 frames each;
+    one task per spacing.
 
     Every receiver sees the same scenario, symbols and noise (same seed), so their
     difference is the spacing alone.
     """
     spacings = spacings or {"known": ula.spacing, "unknown": params.nominal_spacing}
+    tasks = [_chain_task(label, params, ula, spacing, 2 * frames_per_hypothesis, seed, max_items, with_comm=False,
+                         alternate=True) for label, spacing in spacings.items()]
     results = {}
-    for label, spacing in spacings.items():
-        chain = isac_flowgraph(params, ula, spacing, 2 * frames_per_hypothesis, seed=seed, with_comm=False,
-                               alternate=True, max_items=max_items)
-        start = time.perf_counter()
-        chain.flowgraph.run()
-        elapsed = time.perf_counter() - start
-        report = chain.detection.report()
-        results[label] = {"detection": report.to_dict(), "invalid_frames": chain.detection.invalid_frames,
-                          "wall_s": elapsed, "frames_per_s": 2 * frames_per_hypothesis / elapsed,
+    for (label, spacing), run in zip(spacings.items(), (executor or SerialExecutor()).map(tasks, progress)):
+        report = records_report(run["records"], params.pfa)
+        results[label] = {"detection": report.to_dict(), "invalid_frames": run["invalid_frames"],
+                          "wall_s": run["wall_s"], "frames_per_s": 2 * frames_per_hypothesis / run["wall_s"],
                           **spacing_errors(spacing, ula.spacing)}
     return results
 
@@ -166,36 +183,38 @@ def pareto_mask(costs) -> np.ndarray:
 
 
 def isac_sweep(params, ula: ImpairedULA, frames_per_point: int, seed=0, h0_frames: int | None = None,
-               spacings: dict | None = None, n_grid: int = 8, max_items: int = 64, progress=None) -> dict:
-    """The (eta, phi) sweep of Sec. V-C for each assumed spacing.
+               spacings: dict | None = None, n_grid: int = 8, max_items: int = 64, executor: Executor | None = None,
+               progress=None) -> dict:
+    """The (eta, phi) sweep of Sec. V-C for each assumed spacing, one flowgraph run per task.
 
     The H0 statistic does not depend on the precoder (noise only), so the threshold
     at ``params.pfa`` is set once per receiver from `h0_frames` target-free frames;
-    each trade-off point then runs `frames_per_point` frames with a target.
+    each trade-off point then runs `frames_per_point` frames with a target.  Point ``i``
+    draws from ``task_seed(seed, i)`` and the H0 run from ``task_seed(seed, len(grid))``
+    for every spacing (common random numbers).
     """
     h0_frames = h0_frames or max(10 * frames_per_point, int(np.ceil(20 / params.pfa)))
     spacings = spacings or {"known": ula.spacing, "unknown": params.nominal_spacing}
     grid = isac_tradeoff_grid(n_grid)
-    seeds = seed_sequence(seed).spawn(len(grid) + 1)
+    tasks = []
+    for label, spacing in spacings.items():
+        tasks.append(_chain_task(f"{label} H0", params, ula, spacing, h0_frames, task_seed(seed, len(grid)),
+                                 max_items, with_comm=False, presence_probability=0.0))
+        tasks += [_chain_task(f"{label} eta {eta:.3f} phi {phi:.3f}", params, ula, spacing, frames_per_point,
+                              task_seed(seed, index), max_items, eta=eta, phi=phi, presence_probability=1.0)
+                  for index, (eta, phi) in enumerate(grid)]
+    runs = iter((executor or SerialExecutor()).map(tasks, progress))
     out = {}
     for label, spacing in spacings.items():
-        h0 = isac_flowgraph(params, ula, spacing, h0_frames, seed=seeds[-1], with_comm=False,
-                            presence_probability=0.0, max_items=max_items)
-        h0.flowgraph.run()
-        threshold = threshold_at_pfa(h0.detection.h0_statistics(), params.pfa)
+        h0 = next(runs)["records"]
+        threshold = threshold_at_pfa(h0[h0[:, 3] == 0, 0], params.pfa)
         points = []
-        for index, (eta, phi) in enumerate(grid):
-            chain = isac_flowgraph(params, ula, spacing, frames_per_point, seed=seeds[index], eta=eta, phi=phi,
-                                   presence_probability=1.0, max_items=max_items)
-            chain.flowgraph.run()
-            report = chain.detection.report(threshold=threshold)
-            ser = chain.ser.report()
+        for (eta, phi), run in zip(grid, runs):
+            report = records_report(run["records"], params.pfa, threshold)
             points.append({"eta": eta, "phi": phi, "pmd": report.pmd, "pmd_ci": report.pmd_ci,
                            "rmse_position": report.rmse_position, "rmse_angle": report.rmse_angle,
-                           "rmse_range": report.rmse_range, "ser": ser["ser"], "ser_ci": ser["ser_ci"],
+                           "rmse_range": report.rmse_range, "ser": run["ser"]["ser"], "ser_ci": run["ser"]["ser_ci"],
                            "n_frames": frames_per_point})
-            if progress:
-                progress(label, index + 1, len(grid))
         costs_pmd = np.array([[p["pmd"], p["ser"]] for p in points])
         costs_rmse = np.array([[p["rmse_position"], p["ser"]] for p in points])
         for p, a, b in zip(points, pareto_mask(costs_pmd), pareto_mask(costs_rmse)):

@@ -9,6 +9,7 @@ import argparse
 import math
 import time
 
+from ..executor import ProgressLine, add_executor_options, executor_from_args
 from .baseline import baseline_sensing, isac_sweep
 from .common import add_common_options, fmt_interval, load_params, run_record, table, true_array, write_json
 
@@ -19,6 +20,7 @@ def sensing_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Ar
                           "detector, when the transceiver knows the array's impaired spacing and when it "
                           "assumes lambda/2.")
     add_common_options(parser, frames=10000, frames_help="frames per hypothesis (H0 and H1 each)")
+    add_executor_options(parser)
     return parser
 
 
@@ -27,7 +29,10 @@ def sensing_main(argv=None, args=None) -> int:
     params = load_params(args)
     ula = true_array(params, args.seed, args.spacing)
     start = time.perf_counter()
-    results = baseline_sensing(params, ula, args.frames, seed=args.seed, max_items=args.max_items)
+    with executor_from_args(args) as executor:
+        print(f"running on {executor.describe()}")
+        results = baseline_sensing(params, ula, args.frames, seed=args.seed, max_items=args.max_items,
+                                   executor=executor, progress=ProgressLine("sensing"))
     rows = []
     for label, res in results.items():
         det = res["detection"]
@@ -55,6 +60,7 @@ def isac_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
     add_common_options(parser, frames=300, frames_help="target frames per trade-off point "
                                                        "(the threshold uses 10x as many target-free frames)")
     parser.add_argument("--grid", type=int, default=8, help="points of eta and of phi (default 8)")
+    add_executor_options(parser)
     return parser
 
 
@@ -63,9 +69,10 @@ def isac_main(argv=None, args=None) -> int:
     params = load_params(args)
     ula = true_array(params, args.seed, args.spacing)
     start = time.perf_counter()
-    results = isac_sweep(params, ula, args.frames, seed=args.seed, n_grid=args.grid, max_items=args.max_items,
-                         progress=_progress)
-    print()
+    with executor_from_args(args) as executor:
+        print(f"running on {executor.describe()}")
+        results = isac_sweep(params, ula, args.frames, seed=args.seed, n_grid=args.grid, max_items=args.max_items,
+                             executor=executor, progress=ProgressLine("isac-sweep"))
     for label, res in results.items():
         print(f"\nspacing assumed: {label}  (threshold {res['threshold']:.2f} from {res['h0_frames']} H0 frames, "
               f"element-position error {res['position_error_mm']:.2f} mm)")
@@ -81,10 +88,6 @@ def isac_main(argv=None, args=None) -> int:
         write_json(args.json, {**run_record(args, params, ula), "frames_per_point": args.frames, "results": results})
         print(f"wrote {args.json}")
     return 0
-
-
-def _progress(label: str, done: int, total: int) -> None:
-    print(f"\r[{label}] trade-off point {done}/{total}", end="", flush=True)
 
 
 def register(sub) -> None:
