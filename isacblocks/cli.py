@@ -13,7 +13,7 @@ import sys
 
 from .errors import IsacError
 
-COMMAND_MODULES = ("learning_cli", "baseline_cli", "link_cli", "bench_cli", "tools_cli")
+COMMAND_MODULES = ("learning_cli", "baseline_cli", "snr_cli", "link_cli", "bench_cli", "tools_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,6 +30,14 @@ def add_common_options(parser: argparse.ArgumentParser, frames: int, frames_help
     parser.add_argument("--max-items", type=int, default=64, help="frames per work() call (default 64)")
 
 
+def add_study_options(parser: argparse.ArgumentParser) -> None:
+    """--seed, --config and --true-spacing of the learning studies."""
+    parser.add_argument("--seed", type=int, default=0, help="seed of the run and of the drawn true array")
+    parser.add_argument("--config", metavar="FILE", default=None, help="SystemParams TOML file")
+    parser.add_argument("--true-spacing", metavar="FILE", default=None,
+                        help="the true array's spacing (.npy or text); default: drawn from --seed")
+
+
 def load_params(args) -> SystemParams:
     return SystemParams.from_toml(args.config) if args.config else SystemParams()
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
-
 from ..dsp.evaluation import evaluate_spacing
 from ..dsp.spacing import load_spacing, save_spacing, spacing_errors
 from ..errors import ConfigError
-from .common import load_params, true_array, write_json
+from ..executor import add_executor_options, executor_from_args
+from .common import add_study_options, load_params, true_array, write_json
 from .scales import SCALES
 
 
@@ -17,7 +16,9 @@ def reproduce_main(args) -> int:
     params = load_params(args)
     ula = true_array(params, args.seed, args.true_spacing)
     figs = ("3", "4", "5") if args.fig == "all" else tuple(args.fig.split(","))
-    reproduce(params, ula, figs=figs, scale=args.scale, out=args.out, seed=args.seed, args=args)
+    with executor_from_args(args) as executor:
+        reproduce(params, ula, figs=figs, scale=args.scale, out=args.out, seed=args.seed, args=args,
+                  executor=executor)
     return 0
 
 
@@ -54,7 +55,8 @@ def evaluate_main(args) -> int:
     params = load_params(args)
     ula = true_array(params, args.seed, args.true_spacing)
     spacing = load_spacing(args.spacing, params.n_antennas)
-    report = evaluate_spacing(params, ula.spacing, spacing, args.frames, seed=args.seed)
+    with executor_from_args(args) as executor:
+        report = evaluate_spacing(params, ula.spacing, spacing, args.frames, seed=args.seed, executor=executor)
     errors = spacing_errors(spacing, ula.spacing)
     print(f"MB-ML receiver with {args.spacing}: Pmd {report.pmd:.4f} [{report.pmd_ci[0]:.4f}, {report.pmd_ci[1]:.4f}] "
           f"at Pfa {params.pfa:g} ({args.frames} frames per hypothesis), position RMSE {report.rmse_position:.3f} m, "
@@ -65,13 +67,6 @@ def evaluate_main(args) -> int:
     return 0
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=int, default=0, help="seed of the run and of the drawn true array")
-    parser.add_argument("--config", metavar="FILE", default=None, help="SystemParams TOML file")
-    parser.add_argument("--true-spacing", metavar="FILE", default=None,
-                        help="the true array's spacing (.npy or text); default: drawn from --seed")
-
-
 def register(sub) -> None:
     rep = sub.add_parser("reproduce", help="the paper's studies: Figs. 3-5, JSON and the claims table",
                          description="Run the paper's studies and write Figs. 3-5 (PNG), results.json and "
@@ -79,7 +74,8 @@ def register(sub) -> None:
     rep.add_argument("--fig", default="all", help="3, 4, 5, a comma list, or all (default)")
     rep.add_argument("--scale", default="default", choices=sorted(SCALES))
     rep.add_argument("--out", default="out/reproduce", help="output folder (default out/reproduce)")
-    _common(rep)
+    add_study_options(rep)
+    add_executor_options(rep)
     rep.set_defaults(func=reproduce_main)
 
     tr = sub.add_parser("train", help="learn the spacing vector d (SL, UL, SL+UL, UL+SL)")
@@ -96,12 +92,13 @@ def register(sub) -> None:
                     help="iterations between checkpoints (default 100)")
     tr.add_argument("--resume", action="store_true", help="resume from --checkpoint")
     tr.add_argument("--out", required=True, help="where to write the learned spacing (.npy or text)")
-    _common(tr)
+    add_study_options(tr)
     tr.set_defaults(func=train_main)
 
     ev = sub.add_parser("evaluate", help="Pmd and RMSE of the MB-ML receiver with a given spacing")
     ev.add_argument("--spacing", required=True, help="the spacing the transceiver assumes (.npy or text)")
     ev.add_argument("--frames", type=int, default=10000, help="frames per hypothesis")
     ev.add_argument("--json", default=None)
-    _common(ev)
+    add_study_options(ev)
+    add_executor_options(ev)
     ev.set_defaults(func=evaluate_main)

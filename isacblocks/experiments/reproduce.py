@@ -14,12 +14,14 @@ from .studies import Study
 
 
 def reproduce(params, ula, figs=("3", "4", "5"), scale: str = "default", out="out/reproduce", seed: int = 0,
-              args=None, log=print) -> dict:
-    """Run Figs. `figs` at `scale`; write ``results.json``, ``fig3.png``... and ``claims.md`` in `out`."""
+              args=None, log=print, executor=None) -> dict:
+    """Run Figs. `figs` at `scale`; write ``results.json``, ``fig3.png``... and ``claims.md`` in `out`.
+    The learning curves and evaluations run on `executor` (default: this process); the results
+    do not depend on it."""
     sc = get_scale(scale)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    study = Study(params, ula.spacing, sc, seed=seed, log=log)
+    study = Study(params, ula.spacing, sc, seed=seed, log=log, executor=executor)
     start = time.perf_counter()
     results: dict = {}
     log(f"isac reproduce: scale {scale} ({sc.iterations} iterations, batch {sc.batch_size}), figures {', '.join(figs)}")
@@ -27,6 +29,8 @@ def reproduce(params, ula, figs=("3", "4", "5"), scale: str = "default", out="ou
     base = study.baselines()
     for label, res in base.items():
         log(f"  {label:<24} Pmd {res['pmd']:.4f} [{res['pmd_ci'][0]:.4f}, {res['pmd_ci'][1]:.4f}]")
+    log(f"learning curves ({study.executor.describe()}):")
+    study.prefetch(figs)
     for fig in figs:
         log(f"Fig. {fig}:")
         results[f"fig{fig}"] = getattr(study, f"fig{fig}")()
@@ -36,7 +40,7 @@ def reproduce(params, ula, figs=("3", "4", "5"), scale: str = "default", out="ou
     table = claims_table(claims, scale, wall)
     (out / "claims.md").write_text(table + "\n")
     record = {**(run_record(args, params, ula) if args is not None else {}), "scale": scale,
-              "scale_config": sc.__dict__, "figures": list(figs), "baselines": base, "results": results,
+              "scale_config": sc.__dict__, "figures": list(figs), "executor": study.executor.describe(), "baselines": base, "results": results,
               "claims": claims, "wall_s": wall}
     write_json(out / "results.json", record)
     log("\n" + table)

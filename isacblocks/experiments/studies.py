@@ -13,12 +13,13 @@ import time
 import numpy as np
 
 from ..dsp.calibration import calibrate_positions, projected_snapshots
-from ..dsp.evaluation import evaluate_spacing, isac_point_evaluation
+from ..dsp.evaluation import evaluate_spacing, isac_evaluation, run_evaluations, spacing_evaluation
 from ..dsp.montecarlo import ProjectedBasis, draw_projected_frames
 from ..dsp.precoder import beampattern_precoder
 from ..dsp.scenario import training_sectors
 from ..dsp.steering import ula_steering
 from ..errors import IsacError
+from ..executor import Executor, SerialExecutor, Task
 from ..dsp.spacing import spacing_errors
 from ..learning.trainer import TrainConfig, Trainer
 from .baseline import isac_tradeoff_grid, pareto_mask
@@ -31,29 +32,63 @@ def _report_dict(report) -> dict:
             "frames_per_hypothesis": report.n_h1}
 
 
-class Study:
-    """Shared state of one `reproduce` run: parameters, the true array, scale, seeds."""
+def training_run(params, true_spacing, config: TrainConfig, final_eval_frames: int, eval_seed: int,
+                 resume_state: dict | None = None, keep_states_at: tuple[int, ...] = ()) -> dict:
+    """One task: a learning curve (from `resume_state` if given) and its final evaluation;
+    ``{"run": ..., "states": {iteration: trainer state}}`` with the states at `keep_states_at`."""
+    trainer = Trainer(params, true_spacing, config)
+    if resume_state is not None:
+        trainer.load_state_dict(resume_state)
+    start = time.perf_counter()
+    states = {}
+    for stop in sorted(set(keep_states_at)) + [config.iterations]:
+        if stop > trainer.iteration:
+            trainer.run(until=stop)
+        if stop in keep_states_at:
+            states[stop] = trainer.state_dict()
+    result = trainer.run()
+    report = evaluate_spacing(params, true_spacing, result.spacing, final_eval_frames, seed=eval_seed)
+    final = {**_report_dict(report), **spacing_errors(result.spacing, true_spacing)}
+    run = {"schedule": config.schedule, "labeled_ratio": config.sl_iterations / max(config.iterations, 1),
+           "curriculum": config.curriculum, "iterations": config.iterations, "batch_size": config.batch_size,
+           "lr_m": config.lr, "curve": result.evaluations, "final": final, "spacing": result.spacing.tolist(),
+           "labeled_frames": result.labeled_frames, "wall_s": time.perf_counter() - start}
+    return {"run": run, "states": states}
 
-    def __init__(self, params, true_spacing, scale: Scale, seed: int = 0, log=print):
+
+class Study:
+    """Shared state of one `reproduce` run: parameters, the true array, scale, seeds, and the
+    executor that runs its learning curves and evaluations (default: this process)."""
+
+    def __init__(self, params, true_spacing, scale: Scale, seed: int = 0, log=print,
+                 executor: Executor | None = None):
         self.params = params
         self.true_spacing = np.asarray(true_spacing)
         self.scale = scale
         self.seed = seed
         self.log = log
+        self.executor = executor or SerialExecutor()
         self.eval_seed = int(np.random.SeedSequence([seed, 7]).generate_state(1)[0])
         self.runs: dict[str, dict] = {}
         self._states: dict[tuple[str, int], dict] = {}
 
     # ----------------------------------------------------------- evaluation
+    def evaluate_many(self, spacings: dict, frames: int | None = None) -> dict:
+        """Pmd, RMSE and spacing errors of each assumed spacing, all evaluations in one executor map."""
+        frames = frames or self.scale.final_eval_frames
+        evaluations = {label: spacing_evaluation(self.params, self.true_spacing, spacing, frames, seed=self.eval_seed)
+                       for label, spacing in spacings.items()}
+        reports = run_evaluations(evaluations, self.executor)
+        return {label: {**_report_dict(reports[label]), **spacing_errors(spacing, self.true_spacing)}
+                for label, spacing in spacings.items()}
+
     def evaluate(self, spacing, frames: int | None = None) -> dict:
-        report = evaluate_spacing(self.params, self.true_spacing, spacing, frames or self.scale.final_eval_frames,
-                                  seed=self.eval_seed)
-        return {**_report_dict(report), **spacing_errors(spacing, self.true_spacing)}
+        return self.evaluate_many({"spacing": spacing}, frames)["spacing"]
 
     def baselines(self) -> dict:
         if "baselines" not in self.runs:
-            self.runs["baselines"] = {"known": self.evaluate(self.true_spacing),
-                                      "lambda/2": self.evaluate(self.params.nominal_spacing)}
+            self.runs["baselines"] = self.evaluate_many({"known": self.true_spacing,
+                                                         "lambda/2": self.params.nominal_spacing})
         return self.runs["baselines"]
 
     # ------------------------------------------------------------- training
@@ -70,35 +105,58 @@ class Study:
     def train(self, name: str, schedule: str, labeled_ratio=None, curriculum: bool = False,
               keep_states_at: tuple[int, ...] = (), resume_from: tuple[str, int] | None = None) -> dict:
         """Run (or reuse) a learning curve; keep the trainer's state at `keep_states_at` iterations."""
-        if name in self.runs:
-            return self.runs[name]
-        cfg = self.config(schedule, labeled_ratio, curriculum)
-        trainer = Trainer(self.params, self.true_spacing, cfg)
-        if resume_from is not None:
-            trainer.load_state_dict(self._states[resume_from])
-        start = time.perf_counter()
-        for stop in sorted(set(keep_states_at)) + [cfg.iterations]:
-            if stop > trainer.iteration:
-                trainer.run(until=stop)
-            if stop in keep_states_at:
-                self._states[(name, stop)] = trainer.state_dict()
-        result = trainer.run()
-        final = self.evaluate(result.spacing)
-        run = {"schedule": schedule, "labeled_ratio": cfg.sl_iterations / max(cfg.iterations, 1),
-               "curriculum": curriculum, "iterations": cfg.iterations, "batch_size": cfg.batch_size,
-               "lr_m": cfg.lr, "curve": result.evaluations, "final": final, "spacing": result.spacing.tolist(),
-               "labeled_frames": result.labeled_frames, "wall_s": time.perf_counter() - start}
-        self.runs[name] = run
-        self.log(f"  {name:<24} Pmd {final['pmd']:.4f} [{final['pmd_ci'][0]:.4f}, {final['pmd_ci'][1]:.4f}]  "
-                 f"position error {final['position_error_mm']:.2f} mm  ({run['wall_s']:.0f} s)")
-        return run
+        spec = {"schedule": schedule, "labeled_ratio": labeled_ratio, "curriculum": curriculum,
+                "keep_states_at": keep_states_at, "resume_from": resume_from}
+        return self.train_many({name: spec})[name]
+
+    def train_many(self, specs: dict[str, dict]) -> dict:
+        """The learning curves of `specs` (name -> `train` keywords) not run yet, as one executor map."""
+        todo = {name: spec for name, spec in specs.items() if name not in self.runs}
+        tasks = []
+        for name, spec in todo.items():
+            resume = spec.get("resume_from")
+            kwargs = {"params": self.params, "true_spacing": self.true_spacing,
+                      "config": self.config(spec["schedule"], spec.get("labeled_ratio"), spec.get("curriculum", False)),
+                      "final_eval_frames": self.scale.final_eval_frames, "eval_seed": self.eval_seed,
+                      "resume_state": self._states[resume] if resume is not None else None,
+                      "keep_states_at": tuple(spec.get("keep_states_at", ()))}
+            tasks.append(Task(name, training_run, kwargs))
+        for name, out in zip(todo, self.executor.map(tasks)):
+            run = self.runs[name] = out["run"]
+            self._states.update({(name, stop): state for stop, state in out["states"].items()})
+            final = run["final"]
+            self.log(f"  {name:<24} Pmd {final['pmd']:.4f} [{final['pmd_ci'][0]:.4f}, {final['pmd_ci'][1]:.4f}]  "
+                     f"position error {final['position_error_mm']:.2f} mm  ({run['wall_s']:.0f} s)")
+        return {name: self.runs[name] for name in specs}
+
+    def prefetch(self, figs) -> None:
+        """Every learning curve the figures need, in two executor maps: the independent runs, then
+        the SL→UL runs that branch off the SL run."""
+        figs = set(figs)
+        if not figs & {"3", "4", "5"}:
+            return
+        first = {"SL": self._sl_spec()}
+        if "3" in figs:
+            first.update({"UL": {"schedule": "ul"}, "UL→SL": {"schedule": "ul+sl", "labeled_ratio": 0.5},
+                          "UL (curriculum)": {"schedule": "ul", "curriculum": True}})
+            if self.scale.curriculum_ssl:
+                first["SL→UL (curriculum)"] = {"schedule": "sl+ul", "labeled_ratio": 0.5, "curriculum": True}
+        if "4" in figs:
+            first["UL (curriculum)"] = {"schedule": "ul", "curriculum": True}
+        self.train_many(first)
+        ratios = ({0.5} if "3" in figs else set()) | (set(self.scale.labeled_ratios) if "4" in figs else set())
+        ratios |= {self.scale.limited_ratio} if "5" in figs else set()
+        self.train_many(dict(self._ssl_spec(r) for r in sorted(ratios)))
 
     # ------------------------------------------------------------- studies
-    def sl(self) -> dict:
-        """The SL run, keeping its state where the SL→UL runs of Figs. 4 and 5 branch off."""
+    def _sl_spec(self) -> dict:
+        """The SL run, keeping its state where the SL→UL runs of Figs. 3-5 branch off."""
         n = self.scale.iterations
         ratios = (*self.scale.labeled_ratios, self.scale.limited_ratio, 0.5)
-        return self.train("SL", "sl", keep_states_at=tuple(sorted({int(round(r * n)) for r in ratios})))
+        return {"schedule": "sl", "keep_states_at": tuple(sorted({int(round(r * n)) for r in ratios}))}
+
+    def sl(self) -> dict:
+        return self.train_many({"SL": self._sl_spec()})["SL"]
 
     def fig3(self) -> dict:
         """Pmd vs iterations: baselines, SL, UL, SL→UL, UL→SL, and the curriculum schedules."""
@@ -110,12 +168,16 @@ class Study:
             runs["SL→UL (curriculum)"] = self.train("SL→UL (curriculum)", "sl+ul", 0.5, curriculum=True)
         return {"baselines": self.baselines(), "runs": runs}
 
-    def ssl(self, ratio: float) -> dict:
-        """SL for ``ratio`` of the iterations, then UL: branches off the SL run's state."""
+    def _ssl_spec(self, ratio: float) -> tuple[str, dict]:
         n = self.scale.iterations
         k = int(round(ratio * n))
+        return f"SL→UL r={k / n:g}", {"schedule": "sl+ul", "labeled_ratio": k / n, "resume_from": ("SL", k)}
+
+    def ssl(self, ratio: float) -> dict:
+        """SL for ``ratio`` of the iterations, then UL: branches off the SL run's state."""
         self.sl()
-        return self.train(f"SL→UL r={k / n:g}", "sl+ul", k / n, resume_from=("SL", k))
+        name, spec = self._ssl_spec(ratio)
+        return self.train_many({name: spec})[name]
 
     def fig4(self) -> dict:
         """Pmd vs labelled-data ratio (SL then UL), SL as reference, curriculum UL at ratio 0, and
@@ -164,17 +226,19 @@ class Study:
                     f"SL (limited, {k} iterations)": self.params.wavelength / 2 * (1 + limited),
                     "SSL (from limited SL)": np.asarray(ssl["spacing"])}
         grid = isac_tradeoff_grid(self.scale.isac_grid)
+        evaluations = {label: isac_evaluation(self.params, self.true_spacing, spacing, grid, self.scale.isac_frames,
+                                              seed=self.eval_seed, h0_frames=self.scale.final_eval_frames)
+                       for label, spacing in spacings.items()}
+        start = time.perf_counter()
+        sweeps = run_evaluations(evaluations, self.executor)
         curves = {}
         for label, spacing in spacings.items():
-            start = time.perf_counter()
-            points = isac_point_evaluation(self.params, self.true_spacing, spacing, grid, self.scale.isac_frames,
-                                           seed=self.eval_seed, h0_frames=self.scale.final_eval_frames)
+            points = sweeps[label]
             pm = pareto_mask(np.array([[q["pmd"], q["ser"]] for q in points]))
             pr = pareto_mask(np.array([[q["rmse_position"], q["ser"]] for q in points]))
             for q, a, b in zip(points, pm, pr):
                 q["pareto_pmd_ser"], q["pareto_rmse_ser"] = bool(a), bool(b)
-            curves[label] = {"points": points, **spacing_errors(spacing, self.true_spacing),
-                             "wall_s": time.perf_counter() - start}
-            self.log(f"  ISAC sweep {label:<28} {len(points)} points ({curves[label]['wall_s']:.0f} s)")
+            curves[label] = {"points": points, **spacing_errors(spacing, self.true_spacing)}
+        wall = time.perf_counter() - start
+        self.log(f"  ISAC sweep: {len(spacings)} spacings x {len(grid)} points ({wall:.0f} s)")
         return curves
-
