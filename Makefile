@@ -17,6 +17,10 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/isac reproduce
 
+## Benchmarks (receivers, training step, chain, ZeroMQ, memory): out/bench/bench.{md,json}.
+bench: $(STAMP)
+	$(VENV)/bin/isac bench
+
 ## The test suite (CI runs this).
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -18,7 +18,7 @@ def reproduce_main(args) -> int:
     figs = ("3", "4", "5") if args.fig == "all" else tuple(args.fig.split(","))
     with executor_from_args(args) as executor:
         reproduce(params, ula, figs=figs, scale=args.scale, out=args.out, seed=args.seed, args=args,
-                  executor=executor)
+                  executor=executor, progress=True)
     return 0
 
 

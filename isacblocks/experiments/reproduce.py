@@ -14,14 +14,14 @@ from .studies import Study
 
 
 def reproduce(params, ula, figs=("3", "4", "5"), scale: str = "default", out="out/reproduce", seed: int = 0,
-              args=None, log=print, executor=None) -> dict:
+              args=None, log=print, executor=None, progress: bool = False) -> dict:
     """Run Figs. `figs` at `scale`; write ``results.json``, ``fig3.png``... and ``claims.md`` in `out`.
     The learning curves and evaluations run on `executor` (default: this process); the results
     do not depend on it."""
     sc = get_scale(scale)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    study = Study(params, ula.spacing, sc, seed=seed, log=log, executor=executor)
+    study = Study(params, ula.spacing, sc, seed=seed, log=log, executor=executor, progress=progress)
     start = time.perf_counter()
     results: dict = {}
     log(f"isac reproduce: scale {scale} ({sc.iterations} iterations, batch {sc.batch_size}), figures {', '.join(figs)}")

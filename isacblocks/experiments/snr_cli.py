@@ -32,7 +32,7 @@ def snr_main(args) -> int:
             scale = get_scale(args.scale)
             print(f"learning the spacing: {LEARNED_RUN}, scale {scale.name} ({scale.iterations} iterations, batch "
                   f"{scale.batch_size}; --learned FILE skips this)")
-            study = Study(params, ula.spacing, scale, seed=args.seed, executor=executor)
+            study = Study(params, ula.spacing, scale, seed=args.seed, executor=executor, progress=True)
             learned = np.asarray(study.train(LEARNED_RUN, "ul", curriculum=True)["spacing"])
             source = f"{LEARNED_RUN}, scale {scale.name}"
             save_spacing(out / "learned_spacing.txt", learned)

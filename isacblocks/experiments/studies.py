@@ -19,7 +19,7 @@ from ..dsp.precoder import beampattern_precoder
 from ..dsp.scenario import training_sectors
 from ..dsp.steering import ula_steering
 from ..errors import IsacError
-from ..executor import Executor, SerialExecutor, Task
+from ..executor import Executor, ProgressLine, SerialExecutor, Task
 from ..dsp.spacing import spacing_errors
 from ..learning.trainer import TrainConfig, Trainer
 from .baseline import isac_tradeoff_grid, pareto_mask
@@ -61,16 +61,20 @@ class Study:
     executor that runs its learning curves and evaluations (default: this process)."""
 
     def __init__(self, params, true_spacing, scale: Scale, seed: int = 0, log=print,
-                 executor: Executor | None = None):
+                 executor: Executor | None = None, progress: bool = False):
         self.params = params
         self.true_spacing = np.asarray(true_spacing)
         self.scale = scale
         self.seed = seed
         self.log = log
         self.executor = executor or SerialExecutor()
+        self.progress = progress
         self.eval_seed = int(np.random.SeedSequence([seed, 7]).generate_state(1)[0])
         self.runs: dict[str, dict] = {}
         self._states: dict[tuple[str, int], dict] = {}
+
+    def _progress(self, label: str):
+        return ProgressLine(label) if self.progress else None
 
     # ----------------------------------------------------------- evaluation
     def evaluate_many(self, spacings: dict, frames: int | None = None) -> dict:
@@ -78,7 +82,7 @@ class Study:
         frames = frames or self.scale.final_eval_frames
         evaluations = {label: spacing_evaluation(self.params, self.true_spacing, spacing, frames, seed=self.eval_seed)
                        for label, spacing in spacings.items()}
-        reports = run_evaluations(evaluations, self.executor)
+        reports = run_evaluations(evaluations, self.executor, self._progress("evaluations"))
         return {label: {**_report_dict(reports[label]), **spacing_errors(spacing, self.true_spacing)}
                 for label, spacing in spacings.items()}
 
@@ -121,7 +125,7 @@ class Study:
                       "resume_state": self._states[resume] if resume is not None else None,
                       "keep_states_at": tuple(spec.get("keep_states_at", ()))}
             tasks.append(Task(name, training_run, kwargs))
-        for name, out in zip(todo, self.executor.map(tasks)):
+        for name, out in zip(todo, self.executor.map(tasks, self._progress("learning curves"))):
             run = self.runs[name] = out["run"]
             self._states.update({(name, stop): state for stop, state in out["states"].items()})
             final = run["final"]
@@ -230,7 +234,7 @@ class Study:
                                               seed=self.eval_seed, h0_frames=self.scale.final_eval_frames)
                        for label, spacing in spacings.items()}
         start = time.perf_counter()
-        sweeps = run_evaluations(evaluations, self.executor)
+        sweeps = run_evaluations(evaluations, self.executor, self._progress("ISAC sweep"))
         curves = {}
         for label, spacing in spacings.items():
             points = sweeps[label]
