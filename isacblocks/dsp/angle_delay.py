@@ -27,6 +27,7 @@ from typing import NamedTuple
 
 import numba as nb
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError, ShapeError
 from .steering import range_steering, ula_steering
@@ -68,8 +69,14 @@ class AngleDictionary:
 
 def delay_factors(phi_d, rtol: float = 1e-10):
     """Truncated SVD ``Phi_d^* = G V`` in float64: ``G = U Sigma`` (S, r), ``Sigma`` (r,), ``V`` (r, N_tau),
-    keeping the singular values above ``rtol`` times the largest."""
-    u, sigma, vh = np.linalg.svd(np.conj(np.asarray(phi_d)).astype(np.complex128), full_matrices=False)
+    keeping the singular values above ``rtol`` times the largest.
+
+    Computed on one BLAS thread: singular vectors are defined up to a phase each, and LAPACK
+    picks other phases (and roundings) for other thread counts.  Frames projected on G and a
+    receiver synthesising with V must share one factorisation: use `mbml.range_factors`.
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        u, sigma, vh = np.linalg.svd(np.conj(np.asarray(phi_d)).astype(np.complex128), full_matrices=False)
     rank = max(1, int(np.count_nonzero(sigma > rtol * sigma[0])))
     return u[:, :rank] * sigma[:rank], sigma[:rank], vh[:rank]
 
@@ -105,20 +112,26 @@ class RangeDictionary:
 
         Truncated SVD ``Phi_d^* = U Sigma V`` in float64, ``G = U Sigma``, keeping the
         singular values above ``rtol`` times the largest (the dropped part is below float32
-        rounding).  `isacblocks.dsp.montecarlo.ProjectedBasis` uses the same recipe, so its
-        projected frames ``Y~ G`` fit ``angle_delay_peak(..., projected=True)``.
+        rounding).  `isacblocks.dsp.montecarlo.ProjectedBasis` takes G from the same cached
+        factorisation (`mbml.range_factors`), so its projected frames ``Y~ G`` fit
+        ``angle_delay_peak(..., projected=True)``.
         """
         phi_d = np.asarray(phi_d)
         if phi_d.ndim != 2:
             raise ShapeError(f"range dictionary: expected shape (S, N_tau), got {phi_d.shape}")
         g, _, v = delay_factors(phi_d, rtol)
+        return cls.from_factors(g, v)
+
+    @classmethod
+    def from_factors(cls, g, v) -> "RangeDictionary":
+        """From the factors ``Phi_d^* = G V``, G (S, r) and V (r, N_tau) (see `delay_factors`)."""
         rank = g.shape[1]
         padded = -(-rank // 8) * 8
         g = g.T  # (r, S)
         project = np.zeros((2 * padded, 2 * g.shape[1]))
         project[0:2 * rank:2, 0::2], project[0:2 * rank:2, 1::2] = g.real, -g.imag
         project[1:2 * rank:2, 0::2], project[1:2 * rank:2, 1::2] = g.imag, g.real
-        synth = np.zeros((phi_d.shape[1], padded), dtype=np.complex128)
+        synth = np.zeros((v.shape[1], padded), dtype=np.complex128)
         synth[:, :rank] = v.T
         return cls(project, synth.real, synth.imag, rank)
 

@@ -15,7 +15,6 @@ many in one executor map (a whole sweep at once).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Callable
 
 import numpy as np
@@ -37,19 +36,13 @@ STATISTIC_KEYS = ("statistic", "theta_hat", "range_hat", "theta", "range")
 H0, H1, COMM = 0, 1, 2  # seed keys
 
 
-@lru_cache(maxsize=8)
-def projected_basis(params) -> ProjectedBasis:
-    """The range dictionary's factors for `params` (computed once per process)."""
-    return ProjectedBasis.for_params(params)
-
-
 def mbml_statistics(params, true_spacing, spacing, n_frames: int, rng: np.random.Generator, present: bool,
                     sector=None, chunk: int = EVAL_CHUNK, basis: ProjectedBasis | None = None, precoder=None):
     """MB-ML outputs on `n_frames` frames of one hypothesis: dict of statistic, theta_hat,
     range_hat, theta, range, each (n_frames,).  The precoder defaults to the LS sector
     precoder for the assumed `spacing` (eq. 5-6)."""
     sector = params.test_sector if sector is None else sector
-    basis = basis or projected_basis(params)
+    basis = basis or ProjectedBasis.for_params(params)
     if precoder is None:
         precoder = beampattern_precoder(*sector, spacing, params.wavelength, params.n_angle_grid)
     parts = []

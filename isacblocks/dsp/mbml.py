@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
-from .angle_delay import AngleDictionary, RangeDictionary, angle_delay_peak
+from .angle_delay import AngleDictionary, RangeDictionary, angle_delay_peak, delay_factors
 from .steering import range_steering, ula_steering
 
 _CACHE_SIZE = 8  # dictionaries kept per spacing vector / range grid
@@ -229,15 +229,25 @@ def _angle_dictionaries(spacing, params) -> tuple[np.ndarray, AngleDictionary]:
     return _ANGLE_CACHE.get((spacing.tobytes(), params.wavelength, params.n_angle_grid), build)
 
 
-def _range_dictionaries(params) -> tuple[np.ndarray, RangeDictionary]:
-    """``Phi_d`` (complex64, read-only) and its factored form, cached per range grid."""
+def range_factors(params) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``Phi_d^* = G V`` as `delay_factors` gives it, (G, sigma, V) read-only, cached per range grid:
+    the one factorisation that projected frames (`montecarlo.ProjectedBasis`) and the
+    receiver (`range_dictionary`) share."""
+    return _range_dictionaries(params)[2]
+
+
+def _range_dictionaries(params) -> tuple[np.ndarray, RangeDictionary, tuple]:
+    """``Phi_d`` (complex64, read-only), its prepared form and its factors, cached per range grid."""
 
     def build():
         phi_d = range_steering(params.range_grid, params)
-        prepared = RangeDictionary.from_steering(phi_d)
+        factors = delay_factors(phi_d)
+        for array in factors:
+            array.setflags(write=False)
+        prepared = RangeDictionary.from_factors(factors[0], factors[2])
         phi_d = phi_d.astype(np.complex64)
         phi_d.setflags(write=False)
-        return phi_d, prepared
+        return phi_d, prepared, factors
 
     key = (params.n_subcarriers, params.subcarrier_spacing_hz, params.range_min_m, params.range_max_m,
            params.n_range_grid)

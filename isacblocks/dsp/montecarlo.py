@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .angle_delay import delay_factors
+from .mbml import range_factors
 from .channels import complex_normal
 from .steering import range_steering, ula_steering
 
@@ -35,7 +35,8 @@ class ProjectedBasis:
 
     @classmethod
     def for_params(cls, params) -> "ProjectedBasis":
-        return cls(*delay_factors(range_steering(params.range_grid, params)))
+        """The receiver's own factorisation of the range dictionary (`mbml.range_factors`)."""
+        return cls(*range_factors(params))
 
     @property
     def rank(self) -> int:
