@@ -10,11 +10,14 @@ in the writer's turn, after all readers of the previous items have run.
 from __future__ import annotations
 
 import bisect
+from operator import attrgetter
 
 import numpy as np
 
 from .ports import PortSpec
 from .tags import Tag
+
+_offset = attrgetter("offset")
 
 
 class Buffer:
@@ -23,6 +26,9 @@ class Buffer:
     def __init__(self, spec: PortSpec, capacity: int):
         self.spec = spec
         self.data = np.empty((capacity, *spec.shape), dtype=spec.dtype)
+        # Readers slice this read-only view of `data`: their slices are read-only too.
+        self.readonly = self.data.view()
+        self.readonly.flags.writeable = False
         self.capacity = capacity
         self.base = 0  # absolute offset of data[0]
         self.nwritten = 0  # absolute offset one past the last item written
@@ -34,7 +40,10 @@ class Buffer:
     # ------------------------------------------------------------------ writer
     def space(self) -> int:
         """How many items can be written now (after compaction if needed)."""
-        oldest = min((r.nread for r in self.readers), default=self.nwritten)
+        oldest = self.nwritten
+        for reader in self.readers:
+            if reader.nread < oldest:
+                oldest = reader.nread
         free_tail = self.capacity - (self.nwritten - self.base)
         if free_tail < self.capacity // 2 and oldest > self.base:
             self._compact(oldest)
@@ -61,9 +70,27 @@ class Buffer:
             self._prune_tags(self.nwritten)
 
     def add_tag(self, tag: Tag) -> None:
-        index = bisect.bisect_right(self._tag_offsets, tag.offset)
-        self._tag_offsets.insert(index, tag.offset)
+        offsets = self._tag_offsets
+        if not offsets or tag.offset >= offsets[-1]:
+            offsets.append(tag.offset)
+            self._tags.append(tag)
+            return
+        index = bisect.bisect_right(offsets, tag.offset)
+        offsets.insert(index, tag.offset)
         self._tags.insert(index, tag)
+
+    def add_sorted_tags(self, tags: list[Tag]) -> None:
+        """Add tags whose offsets do not decrease (as `tags_in_range` returns them).
+
+        The same order as `add_tag` one by one: after the tags already at an equal offset.
+        """
+        offsets = self._tag_offsets
+        cut = len(offsets)
+        if offsets and tags[0].offset < offsets[-1]:
+            cut = bisect.bisect_right(offsets, tags[0].offset)
+        merged = sorted(self._tags[cut:] + tags, key=_offset)  # stable: old tags first on ties
+        self._tags[cut:] = merged
+        offsets[cut:] = [tag.offset for tag in merged]
 
     def _prune_tags(self, oldest: int) -> None:
         cut = bisect.bisect_left(self._tag_offsets, oldest)
@@ -72,6 +99,9 @@ class Buffer:
             del self._tags[:cut]
 
     def tags_in_range(self, start: int, end: int, key: str | None) -> list[Tag]:
+        offsets = self._tag_offsets
+        if not offsets or offsets[-1] < start:
+            return []
         lo = bisect.bisect_left(self._tag_offsets, start)
         hi = bisect.bisect_left(self._tag_offsets, end)
         tags = self._tags[lo:hi]
@@ -100,12 +130,7 @@ class Reader:
     def read_view(self, n: int) -> np.ndarray:
         buf = self.buffer
         start = self.nread - buf.base
-        view = buf.data[start:start + n]
-        view.flags.writeable = False
-        return view
-
-    def consume(self, n: int) -> None:
-        self.nread += n
+        return buf.readonly[start:start + n]
 
     def tags_in_range(self, start: int, end: int, key: str | None = None) -> list[Tag]:
         return self.buffer.tags_in_range(start, end, key)

@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import BlockError, ConfigError, ConnectError
 from .block import WORK_DONE, Block
 from .buffer import Buffer, Writer
+from .tags import Tag
 
 
 def _endpoint(item, direction: str) -> tuple[Block, int]:
@@ -230,16 +231,18 @@ class Flowgraph:
         streaming = [b for b in order if b.in_sig or b.out_sig]
         sinks = [b for b in streaming if not b.out_sig] or streaming
         done = {id(b): not (b.in_sig or b.out_sig) for b in order}
+        plans = [_plan(block) for block in order]
         idle_sleep = 0.0
         while not self._stop_event.is_set():
             progress = False
-            for block in order:
+            for plan in plans:
+                block = plan[0]
                 if block._inbox:
                     _handle_messages(block)
                     progress = True
                 if done[id(block)]:
                     continue
-                produced = self._visit(block, max_items)
+                produced = self._visit(plan, max_items)
                 if produced == WORK_DONE or (not produced and block._readers
                                              and any(r.exhausted for r in block._readers)):
                     done[id(block)] = True
@@ -256,17 +259,21 @@ class Flowgraph:
                 idle_sleep = min(1e-3, idle_sleep * 2 or 1e-5)
                 time.sleep(idle_sleep)
 
-    def _visit(self, block: Block, max_items: int) -> int:
-        readers, writers = block._readers, block._writers
+    def _visit(self, plan: tuple, max_items: int) -> int:
+        block, readers, buffers, propagate = plan
         n = max_items
         for r in readers:
-            n = min(n, r.available())
-        for w in writers:
-            n = min(n, w.buffer.space())
+            available = r.buffer.nwritten - r.nread
+            if available < n:
+                n = available
+        for buf in buffers:
+            space = buf.space()
+            if space < n:
+                n = space
         if n <= 0:
             return 0
         inputs = [r.read_view(n) for r in readers]
-        outputs = [w.buffer.write_view(n) for w in writers]
+        outputs = [buf.write_view(n) for buf in buffers]
         try:
             produced = block.work(inputs, outputs)
         except Exception as exc:
@@ -279,13 +286,20 @@ class Flowgraph:
             raise BlockError(f"block {block.name!r}: work() returned {produced}, expected 0..{n} "
                              "(or WORK_DONE from a source)")
         if produced:
-            if readers and writers and block.tag_propagation == "all_to_all":
-                _propagate_tags(readers, writers, produced)
+            if propagate:
+                _propagate_tags(readers, buffers, produced)
             for r in readers:
-                r.consume(produced)
-            for w in writers:
-                w.buffer.commit(produced)
+                r.nread += produced
+            for buf in buffers:
+                buf.commit(produced)
         return produced
+
+
+def _plan(block: Block) -> tuple:
+    """What `Flowgraph._visit` needs of a block, looked up once per run."""
+    buffers = [w.buffer for w in block._writers]
+    propagate = bool(block._readers and buffers and block.tag_propagation == "all_to_all")
+    return block, block._readers, buffers, propagate
 
 
 def _handle_messages(block: Block) -> None:
@@ -303,15 +317,17 @@ def _retire(block: Block) -> None:
         r.buffer.readers = [x for x in r.buffer.readers if x is not r]
 
 
-def _propagate_tags(readers, writers, n: int) -> None:
+def _propagate_tags(readers, buffers, n: int) -> None:
     for r in readers:
-        tags = r.tags_in_range(r.nread, r.nread + n)
+        tags = r.buffer.tags_in_range(r.nread, r.nread + n, None)
         if not tags:
             continue
-        for w in writers:
-            shift = w.buffer.nwritten - r.nread
-            for tag in tags:
-                w.buffer.add_tag(tag.moved(tag.offset + shift) if shift else tag)
+        for buf in buffers:
+            shift = buf.nwritten - r.nread
+            if shift:
+                buf.add_sorted_tags([Tag(offset + shift, key, value, srcid) for offset, key, value, srcid in tags])
+            else:
+                buf.add_sorted_tags(tags)
 
 
 def _wrap(block: Block, where: str, exc: BaseException) -> BlockError:
