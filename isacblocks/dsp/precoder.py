@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError, ShapeError
 from .steering import ula_steering
+
+#: How many (sector, spacing, wavelength, grid) precoders `beampattern_precoder` keeps.
+PRECODER_CACHE_SIZE = 64
 
 
 def beampattern_precoder(theta_min: float, theta_max: float, spacing, wavelength: float,
@@ -14,18 +20,28 @@ def beampattern_precoder(theta_min: float, theta_max: float, spacing, wavelength
 
     The desired beampattern ``b`` is K on the `n_grid`-point grid over [-pi/2, pi/2]
     inside the sector and 0 outside; ``A_tx`` is the steering matrix of `spacing` on
-    that grid.  Returns the unit-norm solution, complex128 of shape (K,).
+    that grid.  Returns the unit-norm solution, complex128 of shape (K,).  The last
+    `PRECODER_CACHE_SIZE` solutions are kept, so a repeated call is a copy.
     """
     if not theta_min < theta_max:
         raise ConfigError(f"beampattern_precoder: theta_min = {theta_min} must be < theta_max = {theta_max}")
-    grid = np.linspace(-np.pi / 2, np.pi / 2, int(n_grid))
-    steering = ula_steering(grid, spacing, wavelength)  # (K, N)
+    spacing = np.asarray(spacing, dtype=np.float64)
+    return _cached_precoder(float(theta_min), float(theta_max), spacing.shape, spacing.tobytes(),
+                            float(wavelength), int(n_grid)).copy()
+
+
+@functools.lru_cache(maxsize=PRECODER_CACHE_SIZE)
+def _cached_precoder(theta_min: float, theta_max: float, shape: tuple, spacing: bytes, wavelength: float,
+                     n_grid: int) -> np.ndarray:
+    grid = np.linspace(-np.pi / 2, np.pi / 2, n_grid)
+    steering = ula_steering(grid, np.frombuffer(spacing).reshape(shape), wavelength)  # (K, N)
     n_antennas = steering.shape[0]
     desired = np.where((grid >= theta_min) & (grid <= theta_max), float(n_antennas), 0.0)
     if not desired.any():
         raise ConfigError(f"beampattern_precoder: sector [{theta_min}, {theta_max}] rad holds no point "
                           f"of the {n_grid}-point grid")
-    f, *_ = np.linalg.lstsq(steering.T, desired.astype(np.complex128), rcond=None)
+    with threadpool_limits(limits=1, user_api="blas"):  # the same bits in every process (it is cached)
+        f, *_ = np.linalg.lstsq(steering.T, desired.astype(np.complex128), rcond=None)
     return f / np.linalg.norm(f)
 
 
