@@ -20,7 +20,7 @@ from isacblocks import SystemParams
 from isacblocks.blocks import ImpairedULA, TargetChannel, UEChannel
 from isacblocks.core import Tag, run_block
 from isacblocks.dsp import (beampattern_precoder, complex_normal, constellation, delay_steering, draw_spacing,
-                            draw_targets, element_positions, isac_precoder, load_spacing, maprt, ml_demap,
+                            draw_targets, element_positions, frame_noise, isac_precoder, load_spacing, maprt, ml_demap,
                             proportion_interval, range_steering, reciprocal_filter, save_spacing,
                             symbol_error_rate_qpsk, threshold_at_pfa, threshold_interval, training_sectors,
                             ue_channel_frequency_response, ula_steering)
@@ -393,6 +393,26 @@ def test_complex_normal_variance_and_circularity(dtype):
     assert abs(np.var(z.imag) - v / 2) < 6 * var_half_se
     assert abs(np.mean(z.real * z.imag)) < 6 * (v / 2) / math.sqrt(n)
     assert complex_normal(np.random.default_rng(0), (3, 4)).shape == (3, 4)
+
+
+def test_frame_noise_statistics_and_independence_of_batching_and_threads(monkeypatch):
+    import isacblocks.dsp.channels as channels
+
+    seed, v = np.random.SeedSequence(5), 2.5
+    whole = np.empty((12, 64, 80), np.complex64)
+    frame_noise(seed, 0, whole, v)
+    z = whole.ravel().astype(np.complex128)
+    assert abs(np.mean(np.abs(z) ** 2) - v) < 6 * v / math.sqrt(z.size)
+    assert abs(np.mean(z * z)) < 6 * v * math.sqrt(2 / z.size)
+    assert abs(np.mean(z.real * z.imag)) < 6 * (v / 2) / math.sqrt(z.size)
+    assert not np.array_equal(whole[0], whole[1])
+    for threads in (1, 3):
+        monkeypatch.setattr(channels, "_NOISE_THREADS", threads)
+        monkeypatch.setattr(channels, "PARALLEL_NOISE_SAMPLES", 1)
+        cut = np.empty_like(whole)
+        frame_noise(seed, 0, cut[:5], v)
+        frame_noise(seed, 5, cut[5:], v)
+        np.testing.assert_array_equal(cut, whole)
 
 
 def _sensing_run(params, ula, precoder, theta, rng_range, n_frames, seed):

@@ -34,9 +34,9 @@ from isacblocks.blocks import (DetectionMetricsSink, ImpairedULA, ISACCombiner, 
 from isacblocks.blocks._common import INVALID_FRAME_KEY
 from isacblocks.core import Flowgraph, SourceBlock, Tag, VectorSink, VectorSource, run_block
 from isacblocks.dsp import (beampattern_precoder, check_spacing, delay_steering, draw_spacing, draw_targets,
-                            element_positions, isac_precoder, maprt, ml_demap, proportion_interval, range_steering,
-                            reciprocal_filter, save_spacing, target_echo, threshold_at_pfa, threshold_interval,
-                            ue_channel_frequency_response, ue_received, ula_steering)
+                            element_positions, frame_noise, isac_precoder, maprt, ml_demap, proportion_interval,
+                            range_steering, reciprocal_filter, save_spacing, target_echo, threshold_at_pfa,
+                            threshold_interval, ue_channel_frequency_response, ue_received, ula_steering)
 from isacblocks.dsp.evaluation import evaluate_spacing
 from isacblocks.dsp.mbml import mbml_estimate, mbml_estimate_projected, mbml_peak_projected, window_indices
 from isacblocks.errors import BlockError, ConfigError, IsacError, ShapeError, TrainingError
@@ -338,6 +338,8 @@ SHAPE_CASES = [
      lambda: ue_channel_frequency_response(np.random.default_rng(0), np.ones((2, 3)), S, 4), "1..64", "(2, 3)"),
     ("ue_channel_frequency_response",
      lambda: ue_channel_frequency_response(np.random.default_rng(0), np.ones(S + 1), S, 4), "1..64", "(65,)"),
+    ("frame_noise", lambda: frame_noise(np.random.SeedSequence(0), 0, np.ones(S, np.complex64), 1.0),
+     "contiguous complex64 frames (B, ...)", "[64]"),
     ("ue_received", lambda: ue_received(np.ones((2, S)), np.ones((2, S - 1)), 0.0), "must match", "(2, 63)"),
     ("reciprocal_filter", lambda: reciprocal_filter(np.ones((2, K, S)), np.ones((2, S - 1))),
      "expected Y (B, K, S) and x (B, S)", "(2, 63)"),

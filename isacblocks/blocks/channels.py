@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import SyncBlock
-from ..dsp.channels import complex_normal, target_echo, ue_channel_frequency_response
+from ..dsp.channels import complex_normal, frame_noise, target_echo, ue_channel_frequency_response
 from ..dsp.steering import range_steering
 from ..errors import BlockError, ConfigError
-from ._common import random_streams, required_tags
+from ._common import random_streams, required_tags, seed_sequence
 from .ula import ImpairedULA
 
 
@@ -36,7 +36,8 @@ class TargetChannel(SyncBlock):
     ``1/sqrt(S) psi a_rx(theta) a_tx^T(theta) f [x(m) * rho(tau)]^T + W`` on frames whose
     ``target_present`` tag is true, ``W`` otherwise, with ``psi ~ CN(0, sigma_r^2)`` and
     ``vec(W) ~ CN(0, N0 I)``.  The truth (``target_present``, ``theta``, ``range``) is read
-    from the tags on the precoder input; the array is the shared `ImpairedULA`.
+    from the tags on the precoder input; the array is the shared `ImpairedULA`.  Each
+    frame's noise has its own generator (`frame_noise`), so large batches fill it in parallel.
     """
 
     def __init__(self, params, ula: ImpairedULA, seed=0, name=None):
@@ -49,7 +50,8 @@ class TargetChannel(SyncBlock):
         self._reset()
 
     def _reset(self) -> None:
-        self._rng = random_streams(self.seed, ("gain", "noise"))
+        gain, self._noise_seed = seed_sequence(self.seed).spawn(2)
+        self._gain_rng = np.random.default_rng(gain)
 
     def start(self) -> None:
         self._reset()
@@ -69,8 +71,8 @@ class TargetChannel(SyncBlock):
         n = len(precoders)
         p = self.params
         present = np.array(required_tags(self, 0, n, "target_present"), dtype=bool)
-        psi = complex_normal(self._rng["gain"], n, p.target_gain_variance, dtype=np.complex128)
-        add_noise(self._rng["noise"], out[:n], p.noise_power)
+        psi = complex_normal(self._gain_rng, n, p.target_gain_variance, dtype=np.complex128)
+        frame_noise(self._noise_seed, self.nitems_read(0), out[:n], p.noise_power)
         frames = np.flatnonzero(present)
         if frames.size:
             theta = np.array(self._truth(0, n, "theta"), dtype=object)[frames].astype(float)

@@ -1,6 +1,6 @@
 """The physics as pure functions of numpy arrays, batch first (paper eq. numbers in docstrings)."""
 
-from .channels import complex_normal, target_echo, ue_channel_frequency_response, ue_received
+from .channels import complex_normal, frame_noise, target_echo, ue_channel_frequency_response, ue_received
 from .comm import constellation, ml_demap, symbol_error_rate_qpsk
 from .detection import proportion_interval, threshold_at_pfa, threshold_interval
 from .maprt import maprt
@@ -13,7 +13,7 @@ from .steering import delay_steering, element_positions, range_steering, ula_ste
 __all__ = [
     "ula_steering", "delay_steering", "range_steering", "element_positions",
     "beampattern_precoder", "isac_precoder",
-    "complex_normal", "target_echo", "ue_channel_frequency_response", "ue_received",
+    "complex_normal", "frame_noise", "target_echo", "ue_channel_frequency_response", "ue_received",
     "reciprocal_filter", "maprt",
     "constellation", "ml_demap", "symbol_error_rate_qpsk",
     "threshold_at_pfa", "threshold_interval", "proportion_interval",

@@ -5,6 +5,10 @@ Every function is batch first and draws from a `numpy.random.Generator`.
 
 from __future__ import annotations
 
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
@@ -21,6 +25,55 @@ def complex_normal(rng: np.random.Generator, shape, variance: float = 1.0,
     out = pair.view(np.dtype(dtype))[..., 0]
     out *= np.sqrt(variance / 2)
     return out
+
+
+def frame_noise(seed: np.random.SeedSequence, first_frame: int, out: np.ndarray, noise_power: float) -> None:
+    """Fill complex64 `out` (one frame per row) with CN(0, noise_power) noise, in place.
+
+    Frame ``first_frame + i`` draws from its own generator, spawned from `seed` by that
+    absolute index: the noise depends neither on how the frames are batched nor on how
+    many threads fill them.  Large batches are split over a thread pool.
+    """
+    if out.dtype != np.complex64 or out.ndim < 2 or not out.flags.c_contiguous:
+        raise ShapeError(f"frame_noise: out: expected contiguous complex64 frames (B, ...), got "
+                         f"{out.dtype.name}{list(out.shape)}")
+    first_frame = int(first_frame)
+    chunks = _frame_chunks(len(out), out.size)
+    scale = np.float32(np.sqrt(noise_power / 2))
+
+    def fill(chunk: range) -> None:
+        for i in chunk:
+            frame = out[i].view(np.float32)
+            _frame_generator(seed, first_frame + i).standard_normal(out=frame, dtype=np.float32)
+            frame *= scale
+
+    if len(chunks) == 1:
+        fill(chunks[0])
+    else:
+        list(_noise_pool(os.getpid()).map(fill, chunks))
+
+
+def _frame_generator(seed: np.random.SeedSequence, frame: int) -> np.random.Generator:
+    child = np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, frame), pool_size=seed.pool_size)
+    return np.random.Generator(np.random.SFC64(child))
+
+
+#: Complex samples below which a batch's noise is drawn in the calling thread.
+PARALLEL_NOISE_SAMPLES = 1 << 16
+_NOISE_THREADS = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def _frame_chunks(n_frames: int, n_samples: int) -> list[range]:
+    """Contiguous runs of frames, one per thread, or a single run for a small batch."""
+    n = max(1, min(_NOISE_THREADS, n_frames, n_samples // PARALLEL_NOISE_SAMPLES))
+    bounds = [n_frames * j // n for j in range(n + 1)]
+    return [range(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+@functools.cache
+def _noise_pool(pid: int) -> ThreadPoolExecutor:
+    """The noise threads of process `pid` (a forked child gets its own)."""
+    return ThreadPoolExecutor(_NOISE_THREADS, thread_name_prefix="isacblocks-noise")
 
 
 def target_echo(gain, steering, symbols, delay_phases, n_subcarriers: int) -> np.ndarray:
