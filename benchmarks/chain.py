@@ -8,7 +8,8 @@
   shadowing the method, so the library is untouched); the overhead is the run's wall time
   not spent inside any work(), as a share of the wall time.  The timer's own cost per
   call is measured and taken off.  A fresh flowgraph per repetition: what a run costs
-  includes each block's start-up work (e.g. the beamformers' first LS precoders).
+  includes each block's start-up work (the LS precoders are cached per process, so the
+  warm-up run pays for them).
 * work() call overhead: the marginal cost of one more no-op sync block in a
   source -> N no-ops -> sink chain, per work() call, at 64 and 4096 items per call.
 """

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .errors import IsacError
@@ -24,7 +25,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def prefer_passive_openmp() -> None:
+    """Let idle OpenMP threads sleep (``OMP_WAIT_POLICY=PASSIVE``) unless the user chose a policy.
+
+    Torch and Numba each keep an OpenMP pool on the same cores; by default their idle
+    threads spin and take the cores from the other library's next call.  An OpenMP
+    runtime reads the policy when it loads, so this runs before any command imports torch.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def main(argv=None) -> int:
+    prefer_passive_openmp()
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -55,7 +55,7 @@ def window_map(z: torch.Tensor, rows: torch.Tensor, grid_a: torch.Tensor) -> tor
     `z` is the range-projected data on the window's columns, ``Y~ Phi_d^*[:, cols]``
     (B, K, C); `rows` (B, R) index the angle grid of `grid_a` (`grid_steering`).
     """
-    return torch.abs(grid_a[rows].conj().to(z.dtype) @ z)
+    return torch.abs(grid_a.conj().to(z.dtype)[rows] @ z)
 
 
 def soft_estimate(window: torch.Tensor, valid: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
