@@ -17,7 +17,7 @@ import math
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from isacblocks import SystemParams
@@ -488,10 +488,16 @@ def _memory_md(sec: dict) -> list[str]:
 
 # -------------------------------------------------------------------------------------- main
 def run(quick: bool = False, out: str = "out/bench", seed: int = 0, config_file: str | None = None,
-        only: str | None = None, json_path: str | None = None, command: str | None = None) -> tuple[dict, int]:
+        only: str | None = None, json_path: str | None = None, command: str | None = None,
+        stream_seconds: float | None = None) -> tuple[dict, int]:
     """Run the suite; returns the record and the exit code (1 if a section failed or a cross-check
-    disagreed)."""
+    disagreed).  `stream_seconds` overrides how long the memory section streams (600 for the
+    10-minute check)."""
     config = QUICK if quick else FULL
+    if stream_seconds is not None:
+        if not stream_seconds > 0:
+            raise ConfigError(f"--stream-seconds {stream_seconds!r}: must be > 0")
+        config = replace(config, stream_seconds=float(stream_seconds))
     sections = SECTIONS if not only else tuple(s.strip() for s in only.split(","))
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown:
@@ -542,7 +548,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.suite", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
-    _, code = run(args.quick, args.out, args.seed, args.config, args.only, args.json)
+    _, code = run(args.quick, args.out, args.seed, args.config, args.only, args.json,
+                  stream_seconds=args.stream_seconds)
     return code
 
 

@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="PATH", default=None, help="also write the JSON record here")
     parser.add_argument("--only", metavar="SECTIONS", default=None,
                         help=f"comma-separated sections to run (default all: {SECTION_NAMES})")
+    parser.add_argument("--stream-seconds", type=float, default=None, metavar="S",
+                        help="how long the memory section streams the receiver flowgraph (default 60; "
+                             "the 10-minute check: --only memory --stream-seconds 600)")
 
 
 def _suite():
@@ -48,7 +51,7 @@ def _suite():
 def bench_main(args) -> int:
     suite = _suite()
     _, code = suite.run(quick=args.quick, out=args.out, seed=args.seed, config_file=args.config, only=args.only,
-                        json_path=args.json)
+                        json_path=args.json, stream_seconds=args.stream_seconds)
     return code
 
 
