@@ -415,6 +415,27 @@ def test_frame_noise_statistics_and_independence_of_batching_and_threads(monkeyp
         np.testing.assert_array_equal(cut, whole)
 
 
+def test_frame_noise_streams_of_several_frames(monkeypatch):
+    """Streams of 4 frames: the same noise whatever the thread count and for batches cut on stream
+    boundaries; a batch starting inside a stream is refused."""
+    import isacblocks.dsp.channels as channels
+
+    seed = np.random.SeedSequence(9)
+    whole = np.empty((10, 16, 40), np.complex64)
+    frame_noise(seed, 0, whole, 1.0, frames_per_stream=4)
+    z = whole.ravel().astype(np.complex128)
+    assert abs(np.mean(np.abs(z) ** 2) - 1.0) < 6 / math.sqrt(z.size)
+    monkeypatch.setattr(channels, "PARALLEL_NOISE_SAMPLES", 1)
+    for threads in (1, 2):
+        monkeypatch.setattr(channels, "_NOISE_THREADS", threads)
+        cut = np.empty_like(whole)
+        frame_noise(seed, 0, cut[:8], 1.0, frames_per_stream=4)
+        frame_noise(seed, 8, cut[8:], 1.0, frames_per_stream=4)
+        np.testing.assert_array_equal(cut, whole)
+    with pytest.raises(ConfigError, match="first_frame = 6 must be a multiple of frames_per_stream = 4"):
+        frame_noise(seed, 6, cut[6:], 1.0, frames_per_stream=4)
+
+
 def _sensing_run(params, ula, precoder, theta, rng_range, n_frames, seed):
     """TargetChannel over `n_frames` frames, target on odd frames at (theta, range); returns
     (Y_tilde, symbols, present) with the reciprocal filter applied."""

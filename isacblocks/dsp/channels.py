@@ -9,6 +9,7 @@ import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
@@ -27,25 +28,32 @@ def complex_normal(rng: np.random.Generator, shape, variance: float = 1.0,
     return out
 
 
-def frame_noise(seed: np.random.SeedSequence, first_frame: int, out: np.ndarray, noise_power: float) -> None:
+def frame_noise(seed: np.random.SeedSequence, first_frame: int, out: np.ndarray, noise_power: float,
+                frames_per_stream: int = 1) -> None:
     """Fill complex64 `out` (one frame per row) with CN(0, noise_power) noise, in place.
 
-    Frame ``first_frame + i`` draws from its own generator, spawned from `seed` by that
-    absolute index: the noise depends neither on how the frames are batched nor on how
-    many threads fill them.  Large batches are split over a thread pool.
+    Frames ``[s F, (s+1) F)`` (absolute indices from `first_frame`, F = `frames_per_stream`)
+    draw from their own generator, spawned from `seed` by the stream index ``s``: the noise
+    depends neither on how many threads fill it nor, for F = 1, on how the frames are
+    batched (with F > 1 a batch must start on a stream boundary).  Large batches are split
+    over a thread pool of at most `numba.get_num_threads()` threads (the thread budget
+    `executor.thread_limits` sets).
     """
     if out.dtype != np.complex64 or out.ndim < 2 or not out.flags.c_contiguous:
         raise ShapeError(f"frame_noise: out: expected contiguous complex64 frames (B, ...), got "
                          f"{out.dtype.name}{list(out.shape)}")
-    first_frame = int(first_frame)
-    chunks = _frame_chunks(len(out), out.size)
+    first_frame, per = int(first_frame), int(frames_per_stream)
+    if per < 1 or first_frame % per:
+        raise ConfigError(f"frame_noise: first_frame = {first_frame} must be a multiple of frames_per_stream = {per}")
+    streams = [range(lo, min(lo + per, len(out))) for lo in range(0, len(out), per)]
+    chunks = _frame_chunks(len(streams), out.size, min(_NOISE_THREADS, numba.get_num_threads()))
     scale = np.float32(np.sqrt(noise_power / 2))
 
     def fill(chunk: range) -> None:
-        for i in chunk:
-            frame = out[i].view(np.float32)
-            _frame_generator(seed, first_frame + i).standard_normal(out=frame, dtype=np.float32)
-            frame *= scale
+        for s in chunk:
+            frames = out[streams[s].start:streams[s].stop].view(np.float32)
+            _frame_generator(seed, first_frame // per + s).standard_normal(out=frames, dtype=np.float32)
+            frames *= scale
 
     if len(chunks) == 1:
         fill(chunks[0])
@@ -53,8 +61,8 @@ def frame_noise(seed: np.random.SeedSequence, first_frame: int, out: np.ndarray,
         list(_noise_pool(os.getpid()).map(fill, chunks))
 
 
-def _frame_generator(seed: np.random.SeedSequence, frame: int) -> np.random.Generator:
-    child = np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, frame), pool_size=seed.pool_size)
+def _frame_generator(seed: np.random.SeedSequence, stream: int) -> np.random.Generator:
+    child = np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, stream), pool_size=seed.pool_size)
     return np.random.Generator(np.random.SFC64(child))
 
 
@@ -63,10 +71,10 @@ PARALLEL_NOISE_SAMPLES = 1 << 16
 _NOISE_THREADS = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-def _frame_chunks(n_frames: int, n_samples: int) -> list[range]:
-    """Contiguous runs of frames, one per thread, or a single run for a small batch."""
-    n = max(1, min(_NOISE_THREADS, n_frames, n_samples // PARALLEL_NOISE_SAMPLES))
-    bounds = [n_frames * j // n for j in range(n + 1)]
+def _frame_chunks(n_streams: int, n_samples: int, threads: int) -> list[range]:
+    """Contiguous runs of streams, one per thread, or a single run for a small batch."""
+    n = max(1, min(threads, n_streams, n_samples // PARALLEL_NOISE_SAMPLES))
+    bounds = [n_streams * j // n for j in range(n + 1)]
     return [range(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 

@@ -21,8 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .mbml import range_factors
-from .channels import complex_normal
+from .channels import complex_normal, frame_noise
 from .steering import range_steering, ula_steering
+
+
+#: Frames per noise generator in `draw_projected_frames` (streams are filled in parallel).
+NOISE_FRAMES_PER_STREAM = 32
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,9 @@ def draw_projected_frames(rng: np.random.Generator, params, true_spacing, basis:
     theta = rng.uniform(theta_min, theta_max, n_frames)
     ranges = rng.uniform(params.range_min_m, params.range_max_m, n_frames)
     psi = complex_normal(rng, n_frames, params.target_gain_variance, dtype=np.complex128)
-    noise = complex_normal(rng, (n_frames, params.n_antennas, basis.rank), params.noise_power)
+    noise = np.empty((n_frames, params.n_antennas, basis.rank), dtype=np.complex64)
+    noise_seed = np.random.SeedSequence(int(rng.integers(2**63)))
+    frame_noise(noise_seed, 0, noise, params.noise_power, NOISE_FRAMES_PER_STREAM)  # filled in parallel
     noise *= basis.sigma.astype(np.float32)
     steering = ula_steering(theta, true_spacing, params.wavelength).T.astype(np.complex64)  # (B, K)
     delay = (range_steering(ranges, params).T @ basis.g).astype(np.complex64)  # (B, r)
