@@ -187,3 +187,29 @@ def test_a_dead_dask_worker_loses_no_result(tmp_path, dask_executor):
     assert dask_executor.map(tasks) == [i * i for i in range(8)]
     assert marker.exists()
     assert int(marker.read_text()) not in dask_executor.client.run(os.getpid).values()  # that process is gone
+
+
+# --------------------------------------------------------------------------- the journal
+
+def square_counted(x: int, log: str) -> int:
+    with open(log, "a") as f:
+        f.write(f"{x}\n")
+    return x * x
+
+
+def test_a_journal_keeps_finished_results_for_a_rerun(tmp_path):
+    """A run stopped by a failing task keeps what finished; the rerun computes only the rest, and a
+    task whose arguments changed is computed again."""
+    log, journal = tmp_path / "calls.txt", tmp_path / "journal"
+    tasks = [Task(f"x={i}", square_counted, {"x": i, "log": str(log)}) for i in range(4)]
+    failing = tasks[:2] + [Task("x=2", fail_on_two, {"x": 2})] + tasks[3:]
+    with pytest.raises(TaskError, match="x=2"):
+        make_executor(workers=0, journal=journal).map(failing)
+    assert log.read_text().split() == ["0", "1"]  # serial: stopped at the failing task
+    seen = []
+    assert make_executor(workers=0, journal=journal).map(tasks, lambda d, t, k: seen.append((d, t))) == [0, 1, 4, 9]
+    assert log.read_text().split() == ["0", "1", "2", "3"]  # 0 and 1 came from the journal
+    assert seen == [(3, 4), (4, 4)]
+    changed = [Task("x=1", square_counted, {"x": 5, "log": str(log)})]
+    assert make_executor(workers=0, journal=journal).map(changed) == [25]
+    assert log.read_text().split()[-1] == "5"

@@ -11,15 +11,18 @@ results do not depend on where the tasks run or on how many workers there are.
 - `DaskExecutor`: a Dask distributed cluster (``tcp://host:8786``) or a `LocalCluster`
   started for the run (needs the ``cluster`` extra: ``pip install 'isacblocks[cluster]'``).
 
-``executor.map(tasks, progress)`` returns the results in task order.
+``executor.map(tasks, progress)`` returns the results in task order.  With a `TaskJournal`
+(``--journal DIR``) every finished result is also kept on disk, and a rerun skips it.
 """
 
 from .base import Executor, ExecutorError, Task, TaskError, task_seed
+from .journal import TaskJournal
 from .local import ProcessExecutor, SerialExecutor
 from .options import add_executor_options, executor_from_args, make_executor
 from .progress import ProgressLine
 
 __all__ = ["Executor", "ExecutorError", "ProcessExecutor", "ProgressLine", "SerialExecutor", "Task", "TaskError",
+           "TaskJournal",
            "add_executor_options", "executor_from_args", "make_executor", "task_seed", "DaskExecutor"]
 
 

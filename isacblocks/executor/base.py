@@ -113,12 +113,22 @@ class Executor:
 
     name = "executor"
     workers = 1
+    journal = None  # a `TaskJournal`: finished results kept on disk, reused by a rerun
 
     def map(self, tasks, progress: Callable[[int, int, str], None] | None = None) -> list:
         tasks = check_tasks(tasks)
-        results: dict[str, Any] = {}
-        if tasks:
-            self._run(tasks, results, progress or (lambda done, total, key: None))
+        progress = progress or (lambda done, total, key: None)
+        results: dict[str, Any] = self.journal.load(tasks) if self.journal is not None else {}
+        todo = [task for task in tasks if task.key not in results]
+        by_key = {task.key: task for task in todo}
+
+        def finished(done: int, total: int, key: str) -> None:
+            if self.journal is not None:
+                self.journal.save(by_key[key], results[key])
+            progress(len(results), len(tasks), key)
+
+        if todo:
+            self._run(todo, results, finished)
         return [results[task.key] for task in tasks]
 
     def _run(self, tasks: list[Task], results: dict, progress) -> None:

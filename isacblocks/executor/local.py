@@ -108,7 +108,7 @@ class ProcessExecutor(Executor):
             try:
                 self._collect(futures, pending, results, progress, len(tasks))
             except BrokenProcessPool:
-                self._keep_finished(futures, pending, results)
+                self._keep_finished(futures, pending, results, progress, len(tasks))
                 self._discard_pool()
                 self.restarts += 1
                 if self.restarts > self.max_restarts:
@@ -137,11 +137,12 @@ class ProcessExecutor(Executor):
                 progress(len(results), total, task.key)
 
     @staticmethod
-    def _keep_finished(futures, pending, results):
+    def _keep_finished(futures, pending, results, progress, total):
         for future, task in futures.items():
             if task.key in pending and future.done() and not future.cancelled() and future.exception() is None:
                 results[task.key] = future.result()
                 del pending[task.key]
+                progress(len(results), total, task.key)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -6,6 +6,7 @@ import argparse
 
 from ..errors import ConfigError
 from .base import Executor
+from .journal import TaskJournal
 from .local import ProcessExecutor, SerialExecutor
 
 
@@ -18,12 +19,24 @@ def add_executor_options(parser: argparse.ArgumentParser) -> None:
                        help="run on the Dask distributed cluster whose scheduler is at ADDRESS (tcp://host:8786)")
     where.add_argument("--dask-local", type=int, metavar="N", default=None,
                        help="start a Dask LocalCluster of N worker processes on this machine and run on it")
+    group.add_argument("--journal", metavar="DIR", default=None,
+                       help="keep every finished task's result in DIR; the same command run again skips "
+                            "them (a stopped sweep resumes)")
 
 
-def make_executor(workers: int | None = None, scheduler: str | None = None, dask_local: int | None = None) -> Executor:
+def make_executor(workers: int | None = None, scheduler: str | None = None, dask_local: int | None = None,
+                  journal=None) -> Executor:
     """`SerialExecutor` for ``workers=0``, a Dask executor for `scheduler` or `dask_local`,
     else `ProcessExecutor(workers)`; every one runs a task on one thread, so that they give
-    the same results bit for bit."""
+    the same results bit for bit.  With `journal` (a folder) finished results are kept there
+    and reused."""
+    executor = _executor(workers, scheduler, dask_local)
+    if journal is not None:
+        executor.journal = TaskJournal(journal)
+    return executor
+
+
+def _executor(workers, scheduler, dask_local) -> Executor:
     if sum(x is not None for x in (workers, scheduler, dask_local)) > 1:
         raise ConfigError("executor: give at most one of workers, scheduler, dask_local")
     if scheduler is not None or dask_local is not None:
@@ -39,4 +52,4 @@ def make_executor(workers: int | None = None, scheduler: str | None = None, dask
 
 def executor_from_args(args) -> Executor:
     return make_executor(getattr(args, "workers", None), getattr(args, "scheduler", None),
-                         getattr(args, "dask_local", None))
+                         getattr(args, "dask_local", None), getattr(args, "journal", None))
