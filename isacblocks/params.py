@@ -22,21 +22,17 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
+from .validation import is_real
 
 SPEED_OF_LIGHT = 299_792_458.0  # m/s
 
 CONSTELLATIONS = ("qpsk",)
 
 
-def _real(value: Any) -> bool:
-    """A real number (int or float, numpy ones included), not a bool."""
-    return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating))
-
-
 def _pair(name: str, value: Any) -> tuple[float, float]:
     try:
         items = list(value)
-        if isinstance(value, (str, bytes, dict)) or not all(_real(v) for v in items):
+        if isinstance(value, (str, bytes, dict)) or not all(is_real(v) for v in items):
             raise TypeError
         lo, hi = (float(v) for v in items)
     except (TypeError, ValueError, OverflowError):
@@ -83,7 +79,7 @@ class SystemParams:
         for name in ("subcarrier_spacing_hz", "carrier_hz", "noise_power", "snr_radar_db", "snr_comm_db",
                      "tap_decay", "range_min_m", "range_max_m", "spacing_std_wavelengths", "pfa"):
             value = getattr(self, name)
-            if not _real(value):
+            if not is_real(value):
                 raise ConfigError(f"SystemParams.{name} = {value!r}: must be a real number")
             try:
                 finite = math.isfinite(float(value))

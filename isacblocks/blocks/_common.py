@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import BlockError, ConfigError
+from ..validation import is_integer
 
 #: Item layout of the prior-sector stream: [theta_min, theta_max, r_min, r_max] (rad, m).
 SECTOR_ITEM = 4
@@ -18,7 +19,7 @@ INVALID_FRAME_KEY = "invalid_frame"
 
 def check_int(owner: str, field: str, value, low: int) -> int:
     """An integer parameter ``>= low`` (bools refused); raise `ConfigError` naming field, value and rule."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low:
+    if not is_integer(value) or value < low:
         raise ConfigError(f"{owner}: {field} = {value!r}: must be an integer >= {low}")
     return int(value)
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..core import SyncBlock
 from ..errors import ConfigError
+from ..validation import is_integer
 
 
 class OFDMModulator(SyncBlock):
@@ -19,8 +20,7 @@ class OFDMModulator(SyncBlock):
 
     def __init__(self, params, time_domain: bool = False, cyclic_prefix: int = 0, name=None):
         s = params.n_subcarriers
-        if isinstance(cyclic_prefix, bool) or not isinstance(cyclic_prefix, (int, np.integer)) \
-                or not 0 <= cyclic_prefix <= s:
+        if not is_integer(cyclic_prefix) or not 0 <= cyclic_prefix <= s:
             raise ConfigError(f"OFDMModulator.cyclic_prefix = {cyclic_prefix!r}: must be an integer in [0, S={s}]")
         if cyclic_prefix and not time_domain:
             raise ConfigError(f"OFDMModulator.cyclic_prefix = {cyclic_prefix!r}: needs time_domain=True")
@@ -48,8 +48,7 @@ class OFDMDemodulator(SyncBlock):
 
     def __init__(self, params, cyclic_prefix: int = 0, name=None):
         s = params.n_subcarriers
-        if isinstance(cyclic_prefix, bool) or not isinstance(cyclic_prefix, (int, np.integer)) \
-                or not 0 <= cyclic_prefix <= s:
+        if not is_integer(cyclic_prefix) or not 0 <= cyclic_prefix <= s:
             raise ConfigError(f"OFDMDemodulator.cyclic_prefix = {cyclic_prefix!r}: must be an integer in [0, S={s}]")
         super().__init__(in_sig=[("ofdm", np.complex64, s + cyclic_prefix)],
                          out_sig=[("symbols", np.complex64, s)], name=name)

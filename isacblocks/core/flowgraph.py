@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from ..errors import BlockError, ConfigError, ConnectError
+from ..validation import is_integer
 from .block import WORK_DONE, Block
 from .buffer import Buffer, Writer
 from .tags import Tag
@@ -50,7 +51,7 @@ class Flowgraph:
     """
 
     def __init__(self, max_items: int = 64, name: str = "flowgraph"):
-        if isinstance(max_items, bool) or not isinstance(max_items, (int, np.integer)) or max_items < 1:
+        if not is_integer(max_items) or max_items < 1:
             raise ConfigError(f"Flowgraph.max_items = {max_items!r}: must be an integer >= 1")
         self.max_items = int(max_items)
         self.name = name

@@ -13,6 +13,7 @@ import logging
 import uuid
 
 from ..errors import ConfigError
+from ..validation import is_integer
 from .base import Executor, ExecutorError, run_task
 from .local import task_failed
 
@@ -42,7 +43,7 @@ class DaskExecutor(Executor):
                  connect_timeout_s: float = 30.0):
         if (address is None) == (local_workers is None):
             raise ConfigError("DaskExecutor: give exactly one of address='tcp://host:8786' or local_workers=N")
-        if local_workers is not None and (not isinstance(local_workers, int) or local_workers < 1):
+        if local_workers is not None and (not is_integer(local_workers) or local_workers < 1):
             raise ConfigError(f"DaskExecutor: local_workers = {local_workers!r}: must be a positive integer")
         distributed = _distributed()
         self.threads = threads_per_task

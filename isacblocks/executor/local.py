@@ -11,6 +11,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from ..errors import ConfigError
+from ..validation import is_integer
 from .base import Executor, ExecutorError, TaskError, run_task, usable_cores
 
 #: Thread pools a worker process reads from its environment when numpy / torch load.
@@ -75,10 +76,10 @@ class ProcessExecutor(Executor):
     def __init__(self, workers: int | None = None, threads_per_task: int | None = None, max_restarts: int = 3):
         cores = usable_cores()
         self.workers = cores if workers is None else workers
-        if not isinstance(self.workers, int) or self.workers < 1:
+        if not is_integer(self.workers) or self.workers < 1:
             raise ConfigError(f"ProcessExecutor: workers = {workers!r}: must be a positive integer")
         self.threads = 1 if threads_per_task is None else threads_per_task
-        if not isinstance(self.threads, int) or self.threads < 1:
+        if not is_integer(self.threads) or self.threads < 1:
             raise ConfigError(f"ProcessExecutor: threads_per_task = {threads_per_task!r}: must be a positive integer")
         self.max_restarts = max_restarts
         self.restarts = 0  # pool replacements so far (workers that died)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ConfigError
+from ..validation import is_integer
 from .base import Executor
 from .journal import TaskJournal
 from .local import ProcessExecutor, SerialExecutor
@@ -43,7 +44,7 @@ def _executor(workers, scheduler, dask_local) -> Executor:
         from .dask import DaskExecutor
 
         return DaskExecutor(address=scheduler, local_workers=dask_local)
-    if workers is not None and (not isinstance(workers, int) or workers < 0):
+    if workers is not None and (not is_integer(workers) or workers < 0):
         raise ConfigError(f"executor: --workers {workers!r}: must be 0 (this process) or a positive integer")
     if workers == 0:
         return SerialExecutor(threads_per_task=1)

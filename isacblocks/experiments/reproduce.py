@@ -40,8 +40,8 @@ def reproduce(params, ula, figs=("3", "4", "5"), scale: str = "default", out="ou
     table = claims_table(claims, scale, wall)
     (out / "claims.md").write_text(table + "\n")
     record = {**(run_record(args, params, ula) if args is not None else {}), "scale": scale,
-              "scale_config": sc.__dict__, "figures": list(figs), "executor": study.executor.describe(), "baselines": base, "results": results,
-              "claims": claims, "wall_s": wall}
+              "scale_config": sc.__dict__, "figures": list(figs), "executor": study.executor.describe(),
+              "baselines": base, "results": results, "claims": claims, "wall_s": wall}
     write_json(out / "results.json", record)
     log("\n" + table)
     log(f"\nwrote {out}/results.json, {', '.join(f'fig{f}.png' for f in figs)}, claims.md  (wall time {wall:.0f} s)")

@@ -34,6 +34,7 @@ from ..dsp.montecarlo import ProjectedBasis, ProjectedFrames, draw_projected_fra
 from ..dsp.scenario import training_sectors
 from ..dsp.spacing import check_spacing, spacing_errors
 from ..errors import ConfigError, TrainingError
+from ..validation import is_integer, is_real
 from . import differentiable as diff
 from .model import SpacingModel
 
@@ -72,32 +73,26 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(f"TrainConfig.{name} = {getattr(self, name)!r}: {text}")
 
-        def integer(value) -> bool:
-            return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-        def real(value) -> bool:
-            return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-
         rule(self.schedule in SCHEDULES, "schedule", f"must be one of {SCHEDULES}")
-        rule(integer(self.iterations) and self.iterations >= 0, "iterations", "must be an integer >= 0")
-        rule(integer(self.batch_size) and self.batch_size >= 1, "batch_size", "must be an integer >= 1")
+        rule(is_integer(self.iterations) and self.iterations >= 0, "iterations", "must be an integer >= 0")
+        rule(is_integer(self.batch_size) and self.batch_size >= 1, "batch_size", "must be an integer >= 1")
         if self.schedule in ("sl+ul", "ul+sl"):
-            rule(real(self.labeled_ratio) and 0.0 <= self.labeled_ratio <= 1.0, "labeled_ratio",
+            rule(is_real(self.labeled_ratio) and 0.0 <= self.labeled_ratio <= 1.0, "labeled_ratio",
                  f"schedule {self.schedule!r} needs a ratio in [0, 1]")
-        rule(real(self.lr) and 0 < self.lr < math.inf, "lr", "must be > 0 and finite (metres per Adam step)")
-        rule(real(self.lr_decay) and 0 < self.lr_decay < math.inf, "lr_decay", "must be > 0 and finite")
-        rule(real(self.lr_decay_at) and 0.0 <= self.lr_decay_at <= 1.0, "lr_decay_at",
+        rule(is_real(self.lr) and 0 < self.lr < math.inf, "lr", "must be > 0 and finite (metres per Adam step)")
+        rule(is_real(self.lr_decay) and 0 < self.lr_decay < math.inf, "lr_decay", "must be > 0 and finite")
+        rule(is_real(self.lr_decay_at) and 0.0 <= self.lr_decay_at <= 1.0, "lr_decay_at",
              "must lie in [0, 1] (a fraction of the iterations)")
-        rule(real(self.curriculum_start_deg) and 0.0 <= self.curriculum_start_deg <= 90.0, "curriculum_start_deg",
+        rule(is_real(self.curriculum_start_deg) and 0.0 <= self.curriculum_start_deg <= 90.0, "curriculum_start_deg",
              "must lie in [0, 90] degrees")
-        rule(all(integer(i) and 0 <= i <= self.iterations for i in self.eval_at), "eval_at",
+        rule(all(is_integer(i) and 0 <= i <= self.iterations for i in self.eval_at), "eval_at",
              f"needs integer iterations in [0, iterations = {self.iterations}]")
-        rule(integer(self.eval_frames) and self.eval_frames >= 1, "eval_frames", "must be an integer >= 1")
-        rule(integer(self.checkpoint_every) and self.checkpoint_every >= 1, "checkpoint_every",
+        rule(is_integer(self.eval_frames) and self.eval_frames >= 1, "eval_frames", "must be an integer >= 1")
+        rule(is_integer(self.checkpoint_every) and self.checkpoint_every >= 1, "checkpoint_every",
              "must be an integer >= 1")
-        rule(real(self.max_loss_growth) and self.max_loss_growth > 0, "max_loss_growth", "must be > 0")
-        rule(integer(self.seed) and self.seed >= 0, "seed", "must be an integer >= 0")
-        rule(integer(self.eval_seed) and self.eval_seed >= 0, "eval_seed", "must be an integer >= 0")
+        rule(is_real(self.max_loss_growth) and self.max_loss_growth > 0, "max_loss_growth", "must be > 0")
+        rule(is_integer(self.seed) and self.seed >= 0, "seed", "must be an integer >= 0")
+        rule(is_integer(self.eval_seed) and self.eval_seed >= 0, "eval_seed", "must be an integer >= 0")
 
     @property
     def sl_iterations(self) -> int:

@@ -104,6 +104,7 @@ from zmq.utils.monitor import recv_monitor_message
 from ..core import WORK_DONE, SinkBlock, SourceBlock, port
 from ..core.tags import Tag
 from ..errors import BlockError, ConfigError
+from ..validation import is_integer
 from .wire import (HEADER_MAGIC, HEADER_VERSION, WireFormatError, decode_header, decode_message, encode_header,
                    items_from_payload, rebase_tags, split_pub_frames)
 
@@ -196,7 +197,7 @@ class _ZmqEndpoint:
             raise ConfigError(f"{self.name}: address = {address!r}: expected 'tcp://host:port', 'ipc://path' "
                               "or 'inproc://name'")
         for label, value, low in (("timeout", timeout, 0), ("hwm", hwm, -1)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            if not is_integer(value) or value < low:
                 raise ConfigError(f"{self.name}: {label} = {value!r}: must be an integer >= {low}")
         self.address = address
         self.timeout = int(timeout)
@@ -280,14 +281,12 @@ class _ZmqSink(_ZmqEndpoint, SinkBlock):
             raise ConfigError(f"{self.name}: start_tags = {start_tags!r}: need pass_tags=True (tags travel in the "
                               "tag header)")
         self.start_tags = dict(start_tags or {})
-        if max_items_per_message is not None and (
-                isinstance(max_items_per_message, bool) or not isinstance(max_items_per_message, (int, np.integer))
-                or max_items_per_message < 1):
+        if max_items_per_message is not None and (not is_integer(max_items_per_message) or max_items_per_message < 1):
             raise ConfigError(f"{self.name}: max_items_per_message = {max_items_per_message!r}: must be an integer "
                               ">= 1 or None")
         if copy_mode not in ("copy", "track"):
             raise ConfigError(f"{self.name}: copy_mode = {copy_mode!r}: expected 'copy' or 'track'")
-        if isinstance(linger, bool) or not isinstance(linger, (int, np.integer)) or linger < -1:
+        if not is_integer(linger) or linger < -1:
             raise ConfigError(f"{self.name}: linger = {linger!r}: must be an integer >= -1 (ms; -1 waits forever)")
         self.pass_tags = bool(pass_tags)
         self.max_items_per_message = None if max_items_per_message is None else int(max_items_per_message)
