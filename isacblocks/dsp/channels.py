@@ -45,13 +45,12 @@ def frame_noise(seed: np.random.SeedSequence, first_frame: int, out: np.ndarray,
     first_frame, per = int(first_frame), int(frames_per_stream)
     if per < 1 or first_frame % per:
         raise ConfigError(f"frame_noise: first_frame = {first_frame} must be a multiple of frames_per_stream = {per}")
-    streams = [range(lo, min(lo + per, len(out))) for lo in range(0, len(out), per)]
-    chunks = _frame_chunks(len(streams), out.size, min(_NOISE_THREADS, numba.get_num_threads()))
+    chunks = _frame_chunks(-(-len(out) // per), out.size, min(_NOISE_THREADS, numba.get_num_threads()))
     scale = np.float32(np.sqrt(noise_power / 2))
 
     def fill(chunk: range) -> None:
         for s in chunk:
-            frames = out[streams[s].start:streams[s].stop].view(np.float32)
+            frames = out[s * per:(s + 1) * per].view(np.float32)
             _frame_generator(seed, first_frame // per + s).standard_normal(out=frames, dtype=np.float32)
             frames *= scale
 
@@ -68,7 +67,7 @@ def _frame_generator(seed: np.random.SeedSequence, stream: int) -> np.random.Gen
 
 #: Complex samples below which a batch's noise is drawn in the calling thread.
 PARALLEL_NOISE_SAMPLES = 1 << 16
-_NOISE_THREADS = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+_NOISE_THREADS = numba.config.NUMBA_NUM_THREADS  # the pool; a call uses numba.get_num_threads() of them
 
 
 def _frame_chunks(n_streams: int, n_samples: int, threads: int) -> list[range]:

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from .angle_delay import AngleDictionary, RangeDictionary, angle_delay_peak
+from .cache import LRUCache
 from .steering import range_steering, ula_steering
 
 
@@ -75,14 +76,9 @@ def _map_peak(Y_tilde, angle_dict, range_dict):
     return peak.statistic.astype(np.float64), peak.i_hat, peak.j_hat
 
 
-_RANGE_CACHE: dict = {}
+_RANGE_CACHE = LRUCache(8)
 
 
 def _range_dictionary(range_dict) -> RangeDictionary:
     """The factored delay dictionary, cached per grid (the grid only changes with the range sector)."""
-    key = range_dict.tobytes()
-    if key not in _RANGE_CACHE:
-        if len(_RANGE_CACHE) >= 8:
-            _RANGE_CACHE.pop(next(iter(_RANGE_CACHE)))
-        _RANGE_CACHE[key] = RangeDictionary.from_steering(range_dict)
-    return _RANGE_CACHE[key]
+    return _RANGE_CACHE.get(range_dict.tobytes(), lambda: RangeDictionary.from_steering(range_dict))

@@ -17,14 +17,13 @@ frames, for Monte Carlo studies that draw ``C`` directly.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import NamedTuple
 
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
 from .angle_delay import AngleDictionary, RangeDictionary, angle_delay_peak, delay_factors
+from .cache import LRUCache
 from .steering import range_steering, ula_steering
 
 _CACHE_SIZE = 8  # dictionaries kept per spacing vector / range grid
@@ -189,30 +188,8 @@ def _inside(grid, lo, hi) -> tuple[np.ndarray, np.ndarray]:
             np.searchsorted(grid, hi, side="right").astype(np.int64))
 
 
-class _LRU:
-    """A small thread-safe least-recently-used cache: `get(key, build)` builds missing entries."""
-
-    def __init__(self, size: int):
-        self.size = size
-        self.entries: OrderedDict = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key, build):
-        with self.lock:
-            if key in self.entries:
-                self.entries.move_to_end(key)
-                return self.entries[key]
-        value = build()  # outside the lock: blocks in other threads keep running
-        with self.lock:
-            self.entries[key] = value
-            self.entries.move_to_end(key)
-            while len(self.entries) > self.size:
-                self.entries.popitem(last=False)
-        return value
-
-
-_ANGLE_CACHE = _LRU(_CACHE_SIZE)
-_RANGE_CACHE = _LRU(_CACHE_SIZE)
+_ANGLE_CACHE = LRUCache(_CACHE_SIZE)
+_RANGE_CACHE = LRUCache(_CACHE_SIZE)
 
 
 def _angle_dictionaries(spacing, params) -> tuple[np.ndarray, AngleDictionary]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import sys
@@ -103,7 +104,7 @@ def check_tasks(tasks) -> list[Task]:
     return tasks
 
 
-class Executor:
+class Executor(abc.ABC):
     """Runs tasks and returns their results in task order.
 
     ``progress(done, total, key)`` is called in this process each time a task finishes.
@@ -131,8 +132,9 @@ class Executor:
             self._run(todo, results, finished)
         return [results[task.key] for task in tasks]
 
+    @abc.abstractmethod
     def _run(self, tasks: list[Task], results: dict, progress) -> None:
-        raise NotImplementedError
+        """Run `tasks`, putting each result in ``results[key]`` and calling `progress` as it comes."""
 
     def describe(self) -> str:
         return self.name
