@@ -124,13 +124,6 @@ def evaluate_spacing(params, true_spacing, spacing, frames_per_hypothesis: int, 
     return run_evaluations({"evaluation": evaluation}, executor)["evaluation"]
 
 
-def isac_point_evaluation(params, true_spacing, spacing, grid, frames_per_point: int, seed=0,
-                          h0_frames: int = 10000, executor: Executor | None = None) -> list[dict]:
-    """Sensing and communication at each ``(eta, phi)`` of `grid` (see `isac_evaluation`)."""
-    evaluation = isac_evaluation(params, true_spacing, spacing, grid, frames_per_point, seed, h0_frames)
-    return run_evaluations({"isac": evaluation}, executor)["isac"]
-
-
 def isac_evaluation(params, true_spacing, spacing, grid, frames_per_point: int, seed=0,
                     h0_frames: int = 10000) -> Evaluation:
     """Sensing and communication at each ``(eta, phi)`` of `grid` with the ISAC precoder (eq. 4)
