@@ -28,7 +28,7 @@ from isacblocks.zmq import (
     rebase_tags,
     split_pub_frames,
 )
-from isacblocks.zmq.pmt import equal
+from isacblocks.zmq.pmt import Pair, equal
 from isacblocks.zmq.wire import HEADER_SIZE
 
 # gen_tag_header(offset=1000, tags=[tag_t{offset=1003, key="foo", value=from_long(1),
@@ -106,6 +106,15 @@ def test_srcid_mapping():
     assert decode_header(nil_srcid)[1][0].srcid is None
 
 
+def test_srcid_that_is_not_a_symbol_is_kept():
+    """GNU Radio allows any PMT as srcid: a double, an int or a tuple arrive as that value."""
+    double_srcid = encode_header(0, [Tag(0, "k", None)])[:-1] + b"\x04" + bytes(8)
+    assert decode_header(double_srcid)[1][0].srcid == 0.0
+    for srcid in (7, (1, "a"), 2.5):
+        tag = decode_header(encode_header(0, [Tag(0, "k", 1, srcid)]))[1][0]
+        assert tag.srcid == srcid and type(tag.srcid) is type(srcid)
+
+
 def test_header_accepts_any_buffer():
     frame = encode_message(b"\x00" * 4, 3, [Tag(3, "k", True)])
     for buf in (bytearray(frame), memoryview(frame), np.frombuffer(frame, np.uint8)):
@@ -135,8 +144,6 @@ def test_header_accepts_any_buffer():
         (ONE_TAG_HEADER[:11] + b"\xff" * 8 + ONE_TAG_HEADER[19:], "announces 18446744073709551615"),
         # key is an int, not a symbol
         (ONE_TAG_HEADER[:27] + b"\x03\x00\x00\x00\x07" + ONE_TAG_HEADER[33:], "key is a int"),
-        # srcid is a double
-        (ONE_TAG_HEADER[:-1] + b"\x04" + bytes(8), "srcid is a float"),
         # unknown PMT tag inside the value
         (ONE_TAG_HEADER[:33] + b"\x0e" + ONE_TAG_HEADER[38:], "unknown PMT type tag 0x0e"),
     ],
@@ -153,7 +160,10 @@ def test_malformed_header_raises(frame, message):
         ((2**64, []), "does not fit in a u64"),
         ((0, [Tag(-5, "k", 1)]), "tag offset -5"),
         ((0, [Tag(0, 7, 1)]), "tag key must be a str"),  # type: ignore[arg-type]
-        ((0, [Tag(0, "k", 1, 3)]), "tag srcid must be a str or None"),  # type: ignore[arg-type]
+        ((0, [Tag(0, "k", ())]), r"tag 'k' at offset 0: its value \(\) holds an empty tuple"),
+        ((0, [Tag(0, "k", [1, {"a": (2, ())}])]), "holds an empty tuple"),
+        ((0, [Tag(0, "k", Pair(1, Pair((), None)))]), "holds an empty tuple"),
+        ((0, [Tag(0, "k", 1, ())]), "its srcid"),
         ((0, [Tag(0, "k", object())]), "cannot serialize a object"),
     ],
 )
@@ -251,7 +261,7 @@ def test_over_a_real_zmq_socket():
 tag_values = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), st.floats(),
               st.text(max_size=8)),
-    lambda c: st.one_of(st.lists(c, max_size=3).map(tuple),
+    lambda c: st.one_of(st.lists(c, min_size=1, max_size=3).map(tuple),  # never (), see encode_header
                         st.dictionaries(st.text(max_size=4), c, min_size=1, max_size=3)),
     max_leaves=6,
 )

@@ -35,7 +35,14 @@ When the block has a non-empty ``key`` the sink first sends the key as its own f
 
 Tag mapping: the key must be a symbol (``Tag.key`` is a ``str``); ``Tag.srcid`` ``None``
 is sent as ``PMT_F`` (GNU Radio's default srcid), and ``PMT_F`` / ``PMT_NIL`` srcids
-decode to ``None``; any other srcid must be a symbol.
+decode to ``None``.  Any other srcid is sent and received as the PMT it is: GNU Radio
+allows any PMT there (a symbol, usually the block's alias), so an integer or a tuple
+srcid arrives as that value.
+
+Empty tuples: GNU Radio 3.10's ``pmt::deserialize`` cannot read a PMT tuple of length 0,
+and the thread of a ``zeromq.pull_source`` / ``sub_source`` that receives one dies (the
+flowgraph then waits forever).  `encode_header` therefore refuses a tag whose key, value
+or srcid holds ``()`` anywhere, naming the tag; send ``None`` or ``[]`` instead.
 """
 
 from __future__ import annotations
@@ -97,15 +104,38 @@ def encode_header(first_offset: int, tags: Sequence[Tag]) -> bytes:
             raise WireFormatError(
                 f"tag key must be a str (sent as a PMT symbol), got {type(tag.key).__name__}"
             )
-        if tag.srcid is not None and not isinstance(tag.srcid, str):
-            raise WireFormatError(
-                f"tag srcid must be a str or None, got {type(tag.srcid).__name__}"
-            )
+        for part, value in (("value", tag.value), ("srcid", tag.srcid)):
+            if _holds_empty_tuple(value):
+                raise WireFormatError(
+                    f"tag {tag.key!r} at offset {tag.offset}: its {part} {value!r} holds an empty "
+                    "tuple (), which kills the receiving thread of GNU Radio's zeromq sources "
+                    "(pmt::deserialize cannot read it); send None or [] instead"
+                )
         parts.append(_TAG_OFFSET.pack(_u64(tag.offset, "tag offset")))
         parts.append(pmt.serialize(tag.key))
         parts.append(pmt.serialize(tag.value))
         parts.append(pmt.serialize(False if tag.srcid is None else tag.srcid))
     return b"".join(parts)
+
+
+def _holds_empty_tuple(value: Any, depth: int = 0) -> bool:
+    """Whether `value` is or contains ``()`` (searched as deep as PMTs nest)."""
+    if isinstance(value, tuple):
+        return not value or any(_holds_empty_tuple(v, depth + 1) for v in value)
+    if depth > pmt.MAX_DEPTH:
+        return False
+    if isinstance(value, list):
+        return any(_holds_empty_tuple(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_empty_tuple(k, depth + 1) or _holds_empty_tuple(v, depth + 1)
+                   for k, v in value.items())
+    while isinstance(value, pmt.Pair):  # a PMT list: walk the chain without recursing on it
+        if _holds_empty_tuple(value.car, depth + 1):
+            return True
+        value = value.cdr
+        if isinstance(value, tuple):
+            return _holds_empty_tuple(value, depth + 1)
+    return False
 
 
 def encode_message(payload: Any, first_offset: int, tags: Sequence[Tag]) -> bytes:
@@ -191,11 +221,6 @@ def decode_header(buf: Any) -> tuple[int, list[Tag], int]:
             )
         if srcid is False:
             srcid = None
-        elif srcid is not None and not isinstance(srcid, str):
-            raise WireFormatError(
-                f"gr-zeromq header, tag {index} of {ntags}: srcid is a "
-                f"{type(srcid).__name__}, expected a PMT symbol, PMT_F or PMT_NIL"
-            )
         tags.append(Tag(tag_offset, key, value, srcid))
     return first_offset, tags, offset
 

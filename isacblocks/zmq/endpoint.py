@@ -1,0 +1,151 @@
+"""Socket ownership shared by the ZeroMQ blocks: open, bind or connect, close; the
+warnings and errors they raise; the keys of the tags the link protocol uses."""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any
+
+import zmq
+
+from ..errors import BlockError, ConfigError
+from ..validation import is_integer, is_real
+
+#: Key of the end-of-stream tag: on a header with no items (sent at a sink's stop()), or
+#: on the last item of a stream whose length the sink knows (survives a GNU Radio hop,
+#: which drops messages of zero items).
+EOS_KEY = "eos"
+
+#: Key of the per-item sequence tag a sink with ``stream_id`` adds: value
+#: ``(stream_id, item index)``, so a receiver can pair the items of several streams.
+SEQ_KEY = "stream_seq"
+
+
+class ZmqWarning(RuntimeWarning):
+    """Something a ZeroMQ block could not do as asked (e.g. end of stream not delivered)."""
+
+
+class ZmqDropWarning(ZmqWarning):
+    """A PUB sink dropped messages at its high-water mark."""
+
+
+class LinkIdleError(BlockError):
+    """A ZeroMQ sink that could not hand data to any receiver for ``idle_timeout`` seconds."""
+
+
+class ItemSizeMismatch(BlockError):
+    """A source received items whose size (seen in the tag header) differs from its own."""
+
+
+def check_idle_timeout(owner: str, value) -> float | None:
+    """``idle_timeout`` in seconds: None or 0 means wait forever."""
+    if value is None:
+        return None
+    if not is_real(value) or not value >= 0:
+        raise ConfigError(f"{owner}: idle_timeout = {value!r}: must be a number of seconds >= 0 "
+                          "(0 or None: wait forever)")
+    return float(value) or None
+
+
+def _release(state: dict, linger: int = 0) -> None:
+    """Close the socket and terminate an owned context (also the finaliser of a block)."""
+    sock, ctx, monitor = state.pop("socket", None), state.pop("context", None), state.pop("monitor", None)
+    if monitor is not None:
+        if sock is not None and not sock.closed:
+            sock.disable_monitor()
+        monitor.close(linger=0)
+    if sock is not None and not sock.closed:
+        sock.close(linger=linger)
+    if ctx is not None and state.get("own_context") and not ctx.closed:
+        ctx.term()
+
+
+def _key_bytes(key, owner: str) -> bytes:
+    """A PUB/SUB key as bytes; only str (UTF-8) or bytes are keys (``bytes(5)`` would be five zero bytes)."""
+    if isinstance(key, str):
+        return key.encode()
+    if isinstance(key, (bytes, bytearray, memoryview)):
+        return bytes(key)
+    raise ConfigError(f"{owner}: key = {key!r}: must be a str or bytes")
+
+
+class _ZmqEndpoint:
+    """Socket ownership shared by the four blocks: open, bind/connect, close."""
+
+    _socket_type: int
+    _direction: str  # "send" or "recv": which high-water mark `hwm` sets
+
+    def _init_endpoint(self, address: str, timeout: int, hwm: int, bind: bool, context: zmq.Context | None) -> None:
+        if not isinstance(address, str) or "://" not in address:
+            raise ConfigError(f"{self.name}: address = {address!r}: expected 'tcp://host:port', 'ipc://path' "
+                              "or 'inproc://name'")
+        for label, value, low in (("timeout", timeout, 0), ("hwm", hwm, -1)):
+            if not is_integer(value) or value < low:
+                raise ConfigError(f"{self.name}: {label} = {value!r}: must be an integer >= {low}")
+        self.address = address
+        self.timeout = int(timeout)
+        self.hwm = int(hwm)
+        self.bind = bool(bind)
+        self._context = context
+        self._lock = threading.RLock()
+        self._state: dict[str, Any] = {}
+        self._endpoint: str | None = None
+        self._finalizer = weakref.finalize(self, _release, self._state)
+        self._open()
+
+    @property
+    def endpoint(self) -> str:
+        """The bound endpoint (the real port of ``tcp://host:0``) or the connected address."""
+        return self._endpoint or self.address
+
+    @property
+    def closed(self) -> bool:
+        """True when the block holds no open socket (after stop() or close())."""
+        sock = self._state.get("socket")
+        return sock is None or sock.closed
+
+    @property
+    def _socket(self) -> zmq.Socket:
+        return self._state["socket"]
+
+    def _configure(self, sock: zmq.Socket) -> None:
+        """Socket options of the block type (subclasses)."""
+
+    def _open(self) -> None:
+        with self._lock:
+            if not self.closed:
+                return
+            own = self._context is None
+            ctx = zmq.Context() if own else self._context
+            sock = ctx.socket(self._socket_type)
+            self._state.update(socket=sock, context=ctx, own_context=own)
+            address = self._endpoint or self.address
+            try:
+                sock.setsockopt(zmq.LINGER, 0)
+                if self.hwm >= 0:
+                    sock.setsockopt(zmq.SNDHWM if self._direction == "send" else zmq.RCVHWM, self.hwm)
+                self._configure(sock)
+                if self.bind:
+                    sock.bind(address)
+                    self._endpoint = sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+                else:
+                    sock.connect(address)
+                    self._endpoint = address
+            except zmq.ZMQError as exc:
+                _release(self._state)
+                raise ConfigError(f"{self.name}: cannot {'bind' if self.bind else 'connect'} "
+                                  f"{address!r}: {exc}") from None
+
+    def close(self, linger: int = 0) -> None:
+        """Close the socket (ZMQ_LINGER `linger` ms, default 0) and terminate the block's own
+        context; idempotent."""
+        with self._lock:
+            _release(self._state, linger)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+

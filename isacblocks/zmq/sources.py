@@ -1,0 +1,313 @@
+"""ZeroMQ source blocks: `PullSource` (gr-zeromq ``pull_source``) and `SubSource` (``sub_source``).
+
+See the package documentation (:mod:`isacblocks.zmq`) for receiving, tag rebasing, the
+end of stream, idle timeouts and malformed messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+import zmq
+
+from ..core import WORK_DONE, SourceBlock, port
+from ..core.tags import Tag
+from ..errors import BlockError
+from .endpoint import EOS_KEY, ItemSizeMismatch, ZmqWarning, _key_bytes, _ZmqEndpoint, check_idle_timeout
+from .wire import (HEADER_MAGIC, HEADER_VERSION, WireFormatError, decode_header, decode_message,
+                   items_from_payload, rebase_tags, split_pub_frames)
+
+__all__ = ["PullSource", "SubSource"]
+
+_HEADER_PREFIX = HEADER_MAGIC.to_bytes(2, "little") + bytes([HEADER_VERSION])
+_log = logging.getLogger("isacblocks.zmq")
+
+
+class _Pending:
+    """The part of a received message not yet written to the output."""
+
+    __slots__ = ("items", "tags", "first", "consumed")
+
+    def __init__(self, items: np.ndarray, tags: list[Tag], first: int):
+        self.items, self.tags, self.first, self.consumed = items, tags, first, 0
+
+
+class _ZmqSource(_ZmqEndpoint, SourceBlock):
+    """Common part of `PullSource` and `SubSource`: parsing, rebasing, end of stream, counters."""
+
+    _direction = "recv"
+    _key = b""
+    _lossless = False  # PUB drops whole messages: offsets may jump by any number of items
+    #: work() returns 0 while it waits for messages from another process (not a stall).
+    waits_for_external_input = True
+
+    def __init__(self, dtype, item_shape, address: str, timeout: int, pass_tags: bool, hwm: int, bind: bool,
+                 eos: bool, context: zmq.Context | None, name: str | None, idle_timeout: float | None = None,
+                 waiting_interval: float = 0.0):
+        SourceBlock.__init__(self, out_sig=[port(dtype, item_shape)], name=name)
+        spec = self.out_sig[0]
+        self.pass_tags = bool(pass_tags)
+        self.eos = bool(eos)
+        self.idle_timeout = check_idle_timeout(self.name, idle_timeout)
+        self.waiting_interval = check_idle_timeout(self.name, waiting_interval) or 0.0
+        self._item_bytes = spec.itemsize
+        self._reset()
+        self._init_endpoint(address, timeout, hwm, bind, context)
+
+    def _configure(self, sock: zmq.Socket) -> None:
+        sock.setsockopt(zmq.RCVTIMEO, self.timeout)
+
+    def _reset(self) -> None:
+        self._pending: _Pending | None = None
+        self._eos_seen = False
+        self._next_remote: int | None = None
+        self._previous: tuple[int, int] | None = None  # (first offset, payload bytes) of the last header
+        self._size_votes: dict[int, int] = {}
+        self._started_at = time.monotonic()
+        self._last_message: float | None = None
+        self._last_waiting_line = self._started_at
+        self.timed_out = False
+        self.items_received = 0
+        self.messages_received = 0
+        self.malformed = 0
+        self.pass_tags_mismatch = 0
+        self.missed_items = 0
+        self.first_remote_offset: int | None = None
+        self.last_error: str | None = None
+
+    @property
+    def eos_received(self) -> bool:
+        """Whether the end of stream arrived."""
+        return self._eos_seen
+
+    @property
+    def ended(self) -> bool:
+        """Whether the stream has ended (end of stream received or idle timeout) and all of it
+        has been written out."""
+        return (self._eos_seen or self.timed_out) and self._pending is None
+
+    def stats(self) -> dict:
+        """The counters, for reports."""
+        return {"endpoint": self.endpoint, "items_received": self.items_received,
+                "messages_received": self.messages_received, "malformed": self.malformed,
+                "pass_tags_mismatch": self.pass_tags_mismatch, "missed_items": self.missed_items,
+                "eos_received": self._eos_seen, "timed_out": self.timed_out, "last_error": self.last_error}
+
+    def start(self) -> None:
+        self._reset()
+        self._open()
+
+    def stop(self) -> None:
+        self.close()
+        if self.timed_out:
+            warnings.warn(f"{self.name}: no message from {self.endpoint} for {self.idle_timeout:g} s (idle_timeout) "
+                          f"after {self.items_received} items: the stream ended without its end of stream",
+                          ZmqWarning, stacklevel=2)
+        if self.malformed:
+            warnings.warn(f"{self.name}: skipped {self.malformed} malformed message(s) from {self.endpoint}; "
+                          f"last: {self.last_error}", ZmqWarning, stacklevel=2)
+
+    def work(self, inputs, outputs):
+        produced = self.fill(outputs[0], wait=True)
+        if produced == 0 and self.ended:
+            return WORK_DONE
+        return produced
+
+    def fill(self, out: np.ndarray, wait: bool) -> int:
+        """Write received items (and their tags) into `out`; wait up to `timeout` ms for the
+        first message if `wait`.  Returns the count; checks the idle timeout when none came."""
+        produced = 0
+        with self._lock:
+            if self.closed:
+                raise BlockError(f"block {self.name!r}: socket is closed (close() was called while running)")
+            while produced < len(out):
+                if self._pending is not None:
+                    produced += self._flush(out, produced)
+                    continue
+                if self._eos_seen or self.timed_out or not self._receive(wait):
+                    break
+                wait = False
+        if produced == 0 and not self.ended:
+            self._check_idle()
+        return produced
+
+    def _check_idle(self) -> None:
+        """End the stream after `idle_timeout` s without a message (once one has come); before
+        the first message, log a "waiting for a sender" line every `waiting_interval` s."""
+        now = time.monotonic()
+        if self._last_message is None:
+            if self.waiting_interval and now - self._last_waiting_line >= self.waiting_interval:
+                self._last_waiting_line = now
+                _log.info("%s: waiting for a sender on %s (%.0f s so far)", self.name, self.endpoint,
+                          now - self._started_at)
+        elif self.idle_timeout is not None and now - self._last_message >= self.idle_timeout:
+            self.timed_out = True
+            _log.warning("%s: no message from %s for %.1f s (idle_timeout): ending the stream after %d items",
+                         self.name, self.endpoint, now - self._last_message, self.items_received)
+
+    # ------------------------------------------------------------ receiving
+    def _receive(self, wait: bool) -> bool:
+        """Take one message off the socket (waiting up to `timeout` ms if `wait`); False if none came."""
+        try:
+            frames = self._socket.recv_multipart(0 if wait else zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            return False
+        self._last_message = time.monotonic()
+        try:
+            self._accept(frames)
+        except WireFormatError as exc:
+            self._reject(str(exc))
+        return True
+
+    def _body(self, frames: list) -> Any:
+        if len(frames) != 1:
+            raise WireFormatError(f"expected a single-frame message, got {len(frames)} frames")
+        return frames[0]
+
+    def _reject(self, reason: str, mismatch: bool = False) -> None:
+        self.malformed += 1
+        self.pass_tags_mismatch += int(mismatch)
+        self.last_error = reason
+        if self.malformed == 1:
+            _log.warning("%s: skipping malformed message from %s: %s", self.name, self.endpoint, reason)
+
+    def _accept(self, frames: list) -> None:
+        buf = memoryview(self._body(frames))
+        if buf.nbytes == 0:  # the end of stream of a sink without pass_tags (GNU Radio: zero items)
+            self.messages_received += 1
+            self._eos_seen = self.eos
+            return
+        if self.pass_tags:
+            if bytes(buf[:3]) != _HEADER_PREFIX and buf.nbytes % self._item_bytes == 0:
+                self._reject(f"message of {buf.nbytes} bytes has no gr-zeromq tag header (first bytes "
+                             f"{bytes(buf[:3]).hex()}, expected {_HEADER_PREFIX.hex()}) but is a whole number of "
+                             f"{self._item_bytes}-byte items: the sender runs with pass_tags=False while this "
+                             "source has pass_tags=True", mismatch=True)
+                return
+            first, tags, payload = decode_message(buf)
+        else:
+            header_tags = self._header_tags(buf) if bytes(buf[:3]) == _HEADER_PREFIX else None
+            if header_tags is not None:
+                self._reject(f"message of {buf.nbytes} bytes starts with a gr-zeromq tag header: the sender runs "
+                             "with pass_tags=True while this source has pass_tags=False", mismatch=True)
+                if self.eos and any(t.key == EOS_KEY for t in header_tags):
+                    self._eos_seen = True  # end the stream rather than wait for data that cannot be read
+                return
+            first, tags, payload = None, [], buf
+        if first is not None:
+            self._check_item_size(first, tags, payload.nbytes)
+        items = items_from_payload(payload, self.out_sig[0].dtype, self.out_sig[0].shape)
+        self.messages_received += 1
+        if first is not None:
+            if self._next_remote is not None and first > self._next_remote:
+                self.missed_items += first - self._next_remote
+            if self.first_remote_offset is None:
+                self.first_remote_offset = first
+            self._next_remote = first + len(items)
+            if self.eos and any(t.key == EOS_KEY for t in tags):
+                # on a header of no items (a sink's stop()) or on the stream's last item
+                last = min(t.offset for t in tags if t.key == EOS_KEY) - first
+                items = items[:max(0, last + 1)]
+                self._eos_seen = True
+                tags = [t for t in tags if t.key != EOS_KEY]
+        if len(items):
+            self._pending = _Pending(items, tags, first if first is not None else 0)
+
+    def _check_item_size(self, first: int, tags: list[Tag], nbytes: int) -> None:
+        """Raise `ItemSizeMismatch` when the tag header shows that the sender's items have
+        another size than this source's.
+
+        Two signs: a tag beyond the message's last item (gr-zeromq only sends tags of the
+        items it sends), and consecutive headers whose offsets advance by another number of
+        items than the previous payload held -- twice in a row with the same implied size, so
+        that a lost message is not mistaken for it.  Without ``pass_tags`` nothing on the
+        wire tells the sizes apart.
+        """
+        mine = self._item_bytes
+        beyond = max((t.offset for t in tags), default=first) - first + 1
+        if nbytes and beyond * mine > nbytes:
+            self._size_mismatch(f"at most {nbytes // beyond}", f"a tag sits on item {beyond - 1} of a message of "
+                                                               f"{nbytes} bytes")
+        previous, self._previous = self._previous, (first, nbytes)
+        if not self._lossless or previous is None or first <= previous[0] or previous[1] % (first - previous[0]):
+            self._size_votes.clear()
+            return
+        implied = previous[1] // (first - previous[0])
+        if implied == mine:
+            self._size_votes.clear()
+            return
+        self._size_votes[implied] = self._size_votes.get(implied, 0) + 1
+        if self._size_votes[implied] >= 2:
+            self._size_mismatch(str(implied), "consecutive header offsets advance by that many items per message")
+
+    def _size_mismatch(self, theirs: str, evidence: str) -> None:
+        spec = self.out_sig[0]
+        raise ItemSizeMismatch(f"block {self.name!r}: item size mismatch: the sender's items are {theirs} bytes "
+                               f"({evidence}), this source's are {self._item_bytes} bytes ({spec.describe()}); "
+                               "give both ends the same item type and vector length")
+
+    def _header_tags(self, buf: memoryview) -> list[Tag] | None:
+        """The tags of a message that parses as a tag header followed by whole items (the
+        sender has pass_tags), or None."""
+        try:
+            _, tags, size = decode_header(buf)
+        except WireFormatError:
+            return None
+        return tags if (buf.nbytes - size) % self._item_bytes == 0 else None
+
+    def _flush(self, out: np.ndarray, produced: int) -> int:
+        p = self._pending
+        n = min(len(out) - produced, len(p.items) - p.consumed)
+        out[produced:produced + n] = p.items[p.consumed:p.consumed + n]
+        if p.tags:
+            local = self.nitems_written(0) + produced
+            writer = self._writers[0]
+            for tag in rebase_tags(p.tags, p.first + p.consumed, local, n):
+                writer.add_tag(tag)  # srcid as sent: None stays None (GNU Radio's #f)
+        p.consumed += n
+        self.items_received += n
+        if p.consumed == len(p.items):
+            self._pending = None
+        return n
+
+
+class PullSource(_ZmqSource):
+    """Receive items from a PULL socket (gr-zeromq ``pull_source``); connects to `address` by default."""
+
+    _socket_type = zmq.PULL
+    _lossless = True  # PUSH/PULL drops nothing, so header offsets advance by whole messages
+
+    def __init__(self, dtype, item_shape=(), address: str = "tcp://127.0.0.1:5555", timeout: int = 100,
+                 pass_tags: bool = False, hwm: int = -1, bind: bool = False, eos: bool = True,
+                 context: zmq.Context | None = None, name: str | None = None, idle_timeout: float | None = None,
+                 waiting_interval: float = 0.0):
+        super().__init__(dtype, item_shape, address, timeout, pass_tags, hwm, bind, eos, context, name,
+                         idle_timeout, waiting_interval)
+
+
+class SubSource(_ZmqSource):
+    """Receive items from a SUB socket (gr-zeromq ``sub_source``) subscribed to `key`;
+    connects to `address` by default.  With a key, messages are ``[key, message]``."""
+
+    _socket_type = zmq.SUB
+
+    def __init__(self, dtype, item_shape=(), address: str = "tcp://127.0.0.1:5555", timeout: int = 100,
+                 pass_tags: bool = False, hwm: int = -1, key: str | bytes = "", bind: bool = False,
+                 eos: bool = True, context: zmq.Context | None = None, name: str | None = None,
+                 idle_timeout: float | None = None, waiting_interval: float = 0.0):
+        self._key = _key_bytes(key, name or type(self).__name__)
+        self.key = key
+        super().__init__(dtype, item_shape, address, timeout, pass_tags, hwm, bind, eos, context, name,
+                         idle_timeout, waiting_interval)
+
+    def _configure(self, sock: zmq.Socket) -> None:
+        super()._configure(sock)
+        sock.setsockopt(zmq.SUBSCRIBE, self._key)
+
+    def _body(self, frames: list) -> Any:
+        return split_pub_frames(frames, self._key)
+
