@@ -15,9 +15,15 @@ The transmitter is `isac_flowgraph`'s wiring with the same blocks and the same
 `block_seeds(seed)`; the receiver is its second half.  Every stream is a PUSH/PULL pair
 with ``pass_tags``: the ground truth (``seq``, ``sector``, ``target_present``, ``theta``,
 ``range``, ``ue_angle``) travels as stream tags, the transmitter's configuration as a
-``link_config`` tag on the first Y_r frame, and each stream ends with an end-of-stream
-tag.  PUSH/PULL never drops and keeps every stream in order, so item k of each stream is
-frame k and the receiver computes exactly what the one-process flowgraph computes.
+``link_config`` tag on the first Y_r frame.
+
+Link integrity: each transmitter run draws a run id; every frame of every stream
+carries the tag ``stream_seq = (run id, frame index)`` and the last frame the ``eos``
+tag (which survives a GNU Radio relay; the zero-item end-of-stream message does not).
+The receiver pairs frames only by matching (run id, index) across its streams
+(`PairedPullSource`) and counts what it cannot pair; `link_verdict` turns the counts
+into complete / incomplete with an exit code and a one-line reason.  A complete run
+computes exactly what the one-process flowgraph computes.
 
 Addresses: from one ``address`` each stream gets its own endpoint, in the order of
 `LINK_STREAMS` -- consecutive ports for ``tcp://host:port``, suffixes for
@@ -28,7 +34,8 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -36,7 +43,7 @@ from ..blocks import (DetectionMetricsSink, ImpairedULA, MAPRTDetector, MBMLEsti
                       SERSink)
 from ..core import Flowgraph, NullSink, SinkBlock
 from ..errors import BlockError, ConfigError
-from ..zmq import PullSource, PushSink
+from ..zmq import PairedPullSource, PushSink
 from .baseline import transmitter
 
 #: Every stream of the link, in address order.
@@ -46,8 +53,17 @@ LINK_STREAMS = ("Y_r", "symbols", "messages", "y_c", "csi")
 #: frames): small, so that the transmitter runs at most a few batches ahead of the receiver.
 LINK_HWM = 4
 
-#: Version of the ``link_config`` tag's layout.
-LINK_VERSION = 1
+#: Version of the ``link_config`` tag's layout (2: with the run id).
+LINK_VERSION = 2
+
+#: Seconds without data after which either end gives up (``--idle-timeout``).
+LINK_IDLE_TIMEOUT = 30.0
+
+#: Exit codes of ``isac rx`` / ``isac tx`` for a link that did not complete.
+EXIT_LOST = 3  # frames lost: not every frame of the run was paired
+EXIT_FOREIGN = 4  # frames of another transmitter run arrived
+EXIT_CUT_SHORT = 5  # the sender went silent before its end of stream
+EXIT_NO_RECEIVER = 6  # (tx) no receiver took data for the idle timeout
 
 
 def link_streams(with_comm: bool = True) -> tuple[str, ...]:
@@ -84,10 +100,16 @@ def stream_addresses(address: str, streams=LINK_STREAMS) -> dict[str, str]:
     raise ConfigError(f"link address {address!r}: expected tcp://host:port, ipc://path or inproc://name")
 
 
+def new_run_id() -> str:
+    """A fresh identity for one transmitter run (not derived from the seed: two runs with the
+    same seed must still be told apart)."""
+    return uuid.uuid4().hex[:16]
+
+
 def link_config(params, ula: ImpairedULA, seed, n_frames: int | None, with_comm: bool, eta: float,
-                phi: float) -> dict:
+                phi: float, run_id: str) -> dict:
     """What the transmitter tells the receiver on the first Y_r frame (tag ``link_config``)."""
-    return {"version": LINK_VERSION, "n_antennas": params.n_antennas, "n_subcarriers": params.n_subcarriers,
+    return {"version": LINK_VERSION, "run_id": run_id, "n_antennas": params.n_antennas, "n_subcarriers": params.n_subcarriers,
             "with_comm": bool(with_comm), "seed": repr(seed), "frames": -1 if n_frames is None else int(n_frames),
             "eta": float(eta), "phi": float(phi), "true_spacing": np.asarray(ula.spacing, dtype=np.float64)}
 
@@ -98,6 +120,7 @@ class TxLink:
 
     flowgraph: Flowgraph
     sinks: dict[str, PushSink]
+    run_id: str
 
     @property
     def endpoints(self) -> dict[str, str]:
@@ -107,20 +130,26 @@ class TxLink:
 def tx_flowgraph(params, ula: ImpairedULA, spacing, n_frames: int | None, address: str, seed=0, eta: float = 1.0,
                  phi: float = 0.0, with_comm: bool = True, sector="test", presence_probability: float = 0.5,
                  alternate: bool = False, max_items: int = 64, hwm: int = LINK_HWM, timeout: int = 100,
-                 linger: int = -1, context=None) -> TxLink:
+                 linger: int = -1, idle_timeout: float | None = LINK_IDLE_TIMEOUT, run_id: str | None = None,
+                 context=None) -> TxLink:
     """Scenario, symbols, OFDM, beamformer and channels of `isac_flowgraph` (same blocks, same
     seeds), streaming Y_r, symbols and -- with comm -- messages, y_c and csi over PUSH sinks
     bound to `stream_addresses(address)`.  `n_frames` None streams until stopped.
 
-    `linger` (ms, -1: until delivered) bounds how long the sinks' stop() waits for the
-    receiver to take what is queued; `abort()` on the sinks gives up at once.
+    Every frame carries ``stream_seq = (run_id, index)`` (`run_id` default: `new_run_id()`),
+    the last one the ``eos`` tag.  `linger` (ms, -1: until delivered) bounds how long the
+    sinks' stop() waits for the receiver to take what is queued; `abort()` on the sinks
+    gives up at once.  `idle_timeout` (s): a sink that could hand nothing to a receiver for
+    that long raises `LinkIdleError`.
     """
     specs = stream_specs(params)
     addresses = stream_addresses(address, link_streams(with_comm))
-    config = link_config(params, ula, seed, n_frames, with_comm, eta, phi)
+    run_id = run_id or new_run_id()
+    config = link_config(params, ula, seed, n_frames, with_comm, eta, phi, run_id)
     sinks = {name: PushSink(*specs[name], addresses[name], timeout=timeout, pass_tags=True, hwm=hwm,
                             linger=linger, start_tags={"link_config": config} if name == "Y_r" else None,
-                            context=context, name=f"tx_{name}")
+                            context=context, name=f"tx_{name}", idle_timeout=idle_timeout, stream_id=run_id,
+                            stream_length=n_frames)
              for name in addresses}
     fg = Flowgraph(max_items=max_items, name="isac-tx")
     tx = transmitter(fg, params, ula, spacing, n_frames, seed, eta, phi, with_comm, sector, presence_probability,
@@ -133,32 +162,29 @@ def tx_flowgraph(params, ula: ImpairedULA, spacing, n_frames: int | None, addres
         fg.connect(tx.messages, sinks["messages"])
     else:
         fg.connect(tx.messages, NullSink(np.int32, params.n_subcarriers))
-    return TxLink(fg, sinks)
+    return TxLink(fg, sinks, run_id)
 
 
 class LinkMonitor(SinkBlock):
     """Watches the received Y_r stream through its tags only (the frames are not touched).
 
-    Counts `frames` (and notes when the first and the latest arrived, for rates), checks
-    the transmitter's ``link_config`` against `expect` (a dict with any of ``n_antennas``,
-    ``n_subcarriers``, ``with_comm``, ``true_spacing``) and raises naming the difference,
-    and counts frames missing from the ``seq`` numbering.
+    Counts `frames` (and notes when the first and the latest arrived, for rates), and
+    checks the transmitter's ``link_config`` against `expect` (a dict with any of
+    ``n_antennas``, ``n_subcarriers``, ``with_comm``, ``true_spacing``) and raises naming
+    the difference.  (Which frames were lost is the pairing source's count.)
     """
 
     def __init__(self, params, expect: dict | None = None, name: str = "link_monitor"):
         super().__init__(in_sig=[("Y_r", np.complex64, (params.n_antennas, params.n_subcarriers))], name=name)
         self.expect = dict(expect or {})
         self.frames = 0
-        self.missing = 0
-        self.first_seq: int | None = None
-        self.last_seq: int | None = None
         self.config: dict | None = None
         self.first_time: float | None = None
         self.last_time: float | None = None
 
     def start(self) -> None:
-        self.frames = self.missing = 0
-        self.first_seq = self.last_seq = self.config = None
+        self.frames = 0
+        self.config = None
         self.first_time = self.last_time = None
 
     @property
@@ -173,14 +199,6 @@ class LinkMonitor(SinkBlock):
         base = self.nitems_read(0)
         for tag in self.get_tags_in_range(0, base, base + n, "link_config"):
             self._check(tag.value)
-        for seq in self.frame_tags(0, n, "seq"):
-            if seq is None:
-                continue
-            if self.first_seq is None:
-                self.first_seq = seq
-            elif seq > self.last_seq + 1:
-                self.missing += seq - self.last_seq - 1
-            self.last_seq = seq
         now = time.monotonic()
         if self.first_time is None:
             self.first_time = now
@@ -210,11 +228,16 @@ class RxLink:
     """The receiver flowgraph, its sources (by stream name) and the blocks holding results."""
 
     flowgraph: Flowgraph
-    sources: dict[str, PullSource]
+    source: PairedPullSource
     monitor: LinkMonitor
     estimator: object
     detection: DetectionMetricsSink
     ser: SERSink | None
+
+    @property
+    def sources(self):
+        """The PULL source of each stream (endpoints and wire counters)."""
+        return self.source.sources
 
 
 def make_estimator(kind: str, params, spacing):
@@ -228,18 +251,22 @@ def make_estimator(kind: str, params, spacing):
 
 def rx_flowgraph(params, spacing, address: str, with_comm: bool = True, estimator="maprt",
                  threshold: float | None = None, max_items: int = 64, hwm: int = LINK_HWM, timeout: int = 100,
-                 expect: dict | None = None, context=None) -> RxLink:
-    """Reciprocal filter, sensing estimator and metric sinks fed by PULL sources connected to
-    `stream_addresses(address)`; `estimator` is ``"maprt"``, ``"mbml"`` or a `SensingEstimator`.
+                 expect: dict | None = None, idle_timeout: float | None = LINK_IDLE_TIMEOUT,
+                 waiting_interval: float = 5.0, context=None) -> RxLink:
+    """Reciprocal filter, sensing estimator and metric sinks fed by a `PairedPullSource`
+    connected to `stream_addresses(address)`; `estimator` is ``"maprt"``, ``"mbml"`` or a
+    `SensingEstimator`.
 
     `expect` is checked against the transmitter's ``link_config`` (see `LinkMonitor`);
-    by default the item shapes and `with_comm`.
+    by default the item shapes and `with_comm`.  `idle_timeout` (s) ends the run when a
+    stream goes silent; `waiting_interval` (s) logs a line while no sender has been heard.
     """
     specs = stream_specs(params)
     addresses = stream_addresses(address, link_streams(with_comm))
-    sources = {name: PullSource(*specs[name], addresses[name], timeout=timeout, pass_tags=True, hwm=hwm,
-                                context=context, name=f"rx_{name}")
-               for name in addresses}
+    source = PairedPullSource({name: (*specs[name], addresses[name]) for name in addresses}, timeout=timeout,
+                              hwm=hwm, idle_timeout=idle_timeout, waiting_interval=waiting_interval,
+                              max_pending=4 * max_items, context=context, name="rx")
+    sources = {name: (source, name) for name in addresses}
     expect = {"n_antennas": params.n_antennas, "n_subcarriers": params.n_subcarriers, "with_comm": bool(with_comm),
               **(expect or {})}
     fg = Flowgraph(max_items=max_items, name="isac-rx")
@@ -259,4 +286,60 @@ def rx_flowgraph(params, spacing, address: str, with_comm: bool = True, estimato
         fg.connect(sources["csi"], (demapper, "csi"))
         fg.connect(demapper, (ser, "decided"))
         fg.connect(sources["messages"], (ser, "sent"))
-    return RxLink(fg, sources, monitor, estimator, detection, ser)
+    return RxLink(fg, source, monitor, estimator, detection, ser)
+
+
+@dataclass
+class LinkVerdict:
+    """Whether a received run is complete, and if not why: exit code, one-line reason, counts."""
+
+    complete: bool
+    exit_code: int
+    reason: str
+    counts: dict = field(default_factory=dict)
+
+
+def link_verdict(link: RxLink) -> LinkVerdict:
+    """Judge what `link`'s receiver saw: every frame of one run, paired, up to its end of stream.
+
+    Incomplete runs, in the order their exit code is chosen: frames of another run
+    (`EXIT_FOREIGN`), no end of stream (`EXIT_CUT_SHORT`: the sender went silent for the
+    idle timeout), frames lost (`EXIT_LOST`: the start missed, gaps, unpaired, left over,
+    untagged or malformed messages, fewer frames than the transmitter announced).
+    """
+    stats = link.source.stats()
+    per = stats["streams"].values()
+    total = {key: sum(s[key] for s in per) for key in ("foreign", "unpaired", "leftover", "untagged", "malformed",
+                                                       "missed_items")}
+    config = link.monitor.config
+    announced = None if config is None or config.get("frames", -1) < 0 else int(config["frames"])
+    ended = any(s["eos_received"] for s in per)
+    missed_start = stats["first_index"] or 0
+    lost = missed_start + stats["gaps"] + total["unpaired"] + total["leftover"] + total["untagged"] \
+        + total["malformed"]
+    if ended and announced is not None and stats["paired"] + lost < announced:
+        lost = announced - stats["paired"]
+    counts = {"paired": stats["paired"], "lost": lost, "announced": announced, "missed_start": missed_start,
+              "gaps": stats["gaps"], **total, "eos_received": ended,
+              "timed_out": any(s["timed_out"] for s in per), "config_seen": config is not None}
+    problems = []
+    if total["foreign"]:
+        problems.append((EXIT_FOREIGN, f"{total['foreign']} frames of another transmitter run (two tx on one "
+                                       "address, or one restarted)"))
+    if not ended:
+        problems.append((EXIT_CUT_SHORT, "no end of stream: the transmitter went silent (idle timeout) after "
+                                         f"{stats['paired']} paired frames"))
+    if lost or config is None:
+        why = [f"{n} {what}" for n, what in ((missed_start, "before the first received"),
+                                             (stats["gaps"], "in gaps"),
+                                             (total["unpaired"], "unpaired across streams (another receiver on "
+                                                                 "the address?)"),
+                                             (total["leftover"], "left without partners when a stream ended"),
+                                             (total["untagged"], "without a stream_seq tag"),
+                                             (total["malformed"], "in malformed messages")) if n]
+        if config is None:
+            why.append("the transmitter's link_config was never received (configuration not checked)")
+        problems.append((EXIT_LOST, f"{lost} frames lost" + (": " + ", ".join(why) if why else "")))
+    if not problems:
+        return LinkVerdict(True, 0, f"complete: {stats['paired']} frames of run {stats['stream_id']}", counts)
+    return LinkVerdict(False, problems[0][0], "incomplete: " + "; ".join(text for _, text in problems), counts)

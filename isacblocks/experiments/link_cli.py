@@ -5,17 +5,24 @@
 
 Both take the same ``--seed``, ``--config``, ``--spacing`` and ``--no-comm``; the receiver
 checks them against the transmitter's ``link_config`` tag.  Either may start first: the
-transmitter's PUSH sockets hold the frames until a receiver connects, and a restarted
-receiver continues the stream.  The transmitter ends with an end-of-stream tag after its
-last frame, which ends the receiver.  Ctrl-C (SIGINT) stops either one cleanly with exit
-code 130: the transmitter stops producing, waits until the receiver took what is queued
-(a second Ctrl-C gives up) and sends the end of stream; the receiver prints its table of
-what it processed.  Also runnable as ``python -m isacblocks.experiments.link_cli tx|rx``.
+transmitter's PUSH sockets hold the frames until a receiver connects (both print a
+"waiting" line meanwhile).  The last frame carries an end-of-stream tag, which ends the
+receiver, also through a GNU Radio relay.  The receiver pairs frames across its streams
+by (run id, frame index) and scores only complete pairs.
+
+Exit codes: 0 a complete run; 2 a user error (bad option, configuration refused); 3
+frames lost; 4 frames of another transmitter run; 5 the sender went silent before its
+end of stream (``--idle-timeout``); 6 (tx) no receiver took data for the idle timeout;
+130 Ctrl-C.  Ctrl-C (SIGINT) stops either one cleanly: the transmitter stops producing,
+waits until the receiver took what is queued (a second Ctrl-C gives up) and sends the end
+of stream; the receiver prints its table of what it processed.  Also runnable as
+``python -m isacblocks.experiments.link_cli tx|rx``.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import signal
 import sys
@@ -27,7 +34,9 @@ import numpy as np
 from ..dsp.detection import threshold_at_pfa
 from ..errors import ConfigError
 from .common import fmt_interval, load_params, run_record, table, true_array, write_json
-from .link import LINK_HWM, LINK_STREAMS, rx_flowgraph, stream_addresses, tx_flowgraph
+from ..zmq import LinkIdleError
+from .link import (EXIT_NO_RECEIVER, LINK_HWM, LINK_IDLE_TIMEOUT, LINK_STREAMS, link_verdict, rx_flowgraph,
+                   stream_addresses, tx_flowgraph)
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 
@@ -53,6 +62,9 @@ def _shared_options(parser: argparse.ArgumentParser, role: str) -> None:
                         help="ZeroMQ high-water mark per stream, in messages (default %(default)s)")
     parser.add_argument("--report-interval", type=float, default=1.0, metavar="S",
                         help="seconds between live status lines; 0 turns them off (default 1)")
+    parser.add_argument("--idle-timeout", type=float, default=LINK_IDLE_TIMEOUT, metavar="S",
+                        help="give up when the other end took or sent nothing for S seconds once the stream "
+                             "has started; 0 waits forever (default %(default)g)")
     parser.add_argument("--json", metavar="PATH", default=None, help="write every number to this JSON file")
 
 
@@ -74,7 +86,7 @@ def tx_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argumen
                                                                    "(as many H0 as H1 frames)")
     parser.add_argument("--linger", type=float, default=None, metavar="S",
                         help="at the end, wait at most S seconds for the receiver to take the queued frames "
-                             "(default: until it has them; a second Ctrl-C gives up)")
+                             "(default: the idle timeout; a second Ctrl-C gives up)")
     return parser
 
 
@@ -108,18 +120,29 @@ def _check_common(args) -> None:
         raise ConfigError(f"--max-items {args.max_items}: must be >= 1")
     if args.hwm < 0:
         raise ConfigError(f"--hwm {args.hwm}: must be >= 0 (0: no limit)")
+    if not args.idle_timeout >= 0:
+        raise ConfigError(f"--idle-timeout {args.idle_timeout}: must be >= 0 seconds (0: wait forever)")
 
 
 # ------------------------------------------------------------------------------------- running
 def _setup_process(role: str) -> None:
-    """Ctrl-C raises KeyboardInterrupt even when the parent process ignored SIGINT, and
-    warnings (end of stream not delivered, malformed messages) print as one line."""
+    """Ctrl-C raises KeyboardInterrupt even when the parent process ignored SIGINT, warnings
+    (end of stream not delivered, malformed messages) print as one line, and the ZeroMQ
+    blocks' log lines ("waiting for a sender", idle timeouts) go to stdout."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     warnings.formatwarning = lambda message, category, *_args, **_kw: f"{role}: {category.__name__}: {message}\n"
+    logger = logging.getLogger("isacblocks.zmq")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))  # messages start with the block's name
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 def _run(fg, report, interval: float) -> None:
-    """Run `fg` in its thread, calling `report()` every `interval` s; re-raise a block's error."""
+    """Run `fg` in its thread, calling `report()` every `interval` s (0: never); re-raise a
+    block's error."""
     fg.start()
     last = time.monotonic()
     while fg.running:
@@ -128,6 +151,10 @@ def _run(fg, report, interval: float) -> None:
             last = time.monotonic()
             report()
     fg.wait()
+
+
+#: Seconds between "waiting for a receiver" lines at tx (also with --report-interval 0).
+WAITING_INTERVAL = 5.0
 
 
 def tx_main(argv=None, args=None) -> int:
@@ -140,26 +167,44 @@ def tx_main(argv=None, args=None) -> int:
     if args.frames < 0:
         raise ConfigError(f"--frames {args.frames}: must be >= 0 (0: until Ctrl-C)")
     n_frames = None if args.frames == 0 else args.frames
-    linger = -1 if args.linger is None else int(args.linger * 1000)
+    if args.linger is not None and not args.linger >= 0:
+        raise ConfigError(f"--linger {args.linger}: must be >= 0 seconds")
+    linger_s = args.linger if args.linger is not None else args.idle_timeout
+    linger = int(linger_s * 1000) if linger_s else -1
     link = tx_flowgraph(params, ula, spacing, n_frames, args.address, seed=args.seed, eta=args.eta, phi=args.phi,
                         with_comm=args.with_comm, sector=args.sector,
                         presence_probability=args.presence, alternate=args.alternate,
-                        max_items=args.max_items, hwm=args.hwm, linger=linger)
+                        max_items=args.max_items, hwm=args.hwm, linger=linger, idle_timeout=args.idle_timeout)
     y_r = link.sinks["Y_r"]
     for name, endpoint in link.endpoints.items():
         print(f"tx: {name:8s} -> {endpoint}")
-    print(f"tx: sending {args.frames or 'endless'} frames (seed {args.seed}); waiting for a receiver ...", flush=True)
+    print(f"tx: run {link.run_id}: sending {args.frames or 'endless'} frames (seed {args.seed}); waiting for a "
+          "receiver ...", flush=True)
     start = time.monotonic()
+    last_line = [start]
 
     def report() -> None:
-        elapsed = time.monotonic() - start
+        now = time.monotonic()
+        elapsed = now - start
+        if y_r.items_sent == 0:
+            if now - last_line[0] >= WAITING_INTERVAL:
+                last_line[0] = now
+                print(f"tx: waiting for a receiver on {y_r.endpoint} ({elapsed:.0f} s so far)", flush=True)
+            return
+        if not args.report_interval:
+            return
         mbytes = sum(s.bytes_sent for s in link.sinks.values()) / 1e6
         print(f"tx: {y_r.items_sent} frames sent, {y_r.items_sent / elapsed:.1f} frames/s, "
               f"{mbytes / elapsed:.1f} MB/s, {y_r.peers} receiver(s) connected", flush=True)
 
     code = 0
     try:
-        _run(link.flowgraph, report, args.report_interval)
+        _run(link.flowgraph, report, args.report_interval or 1.0)
+    except LinkIdleError as exc:
+        code = EXIT_NO_RECEIVER
+        print(f"tx: error: {exc}", file=sys.stderr, flush=True)
+        for sink in link.sinks.values():
+            sink.abort()
     except KeyboardInterrupt:
         code = 130
         print("\ntx: interrupted; sending the queued frames and the end of stream (Ctrl-C again to give up)",
@@ -176,7 +221,8 @@ def tx_main(argv=None, args=None) -> int:
     print(f"tx: sent {y_r.items_sent} frames ({mbytes:.1f} MB) in {elapsed:.1f} s; end of stream "
           f"{'sent' if eos else 'NOT sent'}", flush=True)
     if args.json:
-        write_json(args.json, {**run_record(args, params, ula), "role": "tx", "frames": y_r.items_sent,
+        write_json(args.json, {**run_record(args, params, ula), "role": "tx", "run_id": link.run_id,
+                               "frames": y_r.items_sent, "exit_code": code, "complete": code == 0,
                                "wall_s": elapsed, "interrupted": code == 130,
                                "streams": {name: s.stats() for name, s in link.sinks.items()}})
     return code
@@ -191,7 +237,8 @@ def rx_main(argv=None, args=None) -> int:
     spacing = _assumed_spacing(args, params, ula)
     expect = {"true_spacing": ula.spacing} if args.assume == "known" else {}
     link = rx_flowgraph(params, spacing, args.address, with_comm=args.with_comm, estimator=args.estimator,
-                        threshold=args.threshold, max_items=args.max_items, hwm=args.hwm, expect=expect)
+                        threshold=args.threshold, max_items=args.max_items, hwm=args.hwm, expect=expect,
+                        idle_timeout=args.idle_timeout, waiting_interval=WAITING_INTERVAL)
     for name, endpoint in stream_addresses(args.address, link.sources).items():
         print(f"rx: {name:8s} <- {endpoint}")
     print(f"rx: {args.estimator.upper()} receiver assuming the {args.assume} spacing; waiting for frames ...",
@@ -208,7 +255,10 @@ def rx_main(argv=None, args=None) -> int:
         except KeyboardInterrupt:
             pass
     elapsed = time.monotonic() - start
-    _final_report(link, params, args, ula, elapsed, interrupted=code == 130)
+    verdict = link_verdict(link)
+    if code == 0 and not verdict.complete:
+        code = verdict.exit_code
+    _final_report(link, params, args, ula, elapsed, verdict, code)
     return code
 
 
@@ -243,12 +293,15 @@ def _live_line(link, params) -> str:
              f"{link.monitor.rate:.1f} frames/s", _pmd_text(link, params)]
     if link.ser is not None and link.ser.symbols:
         parts.append(f"SER {link.ser.ser:.2e}")
-    malformed = sum(s.malformed for s in link.sources.values())
-    parts.append(f"missing {link.monitor.missing}, malformed {malformed}")
+    stats = link.source.stats()
+    unpaired = sum(s["unpaired"] + s["foreign"] + s["untagged"] for s in stats["streams"].values())
+    malformed = sum(s["malformed"] for s in stats["streams"].values())
+    parts.append(f"gaps {stats['gaps']}, unpaired {unpaired}, malformed {malformed}")
     return " | ".join(parts)
 
 
-def _final_report(link, params, args, ula, elapsed: float, interrupted: bool) -> None:
+def _final_report(link, params, args, ula, elapsed: float, verdict, code: int) -> None:
+    interrupted = code == 130
     rec = link.detection.records
     ser = link.ser.report() if link.ser is not None else None
     report, note = _detection_report(link.detection, params.pfa)
@@ -272,29 +325,25 @@ def _final_report(link, params, args, ula, elapsed: float, interrupted: bool) ->
     elif note:
         print(f"({note}: too few for an independent check)")
         det["note"] = note
-    stats = {name: s.stats() for name, s in link.sources.items()}
-    problems = [f"{name}: {st['malformed']} malformed (last: {st['last_error']})"
-                for name, st in stats.items() if st["malformed"]]
-    if link.monitor.missing:
-        problems.append(f"{link.monitor.missing} frames missing from the seq numbering")
-    starts = {name: src.first_remote_offset for name, src in link.sources.items()
-              if src.first_remote_offset is not None}
-    lost = {name: src.missed_items for name, src in link.sources.items() if src.missed_items}
-    if len(set(starts.values())) > 1 or lost:
-        problems.append(f"STREAMS MISALIGNED (first frames {starts}, items lost {lost}): the receiver paired "
-                        "different frames; rerun without restarting the receiver mid-stream")
+    pairing = link.source.stats()
+    stats = pairing.pop("streams")
+    errors = [f"{name}: last malformed message: {st['last_error']}" for name, st in stats.items() if st["malformed"]]
     print(f"link: {link.monitor.frames} frames received in {elapsed:.1f} s, end of stream "
-          f"{'received' if any(s.eos_received for s in link.sources.values()) else 'not received'}"
-          + ("; " + "; ".join(problems) if problems else ""), flush=True)
+          f"{'received' if verdict.counts['eos_received'] else 'not received'}; {verdict.reason}"
+          + ("; " + "; ".join(errors) if errors else ""), flush=True)
+    if not verdict.complete and not interrupted:
+        print(f"rx: exit {code}: {verdict.reason}", file=sys.stderr, flush=True)
     if args.save_records:
         np.save(args.save_records, rec)
         print(f"wrote {args.save_records}")
     if args.json:
         write_json(args.json, {**run_record(args, params, ula), "role": "rx", "estimator": args.estimator,
                                "assume": args.assume, "interrupted": interrupted, "wall_s": elapsed,
+                               "complete": verdict.complete, "exit_code": code, "reason": verdict.reason,
+                               "link": {**pairing, **verdict.counts},
                                "frames_received": link.monitor.frames, "frames_processed": len(rec),
                                "frames_per_s": link.monitor.rate,
-                               "missing_frames": link.monitor.missing,
+                               "missing_frames": verdict.counts["lost"],
                                "invalid_frames": link.detection.invalid_frames,
                                "detection": det, "ser": ser, "streams": stats,
                                "tx_config": _jsonable_config(link.monitor.config)})

@@ -82,10 +82,12 @@ Behaviour, and where it differs from GNU Radio:
   ``(stream_id, index)``; `PairedPullSource` pairs several streams by them.
 * **Item size mismatch.**  A sender whose item size differs from the receiver's but
   divides the message size would be read as garbage.  With ``pass_tags`` the header
-  reveals it (a tag beyond the message's items; on PULL, offsets advancing by another
-  count than the payload held, twice in a row) and the source raises `ItemSizeMismatch`
-  naming both sizes.  Without ``pass_tags`` nothing on the wire tells the sizes apart:
-  a PULL/SUB source then only sees a payload that is not a whole number of its items.
+  reveals it -- a tag beyond the message's items (the sender's are smaller), a message
+  starting inside the previous one as the receiver counted it (the sender's are larger)
+  -- and the source raises `ItemSizeMismatch` naming both sizes.  A sender with smaller
+  items that tags none near a message's end is not seen, and without ``pass_tags``
+  nothing on the wire tells the sizes apart: the source then only notices a payload that
+  is not a whole number of its items (counted as malformed).
 * **Tags as sent.**  A tag's srcid arrives as the sender set it: GNU Radio's default
   ``#f`` as None (not the receiving block's name), any other PMT as that value.  A tag
   value holding an empty tuple ``()`` is refused at the sink (GNU Radio's deserialiser

@@ -13,7 +13,8 @@ What cannot be paired is counted, never output (`stats()`):
 
 * ``foreign`` -- items of another ``stream_id`` than the first one seen (another run);
 * ``unpaired`` -- items whose index some other stream has passed (its copy went to
-  another receiver or was lost), or left over when another stream ended;
+  another receiver or was lost);
+* ``leftover`` -- items still waiting for their partners when another stream ended;
 * ``untagged`` -- items without a sequence tag (a sender without ``stream_id``);
 * ``gaps`` -- indices between the first and the last paired item that were not paired,
   and ``first_index``: how many items of the run came before the first one paired.
@@ -56,7 +57,7 @@ class _Stream:
         self.buffer = Buffer(self.source.out_sig[0], self.capacity)
         self.reader = self.buffer.add_reader()
         self.source._writers = [Writer(self.buffer)]
-        self.foreign = self.unpaired = self.untagged = 0
+        self.foreign = self.unpaired = self.leftover = self.untagged = 0
 
     def receive(self) -> int:
         """Move what has arrived into the staging buffer (no waiting)."""
@@ -147,7 +148,8 @@ class PairedPullSource(SourceBlock):
         """Pairing counters, per stream and in all."""
         return {"stream_id": self.stream_id, "paired": self.paired, "first_index": self.first_index,
                 "last_index": self.last_index, "gaps": self.gaps,
-                "streams": {key: {"foreign": s.foreign, "unpaired": s.unpaired, "untagged": s.untagged,
+                "streams": {key: {"foreign": s.foreign, "unpaired": s.unpaired, "leftover": s.leftover,
+                                  "untagged": s.untagged,
                                   **s.source.stats()} for key, s in self.streams.items()}}
 
     def start(self) -> None:
@@ -202,7 +204,7 @@ class PairedPullSource(SourceBlock):
         for s in streams:
             while s.receive():
                 pass
-            s.unpaired += s.available
+            s.leftover += s.available
             s.reader.nread += s.available
         return True
 

@@ -41,7 +41,6 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
 
     _direction = "recv"
     _key = b""
-    _lossless = False  # PUB drops whole messages: offsets may jump by any number of items
     #: work() returns 0 while it waits for messages from another process (not a stall).
     waits_for_external_input = True
 
@@ -66,7 +65,6 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
         self._eos_seen = False
         self._next_remote: int | None = None
         self._previous: tuple[int, int] | None = None  # (first offset, payload bytes) of the last header
-        self._size_votes: dict[int, int] = {}
         self._started_at = time.monotonic()
         self._last_message: float | None = None
         self._last_waiting_line = self._started_at
@@ -221,11 +219,11 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
         """Raise `ItemSizeMismatch` when the tag header shows that the sender's items have
         another size than this source's.
 
-        Two signs: a tag beyond the message's last item (gr-zeromq only sends tags of the
-        items it sends), and consecutive headers whose offsets advance by another number of
-        items than the previous payload held -- twice in a row with the same implied size, so
-        that a lost message is not mistaken for it.  Without ``pass_tags`` nothing on the
-        wire tells the sizes apart.
+        Two signs, neither of which loss, PUB drops or a second receiver on a PUSH socket
+        can produce: a tag beyond the message's last item (gr-zeromq only sends the tags of
+        the items it sends: the sender's items are smaller), and a message that starts
+        inside the previous one as this source counted it (the sender's items are larger).
+        A sender with smaller items whose messages carry no tag near their end is not seen.
         """
         mine = self._item_bytes
         beyond = max((t.offset for t in tags), default=first) - first + 1
@@ -233,16 +231,11 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
             self._size_mismatch(f"at most {nbytes // beyond}", f"a tag sits on item {beyond - 1} of a message of "
                                                                f"{nbytes} bytes")
         previous, self._previous = self._previous, (first, nbytes)
-        if not self._lossless or previous is None or first <= previous[0] or previous[1] % (first - previous[0]):
-            self._size_votes.clear()
-            return
-        implied = previous[1] // (first - previous[0])
-        if implied == mine:
-            self._size_votes.clear()
-            return
-        self._size_votes[implied] = self._size_votes.get(implied, 0) + 1
-        if self._size_votes[implied] >= 2:
-            self._size_mismatch(str(implied), "consecutive header offsets advance by that many items per message")
+        if previous is not None and previous[0] < first < previous[0] + previous[1] // mine:
+            theirs = previous[1] / (first - previous[0])
+            self._size_mismatch(f"{theirs:.0f}" if theirs.is_integer() else f"about {theirs:.0f}",
+                                f"a message starts at item {first}, inside the previous one (items {previous[0]} "
+                                f"to {previous[0] + previous[1] // mine - 1} at this source's size)")
 
     def _size_mismatch(self, theirs: str, evidence: str) -> None:
         spec = self.out_sig[0]
@@ -279,7 +272,6 @@ class PullSource(_ZmqSource):
     """Receive items from a PULL socket (gr-zeromq ``pull_source``); connects to `address` by default."""
 
     _socket_type = zmq.PULL
-    _lossless = True  # PUSH/PULL drops nothing, so header offsets advance by whole messages
 
     def __init__(self, dtype, item_shape=(), address: str = "tcp://127.0.0.1:5555", timeout: int = 100,
                  pass_tags: bool = False, hwm: int = -1, bind: bool = False, eos: bool = True,
