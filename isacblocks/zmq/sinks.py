@@ -22,7 +22,7 @@ from ..errors import BlockError, ConfigError
 from ..validation import is_integer
 from .endpoint import (EOS_KEY, SEQ_KEY, LinkIdleError, ZmqDropWarning, ZmqWarning, _key_bytes, _ZmqEndpoint,
                        check_idle_timeout)
-from .wire import encode_header
+from .wire import WireFormatError, encode_header
 
 __all__ = ["PubSink", "PushSink"]
 
@@ -90,7 +90,10 @@ class _ZmqSink(_ZmqEndpoint, SinkBlock):
             raise ConfigError(f"{self.name}: stream_length = {stream_length!r}: must be an integer >= 1 or None")
         self.start_tags = dict(start_tags or {})
         for key, value in self.start_tags.items():  # found now, not at the first message
-            encode_header(0, [Tag(0, key, value, self.name)])
+            try:
+                encode_header(0, [Tag(0, key, value, self.name)])
+            except WireFormatError as exc:
+                raise ConfigError(f"{self.name}: start_tags[{key!r}]: {exc}") from None
         self.idle_timeout = check_idle_timeout(self.name, idle_timeout)
         self.stream_id = stream_id
         self.stream_length = None if stream_length is None else int(stream_length)
@@ -204,6 +207,7 @@ class _ZmqSink(_ZmqEndpoint, SinkBlock):
             return
         idle = time.monotonic() - self._last_progress
         if idle >= self.idle_timeout:
+            self._abort.set()  # stop() then closes at once instead of waiting for the same receiver
             raise LinkIdleError(f"block {self.name!r}: no receiver took data for {idle:.1f} s (idle_timeout = "
                                 f"{self.idle_timeout:g} s) after {self.items_sent} items sent to {self.endpoint}: "
                                 "the receiver is gone, stalled, or refused the stream (see its output)")

@@ -1,0 +1,106 @@
+"""GNU Radio 3.10 flowgraphs at the other end of a ZeroMQ socket, for the tests.
+
+Runs under Debian's ``/usr/bin/python3`` (which has ``gnuradio``), never in the project's
+venv.  Items travel as ``.npy`` files; tags as JSON lists of ``[offset, key, value, srcid]``
+whose key, value and srcid are hex strings of PMT serialisations, so each end builds and
+reads its PMTs with its own (de)serialiser.
+
+    gr_peer.py push  ADDRESS ITEMS.npy TAGS.json [--pub KEY]    GR push_sink / pub_sink sends
+    gr_peer.py pull  ADDRESS N VLEN OUT.npy OUT.json [--sub KEY] GR pull_source / sub_source receives N items
+    gr_peer.py relay FROM TO VLEN [FROM TO VLEN ...]             pull_source -> push_sink, pass_tags,
+                                                                 until SIGTERM
+    gr_peer.py rate  push|pull ADDRESS N VLEN                    throughput of one end (JSON on stdout)
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+
+import numpy as np
+import pmt
+from gnuradio import blocks, gr, zeromq
+
+
+def _pmt(hex_text):
+    return pmt.deserialize_str(bytes.fromhex(hex_text))
+
+
+def _hex(obj) -> str:
+    return pmt.serialize_str(obj).hex()
+
+
+def push(address, items_path, tags_path, pub_key=None):
+    items = np.load(items_path)
+    vlen = int(np.prod(items.shape[1:])) if items.ndim > 1 else 1
+    tags = [gr.tag_utils.python_to_tag((int(o), _pmt(k), _pmt(v), _pmt(s)))
+            for o, k, v, s in json.load(open(tags_path))]
+    tb = gr.top_block()
+    src = blocks.vector_source_c(items.reshape(-1).tolist(), False, vlen, tags)
+    if pub_key is None:
+        sink = zeromq.push_sink(gr.sizeof_gr_complex, vlen, address, 100, True, -1)
+    else:
+        sink = zeromq.pub_sink(gr.sizeof_gr_complex, vlen, address, 100, True, -1, pub_key, False)
+        time.sleep(1.0)  # let the subscriber's connection and subscription arrive (PUB/SUB's slow joiner)
+    tb.connect(src, sink)
+    tb.run()
+    time.sleep(1.0)  # the socket hands its queue to the kernel before the process ends
+
+
+def pull(address, n, vlen, out_items, out_tags, sub_key=None):
+    n, vlen = int(n), int(vlen)
+    tb = gr.top_block()
+    if sub_key is None:
+        src = zeromq.pull_source(gr.sizeof_gr_complex, vlen, address, 100, True, -1)
+    else:
+        src = zeromq.sub_source(gr.sizeof_gr_complex, vlen, address, 100, True, -1, sub_key)
+    head = blocks.head(gr.sizeof_gr_complex * vlen, n)
+    sink = blocks.vector_sink_c(vlen)
+    tb.connect(src, head, sink)
+    print("ready", flush=True)
+    tb.run()
+    np.save(out_items, np.asarray(sink.data(), dtype=np.complex64).reshape(n, vlen))
+    json.dump([[t.offset, _hex(t.key), _hex(t.value), _hex(t.srcid)] for t in sink.tags()], open(out_tags, "w"))
+
+
+def relay(*triples):
+    tb = gr.top_block()
+    for i in range(0, len(triples), 3):
+        src_addr, dst_addr, vlen = triples[i], triples[i + 1], int(triples[i + 2])
+        src = zeromq.pull_source(gr.sizeof_gr_complex, vlen, src_addr, 100, True, -1)
+        sink = zeromq.push_sink(gr.sizeof_gr_complex, vlen, dst_addr, 100, True, -1)
+        tb.connect(src, sink)
+    signal.signal(signal.SIGTERM, lambda *_: (tb.stop(), tb.wait(), sys.exit(0)))
+    tb.start()
+    print("relaying", flush=True)
+    while True:
+        time.sleep(0.2)
+
+
+def rate(role, address, n, vlen):
+    """One end of a throughput measurement: a GR push_sink sending, or a pull_source receiving, N items."""
+    n, vlen = int(n), int(vlen)
+    size = gr.sizeof_gr_complex * vlen
+    tb = gr.top_block()
+    if role == "push":
+        src = blocks.null_source(size)
+        tb.connect(src, blocks.head(size, n), zeromq.push_sink(gr.sizeof_gr_complex, vlen, address, 100, False, -1))
+    else:
+        tb.connect(zeromq.pull_source(gr.sizeof_gr_complex, vlen, address, 100, False, -1), blocks.head(size, n),
+                   blocks.null_sink(size))
+    print("ready", flush=True)
+    start = time.perf_counter()
+    tb.run()
+    elapsed = time.perf_counter() - start
+    if role == "push":
+        time.sleep(1.0)
+    print(json.dumps({"role": role, "items": n, "bytes": n * size, "seconds": elapsed}), flush=True)
+
+
+if __name__ == "__main__":
+    command, *rest = sys.argv[1:]
+    if command in ("push", "pull") and len(rest) >= 2 and rest[-2] in ("--pub", "--sub"):
+        rest = rest[:-2] + [rest[-1]]
+    {"push": push, "pull": pull, "relay": relay, "rate": rate}[command](*rest)
