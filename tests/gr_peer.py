@@ -56,11 +56,18 @@ def pull(address, n, vlen, out_items, out_tags, sub_key=None):
         src = zeromq.pull_source(gr.sizeof_gr_complex, vlen, address, 100, True, -1)
     else:
         src = zeromq.sub_source(gr.sizeof_gr_complex, vlen, address, 100, True, -1, sub_key)
-    head = blocks.head(gr.sizeof_gr_complex * vlen, n)
     sink = blocks.vector_sink_c(vlen)
-    tb.connect(src, head, sink)
+    tb.connect(src, sink)
+    tb.start()
     print("ready", flush=True)
-    tb.run()
+    # a zeromq source never ends, and a head() after it does not end GNU Radio's run() either
+    deadline = time.monotonic() + 60
+    while len(sink.data()) < n * vlen and time.monotonic() < deadline:
+        time.sleep(0.05)
+    tb.stop()
+    tb.wait()
+    if len(sink.data()) != n * vlen:
+        sys.exit(f"received {len(sink.data()) // vlen} items, expected {n}")
     np.save(out_items, np.asarray(sink.data(), dtype=np.complex64).reshape(n, vlen))
     json.dump([[t.offset, _hex(t.key), _hex(t.value), _hex(t.srcid)] for t in sink.tags()], open(out_tags, "w"))
 
@@ -80,22 +87,35 @@ def relay(*triples):
 
 
 def rate(role, address, n, vlen):
-    """One end of a throughput measurement: a GR push_sink sending, or a pull_source receiving, N items."""
+    """One end of a throughput measurement: a GR push_sink sending N items, or a pull_source
+    receiving them (timed from the first item to the N-th).  Prints JSON."""
     n, vlen = int(n), int(vlen)
     size = gr.sizeof_gr_complex * vlen
     tb = gr.top_block()
     if role == "push":
-        src = blocks.null_source(size)
-        tb.connect(src, blocks.head(size, n), zeromq.push_sink(gr.sizeof_gr_complex, vlen, address, 100, False, -1))
+        tb.connect(blocks.null_source(size), blocks.head(size, n),
+                   zeromq.push_sink(gr.sizeof_gr_complex, vlen, address, 100, False, -1))
+        print("ready", flush=True)
+        start = time.perf_counter()
+        tb.run()
+        elapsed = time.perf_counter() - start
+        time.sleep(1.0)  # the queue drains to the receiver before the process ends
     else:
-        tb.connect(zeromq.pull_source(gr.sizeof_gr_complex, vlen, address, 100, False, -1), blocks.head(size, n),
-                   blocks.null_sink(size))
-    print("ready", flush=True)
-    start = time.perf_counter()
-    tb.run()
-    elapsed = time.perf_counter() - start
-    if role == "push":
-        time.sleep(1.0)
+        counter = blocks.null_sink(size)
+        tb.connect(zeromq.pull_source(gr.sizeof_gr_complex, vlen, address, 100, False, -1), counter)
+        tb.start()
+        print("ready", flush=True)
+        deadline = time.monotonic() + 120
+        while counter.nitems_read(0) == 0 and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        start = time.perf_counter()
+        first = counter.nitems_read(0)
+        while counter.nitems_read(0) < n and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        elapsed = time.perf_counter() - start
+        n = counter.nitems_read(0) - first
+        tb.stop()
+        tb.wait()
     print(json.dumps({"role": role, "items": n, "bytes": n * size, "seconds": elapsed}), flush=True)
 
 
