@@ -28,7 +28,7 @@ def sensing_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Ar
 
 def sensing_main(argv=None, args=None) -> int:
     args = args or sensing_parser().parse_args(argv)
-    check_memory(2 * args.frames, "isac sensing: --frames")
+    check_memory(2 * args.frames, "--frames")
     params = load_params(args)
     ula = true_array(params, args.seed, args.true_spacing)
     spacings = assumed_spacings(args.assume, params, ula)
@@ -71,7 +71,7 @@ def isac_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
 
 def isac_main(argv=None, args=None) -> int:
     args = args or isac_parser().parse_args(argv)
-    check_memory(11 * args.frames * args.grid ** 2, "isac isac-sweep: --frames x --grid^2")
+    check_memory(11 * args.frames * args.grid ** 2, "--frames x --grid^2")
     params = load_params(args)
     ula = true_array(params, args.seed, args.true_spacing)
     spacings = assumed_spacings(args.assume, params, ula)

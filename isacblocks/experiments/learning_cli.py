@@ -91,7 +91,7 @@ def train_main(args) -> int:
 
 
 def evaluate_main(args) -> int:
-    check_memory(2 * args.frames, "isac evaluate: --frames")
+    check_memory(2 * args.frames, "--frames")
     params = load_params(args)
     ula = true_array(params, args.seed, args.true_spacing)
     spacing = assumed_spacing(args.assume, params, ula)

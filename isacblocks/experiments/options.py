@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from pathlib import Path
 
 ASSUME_CHOICES = ("known", "nominal")
@@ -97,9 +98,18 @@ def output_file(text: str) -> str:
     folder = path.parent
     if not folder.is_dir():
         _fail(text, f"folder {str(folder)!r} does not exist (create it first)")
-    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        _fail(text, "is not writable (permission denied)")
+    if not _can_write_in(folder) or (path.exists() and not os.access(path, os.W_OK)):
+        _fail(text, "is not writable (cannot create a file there)")
     return text
+
+
+def _can_write_in(folder: Path) -> bool:
+    """Whether a file can be created in `folder` (tried, not guessed from permission bits)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 def output_dir(text: str) -> str:
@@ -113,8 +123,8 @@ def output_dir(text: str) -> str:
         existing = existing.parent
     if not existing.is_dir():
         _fail(text, f"{str(existing)!r} is a file; a folder is expected")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        _fail(text, f"folder {str(existing)!r} is not writable (permission denied)")
+    if not _can_write_in(existing):
+        _fail(text, f"folder {str(existing)!r} is not writable (cannot create a file there)")
     return text
 
 

@@ -277,7 +277,7 @@ class Trainer:
                 "history": list(self.history), "evaluations": list(self.evaluations),
                 "labeled_frames": self._labeled_frames, "first_loss": self._first_loss, "wall_s": self._wall_s,
                 "config": asdict(self.config), "params": self.params.to_dict(),
-                "true_spacing": torch.as_tensor(self.true_spacing)}
+                "true_spacing": torch.from_numpy(self.true_spacing.copy())}
 
     def check_state(self, state, source: str = "checkpoint") -> None:
         """Refuse a state that is not a checkpoint of this run: keys missing, or another K,
@@ -293,13 +293,13 @@ class Trainer:
             k = differ[0]
             raise TrainingError(f"{source}: written for another system configuration: {k} = {saved_params.get(k)!r} "
                                 f"there, {params[k]!r} in this run (fields that differ: {differ})")
-        if not np.array_equal(np.asarray(state["true_spacing"]), self.true_spacing):
-            raise TrainingError(f"{source}: written for another true array (--true-spacing / --seed differ)")
         saved, config = _plain(state["config"]), _plain(asdict(self.config))
         differ = [k for k in RESUME_MUST_MATCH if saved.get(k) != config[k]]
         if differ:
             raise TrainingError(f"{source}: written by another run: "
                                 + ", ".join(f"{k} = {saved.get(k)!r} there, {config[k]!r} here" for k in differ))
+        if not np.array_equal(np.asarray(state["true_spacing"]), self.true_spacing):
+            raise TrainingError(f"{source}: written for another true array (--true-spacing / --seed differ)")
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
