@@ -59,7 +59,7 @@ def files(tmp_path_factory):
     np.save(root / "good.npy", good)
     (root / "folder").mkdir()
     (root / "afile").write_text("x")
-    (root / "crafted.pt").write_bytes(pickle.dumps({"iteration": _Exploit(root / MARKER)}))
+    (root / "crafted.pt").write_bytes(pickle.dumps({"iteration": _Exploit(root / MARKER)}, protocol=2))
     torch.save({"iteration": 0}, root / "keyless.pt")
     base = ["train", "--iterations", "2", "--batch-size", "4", "--config", "small.toml"]
     cwd = os.getcwd()
