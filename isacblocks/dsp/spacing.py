@@ -74,7 +74,7 @@ def check_plausible_spacing(spacing, wavelength: float, name: str = "spacing") -
         for unit, factor in (("millimetres", 1e-3), ("centimetres", 1e-2)):
             if np.all((spacing * factor >= lo) & (spacing * factor <= hi)):
                 hint = f"; the values look like {unit}"
-        raise ConfigError(f"{name}: spacing[{k}] = {spacing[k]!r} is not a plausible spacing in metres "
+        raise ConfigError(f"{name}: spacing[{k}] = {float(spacing[k])!r} is not a plausible spacing in metres "
                           f"(expected {lo:.3g}..{hi:.3g} m, lambda/2 = {wavelength / 2:.4g} m){hint}; "
                           "metres expected")
     return spacing
