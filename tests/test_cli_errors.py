@@ -14,6 +14,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -310,3 +311,28 @@ def test_sigterm_ends_the_workers_prints_a_message_and_exits_143(files):
     assert "isac evaluate: terminated" in err and "Traceback" not in err
     gone, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive, f"worker processes left running: {alive}"
+
+
+def test_a_run_of_few_long_tasks_says_it_is_still_running():
+    """`isac sensing` runs one long flowgraph per spacing: a heartbeat line comes meanwhile."""
+    from isacblocks.executor import ProgressLine
+
+    class Stream(list):
+        def __init__(self):
+            super().__init__()
+            self.wrote = threading.Event()
+
+        def write(self, text):
+            self.append(text)
+            self.wrote.set()
+
+        def flush(self):
+            pass
+
+        def isatty(self):
+            return False
+
+    stream = Stream()
+    with ProgressLine("sensing", stream=stream, heartbeat_s=0.01):
+        assert stream.wrote.wait(10)
+    assert "sensing: 0/? tasks finished" in "".join(stream) and "running" in "".join(stream)

@@ -15,6 +15,9 @@ from .options import integer_at_least
 from .common import (add_common_options, assumed_spacings, check_memory, fmt_interval, load_params, run_record, table,
                      true_array, true_spacing_source, write_json)
 
+#: Seconds between "still running" lines while a few long tasks run.
+HEARTBEAT_S = 10.0
+
 
 def sensing_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(prog="baseline_sensing")
@@ -33,11 +36,11 @@ def sensing_main(argv=None, args=None) -> int:
     ula = true_array(params, args.seed, args.true_spacing)
     spacings = assumed_spacings(args.assume, params, ula)
     start = time.perf_counter()
-    with executor_from_args(args) as executor:
-        print(f"running on {executor.describe()}: {len(spacings)} flowgraph run(s) of {2 * args.frames} frames "
-              "(progress as each run finishes)", flush=True)
+    with executor_from_args(args) as executor, ProgressLine("sensing", heartbeat_s=HEARTBEAT_S) as progress:
+        print(f"running on {executor.describe()}: {len(spacings)} flowgraph run(s) of {2 * args.frames} frames",
+              flush=True)
         results = baseline_sensing(params, ula, args.frames, seed=args.seed, max_items=args.max_items,
-                                   spacings=spacings, executor=executor, progress=ProgressLine("sensing"))
+                                   spacings=spacings, executor=executor, progress=progress)
     rows = []
     for label, res in results.items():
         det = res["detection"]
@@ -76,10 +79,10 @@ def isac_main(argv=None, args=None) -> int:
     ula = true_array(params, args.seed, args.true_spacing)
     spacings = assumed_spacings(args.assume, params, ula)
     start = time.perf_counter()
-    with executor_from_args(args) as executor:
+    with executor_from_args(args) as executor, ProgressLine("isac-sweep", heartbeat_s=HEARTBEAT_S) as progress:
         print(f"running on {executor.describe()}", flush=True)
         results = isac_sweep(params, ula, args.frames, seed=args.seed, n_grid=args.grid, max_items=args.max_items,
-                             spacings=spacings, executor=executor, progress=ProgressLine("isac-sweep"))
+                             spacings=spacings, executor=executor, progress=progress)
     for label, res in results.items():
         print(f"\nspacing assumed: {label}  (threshold {res['threshold']:.2f} from {res['h0_frames']} H0 frames, "
               f"element-position error {res['position_error_mm']:.2f} mm)")
