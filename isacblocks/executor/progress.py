@@ -16,7 +16,7 @@ class ProgressLine:
 
     def __init__(self, label: str, stream=None, heartbeat_s: float | None = None):
         self.label = label
-        self.stream = stream or sys.stderr
+        self.stream = stream if stream is not None else sys.stderr
         self.start = time.perf_counter()
         self._last_tenth = -1
         self._done, self._total = 0, None
