@@ -11,9 +11,9 @@ import time
 
 from ..executor import ProgressLine, add_executor_options, executor_from_args
 from .baseline import baseline_sensing, isac_sweep
+from .common import (add_common_options, assumed_spacings, check_memory, fmt_interval, load_params, results_bytes,
+                     run_record, table, true_array, true_spacing_source, write_json)
 from .options import integer_at_least
-from .common import (add_common_options, assumed_spacings, check_memory, fmt_interval, load_params, run_record, table,
-                     true_array, true_spacing_source, write_json)
 
 #: Seconds between "still running" lines while a few long tasks run.
 HEARTBEAT_S = 10.0
@@ -31,7 +31,7 @@ def sensing_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Ar
 
 def sensing_main(argv=None, args=None) -> int:
     args = args or sensing_parser().parse_args(argv)
-    check_memory(2 * args.frames, "--frames")
+    check_memory(results_bytes(2 * args.frames), f"--frames {args.frames}: the results of {2 * args.frames} frames")
     params = load_params(args)
     ula = true_array(params, args.seed, args.true_spacing)
     spacings = assumed_spacings(args.assume, params, ula)
@@ -74,7 +74,8 @@ def isac_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
 
 def isac_main(argv=None, args=None) -> int:
     args = args or isac_parser().parse_args(argv)
-    check_memory(11 * args.frames * args.grid ** 2, "--frames x --grid^2")
+    frames = 11 * args.frames * args.grid ** 2  # target frames and 10x as many target-free ones per point
+    check_memory(results_bytes(frames), f"--frames {args.frames} --grid {args.grid}: the results of {frames} frames")
     params = load_params(args)
     ula = true_array(params, args.seed, args.true_spacing)
     spacings = assumed_spacings(args.assume, params, ula)

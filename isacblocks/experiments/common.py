@@ -147,13 +147,17 @@ BYTES_PER_FRAME = 64
 BYTES_PER_TASK = 4096
 
 
-def check_memory(frames: int, what: str, frames_per_task: int = 2000) -> None:
-    """Refuse up front a run whose per-frame results cannot fit in the memory available."""
-    need = frames * BYTES_PER_FRAME + -(-frames // frames_per_task) * BYTES_PER_TASK
+def results_bytes(frames: int, frames_per_task: int = 2000) -> int:
+    """Memory the per-frame results of `frames` simulated frames take (and their tasks)."""
+    return frames * BYTES_PER_FRAME + -(-frames // frames_per_task) * BYTES_PER_TASK
+
+
+def check_memory(need_bytes: int, what: str) -> None:
+    """Refuse up front a run whose arrays cannot fit in the memory available, with the estimate."""
     have = available_memory_bytes()
-    if have is not None and need > have:
-        raise ConfigError(f"{what}: {frames} frames need about {need / 2**30:.3g} GiB for their results, "
-                          f"more than the {have / 2**30:.3g} GiB available; use fewer frames")
+    if have is not None and need_bytes > have:
+        raise ConfigError(f"{what} need about {need_bytes / 2**30:.3g} GiB, more than the "
+                          f"{have / 2**30:.3g} GiB available; make the run smaller")
 
 
 def fmt_interval(value: float, interval, digits: int = 4) -> str:

@@ -8,8 +8,8 @@ from ..dsp.evaluation import evaluate_spacing
 from ..dsp.spacing import save_spacing, spacing_errors
 from ..errors import ConfigError
 from ..executor import ProgressLine, add_executor_options, executor_from_args
-from .common import (add_study_options, assumed_spacing, check_memory, load_params, run_record, true_array,
-                     write_json)
+from .common import (add_study_options, assumed_spacing, check_memory, load_params, results_bytes, run_record,
+                     true_array, write_json)
 from .options import add_assume_option, count_value, output_dir, output_file, positive_real, ratio_value
 from .scales import SCALES
 
@@ -69,6 +69,11 @@ def train_main(args) -> int:
         raise ConfigError("--resume needs --checkpoint FILE (the checkpoint to resume from)")
     config = training_config(args)
     params = load_params(args)
+    frame_bytes = params.n_antennas * params.n_subcarriers * 16
+    check_memory(4 * args.batch_size * frame_bytes, f"--batch-size {args.batch_size}: the frames of a training batch")
+    if args.eval:
+        check_memory(results_bytes(2 * args.eval_frames), f"--eval-frames {args.eval_frames}: the results of "
+                                                          f"{2 * args.eval_frames} frames")
     ula = true_array(params, args.seed, args.true_spacing)
     trainer = Trainer(params, ula.spacing, config)
     if args.resume:
@@ -91,7 +96,7 @@ def train_main(args) -> int:
 
 
 def evaluate_main(args) -> int:
-    check_memory(2 * args.frames, "--frames")
+    check_memory(results_bytes(2 * args.frames), f"--frames {args.frames}: the results of {2 * args.frames} frames")
     params = load_params(args)
     ula = true_array(params, args.seed, args.true_spacing)
     spacing = assumed_spacing(args.assume, params, ula)

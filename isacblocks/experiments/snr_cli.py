@@ -11,8 +11,8 @@ import numpy as np
 from ..dsp.spacing import load_spacing, save_spacing
 from ..executor import ProgressLine, add_executor_options, executor_from_args
 from ..errors import ConfigError
-from .common import (add_study_options, check_memory, fmt_interval, load_params, run_record, table, true_array,
-                     write_json)
+from .common import (add_study_options, check_memory, fmt_interval, load_params, results_bytes, run_record, table,
+                     true_array, write_json)
 from .options import count_value, input_file, output_dir
 from .scales import SCALES, get_scale
 from .snr import DEFAULT_SNRS_DB, parse_snrs, plot_snr, snr_sweep
@@ -31,7 +31,8 @@ def snr_value(text: str) -> tuple[float, ...]:
 
 def snr_main(args) -> int:
     snrs = args.snr
-    check_memory(len(snrs) * 3 * 2 * args.frames, "--frames x SNR points")
+    frames = len(snrs) * 3 * 2 * args.frames  # 3 spacings, 2 hypotheses
+    check_memory(results_bytes(frames), f"--frames {args.frames} at {len(snrs)} SNR points: the results of {frames} frames")
     params = load_params(args)
     ula = true_array(params, args.seed, args.true_spacing)
     learned_file = load_spacing(args.learned, params.n_antennas, params.wavelength) if args.learned else None
@@ -78,7 +79,8 @@ def register(sub) -> None:
                                         "spacing (--learned FILE, or learnt first with UL and the sector curriculum).")
     parser.add_argument("--snr", default=DEFAULT_SNRS_DB, metavar="DB", type=snr_value,
                         help="SNR_r values in dB: start:stop:step or a comma list (default 0:20:2)")
-    parser.add_argument("--frames", type=count_value, default=10000, help="frames per hypothesis per point (default 10000)")
+    parser.add_argument("--frames", type=count_value, default=10000,
+                        help="frames per hypothesis per point (default 10000)")
     parser.add_argument("--learned", metavar="FILE", default=None, type=input_file,
                         help="the learned spacing (.npy or text, e.g. from isac train); default: learn it first")
     parser.add_argument("--scale", default="default", choices=sorted(SCALES),
