@@ -124,6 +124,7 @@ BAD_INPUTS = [
     ([*EVAL, "--assume", "nominal", "--frames", "1000000000000"], "the results of 2000000000000 frames need about"),
     ([*EVAL, "--assume", "nominal", "--json", "/proc/e.json"], "argument --json: '/proc/e.json': is not writable"),
     ([*EVAL, "--assume", "nominal", "--workers", "-1"], "--workers -1: must be 0"),
+    ([*EVAL, "--assume", "nominal", "--journal", "afile"], "--journal 'afile': is a file; a folder is expected"),
     (["sensing", "--frames", "-5"], "argument --frames: '-5'"),
     (["sensing", "--json", "folder"], "argument --json: 'folder': is a folder"),
     (["sensing", "--assume", "complex.npy", "--config", "small.toml"], "holds dtype complex128"),
