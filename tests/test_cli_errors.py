@@ -291,9 +291,12 @@ def test_an_interrupted_reproduce_leaves_the_old_folder_untouched(tmp_path):
     assert [p.name for p in out.iterdir()] == ["fig4.png"]
 
 
-def test_sigterm_ends_the_workers_prints_a_message_and_exits_143(files):
-    proc = subprocess.Popen([sys.executable, "-m", "isacblocks.cli", *EVAL[:-2], "--assume", "nominal",
-                             "--frames", "400000", "--workers", "2"], cwd=files, stdout=subprocess.PIPE,
+def test_sigterm_on_reproduce_ends_the_workers_exits_143_and_leaves_the_old_folder(files):
+    out = files / "rep"
+    out.mkdir()
+    (out / "fig3.png").write_text("old")
+    proc = subprocess.Popen([sys.executable, "-m", "isacblocks.cli", "reproduce", "--scale", "quick", "--config",
+                             "small.toml", "--out", "rep", "--workers", "2"], cwd=files, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
     try:
@@ -310,9 +313,11 @@ def test_sigterm_ends_the_workers_prints_a_message_and_exits_143(files):
     finally:
         proc.kill()
     assert proc.returncode == 143, err
-    assert "isac evaluate: terminated" in err and "Traceback" not in err
+    assert "isac reproduce: terminated" in err and "Traceback" not in err
     gone, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive, f"worker processes left running: {alive}"
+    assert [p.name for p in out.iterdir()] == ["fig3.png"] and (out / "fig3.png").read_text() == "old"
+    assert not [p.name for p in files.iterdir() if p.name.startswith(".rep")], "a partial folder was left"
 
 
 def test_a_run_of_few_long_tasks_says_it_is_still_running():
