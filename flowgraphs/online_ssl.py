@@ -84,10 +84,10 @@ def main(argv=None) -> int:
     parser.add_argument("--max-center", type=float, default=20.0,
                         help="sector centres drawn from U[-m, m] degrees (default 20: a forward-looking sensor)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--spacing", default=None, help="true spacing file (default: drawn from --seed)")
+    parser.add_argument("--true-spacing", default=None, help="true spacing file (default: drawn from --seed)")
     args = parser.parse_args(argv)
     params = SystemParams().replace(train_center_deg=(-args.max_center, args.max_center))
-    ula = true_array(params, args.seed, args.spacing)
+    ula = true_array(params, args.seed, args.true_spacing)
     fg, metrics, trainer, estimator, published = build(params, ula, args.frames, args.labelled, args.batch, args.lr,
                                                        args.seed)
     start = time.perf_counter()

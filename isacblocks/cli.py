@@ -10,19 +10,40 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 
+from . import __version__
 from .errors import IsacError
+from .experiments.options import HelpFormatter
 
 COMMAND_MODULES = ("learning_cli", "baseline_cli", "snr_cli", "link_cli", "bench_cli", "tools_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="isac", description="isacblocks: GNU Radio-style ISAC blocks and studies")
+    parser.add_argument("--version", action="version", version=f"isac (isacblocks) {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f".experiments.{name}", __package__).register(sub)
+    for command in sub.choices.values():
+        command.formatter_class = HelpFormatter
     return parser
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program runs so that it unwinds as after Ctrl-C."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def terminate_like_interrupt() -> None:
+    """Make SIGTERM unwind the program as Ctrl-C does (workers ended, temporary files removed)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
 
 
 def prefer_passive_openmp() -> None:
@@ -38,14 +59,23 @@ def prefer_passive_openmp() -> None:
 def main(argv=None) -> int:
     prefer_passive_openmp()
     args = build_parser().parse_args(argv)
+    previous = signal.getsignal(signal.SIGTERM)
+    restore = threading.current_thread() is threading.main_thread()
     try:
+        terminate_like_interrupt()
         return int(args.func(args) or 0)
     except IsacError as exc:
         print(f"isac {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(f"isac {args.command}: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"isac {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if restore:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

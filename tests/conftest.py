@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 
 import pytest
+
+# The journal's per-user secret lives in a folder of the test session, not in the user's home.
+os.environ.setdefault("ISACBLOCKS_STATE_DIR", tempfile.mkdtemp(prefix="isacblocks-state-"))
 
 from isacblocks import SystemParams
 

@@ -29,7 +29,7 @@ class ImpairedULA:
     @classmethod
     def from_file(cls, params, path) -> "ImpairedULA":
         """An array with spacings read from ``.npy`` or text (metres, one per antenna)."""
-        return cls(params, load_spacing(path, params.n_antennas))
+        return cls(params, load_spacing(path, params.n_antennas, params.wavelength))
 
     @property
     def positions(self) -> np.ndarray:

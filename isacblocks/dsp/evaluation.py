@@ -117,11 +117,12 @@ def spacing_evaluation(params, true_spacing, spacing, frames_per_hypothesis: int
 
 
 def evaluate_spacing(params, true_spacing, spacing, frames_per_hypothesis: int, seed=0, sector=None,
-                     pfa: float | None = None, executor: Executor | None = None) -> DetectionReport:
+                     pfa: float | None = None, executor: Executor | None = None, progress=None) -> DetectionReport:
     """Pmd at `pfa` (default ``params.pfa``) and position RMSE of the MB-ML receiver assuming
-    `spacing`, on the test sector (or `sector`), with fresh H0 and H1 frames from `seed`."""
+    `spacing`, on the test sector (or `sector`), with fresh H0 and H1 frames from `seed`;
+    ``progress(done, total, key)`` as the executor's tasks finish."""
     evaluation = spacing_evaluation(params, true_spacing, spacing, frames_per_hypothesis, seed, sector, pfa)
-    return run_evaluations({"evaluation": evaluation}, executor)["evaluation"]
+    return run_evaluations({"evaluation": evaluation}, executor, progress)["evaluation"]
 
 
 def isac_evaluation(params, true_spacing, spacing, grid, frames_per_point: int, seed=0,

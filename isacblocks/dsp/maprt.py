@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import ConfigError, ShapeError
 from .angle_delay import AngleDictionary, RangeDictionary, angle_delay_peak
 from .cache import LRUCache
 from .steering import range_steering, ula_steering
@@ -28,6 +28,26 @@ def check_frames(Y_tilde, params, name: str) -> np.ndarray:
     return Y_tilde
 
 
+#: Slack on the sector limits, for bounds converted from degrees.
+_SECTOR_SLACK = 1e-9
+
+
+def check_sectors(theta_min, theta_max, r_min, r_max, params, name: str) -> None:
+    """Each frame's prior sector must be finite, ordered (min < max) and inside
+    ``[-pi/2, pi/2]`` rad and ``[range_min_m, range_max_m]``: the same sectors MB-ML accepts
+    (whose grids cover exactly those limits).  (B,) arrays; raises `ConfigError` naming the
+    first bad frame."""
+    for (lo, hi), unit, (lim_lo, lim_hi), (a, b) in (
+            ((theta_min, theta_max), "rad", (-np.pi / 2, np.pi / 2), ("theta_min", "theta_max")),
+            ((r_min, r_max), "m", (params.range_min_m, params.range_max_m), ("r_min", "r_max"))):
+        slack = _SECTOR_SLACK * max(1.0, abs(lim_hi))
+        bad = ~(np.isfinite(lo) & np.isfinite(hi) & (lo < hi) & (lo >= lim_lo - slack) & (hi <= lim_hi + slack))
+        if bad.any():
+            f = int(np.flatnonzero(bad)[0])
+            raise ConfigError(f"{name}: frame {f}: sector {a}, {b} = [{lo[f]}, {hi[f]}] {unit}: needs finite "
+                              f"{lim_lo:g} <= {a} < {b} <= {lim_hi:g}")
+
+
 def maprt(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params,
           n_theta: int = 720, n_range: int = 200):
     """MAPRT statistic and estimates (eq. 9-10) on a grid spread over the prior sector.
@@ -45,6 +65,7 @@ def maprt(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params,
         raise ShapeError(f"maprt: spacing must have shape ({params.n_antennas},), got {np.shape(spacing)}")
     bounds = [_per_frame(v, n_frames, name) for v, name in
               ((theta_min, "theta_min"), (theta_max, "theta_max"), (r_min, "r_min"), (r_max, "r_max"))]
+    check_sectors(*bounds, params, "maprt")
     statistic = np.empty(n_frames)
     theta_hat = np.empty(n_frames)
     range_hat = np.empty(n_frames)

@@ -60,18 +60,48 @@ def spacing_errors(spacing, true_spacing) -> dict:
             "position_error_max_mm": float(np.max(np.abs(pos_err)) * 1e3)}
 
 
-def load_spacing(path, n_antennas: int | None = None) -> np.ndarray:
-    """Read a spacing vector (metres) from ``.npy`` or text (one value per antenna)."""
+#: A physical spacing lies within these multiples of the wavelength (the impairment is lambda/25 rms).
+PLAUSIBLE_SPACING_WAVELENGTHS = (0.05, 5.0)
+
+
+def check_plausible_spacing(spacing, wavelength: float, name: str = "spacing") -> np.ndarray:
+    """Refuse a spacing vector whose values cannot be metres for this carrier (e.g. millimetres)."""
+    lo, hi = (f * wavelength for f in PLAUSIBLE_SPACING_WAVELENGTHS)
+    bad = np.flatnonzero((spacing < lo) | (spacing > hi))
+    if bad.size:
+        k = int(bad[0])
+        hint = ""
+        for unit, factor in (("millimetres", 1e-3), ("centimetres", 1e-2)):
+            if np.all((spacing * factor >= lo) & (spacing * factor <= hi)):
+                hint = f"; the values look like {unit}"
+        raise ConfigError(f"{name}: spacing[{k}] = {float(spacing[k])!r} is not a plausible spacing in metres "
+                          f"(expected {lo:.3g}..{hi:.3g} m, lambda/2 = {wavelength / 2:.4g} m){hint}; "
+                          "metres expected")
+    return spacing
+
+
+def load_spacing(path, n_antennas: int | None = None, wavelength: float | None = None) -> np.ndarray:
+    """Read a spacing vector (metres) from ``.npy`` or text (one value per antenna).
+
+    The file must hold one real number per antenna (a 1-D array or one column); with
+    `wavelength`, the values must be plausible in metres (`check_plausible_spacing`)."""
     path = Path(path)
     try:
         if path.suffix == ".npy":
-            spacing = np.load(path, allow_pickle=False)
+            raw = np.load(path, allow_pickle=False)
         else:
-            spacing = np.loadtxt(path, dtype=np.float64, ndmin=1)
-    except (OSError, ValueError) as exc:
+            raw = np.loadtxt(path, dtype=np.float64, ndmin=1)
+    except (OSError, ValueError, EOFError) as exc:
         raise ConfigError(f"cannot read spacing file {path}: {exc}") from None
-    spacing = np.asarray(spacing, dtype=np.float64).ravel()
-    return check_spacing(spacing, n_antennas if n_antennas is not None else spacing.size, name=str(path))
+    if not isinstance(raw, np.ndarray) or raw.dtype.kind not in "iuf":
+        what = f"dtype {raw.dtype}" if isinstance(raw, np.ndarray) else type(raw).__name__
+        raise ConfigError(f"spacing file {path}: holds {what}; real numbers (metres) expected")
+    if raw.ndim != 1:
+        raise ShapeError(f"spacing file {path}: holds an array of shape {raw.shape}; a vector of "
+                         f"{n_antennas or 'K'} spacings (one per antenna) expected")
+    spacing = check_spacing(raw.astype(np.float64), n_antennas if n_antennas is not None else raw.size,
+                            name=str(path))
+    return spacing if wavelength is None else check_plausible_spacing(spacing, wavelength, str(path))
 
 
 def save_spacing(path, spacing) -> None:

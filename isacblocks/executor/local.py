@@ -101,6 +101,17 @@ class ProcessExecutor(Executor):
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
+    def _terminate_pool(self) -> None:
+        """End the worker processes now (an interrupt or a failed task: their work is not wanted)."""
+        if self._pool is not None:
+            processes = list((self._pool._processes or {}).values())
+            self._discard_pool()
+            for process in processes:
+                if process.is_alive():
+                    process.terminate()
+            for process in processes:
+                process.join(timeout=5)
+
     def _run(self, tasks, results, progress):
         pending = {task.key: task for task in tasks}
         while pending:
@@ -118,7 +129,7 @@ class ProcessExecutor(Executor):
                 print(f"\nexecutor: a worker process died; {len(pending)} unfinished task(s) run again "
                       f"({len(results)} finished kept)", file=sys.stderr)
             except BaseException:
-                self._discard_pool()
+                self._terminate_pool()
                 raise
 
     @staticmethod

@@ -11,7 +11,12 @@ import time
 
 from ..executor import ProgressLine, add_executor_options, executor_from_args
 from .baseline import baseline_sensing, isac_sweep
-from .common import add_common_options, fmt_interval, load_params, run_record, table, true_array, write_json
+from .common import (add_common_options, assumed_spacings, check_memory, fmt_interval, load_params, results_bytes,
+                     run_record, table, true_array, true_spacing_source, write_json)
+from .options import integer_at_least
+
+#: Seconds between "still running" lines while a few long tasks run.
+HEARTBEAT_S = 10.0
 
 
 def sensing_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -26,13 +31,16 @@ def sensing_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Ar
 
 def sensing_main(argv=None, args=None) -> int:
     args = args or sensing_parser().parse_args(argv)
+    check_memory(results_bytes(2 * args.frames), f"--frames {args.frames}: the results of {2 * args.frames} frames")
     params = load_params(args)
-    ula = true_array(params, args.seed, args.spacing)
+    ula = true_array(params, args.seed, args.true_spacing)
+    spacings = assumed_spacings(args.assume, params, ula)
     start = time.perf_counter()
-    with executor_from_args(args) as executor:
-        print(f"running on {executor.describe()}")
+    with executor_from_args(args) as executor, ProgressLine("sensing", heartbeat_s=HEARTBEAT_S) as progress:
+        print(f"running on {executor.describe()}: {len(spacings)} flowgraph run(s) of {2 * args.frames} frames",
+              flush=True)
         results = baseline_sensing(params, ula, args.frames, seed=args.seed, max_items=args.max_items,
-                                   executor=executor, progress=ProgressLine("sensing"))
+                                   spacings=spacings, executor=executor, progress=progress)
     rows = []
     for label, res in results.items():
         det = res["detection"]
@@ -41,7 +49,7 @@ def sensing_main(argv=None, args=None) -> int:
                      f"{math.degrees(det['rmse_angle']):.3f}", f"{det['rmse_range']:.3f}",
                      f"{res['position_error_mm']:.2f}", f"{res['frames_per_s']:.0f}"])
     print(f"Baseline sensing, test sector {params.test_sector_deg} deg, Pfa = {params.pfa}, "
-          f"{args.frames} frames per hypothesis, true spacing: {args.spacing or f'drawn (seed {args.seed})'}")
+          f"{args.frames} frames per hypothesis, true spacing: {true_spacing_source(args)}")
     print(table(["spacing assumed", "Pmd [95% CI]", "Pfa check [95% CI]", "threshold", "RMSE pos (m)",
                  "RMSE angle (deg)", "RMSE range (m)", "position error (mm)", "frames/s"], rows))
     print(f"wall time {time.perf_counter() - start:.1f} s")
@@ -59,20 +67,23 @@ def isac_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
                           "spacing and for lambda/2.")
     add_common_options(parser, frames=300, frames_help="target frames per trade-off point "
                                                        "(the threshold uses 10x as many target-free frames)")
-    parser.add_argument("--grid", type=int, default=8, help="points of eta and of phi (default 8)")
+    parser.add_argument("--grid", type=integer_at_least(2), default=8, help="points of eta and of phi (default 8)")
     add_executor_options(parser)
     return parser
 
 
 def isac_main(argv=None, args=None) -> int:
     args = args or isac_parser().parse_args(argv)
+    frames = 11 * args.frames * args.grid ** 2  # target frames and 10x as many target-free ones per point
+    check_memory(results_bytes(frames), f"--frames {args.frames} --grid {args.grid}: the results of {frames} frames")
     params = load_params(args)
-    ula = true_array(params, args.seed, args.spacing)
+    ula = true_array(params, args.seed, args.true_spacing)
+    spacings = assumed_spacings(args.assume, params, ula)
     start = time.perf_counter()
-    with executor_from_args(args) as executor:
-        print(f"running on {executor.describe()}")
+    with executor_from_args(args) as executor, ProgressLine("isac-sweep", heartbeat_s=HEARTBEAT_S) as progress:
+        print(f"running on {executor.describe()}", flush=True)
         results = isac_sweep(params, ula, args.frames, seed=args.seed, n_grid=args.grid, max_items=args.max_items,
-                             executor=executor, progress=ProgressLine("isac-sweep"))
+                             spacings=spacings, executor=executor, progress=progress)
     for label, res in results.items():
         print(f"\nspacing assumed: {label}  (threshold {res['threshold']:.2f} from {res['h0_frames']} H0 frames, "
               f"element-position error {res['position_error_mm']:.2f} mm)")

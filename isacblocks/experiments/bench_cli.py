@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError
+from .options import add_json_option, add_run_options, output_dir
 
 SECTION_NAMES = "roofline, receivers, training, chain, work_overhead, zmq, memory"
 
@@ -22,10 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``isac bench`` (shared with ``python -m benchmarks.suite``)."""
     parser.add_argument("--quick", action="store_true",
                         help="small batches and few repetitions (CI smoke run, under a minute)")
-    parser.add_argument("--out", default="out/bench", help="folder for bench.json and bench.md (default out/bench)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the frames and of the drawn true array")
-    parser.add_argument("--config", metavar="FILE", default=None, help="SystemParams TOML file (default: paper)")
-    parser.add_argument("--json", metavar="PATH", default=None, help="also write the JSON record here")
+    parser.add_argument("--out", default="out/bench", type=output_dir,
+                        help="folder for bench.json and bench.md (default out/bench)")
+    add_run_options(parser, seed_help="seed of the frames and of the drawn true array")
+    add_json_option(parser)
     parser.add_argument("--only", metavar="SECTIONS", default=None,
                         help=f"comma-separated sections to run (default all: {SECTION_NAMES})")
     parser.add_argument("--stream-seconds", type=float, default=None, metavar="S",

@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import argparse
+
 from ..dsp.evaluation import evaluate_spacing
-from ..dsp.spacing import load_spacing, save_spacing, spacing_errors
+from ..dsp.spacing import save_spacing, spacing_errors
 from ..errors import ConfigError
-from ..executor import add_executor_options, executor_from_args
-from .common import add_study_options, load_params, true_array, write_json
+from ..executor import ProgressLine, add_executor_options, executor_from_args
+from .common import (add_study_options, assumed_spacing, check_memory, load_params, results_bytes, run_record,
+                     true_array, write_json)
+from .options import add_assume_option, count_value, output_dir, output_file, positive_real, ratio_value
 from .scales import SCALES
+
+FIGURES = ("3", "4", "5")
+SSL_SCHEDULES = ("sl+ul", "ul+sl")
+DEFAULT_LABELED_RATIO = 0.5
+
+
+def figures_value(text: str) -> tuple[str, ...]:
+    """``type=`` of ``--fig``: 3, 4, 5, a comma list of them, or all."""
+    if text == "all":
+        return FIGURES
+    figs = tuple(f.strip() for f in text.split(","))
+    bad = [f for f in figs if f not in FIGURES]
+    if bad or not figs:
+        raise argparse.ArgumentTypeError(f"{text!r}: figure {bad[0] if bad else text!r} does not exist; "
+                                         f"choose from {', '.join(FIGURES)}, a comma list of them, or all")
+    return tuple(dict.fromkeys(figs))
 
 
 def reproduce_main(args) -> int:
@@ -15,28 +35,46 @@ def reproduce_main(args) -> int:
 
     params = load_params(args)
     ula = true_array(params, args.seed, args.true_spacing)
-    figs = ("3", "4", "5") if args.fig == "all" else tuple(args.fig.split(","))
     with executor_from_args(args) as executor:
-        reproduce(params, ula, figs=figs, scale=args.scale, out=args.out, seed=args.seed, args=args,
-                  executor=executor, progress=True)
+        record = reproduce(params, ula, figs=args.fig, scale=args.scale, out=args.out, seed=args.seed, args=args,
+                           executor=executor, progress=True)
+    if args.json:
+        write_json(args.json, record)
+        print(f"wrote {args.json}")
     return 0
 
 
+def training_config(args):
+    """The `TrainConfig` of ``isac train``; a ``--labeled-ratio`` that the schedule would ignore is refused."""
+    from ..learning.trainer import TrainConfig
+
+    if args.labeled_ratio is not None and args.schedule not in SSL_SCHEDULES:
+        raise ConfigError(f"--labeled-ratio {args.labeled_ratio}: only the schedules {' and '.join(SSL_SCHEDULES)} "
+                          f"mix labelled and unlabelled iterations; --schedule {args.schedule} has no ratio")
+    ratio = None
+    if args.schedule in SSL_SCHEDULES:
+        ratio = DEFAULT_LABELED_RATIO if args.labeled_ratio is None else args.labeled_ratio
+    step = max(args.iterations // 5, 1)
+    return TrainConfig(schedule=args.schedule, iterations=args.iterations, labeled_ratio=ratio,
+                       batch_size=args.batch_size, lr=args.lr, curriculum=args.curriculum,
+                       eval_at=tuple(range(0, args.iterations + 1, step)) if args.eval else (),
+                       eval_frames=args.eval_frames, seed=args.seed, checkpoint=args.checkpoint,
+                       checkpoint_every=args.checkpoint_every)
+
+
 def train_main(args) -> int:
-    from ..learning.trainer import TrainConfig, Trainer
+    from ..learning.trainer import Trainer
 
     if args.resume and not args.checkpoint:
         raise ConfigError("--resume needs --checkpoint FILE (the checkpoint to resume from)")
+    config = training_config(args)
     params = load_params(args)
+    frame_bytes = params.n_antennas * params.n_subcarriers * 16
+    check_memory(4 * args.batch_size * frame_bytes, f"--batch-size {args.batch_size}: the frames of a training batch")
+    if args.eval:
+        check_memory(results_bytes(2 * args.eval_frames), f"--eval-frames {args.eval_frames}: the results of "
+                                                          f"{2 * args.eval_frames} frames")
     ula = true_array(params, args.seed, args.true_spacing)
-    ratio = args.labeled_ratio if args.schedule in ("sl+ul", "ul+sl") else None
-    lr = args.lr if args.lr is not None else 6.25e-6
-    step = max(args.iterations // 5, 1)
-    config = TrainConfig(schedule=args.schedule, iterations=args.iterations, labeled_ratio=ratio,
-                         batch_size=args.batch_size, lr=lr, curriculum=args.curriculum,
-                         eval_at=tuple(range(0, args.iterations + 1, step)) if args.eval else (),
-                         eval_frames=args.eval_frames, seed=args.seed, checkpoint=args.checkpoint,
-                         checkpoint_every=args.checkpoint_every)
     trainer = Trainer(params, ula.spacing, config)
     if args.resume:
         trainer.load_checkpoint(args.checkpoint)
@@ -48,22 +86,32 @@ def train_main(args) -> int:
               f"{record['pmd_ci'][1]:.4f}]  ||d - d_true|| {record['spacing_error_mm']:.3f} mm  "
               f"element-position error {record['position_error_mm']:.2f} mm")
     print(f"wrote {args.out} ({result.wall_s:.1f} s, {result.labeled_frames} labelled frames)")
+    if args.json:
+        write_json(args.json, {**run_record(args, params, ula), "train_config": result.config,
+                               "spacing_m": result.spacing, "evaluations": result.evaluations,
+                               "labeled_frames": result.labeled_frames, "wall_s": result.wall_s,
+                               **spacing_errors(result.spacing, ula.spacing)})
+        print(f"wrote {args.json}")
     return 0
 
 
 def evaluate_main(args) -> int:
+    check_memory(results_bytes(2 * args.frames), f"--frames {args.frames}: the results of {2 * args.frames} frames")
     params = load_params(args)
     ula = true_array(params, args.seed, args.true_spacing)
-    spacing = load_spacing(args.spacing, params.n_antennas)
+    spacing = assumed_spacing(args.assume, params, ula)
     with executor_from_args(args) as executor:
-        report = evaluate_spacing(params, ula.spacing, spacing, args.frames, seed=args.seed, executor=executor)
+        report = evaluate_spacing(params, ula.spacing, spacing, args.frames, seed=args.seed, executor=executor,
+                                  progress=ProgressLine("evaluate"))
     errors = spacing_errors(spacing, ula.spacing)
-    print(f"MB-ML receiver with {args.spacing}: Pmd {report.pmd:.4f} [{report.pmd_ci[0]:.4f}, {report.pmd_ci[1]:.4f}] "
-          f"at Pfa {params.pfa:g} ({args.frames} frames per hypothesis), position RMSE {report.rmse_position:.3f} m, "
-          f"||d - d_true|| {errors['spacing_error_mm']:.3f} mm, element-position error "
+    print(f"MB-ML receiver assuming {args.assume}: Pmd {report.pmd:.4f} [{report.pmd_ci[0]:.4f}, "
+          f"{report.pmd_ci[1]:.4f}] at Pfa {params.pfa:g} ({args.frames} frames per hypothesis), position RMSE "
+          f"{report.rmse_position:.3f} m, ||d - d_true|| {errors['spacing_error_mm']:.3f} mm, element-position error "
           f"{errors['position_error_mm']:.2f} mm")
     if args.json:
-        write_json(args.json, {"spacing": args.spacing, "report": report.to_dict(), **errors})
+        write_json(args.json, {**run_record(args, params, ula), "assume": args.assume, "assumed_spacing_m": spacing,
+                               "frames_per_hypothesis": args.frames, "report": report.to_dict(), **errors})
+        print(f"wrote {args.json}")
     return 0
 
 
@@ -71,34 +119,37 @@ def register(sub) -> None:
     rep = sub.add_parser("reproduce", help="the paper's studies: Figs. 3-5, JSON and the claims table",
                          description="Run the paper's studies and write Figs. 3-5 (PNG), results.json and "
                                      "claims.md.  Scales: " + ", ".join(SCALES))
-    rep.add_argument("--fig", default="all", help="3, 4, 5, a comma list, or all (default)")
-    rep.add_argument("--scale", default="default", choices=sorted(SCALES))
-    rep.add_argument("--out", default="out/reproduce", help="output folder (default out/reproduce)")
+    rep.add_argument("--fig", default=FIGURES, type=figures_value, help="3, 4, 5, a comma list, or all (default all)")
+    rep.add_argument("--scale", default="default", choices=sorted(SCALES), help="how big the studies run")
+    rep.add_argument("--out", default="out/reproduce", type=output_dir,
+                     help="output folder, replaced as a whole when the run ends")
     add_study_options(rep)
     add_executor_options(rep)
     rep.set_defaults(func=reproduce_main)
 
     tr = sub.add_parser("train", help="learn the spacing vector d (SL, UL, SL+UL, UL+SL)")
-    tr.add_argument("--schedule", choices=("sl", "ul", "sl+ul", "ul+sl"), default="ul")
-    tr.add_argument("--labeled-ratio", type=float, default=0.5, help="SL iterations / all (sl+ul, ul+sl)")
+    tr.add_argument("--schedule", choices=("sl", "ul") + SSL_SCHEDULES, default="ul", help="training schedule")
+    tr.add_argument("--labeled-ratio", type=ratio_value, default=None,
+                    help=f"SL iterations / all, for sl+ul and ul+sl only (default {DEFAULT_LABELED_RATIO})")
     tr.add_argument("--curriculum", action="store_true", help="widen training sectors from broadside")
-    tr.add_argument("--iterations", type=int, default=1000)
-    tr.add_argument("--batch-size", type=int, default=256)
-    tr.add_argument("--lr", type=float, default=None, help="Adam step in metres (default 6.25e-6)")
+    tr.add_argument("--iterations", type=count_value, default=1000, help="training iterations")
+    tr.add_argument("--batch-size", type=count_value, default=256, help="frames per iteration")
+    tr.add_argument("--lr", type=positive_real, default=6.25e-6, help="Adam step in metres")
     tr.add_argument("--eval", action="store_true", help="evaluate Pmd five times along the run")
-    tr.add_argument("--eval-frames", type=int, default=10000)
-    tr.add_argument("--checkpoint", default=None, help="checkpoint file (written every --checkpoint-every iterations)")
-    tr.add_argument("--checkpoint-every", type=int, default=100, metavar="N",
-                    help="iterations between checkpoints (default 100)")
-    tr.add_argument("--resume", action="store_true", help="resume from --checkpoint")
-    tr.add_argument("--out", required=True, help="where to write the learned spacing (.npy or text)")
+    tr.add_argument("--eval-frames", type=count_value, default=10000, help="frames per hypothesis of each evaluation")
+    tr.add_argument("--checkpoint", default=None, type=output_file,
+                    help="checkpoint file (written every --checkpoint-every iterations)")
+    tr.add_argument("--checkpoint-every", type=count_value, default=100, metavar="N",
+                    help="iterations between checkpoints")
+    tr.add_argument("--resume", action="store_true",
+                    help="resume from --checkpoint (written by a run with the same configuration)")
+    tr.add_argument("--out", required=True, type=output_file, help="where to write the learned spacing (.npy or text)")
     add_study_options(tr)
     tr.set_defaults(func=train_main)
 
-    ev = sub.add_parser("evaluate", help="Pmd and RMSE of the MB-ML receiver with a given spacing")
-    ev.add_argument("--spacing", required=True, help="the spacing the transceiver assumes (.npy or text)")
-    ev.add_argument("--frames", type=int, default=10000, help="frames per hypothesis")
-    ev.add_argument("--json", default=None)
+    ev = sub.add_parser("evaluate", help="Pmd and RMSE of the MB-ML receiver assuming a spacing")
+    add_assume_option(ev, default=None, required=True)
+    ev.add_argument("--frames", type=count_value, default=10000, help="frames per hypothesis")
     add_study_options(ev)
     add_executor_options(ev)
     ev.set_defaults(func=evaluate_main)

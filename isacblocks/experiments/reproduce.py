@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,8 +23,33 @@ def reproduce(params, ula, figs=("3", "4", "5"), scale: str = "default", out="ou
     The learning curves and evaluations run on `executor` (default: this process); the results
     do not depend on it."""
     sc = get_scale(scale)
+    with staged_folder(out) as stage:
+        return _reproduce(params, ula, figs, sc, Path(out), stage, seed, args, log, executor, progress)
+
+
+@contextlib.contextmanager
+def staged_folder(out):
+    """A temporary folder beside `out` to write into; when the block ends normally it replaces
+    `out` as a whole, and when it is interrupted or fails it is removed, so `out` never holds
+    files of two runs."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    stage.chmod(0o755)
+    try:
+        yield stage
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    if out.exists():
+        out.replace(old)
+    stage.replace(out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _reproduce(params, ula, figs, sc, final_out: Path, out: Path, seed, args, log, executor, progress) -> dict:
+    scale = sc.name
     study = Study(params, ula.spacing, sc, seed=seed, log=log, executor=executor, progress=progress)
     start = time.perf_counter()
     results: dict = {}
@@ -44,7 +73,8 @@ def reproduce(params, ula, figs=("3", "4", "5"), scale: str = "default", out="ou
               "baselines": base, "results": results, "claims": claims, "wall_s": wall}
     write_json(out / "results.json", record)
     log("\n" + table)
-    log(f"\nwrote {out}/results.json, {', '.join(f'fig{f}.png' for f in figs)}, claims.md  (wall time {wall:.0f} s)")
+    log(f"\nwrote {final_out}/results.json, {', '.join(f'fig{f}.png' for f in figs)}, claims.md  "
+        f"(wall time {wall:.0f} s)")
     return record
 
 

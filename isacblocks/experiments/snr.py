@@ -18,6 +18,7 @@ from ..dsp.spacing import spacing_errors
 from ..errors import ConfigError
 
 DEFAULT_SNRS_DB = tuple(float(x) for x in range(0, 21, 2))
+MAX_SNR_POINTS = 1000
 
 
 def parse_snrs(text: str) -> tuple[float, ...]:
@@ -25,11 +26,15 @@ def parse_snrs(text: str) -> tuple[float, ...]:
     try:
         if ":" in text:
             start, stop, step = (float(x) for x in text.split(":"))
-            if step <= 0 or stop < start:
+            if not step > 0 or not stop >= start:
                 raise ValueError
+            if (stop - start) / step + 1 > MAX_SNR_POINTS:
+                raise OverflowError
             values = np.arange(start, stop + step / 2, step)
         else:
             values = np.array([float(x) for x in text.split(",")])
+    except OverflowError:
+        raise ConfigError(f"--snr {text!r}: more than {MAX_SNR_POINTS} points (use a larger step)") from None
     except ValueError:
         raise ConfigError(f"--snr {text!r}: expected start:stop:step (step > 0) or a comma list of dB values") from None
     if not np.all(np.isfinite(values)) or values.size == 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 
@@ -9,7 +10,10 @@ import numpy as np
 
 from ..dsp.spacing import load_spacing, save_spacing
 from ..executor import ProgressLine, add_executor_options, executor_from_args
-from .common import add_study_options, fmt_interval, load_params, run_record, table, true_array, write_json
+from ..errors import ConfigError
+from .common import (add_study_options, check_memory, fmt_interval, load_params, results_bytes, run_record, table,
+                     true_array, write_json)
+from .options import count_value, input_file, output_dir
 from .scales import SCALES, get_scale
 from .snr import DEFAULT_SNRS_DB, parse_snrs, plot_snr, snr_sweep
 from .studies import Study
@@ -17,17 +21,28 @@ from .studies import Study
 LEARNED_RUN = "UL (curriculum)"
 
 
+def snr_value(text: str) -> tuple[float, ...]:
+    """``type=`` of ``--snr`` (`parse_snrs`)."""
+    try:
+        return parse_snrs(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--snr ")) from None
+
+
 def snr_main(args) -> int:
+    snrs = args.snr
+    frames = len(snrs) * 3 * 2 * args.frames  # 3 spacings, 2 hypotheses
+    check_memory(results_bytes(frames), f"--frames {args.frames} at {len(snrs)} SNR points: the results of {frames} frames")
     params = load_params(args)
     ula = true_array(params, args.seed, args.true_spacing)
-    snrs = parse_snrs(args.snr) if args.snr else DEFAULT_SNRS_DB
+    learned_file = load_spacing(args.learned, params.n_antennas, params.wavelength) if args.learned else None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with executor_from_args(args) as executor:
         print(f"running on {executor.describe()}")
-        if args.learned:
-            learned, source = load_spacing(args.learned, params.n_antennas), args.learned
+        if learned_file is not None:
+            learned, source = learned_file, args.learned
         else:
             scale = get_scale(args.scale)
             print(f"learning the spacing: {LEARNED_RUN}, scale {scale.name} ({scale.iterations} iterations, batch "
@@ -46,8 +61,12 @@ def snr_main(args) -> int:
                 for snr, pmd, ci, rmse in zip(curve["snr_db"], curve["pmd"], curve["pmd_ci"], curve["rmse_position"])]
         print(table(["SNR_r (dB)", f"Pmd at Pfa {params.pfa:g} [95% CI]", "RMSE pos (m)"], rows))
     plot_snr(result, out / "snr.png", params.pfa)
-    write_json(out / "snr.json", {**run_record(args, params, ula), "frames_per_hypothesis": args.frames,
-                                  "snr_db": list(snrs), "results": result, "wall_s": wall})
+    record = {**run_record(args, params, ula), "frames_per_hypothesis": args.frames, "snr_db": list(snrs),
+              "learned_spacing_source": source, "results": result, "wall_s": wall}
+    write_json(out / "snr.json", record)
+    if args.json:
+        write_json(args.json, record)
+        print(f"wrote {args.json}")
     print(f"\nwrote {out}/snr.json, {out}/snr.png  (wall time {wall:.0f} s, "
           f"{len(snrs) * len(spacings) * 2 * args.frames} frames)")
     return 0
@@ -58,14 +77,15 @@ def register(sub) -> None:
                             description="Pmd at Pfa = 1e-2 and position RMSE of the MB-ML receiver vs the radar "
                                         "SNR, on the test sector, for the known spacing, lambda/2 and a learned "
                                         "spacing (--learned FILE, or learnt first with UL and the sector curriculum).")
-    parser.add_argument("--snr", default=None, metavar="DB",
+    parser.add_argument("--snr", default=DEFAULT_SNRS_DB, metavar="DB", type=snr_value,
                         help="SNR_r values in dB: start:stop:step or a comma list (default 0:20:2)")
-    parser.add_argument("--frames", type=int, default=10000, help="frames per hypothesis per point (default 10000)")
-    parser.add_argument("--learned", metavar="FILE", default=None,
+    parser.add_argument("--frames", type=count_value, default=10000,
+                        help="frames per hypothesis per point (default 10000)")
+    parser.add_argument("--learned", metavar="FILE", default=None, type=input_file,
                         help="the learned spacing (.npy or text, e.g. from isac train); default: learn it first")
     parser.add_argument("--scale", default="default", choices=sorted(SCALES),
                         help="scale of the training run when --learned is not given (default: default)")
-    parser.add_argument("--out", default="out/snr", help="output folder (default out/snr)")
+    parser.add_argument("--out", default="out/snr", type=output_dir, help="output folder (default out/snr)")
     add_study_options(parser)
     add_executor_options(parser)
     parser.set_defaults(func=snr_main)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..dsp.spacing import save_spacing
-from .common import load_params, true_array
+from .common import load_params, run_record, true_array, write_json
+from .options import add_json_option, add_run_options, output_file
 
 
 def draw_spacing_main(args) -> int:
@@ -13,14 +14,19 @@ def draw_spacing_main(args) -> int:
     ula = true_array(params, args.seed, None)
     save_spacing(args.out, ula.spacing)
     nominal = (np.arange(params.n_antennas) - (params.n_antennas - 1) / 2) * params.wavelength / 2
+    offset_mm = float(np.abs(ula.positions - nominal).max() * 1e3)
     print(f"wrote {args.out}: {params.n_antennas} spacings, mean {ula.spacing.mean() * 1e3:.4f} mm, "
-          f"element positions off lambda/2 by up to {np.abs(ula.positions - nominal).max() * 1e3:.2f} mm")
+          f"element positions off lambda/2 by up to {offset_mm:.2f} mm")
+    if args.json:
+        write_json(args.json, {**run_record(args, params, ula), "out": args.out,
+                               "max_position_offset_mm": offset_mm})
+        print(f"wrote {args.json}")
     return 0
 
 
 def register(sub) -> None:
     draw = sub.add_parser("draw-spacing", help="draw an impaired spacing vector (as --seed does) and write it")
-    draw.add_argument("--seed", type=int, default=0)
-    draw.add_argument("--config", default=None, help="SystemParams TOML file")
-    draw.add_argument("--out", required=True, help="output file (.npy or text)")
+    add_run_options(draw, seed_help="seed of the drawn array (the one every command draws for this --seed)")
+    draw.add_argument("--out", required=True, type=output_file, help="output file (.npy or text)")
+    add_json_option(draw)
     draw.set_defaults(func=draw_spacing_main)

@@ -263,7 +263,7 @@ class Trainer:
                 self.save_checkpoint(cfg.checkpoint)
             if cfg.progress:
                 _progress_bar(self.iteration, cfg.iterations, self.history[-1], start)
-        if cfg.progress and cfg.iterations:
+        if cfg.progress and cfg.iterations and sys.stderr.isatty():
             print(file=sys.stderr)
         self._wall_s += time.perf_counter() - start
         return TrainResult(self.model.spacing_numpy(), list(self.history), list(self.evaluations), self._wall_s,
@@ -276,7 +276,30 @@ class Trainer:
                 "optimizer": copy.deepcopy(self.optimizer.state_dict()), "rng": self.rng.bit_generator.state,
                 "history": list(self.history), "evaluations": list(self.evaluations),
                 "labeled_frames": self._labeled_frames, "first_loss": self._first_loss, "wall_s": self._wall_s,
-                "config": asdict(self.config)}
+                "config": asdict(self.config), "params": self.params.to_dict(),
+                "true_spacing": torch.from_numpy(self.true_spacing.copy())}
+
+    def check_state(self, state, source: str = "checkpoint") -> None:
+        """Refuse a state that is not a checkpoint of this run: keys missing, or another K,
+        system configuration, true array, schedule, seed or training configuration."""
+        if not isinstance(state, dict):
+            raise TrainingError(f"{source}: not a training checkpoint (holds {type(state).__name__})")
+        missing = [key for key in CHECKPOINT_KEYS if key not in state]
+        if missing:
+            raise TrainingError(f"{source}: not a training checkpoint of this version; keys {missing} are missing")
+        saved_params, params = _plain(state["params"]), _plain(self.params.to_dict())
+        differ = [k for k in params if saved_params.get(k) != params[k]]
+        if differ:
+            k = differ[0]
+            raise TrainingError(f"{source}: written for another system configuration: {k} = {saved_params.get(k)!r} "
+                                f"there, {params[k]!r} in this run (fields that differ: {differ})")
+        saved, config = _plain(state["config"]), _plain(asdict(self.config))
+        differ = [k for k in RESUME_MUST_MATCH if saved.get(k) != config[k]]
+        if differ:
+            raise TrainingError(f"{source}: written by another run: "
+                                + ", ".join(f"{k} = {saved.get(k)!r} there, {config[k]!r} here" for k in differ))
+        if not np.array_equal(np.asarray(state["true_spacing"]), self.true_spacing):
+            raise TrainingError(f"{source}: written for another true array (--true-spacing / --seed differ)")
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -300,17 +323,41 @@ class Trainer:
 
     def load_checkpoint(self, path) -> None:
         """Resume from a checkpoint written by `save_checkpoint`."""
-        try:
-            state = torch.load(path, weights_only=False)
-        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
-            raise TrainingError(f"cannot read checkpoint {path}: {exc}") from None
+        try:  # tensors and plain types only: a checkpoint from elsewhere cannot run code on load
+            state = torch.load(path, weights_only=True)
+        except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+            raise TrainingError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0]}") from None
+        self.check_state(state, f"checkpoint {path}")
         self.load_state_dict(state)
 
 
+#: What a checkpoint holds (`Trainer.state_dict`).
+CHECKPOINT_KEYS = ("iteration", "model", "optimizer", "rng", "history", "evaluations", "labeled_frames",
+                   "first_loss", "config", "params", "true_spacing")
+#: The `TrainConfig` fields a resumed run must share with the run that wrote the checkpoint.
+RESUME_MUST_MATCH = ("schedule", "iterations", "labeled_ratio", "batch_size", "lr", "lr_decay", "lr_decay_at",
+                     "curriculum", "curriculum_start_deg", "eval_at", "eval_frames", "eval_seed", "seed",
+                     "max_loss_growth")
+
+
+def _plain(value):
+    """Tuples as lists, recursively (a configuration read back compares equal to the one written)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _progress_bar(done: int, total: int, record: dict, start: float) -> None:
+    """A bar rewritten in place on a terminal; a plain line per 10 % of the run otherwise (a log file)."""
     width = 30
     filled = int(width * done / max(total, 1))
     elapsed = time.perf_counter() - start
     eta = elapsed / max(done, 1) * (total - done)
-    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {record['kind']} loss {record['loss']:.4g} "
-          f"{elapsed:.0f}s (eta {eta:.0f}s)", end="", file=sys.stderr, flush=True)
+    text = (f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {record['kind']} loss {record['loss']:.4g} "
+            f"{elapsed:.0f}s (eta {eta:.0f}s)")
+    if sys.stderr.isatty():
+        print(f"\r{text}", end="", file=sys.stderr, flush=True)
+    elif done == total or done * 10 // max(total, 1) > (done - 1) * 10 // max(total, 1):
+        print(text, file=sys.stderr, flush=True)

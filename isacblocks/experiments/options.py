@@ -1,0 +1,172 @@
+"""The command-line vocabulary every ``isac`` command shares, and its argument-time checks.
+
+Each ``type=`` function below checks one kind of value when argparse reads it, so a user
+mistake ends as ``isac <command>: error: argument --x: <what, the value, the rule>`` (exit
+2) before any computation starts.
+
+The vocabulary:
+
+- ``--seed N`` (a non-negative integer), ``--config FILE`` (a SystemParams TOML file);
+- ``--true-spacing FILE``: the spacing of the true, impaired array (default: drawn from ``--seed``);
+- ``--assume known|nominal|FILE``: the spacing the transceiver assumes: the true one, lambda/2,
+  or one read from a file;
+- ``--json PATH``: a JSON record of every number (strict JSON), checked writable up front.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+ASSUME_CHOICES = ("known", "nominal")
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Shows every option's default in ``--help`` (unless the help text already states it)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (not action.option_strings or "default" in text or action.default is None or action.default is False
+                or action.default is argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _fail(value, rule: str):
+    raise argparse.ArgumentTypeError(f"{value!r}: {rule}")
+
+
+def integer_at_least(minimum: int):
+    """``type=`` for an integer >= `minimum`."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            _fail(text, f"must be an integer >= {minimum}")
+        if value < minimum:
+            _fail(text, f"must be an integer >= {minimum}")
+        return value
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+seed_value = integer_at_least(0)
+count_value = integer_at_least(1)
+
+
+def real_in(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False):
+    """``type=`` for a finite real number in the interval ``[lo, hi]`` (ends open when asked)."""
+    rule = f"must be a number in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            _fail(text, rule)
+        below = value <= lo if lo_open else value < lo
+        above = value >= hi if hi_open else value > hi
+        if value != value or below or above:
+            _fail(text, rule)
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
+ratio_value = real_in(0.0, 1.0)
+positive_real = real_in(0.0, float("inf"), lo_open=True, hi_open=True)
+
+
+def input_file(text: str) -> str:
+    """``type=`` for a file that must exist and be readable."""
+    path = Path(text)
+    if not path.exists():
+        _fail(text, "no such file")
+    if path.is_dir():
+        _fail(text, "is a folder; a file is expected")
+    if not os.access(path, os.R_OK):
+        _fail(text, "cannot be read (permission denied)")
+    return text
+
+
+def output_file(text: str) -> str:
+    """``type=`` for a file to be written: its folder exists and is writable, the path is no folder."""
+    path = Path(text)
+    if text.endswith(os.sep) or path.is_dir():
+        _fail(text, "is a folder; a file name is expected")
+    folder = path.parent
+    if not folder.is_dir():
+        _fail(text, f"folder {str(folder)!r} does not exist (create it first)")
+    if not _can_write_in(folder) or (path.exists() and not os.access(path, os.W_OK)):
+        _fail(text, "is not writable (cannot create a file there)")
+    return text
+
+
+def _can_write_in(folder: Path) -> bool:
+    """Whether a file can be created in `folder` (tried, not guessed from permission bits)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+def output_dir(text: str) -> str:
+    """``type=`` for a folder to be written (created if needed): no file is in the way and the
+    nearest existing folder above it is writable."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        _fail(text, "is a file; a folder is expected")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        _fail(text, f"{str(existing)!r} is a file; a folder is expected")
+    if not _can_write_in(existing):
+        _fail(text, f"folder {str(existing)!r} is not writable (cannot create a file there)")
+    return text
+
+
+def assume_value(text: str) -> str:
+    """``type=`` of ``--assume``: ``known``, ``nominal`` or a readable spacing file."""
+    return text if text in ASSUME_CHOICES else input_file(text)
+
+
+def add_run_options(parser: argparse.ArgumentParser, seed_help: str = "seed of the run and of the drawn true array",
+                    config: bool = True) -> None:
+    """``--seed`` and ``--config``."""
+    parser.add_argument("--seed", type=seed_value, default=0, help=seed_help)
+    if config:
+        parser.add_argument("--config", metavar="FILE", type=input_file, default=None,
+                            help="SystemParams TOML file (default: the paper's parameters)")
+
+
+def add_true_spacing_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--true-spacing", metavar="FILE", type=input_file, default=None,
+                        help="the true, impaired array's spacing (.npy or text, metres, one per antenna); "
+                             "default: drawn from the impairment model with --seed")
+
+
+def add_assume_option(parser: argparse.ArgumentParser, default: str | None = "known", required: bool = False) -> None:
+    parser.add_argument("--assume", metavar="known|nominal|FILE", type=assume_value, default=default,
+                        required=required,
+                        help="the spacing the transceiver assumes: the true one (known), lambda/2 (nominal), "
+                             "or one read from FILE (.npy or text, metres)")
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", metavar="PATH", type=output_file, default=None,
+                        help="write every number, with version, seed, configuration and the true spacing's "
+                             "source, to this JSON file")
+
+
+def add_spacing_options(parser: argparse.ArgumentParser, assume: bool = False) -> None:
+    """The shared vocabulary of a command that simulates an array: ``--seed``, ``--config``,
+    ``--true-spacing`` (and ``--assume`` when the command lets the transceiver assume a spacing)
+    and ``--json``."""
+    add_run_options(parser)
+    add_true_spacing_option(parser)
+    if assume:
+        add_assume_option(parser)
+    add_json_option(parser)
