@@ -72,7 +72,7 @@ def test_rx_names_a_configuration_mismatch(tmp_path, small):
              "--linger", 1, cwd=tmp_path)
     try:
         assert rx.finish(60) == 2
-        assert "true_spacing" in rx.stderr and "--seed / --spacing" in rx.stderr
+        assert "true_spacing" in rx.stderr and "--seed / --true-spacing" in rx.stderr
         assert "Traceback" not in rx.stderr
     finally:
         tx.kill()

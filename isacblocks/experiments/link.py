@@ -211,7 +211,7 @@ class LinkMonitor(SinkBlock):
             raise BlockError(f"block {self.name!r}: unknown link_config {config!r} (expected version {LINK_VERSION})")
         self.config = config
         hints = {"n_antennas": "--config", "n_subcarriers": "--config", "with_comm": "--no-comm",
-                 "true_spacing": "--seed / --spacing"}
+                 "true_spacing": "--seed / --true-spacing"}
         for key, hint in hints.items():
             if key not in self.expect:
                 continue

@@ -3,7 +3,7 @@
     isac rx --address tcp://127.0.0.1:5555 &
     isac tx --address tcp://127.0.0.1:5555 --frames 2000
 
-Both take the same ``--seed``, ``--config``, ``--spacing`` and ``--no-comm``; the receiver
+Both take the same ``--seed``, ``--config``, ``--true-spacing`` and ``--no-comm``; the receiver
 checks them against the transmitter's ``link_config`` tag.  Either may start first: the
 transmitter's PUSH sockets hold the frames until a receiver connects (both print a
 "waiting" line meanwhile).  The last frame carries an end-of-stream tag, which ends the
@@ -33,7 +33,8 @@ import numpy as np
 
 from ..dsp.detection import threshold_at_pfa
 from ..errors import ConfigError
-from .common import fmt_interval, load_params, run_record, table, true_array, write_json
+from .common import assumed_spacing, fmt_interval, load_params, run_record, table, true_array, write_json
+from .options import HelpFormatter, add_spacing_options, output_file
 from ..zmq import LinkIdleError
 from .link import (EXIT_NO_RECEIVER, LINK_HWM, LINK_IDLE_TIMEOUT, LINK_STREAMS, link_verdict, rx_flowgraph,
                    stream_addresses, tx_flowgraph)
@@ -46,14 +47,7 @@ def _shared_options(parser: argparse.ArgumentParser, role: str) -> None:
     parser.add_argument("--address", default=DEFAULT_ADDRESS,
                         help=f"base address; the {len(LINK_STREAMS)} streams ({', '.join(LINK_STREAMS)}) use "
                              "consecutive tcp ports or suffixed ipc/inproc names (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the run: the true array and, at tx, every "
-                                                            "random block (default 0)")
-    parser.add_argument("--spacing", metavar="FILE", default=None,
-                        help="true antenna spacing vector (.npy or text, metres); default: drawn from --seed")
-    parser.add_argument("--config", metavar="FILE", default=None, help="SystemParams TOML file (default: paper)")
-    parser.add_argument("--assume", default="known", metavar="known|nominal|FILE",
-                        help=f"spacing the {role} assumes: the true impaired one, lambda/2, or a file "
-                             "(e.g. a learned d) (default %(default)s)")
+    add_spacing_options(parser, assume=True)
     parser.add_argument("--no-comm", dest="with_comm", action="store_false",
                         help="sensing only: no UE channel, no y_c / csi / messages streams")
     parser.add_argument("--max-items", type=int, default=64,
@@ -65,7 +59,6 @@ def _shared_options(parser: argparse.ArgumentParser, role: str) -> None:
     parser.add_argument("--idle-timeout", type=float, default=LINK_IDLE_TIMEOUT, metavar="S",
                         help="give up when the other end took or sent nothing for S seconds once the stream "
                              "has started; 0 waits forever (default %(default)g)")
-    parser.add_argument("--json", metavar="PATH", default=None, help="write every number to this JSON file")
 
 
 def tx_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -99,20 +92,10 @@ def rx_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argumen
                         help="sensing receiver: MAPRT baseline or MB-ML (Algorithm 1) (default maprt)")
     parser.add_argument("--threshold", type=float, default=None,
                         help="detection threshold (default: the (1 - Pfa) quantile of the H0 frames received)")
-    parser.add_argument("--save-records", metavar="PATH", default=None,
+    parser.add_argument("--save-records", metavar="PATH", type=output_file, default=None,
                         help="save the per-frame detection records (statistic, theta_hat, range_hat, "
                              "target_present, theta, range) to this .npy file")
     return parser
-
-
-def _assumed_spacing(args, params, ula) -> np.ndarray:
-    if args.assume == "known":
-        return ula.spacing
-    if args.assume == "nominal":
-        return params.nominal_spacing
-    from ..dsp.spacing import load_spacing
-
-    return load_spacing(args.assume, params.n_antennas)
 
 
 def _check_common(args) -> None:
@@ -162,8 +145,8 @@ def tx_main(argv=None, args=None) -> int:
     _setup_process("tx")
     _check_common(args)
     params = load_params(args)
-    ula = true_array(params, args.seed, args.spacing)
-    spacing = _assumed_spacing(args, params, ula)
+    ula = true_array(params, args.seed, args.true_spacing)
+    spacing = assumed_spacing(args.assume, params, ula)
     if args.frames < 0:
         raise ConfigError(f"--frames {args.frames}: must be >= 0 (0: until Ctrl-C)")
     n_frames = None if args.frames == 0 else args.frames
@@ -233,8 +216,8 @@ def rx_main(argv=None, args=None) -> int:
     _setup_process("rx")
     _check_common(args)
     params = load_params(args)
-    ula = true_array(params, args.seed, args.spacing)
-    spacing = _assumed_spacing(args, params, ula)
+    ula = true_array(params, args.seed, args.true_spacing)
+    spacing = assumed_spacing(args.assume, params, ula)
     expect = {"true_spacing": ula.spacing} if args.assume == "known" else {}
     link = rx_flowgraph(params, spacing, args.address, with_comm=args.with_comm, estimator=args.estimator,
                         threshold=args.threshold, max_items=args.max_items, hwm=args.hwm, expect=expect,
