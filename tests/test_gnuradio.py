@@ -149,3 +149,47 @@ def test_gnuradio_sender_with_smaller_items_is_named(tmp_path):
     with pytest.raises(BlockError, match=rf"item size mismatch: .* this source's are {8 * WIDTH} bytes"):
         fg.wait(timeout=30)
     fg.stop()
+
+
+def test_isac_link_through_a_gnuradio_relay_equals_the_direct_link(tmp_path):
+    """isac tx -> GR pull_source -> GR push_sink -> isac rx: the same records as the one-process
+    flowgraph, and rx ends by itself (on the end-of-stream tag of the last frame)."""
+    from isacblocks import SystemParams
+    from isacblocks.experiments.baseline import isac_flowgraph
+    from isacblocks.experiments.common import true_array
+    from isacblocks.experiments.link import LINK_STREAMS, make_estimator, stream_addresses
+    from linkutil import Cli, small_config
+
+    config = small_config(tmp_path)
+    params = SystemParams.from_toml(config)
+    frames, seed = 200, 5
+    tx_base, rx_base = free_base_port(), free_base_port()
+    tx_addr, rx_addr = f"tcp://127.0.0.1:{tx_base}", f"tcp://127.0.0.1:{rx_base}"
+    k, s = params.n_antennas, params.n_subcarriers
+    vlen = {"Y_r": k * s, "symbols": s, "messages": s // 2, "y_c": s, "csi": s}  # in complex64 units
+    triples = []
+    for name in LINK_STREAMS:
+        triples += [stream_addresses(tx_addr)[name], stream_addresses(rx_addr)[name].replace("127.0.0.1", "*"),
+                    vlen[name]]
+    relay = gr_peer("relay", *triples, wait=False)
+    common = ["--config", config, "--seed", seed, "--report-interval", 0, "--idle-timeout", 20]
+    try:
+        assert relay.stdout.readline().strip() == "relaying"
+        rx = Cli("rx", *common, "--address", rx_addr, "--save-records", "rec.npy", "--json", "rx.json", cwd=tmp_path)
+        tx = Cli("tx", *common, "--address", tx_addr, "--frames", frames, "--alternate", cwd=tmp_path)
+        assert rx.finish(120) == 0, rx.stdout + rx.stderr
+        assert tx.finish(60) == 0, tx.stderr
+    finally:
+        relay.terminate()
+        relay.wait(10)
+        for cli in ("rx", "tx"):
+            if cli in locals():
+                locals()[cli].kill()
+    ula = true_array(params, seed, None)
+    chain = isac_flowgraph(params, ula, ula.spacing, frames, seed=seed, with_comm=True, alternate=True,
+                           estimator=make_estimator("maprt", params, ula.spacing))
+    chain.flowgraph.run()
+    assert np.load(tmp_path / "rec.npy").tobytes() == chain.detection.records.tobytes()
+    record = json.loads((tmp_path / "rx.json").read_text())
+    assert record["complete"] and record["link"]["paired"] == frames and record["link"]["eos_received"]
+    assert (record["ser"]["errors"], record["ser"]["symbols"]) == (chain.ser.errors, chain.ser.symbols)
