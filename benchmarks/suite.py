@@ -24,10 +24,10 @@ from isacblocks import SystemParams
 from isacblocks.errors import ConfigError
 from isacblocks.experiments.common import table, true_array
 
-from . import chain, memory, receivers, roofline, training, zmq_bench
+from . import chain, gnuradio_bench, memory, receivers, roofline, training, zmq_bench
 from .timing import fmt_rate, load_average, machine_description
 
-SECTIONS = ("roofline", "receivers", "training", "chain", "work_overhead", "zmq", "memory")
+SECTIONS = ("roofline", "receivers", "training", "chain", "work_overhead", "zmq", "gnuradio", "memory")
 
 
 @dataclass(frozen=True)
@@ -152,6 +152,7 @@ def run_sections(config: BenchConfig, params, seed: int, sections, config_file: 
     section("work_overhead", lambda: {str(n): chain.work_overhead(n, config.noop_calls, config.noop_blocks, 1,
                                                                   config.noop_reps) for n in (64, 4096)})
     section("zmq", lambda: zmq_bench.run(config.zmq_frames, config.zmq_reps))
+    section("gnuradio", lambda: gnuradio_bench.run(config.zmq_frames, config.zmq_reps))
     section("memory", lambda: {
         "training": memory.training_peak(config.memory_batch, list(config.dense_memory_batches), seed, config_file),
         "streaming": memory.streaming_rss(config.stream_seconds, config.stream_warmup_calls, config.stream_interval_s,
@@ -303,6 +304,8 @@ def markdown(record: dict) -> str:
         lines += _work_md(res["work_overhead"])
     if "zmq" in res:
         lines += _zmq_md(res["zmq"])
+    if "gnuradio" in res:
+        lines += _gnuradio_md(res["gnuradio"])
     if "memory" in res:
         lines += _memory_md(res["memory"])
     lines += ["## Goals", "",
@@ -459,6 +462,21 @@ def _zmq_md(sec: dict) -> list[str]:
             f"{sec['frames_per_message']} per message, {sec['frames_per_run']} per run " + _load(sec), "",
             table(["pattern", "processes", "GB/s median [min-max]", "frames/s", "lost", "out of sequence",
                    "dropped"], rows), ""]
+
+
+def _gnuradio_md(sec: dict) -> list[str]:
+    if (err := _error_md("GNU Radio <-> isacblocks ZeroMQ", sec)) is not None:
+        return err
+    if "skipped" in sec:
+        return ["## GNU Radio <-> isacblocks ZeroMQ", "", f"Skipped: {sec['skipped']}", ""]
+    names = {"gr_to_gr": "GNU Radio -> GNU Radio", "gr_to_isacblocks": "GNU Radio -> isacblocks",
+             "isacblocks_to_gr": "isacblocks -> GNU Radio"}
+    rows = [[names[key], f"{_f(r['gbytes_per_s']['median'], 2)} [{_f(r['gbytes_per_s']['min'], 2)}-"
+                         f"{_f(r['gbytes_per_s']['max'], 2)}]", _f(r["frames_per_s"], 0)]
+            for key, r in sec["results"].items()]
+    return [f"## GNU Radio {sec['gnuradio']} <-> isacblocks, ZeroMQ PUSH/PULL on loopback, two processes, "
+            f"{sec['frame_shape'][0]}x{sec['frame_shape'][1]} complex64 frames, {sec['frames_per_run']} per run "
+            + _load(sec), "", table(["direction", "GB/s median [min-max]", "frames/s"], rows), ""]
 
 
 def _memory_md(sec: dict) -> list[str]:

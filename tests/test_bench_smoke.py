@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import pytest
 
@@ -36,7 +37,8 @@ def test_quick_bench_writes_every_section_and_the_cross_checks_agree(tmp_path):
     assert meta["mode"] == "quick" and len(meta["load_average_start"]) == 3
     for key in ("cpu_model", "logical_cores", "numpy_blas", "numba", "torch", "torch_threads"):
         assert key in meta["machine"]
-    assert set(results) == {"roofline", "receivers", "training", "chain", "work_overhead", "zmq", "memory"}
+    assert set(results) == {"roofline", "receivers", "training", "chain", "work_overhead", "zmq", "gnuradio",
+                            "memory"}
     for sec in results.values():
         assert sec["wall_s"] > 0 and len(sec["load_average"]["start"]) == 3
 
@@ -77,6 +79,13 @@ def test_quick_bench_writes_every_section_and_the_cross_checks_agree(tmp_path):
     for key, run in zmq.items():
         assert run["gbytes_per_s"]["median"] > 0, key
         assert run["lost_frames"] == 0 and run["out_of_sequence"] == 0, key
+
+    gnuradio = results["gnuradio"]
+    if "skipped" not in gnuradio:
+        assert set(gnuradio["results"]) == {"gr_to_gr", "gr_to_isacblocks", "isacblocks_to_gr"}
+        assert all(r["gbytes_per_s"]["median"] > 0 for r in gnuradio["results"].values())
+    else:
+        assert os.environ.get("CI", "").lower() != "true", gnuradio["skipped"]
 
     mem = results["memory"]
     assert mem["training"]["isacblocks"]["peak_rss_gib"] >= mem["training"]["isacblocks"]["baseline_rss_gib"] > 0

@@ -22,7 +22,7 @@ from isacblocks.zmq import PubSink, PullSource, PushSink, SubSource
 from isacblocks.zmq.pmt import Pair, UInt64, deserialize, equal, serialize
 from linkutil import GR_PYTHON, free_base_port, require_gnuradio
 
-PEER = str(Path(__file__).with_name("gr_peer.py"))
+PEER = str(Path(__file__).resolve().parent.parent / "flowgraphs" / "gr_peer.py")
 WIDTH = 16
 N = 300
 

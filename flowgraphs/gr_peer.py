@@ -1,4 +1,4 @@
-"""GNU Radio 3.10 flowgraphs at the other end of a ZeroMQ socket, for the tests.
+"""GNU Radio 3.10 flowgraphs at the other end of a ZeroMQ socket (tests, benchmarks, by hand).
 
 Runs under Debian's ``/usr/bin/python3`` (which has ``gnuradio``), never in the project's
 venv.  Items travel as ``.npy`` files; tags as JSON lists of ``[offset, key, value, srcid]``
