@@ -1,7 +1,7 @@
 """ZeroMQ throughput between GNU Radio 3.10 and isacblocks, next to GNU Radio -> GNU Radio.
 
 Frames are (64, 256) complex64 (GNU Radio: ``gr_complex`` with vlen 16384), PUSH/PULL on
-loopback, no tags.  GNU Radio runs under Debian's ``/usr/bin/python3`` (`flowgraphs/gr_peer.py
+loopback, no tags.  GNU Radio runs under Debian's ``/usr/bin/python3`` (`isacblocks/zmq/gr_peer.py
 rate`); the isacblocks ends run in this process.  Each receiver is timed from its first
 item to the last, so process start and connection set-up are left out:
 
@@ -17,32 +17,21 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from pathlib import Path
 
 import numpy as np
 
 from isacblocks.core import Flowgraph
 from isacblocks.zmq import PullSource, PushSink
+from isacblocks.zmq.gnuradio import GR_PYTHON, gnuradio_version, peer_command
 
 from .zmq_bench import FRAME_SHAPE, CountingSink, RepeatSource
 
-GR_PYTHON = "/usr/bin/python3"
-PEER = str(Path(__file__).resolve().parent.parent / "flowgraphs" / "gr_peer.py")
 VLEN = int(np.prod(FRAME_SHAPE))
 FRAME_BYTES = VLEN * 8
 
 
-def gnuradio_version() -> str | None:
-    try:
-        done = subprocess.run([GR_PYTHON, "-c", "from gnuradio import gr, zeromq; print(gr.version())"],
-                              capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
 def _peer(role: str, address: str, n_frames: int) -> subprocess.Popen:
-    proc = subprocess.Popen([GR_PYTHON, PEER, "rate", role, address, str(n_frames), str(VLEN)],
+    proc = subprocess.Popen(peer_command("rate", role, address, n_frames, VLEN),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if proc.stdout.readline().strip() != "ready":
         proc.kill()

@@ -14,20 +14,7 @@ import time
 import pytest
 
 from isacblocks.experiments.link import LINK_STREAMS
-
-#: Debian's interpreter, which has GNU Radio (the project's venv cannot import it).
-GR_PYTHON = "/usr/bin/python3"
-
-
-def gnuradio_version() -> str | None:
-    """GNU Radio's version as Debian's python3 reports it, or None when it cannot import it."""
-    try:
-        done = subprocess.run([GR_PYTHON, "-c", "from gnuradio import gr, zeromq; print(gr.version())"],
-                              capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
+from isacblocks.zmq.gnuradio import GR_PYTHON, gnuradio_version, peer_command  # noqa: F401  (re-exported)
 
 def require_gnuradio() -> str:
     """Skip (with the reason) when GNU Radio is absent; under ``CI=true`` that is a failure."""

@@ -1,6 +1,6 @@
 """Real GNU Radio 3.10 at the other end of the socket.
 
-GNU Radio runs in child processes of Debian's ``/usr/bin/python3`` (`tests/gr_peer.py`); the
+GNU Radio runs in child processes of Debian's ``/usr/bin/python3`` (`isacblocks/zmq/gr_peer.py`); the
 project's venv cannot import it.  Items are compared bit for bit, tags by offset, key, value
 and srcid, each end building and reading PMTs with its own (de)serialiser.  Where GNU Radio
 is absent the tests skip with the reason; under ``CI=true`` that is a failure.
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,9 +18,8 @@ from isacblocks.core import Flowgraph, Tag, VectorSink, VectorSource
 from isacblocks.errors import BlockError
 from isacblocks.zmq import PubSink, PullSource, PushSink, SubSource
 from isacblocks.zmq.pmt import Pair, UInt64, deserialize, equal, serialize
-from linkutil import GR_PYTHON, free_base_port, require_gnuradio
+from linkutil import free_base_port, peer_command, require_gnuradio
 
-PEER = str(Path(__file__).resolve().parent.parent / "flowgraphs" / "gr_peer.py")
 WIDTH = 16
 N = 300
 
@@ -33,7 +30,7 @@ def gnuradio():
 
 
 def gr_peer(*args, wait: bool = True, timeout: float = 60.0):
-    proc = subprocess.Popen([GR_PYTHON, PEER, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.Popen(peer_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     if not wait:
         return proc

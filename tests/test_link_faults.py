@@ -11,7 +11,6 @@ import json
 import signal
 import time
 
-import pytest
 
 from isacblocks.experiments.link import EXIT_CUT_SHORT, EXIT_FOREIGN, EXIT_LOST, EXIT_NO_RECEIVER
 from linkutil import Cli, free_base_port, small_config

@@ -14,7 +14,7 @@ import zmq
 
 from isacblocks.core import Flowgraph, Tag, VectorSink, VectorSource
 from isacblocks.errors import BlockError, ConfigError
-from isacblocks.zmq import (EOS_KEY, SEQ_KEY, ItemSizeMismatch, LinkIdleError, PairedPullSource, PullSource,
+from isacblocks.zmq import (EOS_KEY, SEQ_KEY, LinkIdleError, PairedPullSource, PullSource,
                             PushSink, ZmqWarning, encode_message)
 
 LOOPBACK = "tcp://127.0.0.1:0"

@@ -28,7 +28,7 @@ from isacblocks.zmq import (
     rebase_tags,
     split_pub_frames,
 )
-from isacblocks.zmq.pmt import Pair, equal
+from isacblocks.zmq.pmt import equal
 from isacblocks.zmq.wire import HEADER_SIZE
 
 # gen_tag_header(offset=1000, tags=[tag_t{offset=1003, key="foo", value=from_long(1),

@@ -58,7 +58,9 @@ def _release(state: dict, linger: int = 0) -> None:
     if sock is not None and not sock.closed:
         sock.close(linger=linger)
     if ctx is not None and state.get("own_context") and not ctx.closed:
-        ctx.term()
+        # destroy, not term: term() waits forever for a socket another thread still holds (a
+        # flowgraph left running when the interpreter exits and runs this finaliser)
+        ctx.destroy(linger=0)
 
 
 def _key_bytes(key, owner: str) -> bytes:
