@@ -15,6 +15,8 @@ from .tags import Tag
 class VectorSource(SourceBlock):
     """Emit the items of `data` (shape ``(n, *item_shape)``) with the given tags, then end."""
 
+    waits_for_external_input = False
+
     def __init__(self, data, tags: Iterable = (), item_shape=None, dtype=None, name=None):
         data = np.asarray(data, dtype=dtype)
         if item_shape is not None and tuple(data.shape[1:]) != tuple(item_shape):
