@@ -103,6 +103,10 @@ class Flowgraph:
                 problems.append(f"dtype {np.dtype(out_spec.dtype).name} != {np.dtype(in_spec.dtype).name}")
             if tuple(out_spec.shape) != tuple(in_spec.shape):
                 problems.append(f"item shape {tuple(out_spec.shape)} != {tuple(in_spec.shape)}")
+            mismatch = _params_mismatch(src, dst)
+            if mismatch:
+                raise ConnectError(f"cannot connect {src.name}:{out_spec.name} to {dst.name}:{in_spec.name}: "
+                                   f"the blocks were built from different configurations: {mismatch}")
             if problems:
                 raise ConnectError(
                     f"cannot connect {src.name}:{out_spec.name} ({out_spec.describe()}) to "
@@ -548,6 +552,39 @@ class Flowgraph:
 _BLOCKING_CALL_S = 1e-3
 #: Consecutive quick rounds without progress after which a flowgraph is reported stuck.
 _STUCK_ROUNDS = 3
+
+
+def _same(a, b) -> bool:
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):  # e.g. arrays: elementwise comparison
+        try:
+            return bool(np.array_equal(a, b))
+        except Exception:  # noqa: BLE001 - incomparable values differ
+            return False
+
+
+def _params_mismatch(src: Block, dst: Block) -> str | None:
+    """Both blocks carry a dataclass `params` (e.g. SystemParams) and they differ: say where.
+
+    Radio-agnostic: any dataclass attribute named `params` is compared field by field.
+    """
+    a, b = getattr(src, "params", None), getattr(dst, "params", None)
+    if a is None or b is None or a is b:
+        return None
+    if not (dataclasses.is_dataclass(a) and not isinstance(a, type)
+            and dataclasses.is_dataclass(b) and not isinstance(b, type)):
+        return None
+    if type(a) is not type(b):
+        return f"{src.name}.params is a {type(a).__name__}, {dst.name}.params a {type(b).__name__}"
+    for field in dataclasses.fields(a):
+        va, vb = getattr(a, field.name), getattr(b, field.name)
+        if not _same(va, vb):
+            return (f"{type(a).__name__}.{field.name} = {va!r} ({src.name}) != {vb!r} ({dst.name}); build both "
+                    "blocks from the same params")
+    return None
 
 
 def _as_count(block: Block, value, where: str = "work()") -> int:
