@@ -126,7 +126,8 @@ def test_throttle_paces_items_and_stops_promptly():
     """Not a timing test of the rate: it checks that a slow throttle does not hold stop()."""
     sink = VectorSink(np.int64)
     fg = Flowgraph(max_items=16, name="throttled")
-    fg.connect(VectorSource(np.arange(1000, dtype=np.int64)), Throttle(np.int64, items_per_second=20.0), sink)
+    fg.connect(VectorSource(np.arange(1000, dtype=np.int64)), Throttle(np.int64, items_per_second=20.0,
+                                                                         name="throttle"), sink)
     fg.start()
     deadline = time.monotonic() + 5
     while not sink._chunks and time.monotonic() < deadline:
@@ -135,6 +136,8 @@ def test_throttle_paces_items_and_stops_promptly():
     assert not fg.running
     assert not any(t.name == "isacblocks-throttled" and t.is_alive() for t in threading.enumerate())
     assert 1 <= len(sink.data) < 1000
+    # no busy wait: each work() call passes items or sleeps until the next one is due (or 50 ms)
+    assert fg.work_calls["throttle"] <= 2 * len(sink.data) + 200
     np.testing.assert_array_equal(sink.data, np.arange(len(sink.data)))
     with pytest.raises(ConfigError, match="items_per_second = 0"):
         Throttle(np.int64, items_per_second=0)

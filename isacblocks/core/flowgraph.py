@@ -7,6 +7,16 @@ pass.  A block ends when it returns `WORK_DONE` (a source at the end of its stre
 sink that has seen enough) or when its inputs are exhausted; the flowgraph ends when
 every sink has ended.  An exception inside ``work()`` stops the run and is re-raised
 from `run()` / `wait()` as a `BlockError` naming the block.
+
+Sync blocks get as many items on every port; `DecimBlock` / `InterpBlock` get ``n * D``
+inputs for ``n`` outputs (``n`` inputs for ``n * I`` outputs); a `GeneralBlock` gets every
+available input item once its `forecast` is met and says what it consumed.  Items that
+reach a block but can never be consumed (a partial frame at the end of a stream, the
+longer of two unequal streams into a sync block) are counted in `Flowgraph.dropped` and
+reported with a `StreamWarning`.  A return value of work() that is not an int count
+within the items offered raises `BlockError`.  A graph in which no block can progress,
+with no live block waiting for the outside (`Block.waits_for_external_input`), ends with
+a `BlockError` naming the stuck blocks.  Each run starts from fresh state.
 """
 
 from __future__ import annotations
