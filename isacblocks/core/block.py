@@ -7,8 +7,10 @@ A block declares its stream ports as (dtype, item shape).  The scheduler calls
 with ``inputs[i]`` an array of shape ``(n_i, *item_shape_i)`` (read-only view of the
 upstream buffer) and ``outputs[j]`` a preallocated buffer of shape
 ``(m, *item_shape_j)`` to fill.  The return value is the number of items produced.
-Blocks with inputs are *sync* blocks (sinks included): they consume as many items
-of every input as they produce (for a sink: as many as they return).  A source (no
+Plain blocks with inputs are *sync* blocks (sinks included): they consume as many items
+of every input as they produce (for a sink: as many as they return).  `DecimBlock` and
+`InterpBlock` change the rate by a fixed factor; a `GeneralBlock` implements
+``general_work()`` and says what it consumed (GNU Radio's general block).  A source (no
 inputs) returns `WORK_DONE` when its stream has ended.
 
 Stream tags (`Tag`) carry per-item metadata with absolute item offsets; sync blocks
