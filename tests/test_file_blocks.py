@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from isacblocks.core import (FileSink, FileSource, Flowgraph, Head, NullSink, TagDebug, Throttle, Tag, VectorSink,
+from isacblocks.core import (FileSink, FileSource, Flowgraph, Head, SourceBlock, TagDebug, Throttle, Tag, VectorSink,
                              VectorSource)
 from isacblocks.errors import ConfigError
 
@@ -120,6 +120,26 @@ def test_head_passes_n_items_then_ends(run_fg):
     assert [(t.offset, t.key) for t in sink.tags] == [(2, "a")]
     with pytest.raises(ConfigError, match="n = -1"):
         Head(np.int64, n=-1)
+
+
+def test_head_ends_the_graph_even_when_its_source_then_goes_idle(run_fg):
+    class FiveThenIdle(SourceBlock):
+        def __init__(self):
+            super().__init__(out_sig=[np.int64], name="five_then_idle")
+            self.sent = 0
+
+        def work(self, inputs, outputs):
+            if self.sent:
+                return 0  # waiting for the outside, forever
+            outputs[0][:5] = np.arange(5)
+            self.sent = 5
+            return 5
+
+    sink = VectorSink(np.int64)
+    fg = Flowgraph(max_items=8)
+    fg.connect(FiveThenIdle(), Head(np.int64, n=5), sink)
+    run_fg(fg, timeout=10)
+    np.testing.assert_array_equal(sink.data, np.arange(5))
 
 
 def test_throttle_paces_items_and_stops_promptly():

@@ -4,7 +4,6 @@ partial frames at the end of a stream."""
 
 from __future__ import annotations
 
-import warnings
 from fractions import Fraction
 
 import numpy as np

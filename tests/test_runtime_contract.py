@@ -12,7 +12,7 @@ import pytest
 
 from isacblocks import SystemParams
 from isacblocks.blocks import DetectionMetricsSink, OFDMModulator, SERSink, SymbolSource
-from isacblocks.core import (WORK_DONE, Block, Flowgraph, GeneralBlock, NullSink, SinkBlock, SourceBlock,
+from isacblocks.core import (Block, Flowgraph, GeneralBlock, NullSink, SinkBlock, SourceBlock,
                              StreamWarning, SyncBlock, Tag, VectorSink, VectorSource)
 from isacblocks.errors import BlockError, ConnectError
 

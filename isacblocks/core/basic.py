@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import ConfigError, ShapeError
 from ..validation import is_integer, is_real
-from .block import WORK_DONE, Block, SinkBlock, SourceBlock
+from .block import WORK_DONE, Block, GeneralBlock, SinkBlock, SourceBlock
 from .ports import port
 from .tags import Tag
 
@@ -133,8 +133,12 @@ class TagFilter(Block):
         return n
 
 
-class Head(Block):
-    """Pass the first `n` items, then end (GNU Radio's ``blocks.head``)."""
+class Head(GeneralBlock):
+    """Pass the first `n` items, then end (GNU Radio's ``blocks.head``).
+
+    It ends as soon as the `n`-th item has passed, even if no more input ever comes
+    (e.g. after an idle network source).
+    """
 
     def __init__(self, dtype, item_shape=(), n: int = 0, name=None):
         super().__init__(in_sig=[port(dtype, item_shape)], out_sig=[port(dtype, item_shape)], name=name)
@@ -146,12 +150,16 @@ class Head(Block):
     def reset(self) -> None:
         self.count = 0
 
-    def work(self, inputs, outputs):
-        m = min(len(inputs[0]), self.n - self.count)
+    def forecast(self, noutput_items, ninputs):
+        return [0 if self.count >= self.n else 1]
+
+    def general_work(self, inputs, outputs):
+        m = min(len(inputs[0]), len(outputs[0]), self.n - self.count)
         if m <= 0:
             return WORK_DONE
         outputs[0][:m] = inputs[0][:m]
         self.count += m
+        self.consume(0, m)
         return m
 
 
