@@ -69,6 +69,7 @@ class ISACCombiner(SyncBlock):
 
     def __init__(self, params, eta: float = 1.0, phi: float = 0.0, name=None):
         k = params.n_antennas
+        self.params = params
         super().__init__(in_sig=[("f_sensing", np.complex64, k), ("f_comm", np.complex64, k)],
                          out_sig=[("precoder", np.complex64, k)], name=name)
         self.set_tradeoff({"eta": eta, "phi": phi})

@@ -25,6 +25,7 @@ class OFDMModulator(SyncBlock):
         if cyclic_prefix and not time_domain:
             raise ConfigError(f"OFDMModulator.cyclic_prefix = {cyclic_prefix!r}: needs time_domain=True")
         out_len = s + cyclic_prefix if time_domain else s
+        self.params = params
         super().__init__(in_sig=[("symbols", np.complex64, s)], out_sig=[("ofdm", np.complex64, out_len)],
                          name=name)
         self.time_domain = time_domain
@@ -50,6 +51,7 @@ class OFDMDemodulator(SyncBlock):
         s = params.n_subcarriers
         if not is_integer(cyclic_prefix) or not 0 <= cyclic_prefix <= s:
             raise ConfigError(f"OFDMDemodulator.cyclic_prefix = {cyclic_prefix!r}: must be an integer in [0, S={s}]")
+        self.params = params
         super().__init__(in_sig=[("ofdm", np.complex64, s + cyclic_prefix)],
                          out_sig=[("symbols", np.complex64, s)], name=name)
         self.cyclic_prefix = cyclic_prefix

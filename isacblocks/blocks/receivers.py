@@ -18,6 +18,7 @@ class ReciprocalFilter(SyncBlock):
 
     def __init__(self, params, name=None):
         k, s = params.n_antennas, params.n_subcarriers
+        self.params = params
         super().__init__(in_sig=[("Y_r", np.complex64, (k, s)), ("symbols", np.complex64, s)],
                          out_sig=[("Y_tilde", np.complex64, (k, s))], name=name)
 
@@ -111,6 +112,7 @@ class MLDemapper(SyncBlock):
 
     def __init__(self, params, name=None):
         s = params.n_subcarriers
+        self.params = params
         super().__init__(in_sig=[("y_c", np.complex64, s), ("csi", np.complex64, s)],
                          out_sig=[("messages", np.int32, s)], name=name)
         self.points = constellation(params.constellation)

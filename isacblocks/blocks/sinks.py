@@ -22,6 +22,7 @@ class DetectionMetricsSink(SinkBlock):
     """
 
     def __init__(self, params, pfa: float | None = None, threshold: float | None = None, name=None):
+        self.params = params
         super().__init__(in_sig=[("estimate", np.float64, ESTIMATE_ITEM)], name=name)
         self.pfa = params.pfa if pfa is None else float(pfa)
         if not 0.0 < self.pfa < 1.0:
@@ -82,7 +83,11 @@ class SERSink(SinkBlock):
 
     def __init__(self, params, name=None):
         s = params.n_subcarriers
+        self.params = params
         super().__init__(in_sig=[("decided", np.int32, s), ("sent", np.int32, s)], name=name)
+        self.reset()
+
+    def reset(self) -> None:
         self.errors = 0
         self.symbols = 0
 

@@ -1,19 +1,24 @@
-"""Generic blocks that know nothing about radio: vector source / sink, null sink, tagger."""
+"""Generic blocks that know nothing about radio: vector source / sink, null sink, tagger, head,
+throttle, tag debug."""
 
 from __future__ import annotations
 
+import time
 from typing import Iterable
 
 import numpy as np
 
-from ..errors import ShapeError
-from .block import WORK_DONE, Block, SinkBlock, SourceBlock
+from ..errors import ConfigError, ShapeError
+from ..validation import is_integer, is_real
+from .block import WORK_DONE, Block, GeneralBlock, SinkBlock, SourceBlock
 from .ports import port
 from .tags import Tag
 
 
 class VectorSource(SourceBlock):
     """Emit the items of `data` (shape ``(n, *item_shape)``) with the given tags, then end."""
+
+    waits_for_external_input = False
 
     def __init__(self, data, tags: Iterable = (), item_shape=None, dtype=None, name=None):
         data = np.asarray(data, dtype=dtype)
@@ -125,4 +130,123 @@ class TagFilter(Block):
             if tag.key in self.drop_keys and tag.offset >= self.from_item:
                 continue
             self.add_tag(0, tag.offset + shift, tag.key, tag.value, tag.srcid)
+        return n
+
+
+class Head(GeneralBlock):
+    """Pass the first `n` items, then end (GNU Radio's ``blocks.head``).
+
+    It ends as soon as the `n`-th item has passed, even if no more input ever comes
+    (e.g. after an idle network source).
+    """
+
+    def __init__(self, dtype, item_shape=(), n: int = 0, name=None):
+        super().__init__(in_sig=[port(dtype, item_shape)], out_sig=[port(dtype, item_shape)], name=name)
+        if not is_integer(n) or n < 0:
+            raise ConfigError(f"{self.name}: n = {n!r}: must be an integer >= 0")
+        self.n = int(n)
+        self.count = 0
+
+    def reset(self) -> None:
+        self.count = 0
+
+    def forecast(self, noutput_items, ninputs):
+        return [0 if self.count >= self.n else 1]
+
+    def general_work(self, inputs, outputs):
+        m = min(len(inputs[0]), len(outputs[0]), self.n - self.count)
+        if m <= 0:
+            return WORK_DONE
+        outputs[0][:m] = inputs[0][:m]
+        self.count += m
+        self.consume(0, m)
+        return m
+
+
+class Throttle(Block):
+    """Pass items at `items_per_second` on average (GNU Radio's ``blocks.throttle``).
+
+    Item k leaves at ``t0 + k / items_per_second`` (t0: the first work() call).  Between
+    items it sleeps (no busy wait) at most `max_sleep` s at a time and wakes at once when
+    the flowgraph is asked to stop.
+    """
+
+    waits_for_external_input = True  # it waits for the clock
+
+    def __init__(self, dtype, item_shape=(), items_per_second: float = 1.0, max_sleep: float = 0.05, name=None):
+        super().__init__(in_sig=[port(dtype, item_shape)], out_sig=[port(dtype, item_shape)], name=name)
+        if not is_real(items_per_second) or not np.isfinite(items_per_second) or items_per_second <= 0:
+            raise ConfigError(f"{self.name}: items_per_second = {items_per_second!r}: must be a finite number > 0")
+        if not is_real(max_sleep) or not 0 < max_sleep <= 10:
+            raise ConfigError(f"{self.name}: max_sleep = {max_sleep!r}: must lie in (0, 10] s")
+        self.rate = float(items_per_second)
+        self.max_sleep = float(max_sleep)
+        self.reset()
+
+    def reset(self) -> None:
+        self._t0: float | None = None
+        self.count = 0
+
+    def work(self, inputs, outputs):
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = now
+        allowed = int((now - self._t0) * self.rate) + 1 - self.count
+        if allowed <= 0:
+            due = self._t0 + self.count / self.rate
+            if self.sleep(min(self.max_sleep, due - now)):
+                return 0
+            allowed = int((time.monotonic() - self._t0) * self.rate) + 1 - self.count
+            if allowed <= 0:
+                return 0
+        m = min(len(inputs[0]), allowed)
+        outputs[0][:m] = inputs[0][:m]
+        self.count += m
+        return m
+
+
+class TagDebug(SinkBlock):
+    """Print and collect the tags it sees (GNU Radio's ``blocks.tag_debug``).
+
+    `key_filter` keeps only tags of that key; ``display=False`` collects without printing.
+    `tags` holds every tag seen in this run; `current_tags()` those of the last work() call.
+    """
+
+    def __init__(self, dtype, item_shape=(), label: str = "", key_filter: str | None = None,
+                 display: bool = True, name=None):
+        super().__init__(in_sig=[port(dtype, item_shape)], name=name)
+        self.label = label or self.name
+        self.key_filter = key_filter or None
+        self.display = bool(display)
+        self.tags: list[Tag] = []
+        self._current: list[Tag] = []
+
+    def reset(self) -> None:
+        self.tags = []
+        self._current = []
+
+    def set_key_filter(self, key: str | None) -> None:
+        self.key_filter = key or None
+
+    def set_display(self, display: bool) -> None:
+        self.display = bool(display)
+
+    def current_tags(self) -> list[Tag]:
+        return list(self._current)
+
+    def num_tags(self) -> int:
+        return len(self.tags)
+
+    def work(self, inputs, outputs):
+        n = len(inputs[0])
+        start = self.nitems_read(0)
+        self._current = self.get_tags_in_range(0, start, start + n, self.key_filter)
+        if self._current:
+            self.tags.extend(self._current)
+            if self.display:
+                lines = ["-" * 70, f"Tag Debug: {self.label}", "Input Stream: 00"]
+                lines += [f"  Offset: {t.offset}  Source: {t.srcid}  Key: {t.key}  Value: {t.value!r}"
+                          for t in self._current]
+                lines.append("-" * 70)
+                print("\n".join(lines), flush=True)
         return n

@@ -7,8 +7,10 @@ A block declares its stream ports as (dtype, item shape).  The scheduler calls
 with ``inputs[i]`` an array of shape ``(n_i, *item_shape_i)`` (read-only view of the
 upstream buffer) and ``outputs[j]`` a preallocated buffer of shape
 ``(m, *item_shape_j)`` to fill.  The return value is the number of items produced.
-Blocks with inputs are *sync* blocks (sinks included): they consume as many items
-of every input as they produce (for a sink: as many as they return).  A source (no
+Plain blocks with inputs are *sync* blocks (sinks included): they consume as many items
+of every input as they produce (for a sink: as many as they return).  `DecimBlock` and
+`InterpBlock` change the rate by a fixed factor; a `GeneralBlock` implements
+``general_work()`` and says what it consumed (GNU Radio's general block).  A source (no
 inputs) returns `WORK_DONE` when its stream has ended.
 
 Stream tags (`Tag`) carry per-item metadata with absolute item offsets; sync blocks
@@ -21,7 +23,9 @@ from __future__ import annotations
 
 import itertools
 import re
+import threading
 from collections import deque
+from fractions import Fraction
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -32,6 +36,19 @@ from .tags import Tag
 
 #: Returned by a source's work() when its stream has ended (GNU Radio's WORK_DONE).
 WORK_DONE = -1
+
+#: Returned by a general block's general_work() that called `produce()` per output port
+#: (GNU Radio's WORK_CALLED_PRODUCE).
+WORK_CALLED_PRODUCE = -2
+
+#: The tag propagation policies (GNU Radio's TPP_ALL_TO_ALL, TPP_ONE_TO_ONE, TPP_DONT).
+TAG_POLICIES = ("all_to_all", "one_to_one", "none")
+
+
+class StreamWarning(RuntimeWarning):
+    """Items that reached a block but were never consumed: a partial frame left at the end of
+    a stream (fewer items than a decimating or general block needs), or streams of unequal
+    length feeding one block.  The counts are also in `Flowgraph.dropped`."""
 
 _instance_counter: dict[str, itertools.count] = {}
 
@@ -49,9 +66,18 @@ class Block:
     dtypes, or ``(dtype, shape)`` / ``(name, dtype, shape)`` tuples, and implement `work`.
     """
 
-    #: "all_to_all" (default) copies input tags to every output; "none" drops them
-    #: unless the block adds them itself.
+    #: "all_to_all" (default) copies input tags to every output; "one_to_one" copies the
+    #: tags of input i to output i (as many inputs as outputs); "none" drops them unless
+    #: the block adds them itself.  Across a rate change the offsets follow GNU Radio
+    #: (see `DecimBlock`).
     tag_propagation = "all_to_all"
+
+    #: Whether work() may return 0 because it waits for something outside the flowgraph
+    #: (a socket, a device, the clock).  The scheduler reports a flowgraph in which no
+    #: block can make progress as stuck (`BlockError` naming the blocks), unless a live
+    #: block says it waits for the outside.  Sources (`SourceBlock`) say so by default;
+    #: a network sink that waits for a receiver should say so too.
+    waits_for_external_input = False
 
     def __init__(self, in_sig: Sequence = (), out_sig: Sequence = (), name: str | None = None):
         self.name = name or _default_name(type(self))
@@ -63,6 +89,7 @@ class Block:
         # Set by the scheduler (or the harness) while the block runs.
         self._readers: list = []
         self._writers: list = []
+        self._stop_event: threading.Event = threading.Event()
 
     # ------------------------------------------------------------------ contract
     def work(self, inputs: list[np.ndarray], outputs: list[np.ndarray]) -> int:
@@ -70,7 +97,15 @@ class Block:
         raise TypeError(f"{type(self).__name__} does not define work()")
 
     def start(self) -> None:
-        """Called once before the first work() of a run."""
+        """Called once before the first work() of a run.
+
+        Every run starts from fresh state: a block that keeps state (counters, collected
+        items, a position in its data) resets it here.  The default calls `reset()`.
+        """
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the state of a previous run (called by the default `start()`)."""
 
     def stop(self) -> None:
         """Called once after the last work() of a run (also after an error)."""
@@ -78,6 +113,16 @@ class Block:
     @property
     def is_source(self) -> bool:
         return not self.in_sig
+
+    def sleep(self, seconds: float) -> bool:
+        """Sleep up to `seconds` inside work(); wake at once when the flowgraph is asked to
+        stop.  Returns True when a stop was requested."""
+        return self._stop_event.wait(max(0.0, float(seconds)))
+
+    @property
+    def stop_requested(self) -> bool:
+        """Whether `Flowgraph.stop()` was called during this run."""
+        return self._stop_event.is_set()
 
     # ---------------------------------------------------------------------- tags
     def nitems_read(self, port: int) -> int:
@@ -174,7 +219,14 @@ class SyncBlock(Block):
 
 
 class SourceBlock(Block):
-    """A block with no inputs; `work` returns `WORK_DONE` at the end of its stream."""
+    """A block with no inputs; `work` returns `WORK_DONE` at the end of its stream.
+
+    A source that returns 0 is taken to wait for something outside the flowgraph
+    (`waits_for_external_input` is True); a source that only reads memory or files sets
+    it False, so that one that returns 0 forever is reported as stuck.
+    """
+
+    waits_for_external_input = True
 
     def __init__(self, out_sig: Sequence, name: str | None = None):
         super().__init__(in_sig=(), out_sig=out_sig, name=name)
@@ -185,3 +237,126 @@ class SinkBlock(Block):
 
     def __init__(self, in_sig: Sequence, name: str | None = None):
         super().__init__(in_sig=in_sig, out_sig=(), name=name)
+
+
+def _check_rate(owner: str, field: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"{owner}: {field} = {value!r}: must be an integer >= 1")
+    return int(value)
+
+
+class DecimBlock(Block):
+    """A fixed-rate block that produces one output item per `decimation` input items
+    (GNU Radio's ``decim_block`` / ``sync_decimator``).
+
+    ``work(inputs, outputs)`` gets ``n * decimation`` items on every input and room for
+    ``n`` items on every output; it returns the number of output items produced ``r``
+    (``0 <= r <= n``) and the scheduler consumes ``r * decimation`` items of every input.
+    At the end of a stream, fewer than `decimation` items left on an input cannot make an
+    output item: they are dropped, counted in `Flowgraph.dropped` and reported with a
+    `StreamWarning`.
+
+    Tags (``tag_propagation`` "all_to_all" or "one_to_one") follow GNU Radio's
+    ``block_executor`` with relative rate ``1/decimation``: a tag at absolute input offset
+    ``o`` goes to output offset ``floor(o / decimation + 1/2)`` (rounded half up), so a tag
+    on the second half of a group of `decimation` items lands on the *next* output item.
+    """
+
+    def __init__(self, in_sig: Sequence = (), out_sig: Sequence = (), decimation: int = 1,
+                 name: str | None = None):
+        super().__init__(in_sig=in_sig, out_sig=out_sig, name=name)
+        self.decimation = _check_rate(self.name, "decimation", decimation)
+        if not self.in_sig:
+            raise ConfigError(f"block {self.name!r}: a DecimBlock needs at least one input port")
+
+    @property
+    def relative_rate(self) -> Fraction:
+        return Fraction(1, self.decimation)
+
+
+class InterpBlock(Block):
+    """A fixed-rate block that produces `interpolation` output items per input item
+    (GNU Radio's ``interp_block`` / ``sync_interpolator``).
+
+    ``work(inputs, outputs)`` gets ``n`` items on every input and room for
+    ``n * interpolation`` items on every output; it returns the number of output items
+    produced ``r``, a multiple of `interpolation`, and the scheduler consumes
+    ``r / interpolation`` items of every input.  A tag at input offset ``o`` goes to output
+    offset ``o * interpolation`` (the first item of its group), as in GNU Radio.
+    """
+
+    def __init__(self, in_sig: Sequence = (), out_sig: Sequence = (), interpolation: int = 1,
+                 name: str | None = None):
+        super().__init__(in_sig=in_sig, out_sig=out_sig, name=name)
+        self.interpolation = _check_rate(self.name, "interpolation", interpolation)
+        if not self.in_sig or not self.out_sig:
+            raise ConfigError(f"block {self.name!r}: an InterpBlock needs input and output ports")
+
+    @property
+    def relative_rate(self) -> Fraction:
+        return Fraction(self.interpolation)
+
+
+class GeneralBlock(Block):
+    """A block whose inputs and outputs move at rates it chooses (GNU Radio's ``basic_block``
+    with ``general_work``).
+
+    The scheduler asks `forecast` how many items each input needs for ``noutput`` output
+    items, halving ``noutput`` (down to `output_multiple`) until the available input is
+    enough, then calls ``general_work(inputs, outputs)`` with *every* available item on
+    each input and room for ``noutput`` items on each output.  general_work() calls
+    `consume` / `consume_each` for what it used and returns the number of items produced
+    on every output, or calls `produce` per output port and returns `WORK_CALLED_PRODUCE`.
+    A block whose forecast cannot be met waits for more input; once the stream upstream
+    has ended the items left are dropped with a count (`Flowgraph.dropped`) and a
+    `StreamWarning`.
+
+    Tags: "all_to_all" / "one_to_one" move each tag of the consumed items to offset
+    ``floor(o * relative_rate + 1/2)`` as GNU Radio does (``relative_rate`` defaults to 1,
+    so offsets are kept); a block whose rate varies (e.g. one that drops items) sets
+    ``tag_propagation = "none"`` and adds its tags itself at the right output offsets.
+    """
+
+    #: Output items come in multiples of this (GNU Radio's set_output_multiple).
+    output_multiple = 1
+
+    def __init__(self, in_sig: Sequence = (), out_sig: Sequence = (), name: str | None = None):
+        super().__init__(in_sig=in_sig, out_sig=out_sig, name=name)
+        self.relative_rate = Fraction(1)
+        self._consumed: list[int] = [0] * len(self.in_sig)
+        self._produced: list[int | None] = [None] * len(self.out_sig)
+
+    def set_relative_rate(self, interpolation, decimation=1) -> None:
+        """Output items per input item, for tag offsets: a ratio of integers (exact, as GNU
+        Radio's ``set_relative_rate(interp, decim)``) or a positive float."""
+        try:
+            rate = Fraction(interpolation) / Fraction(decimation)
+        except (TypeError, ValueError, ZeroDivisionError):
+            rate = None
+        if rate is None or rate <= 0 or isinstance(interpolation, bool) or isinstance(decimation, bool):
+            raise ConfigError(f"block {self.name!r}: relative rate {interpolation!r}/{decimation!r}: "
+                              "must be a positive number")
+        self.relative_rate = rate
+
+    def set_output_multiple(self, multiple: int) -> None:
+        self.output_multiple = _check_rate(self.name, "output_multiple", multiple)
+
+    def forecast(self, noutput_items: int, ninputs: int) -> list[int]:
+        """Input items needed on each input to produce `noutput_items` (default: as many)."""
+        return [noutput_items] * ninputs
+
+    def general_work(self, inputs: list[np.ndarray], outputs: list[np.ndarray]) -> int:
+        raise TypeError(f"{type(self).__name__} does not define general_work()")
+
+    def consume(self, port: int, n: int) -> None:
+        """Mark `n` more items of input `port` as used in this general_work() call."""
+        self._consumed[port] += int(n)
+
+    def consume_each(self, n: int) -> None:
+        """Mark `n` more items of every input as used in this general_work() call."""
+        for port in range(len(self._consumed)):
+            self._consumed[port] += int(n)
+
+    def produce(self, port: int, n: int) -> None:
+        """Say that `n` items were written to output `port` (then return `WORK_CALLED_PRODUCE`)."""
+        self._produced[port] = (self._produced[port] or 0) + int(n)

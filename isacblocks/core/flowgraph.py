@@ -7,18 +7,31 @@ pass.  A block ends when it returns `WORK_DONE` (a source at the end of its stre
 sink that has seen enough) or when its inputs are exhausted; the flowgraph ends when
 every sink has ended.  An exception inside ``work()`` stops the run and is re-raised
 from `run()` / `wait()` as a `BlockError` naming the block.
+
+Sync blocks get as many items on every port; `DecimBlock` / `InterpBlock` get ``n * D``
+inputs for ``n`` outputs (``n`` inputs for ``n * I`` outputs); a `GeneralBlock` gets every
+available input item once its `forecast` is met and says what it consumed.  Items that
+reach a block but can never be consumed (a partial frame at the end of a stream, the
+longer of two unequal streams into a sync block) are counted in `Flowgraph.dropped` and
+reported with a `StreamWarning`.  A return value of work() that is not an int count
+within the items offered raises `BlockError`.  A graph in which no block can progress,
+with no live block waiting for the outside (`Block.waits_for_external_input`), ends with
+a `BlockError` naming the stuck blocks.  Each run starts from fresh state.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
+import warnings
 
 import numpy as np
 
 from ..errors import BlockError, ConfigError, ConnectError
 from ..validation import is_integer
-from .block import WORK_DONE, Block
+from .block import (TAG_POLICIES, WORK_CALLED_PRODUCE, WORK_DONE, Block, DecimBlock, GeneralBlock, InterpBlock,
+                    StreamWarning)
 from .buffer import Buffer, Writer
 from .tags import Tag
 
@@ -63,6 +76,13 @@ class Flowgraph:
         self._error: BaseException | None = None
         self._running = False
         self.work_calls: dict[str, int] = {}
+        #: Items never consumed in the last run, per block and input port name (see `StreamWarning`).
+        self.dropped: dict[str, dict[str, int]] = {}
+        self._drop_notes: list = []
+        self._owners: dict = {}
+        self._zero: list = []
+        self._ended: list = []
+        self._unequal: list = []
 
     # -------------------------------------------------------------- building
     def _add(self, block: Block) -> None:
@@ -93,6 +113,10 @@ class Flowgraph:
                 problems.append(f"dtype {np.dtype(out_spec.dtype).name} != {np.dtype(in_spec.dtype).name}")
             if tuple(out_spec.shape) != tuple(in_spec.shape):
                 problems.append(f"item shape {tuple(out_spec.shape)} != {tuple(in_spec.shape)}")
+            mismatch = _params_mismatch(src, dst)
+            if mismatch:
+                raise ConnectError(f"cannot connect {src.name}:{out_spec.name} to {dst.name}:{in_spec.name}: "
+                                   f"the blocks were built from different configurations: {mismatch}")
             if problems:
                 raise ConnectError(
                     f"cannot connect {src.name}:{out_spec.name} ({out_spec.describe()}) to "
@@ -128,15 +152,31 @@ class Flowgraph:
                 if not any(s is block and p == index for s, p, _, _ in self._edges):
                     raise ConnectError(f"{block.name}:{spec.name} ({spec.describe()}) is not connected; "
                                        "connect it to a sink (e.g. NullSink) to discard its items")
+            policy = block.tag_propagation
+            if policy not in TAG_POLICIES:
+                raise ConfigError(f"block {block.name!r}: tag_propagation = {policy!r}: expected one of "
+                                  f"{list(TAG_POLICIES)}")
+            if policy == "one_to_one" and block.in_sig and block.out_sig and \
+                    len(block.in_sig) != len(block.out_sig):
+                raise ConfigError(f"block {block.name!r}: tag_propagation 'one_to_one' needs as many inputs as "
+                                  f"outputs; it has {len(block.in_sig)} and {len(block.out_sig)}")
         order = self._topological_order()
-        capacity = 2 * self.max_items
+        # Each buffer holds twice what one call may need: the batch, the writer's output
+        # multiple (interpolation) and each reader's smallest input (decimation, forecast).
+        need: dict[tuple[int, int], int] = {}
+        for src, src_port, dst, dst_port in self._edges:
+            key = (id(src), src_port)
+            need[key] = max(need.get(key, 1), _output_multiple(src), _min_input(dst, dst_port))
         buffers: dict[tuple[int, int], Buffer] = {}
+        self._owners = {}
         for block in order:
             block._writers = []
+            block._stop_event = self._stop_event
             for index, spec in enumerate(block.out_sig):
-                buf = Buffer(spec, capacity)
+                buf = Buffer(spec, 2 * max(self.max_items, need.get((id(block), index), 1)))
                 buffers[(id(block), index)] = buf
                 block._writers.append(Writer(buf))
+                self._owners[id(buf)] = (block, index)
         for block in order:
             block._readers = [None] * len(block.in_sig)
         for src, src_port, dst, dst_port in self._edges:
@@ -169,7 +209,11 @@ class Flowgraph:
         self.wait()
 
     def start(self, _threaded: bool = True) -> None:
-        """Start the scheduler in a background thread."""
+        """Start the scheduler in a background thread.
+
+        Every run starts from fresh state: new buffers, item counters at 0, and each
+        block's `start()` (which resets the block's own state).
+        """
         if self._running:
             raise BlockError(f"flowgraph {self.name!r} is already running")
         order = self._prepare()
@@ -177,6 +221,10 @@ class Flowgraph:
         self._stop_event.clear()
         self._running = True
         self.work_calls = {b.name: 0 for b in order}
+        self.dropped = {}
+        self._drop_notes = []
+        self._unequal = []
+        self._ended = []
         if _threaded:
             self._thread = threading.Thread(target=self._run_guarded, args=(order,),
                                             name=f"isacblocks-{self.name}", daemon=True)
@@ -225,6 +273,11 @@ class Flowgraph:
                 except BaseException as exc:  # noqa: BLE001
                     if self._error is None:
                         self._error = _wrap(block, "stop()", exc)
+            if self._error is None:
+                try:
+                    self._report_unconsumed()
+                except BaseException as exc:  # noqa: BLE001 - e.g. warnings turned into errors
+                    self._error = exc
             self._running = False
 
     def _loop(self, order: list[Block]) -> None:
@@ -234,19 +287,23 @@ class Flowgraph:
         done = {id(b): not (b.in_sig or b.out_sig) for b in order}
         plans = [_plan(block) for block in order]
         idle_sleep = 0.0
+        quiet_rounds = 0
+        self._zero = zero = []
         while not self._stop_event.is_set():
             progress = False
+            zero.clear()
+            t0 = time.perf_counter()
             for plan in plans:
-                block = plan[0]
+                block = plan[1]
                 if block._inbox:
                     _handle_messages(block)
                     progress = True
                 if done[id(block)]:
                     continue
-                produced = self._visit(plan, max_items)
-                if produced == WORK_DONE or (not produced and block._readers
-                                             and any(r.exhausted for r in block._readers)):
+                produced = plan[0](self, plan, max_items)
+                if produced == WORK_DONE:
                     done[id(block)] = True
+                    self._ended.append(block)
                     _retire(block)
                     progress = True
                 elif produced:
@@ -255,13 +312,75 @@ class Flowgraph:
                 return
             if progress:
                 idle_sleep = 0.0
+                quiet_rounds = 0
+                continue
+            # Nothing moved.  If no live block waits for the outside and no work() call
+            # blocked (a socket poll with a timeout does), nothing ever will: report it.
+            if time.perf_counter() - t0 < _BLOCKING_CALL_S and not any(
+                    b.waits_for_external_input and not done[id(b)] for b in order):
+                quiet_rounds += 1
+                if quiet_rounds >= _STUCK_ROUNDS:
+                    raise BlockError(self._stuck_message(order, done))
             else:
-                # Nothing moved (e.g. a network source waiting): back off briefly, stay responsive to stop().
-                idle_sleep = min(1e-3, idle_sleep * 2 or 1e-5)
-                time.sleep(idle_sleep)
+                quiet_rounds = 0
+            # e.g. a network source waiting: back off briefly, stay responsive to stop().
+            idle_sleep = min(1e-3, idle_sleep * 2 or 1e-5)
+            time.sleep(idle_sleep)
+
+    def _stuck_message(self, order: list[Block], done: dict) -> str:
+        called = {id(b) for b in self._zero}
+        lines = []
+        for block in order:
+            if done[id(block)] or not (block.in_sig or block.out_sig):
+                continue
+            state = []
+            for spec, r in zip(block.in_sig, block._readers):
+                upstream, _ = self._owners[id(r.buffer)]
+                ended = "ended" if r.buffer.done else "running"
+                state.append(f"{spec.name}: {r.available()} item(s) waiting (upstream {upstream.name!r} {ended})")
+            what = "work() returned 0" if id(block) in called else "not called (no input or no output space)"
+            lines.append(f"{block.name!r} ({type(block).__name__}): {what}" + (f"; {', '.join(state)}" if state else ""))
+        stuck = [b.name for b in order if id(b) in called] or \
+            [b.name for b in order if not done[id(b)] and (b.in_sig or b.out_sig)]
+        return (f"flowgraph {self.name!r} is stuck: no block can make progress; stuck blocks {stuck}: "
+                + "; ".join(lines)
+                + ". A block that waits for something outside the flowgraph sets "
+                  "waits_for_external_input = True; a block that needs more input says so in forecast()")
+
+    def _record_drop(self, block: Block, port: int, n: int, why: str) -> None:
+        if n <= 0:
+            return
+        ports = self.dropped.setdefault(block.name, {})
+        name = block.in_sig[port].name
+        ports[name] = ports.get(name, 0) + n
+        self._drop_notes.append((block, why))
+
+    def _report_unconsumed(self) -> None:
+        """At the end of a run: items left on the inputs of blocks that ended with their
+        input streams (partial frames, unequal stream lengths), counted and warned about."""
+        for block, readers in self._unequal:
+            ended = next(i for i, r in enumerate(readers) if r.buffer.done and r.buffer.nwritten == r.nread)
+            src = self._owners[id(readers[ended].buffer)][0].name
+            for i, r in enumerate(readers):
+                left = r.buffer.nwritten - r.nread
+                if i == ended or left <= 0:
+                    continue
+                other = self._owners[id(r.buffer)][0].name
+                self._record_drop(block, i, left, (
+                    f"the streams into it have unequal lengths: {block.in_sig[ended].name} (from {src!r}) ended "
+                    f"after {readers[ended].nread} item(s); {block.in_sig[i].name} (from {other!r}) brought "
+                    f"{r.buffer.nwritten}{'' if r.buffer.done else ' by the end of the run (its stream had not ended)'}"))
+        self._unequal = []
+        notes = self._drop_notes
+        for block, why in notes:
+            counts = ", ".join(f"{port}: {n}" for port, n in self.dropped[block.name].items())
+            warnings.warn(f"flowgraph {self.name!r}: block {block.name!r} ({type(block).__name__}) dropped "
+                          f"input item(s) ({counts}): {why}", StreamWarning, stacklevel=3)
+        self._drop_notes = []
 
     def _visit(self, plan: tuple, max_items: int) -> int:
-        block, readers, buffers, propagate = plan
+        """One work() call of a sync block (consumed == produced on every port)."""
+        _, block, readers, buffers, propagate = plan
         n = max_items
         for r in readers:
             available = r.buffer.nwritten - r.nread
@@ -272,6 +391,9 @@ class Flowgraph:
             if space < n:
                 n = space
         if n <= 0:
+            if readers and n == 0 and any(r.buffer.done and r.buffer.nwritten == r.nread for r in readers):
+                self._end_sync(block, readers)
+                return WORK_DONE
             return 0
         inputs = [r.read_view(n) for r in readers]
         outputs = [buf.write_view(n) for buf in buffers]
@@ -280,27 +402,252 @@ class Flowgraph:
         except Exception as exc:
             raise _wrap(block, "work()", exc) from exc
         self.work_calls[block.name] += 1
+        if type(produced) is not int:
+            produced = _as_count(block, produced)
+        if not 0 < produced <= n:
+            if produced == 0:
+                self._zero.append(block)
+                return 0
+            if produced == WORK_DONE:
+                return WORK_DONE
+            raise BlockError(f"block {block.name!r}: work() returned {produced}, expected 0..{n} "
+                             "(or WORK_DONE)")
+        if propagate:
+            _propagate_tags(readers, buffers, produced, propagate)
+        for r in readers:
+            r.nread += produced
+        for buf in buffers:
+            buf.commit(produced)
+        return produced
+
+    def _end_sync(self, block: Block, readers) -> None:
+        """A sync block ends with its shortest input; the others' extra items are counted at the end."""
+        if len(readers) > 1:
+            self._unequal.append((block, list(readers)))
+
+    def _end_short(self, block: Block, readers, needs: list[int]) -> int:
+        """A rate-changing block whose input ended with fewer items than its next output needs."""
+        for i, r in enumerate(readers):
+            left = r.buffer.nwritten - r.nread
+            self._record_drop(block, i, left, (
+                f"its input ended with {left} item(s) on {block.in_sig[i].name}, fewer than the {needs[i]} "
+                "it needs for its next output (a partial frame at the end of the stream)"))
+        return WORK_DONE
+
+    def _visit_fixed(self, plan: tuple, max_items: int) -> int:
+        """One work() call of a `DecimBlock` / `InterpBlock`."""
+        _, block, readers, buffers, policy = plan
+        interp = getattr(block, "interpolation", 1)
+        decim = getattr(block, "decimation", 1)
+        cap = max(interp, max_items // interp * interp)
+        avail = min(r.buffer.nwritten - r.nread for r in readers)
+        groups = min(cap // interp, avail // decim)
+        for buf in buffers:
+            space = buf.space() // interp
+            if space < groups:
+                groups = space
+        if groups <= 0:
+            if avail < decim:
+                short = [r for r in readers if r.buffer.nwritten - r.nread < decim]
+                if any(r.buffer.done for r in short):
+                    return self._end_short(block, readers, [decim] * len(readers))
+            return 0
+        n_in, n_out = groups * decim, groups * interp
+        inputs = [r.read_view(n_in) for r in readers]
+        outputs = [buf.write_view(n_out) for buf in buffers]
+        try:
+            produced = block.work(inputs, outputs)
+        except Exception as exc:
+            raise _wrap(block, "work()", exc) from exc
+        self.work_calls[block.name] += 1
+        if type(produced) is not int:
+            produced = _as_count(block, produced)
         if produced == WORK_DONE:
             return WORK_DONE
-        produced = int(produced)
-        if not 0 <= produced <= n:
-            raise BlockError(f"block {block.name!r}: work() returned {produced}, expected 0..{n} "
-                             "(or WORK_DONE from a source)")
-        if produced:
-            if propagate:
-                _propagate_tags(readers, buffers, produced)
-            for r in readers:
-                r.nread += produced
-            for buf in buffers:
-                buf.commit(produced)
+        if not 0 <= produced <= n_out or produced % interp:
+            rule = f"0..{n_out}" + (f", a multiple of interpolation = {interp}" if interp > 1 else "")
+            raise BlockError(f"block {block.name!r}: work() returned {produced}, expected {rule} (or WORK_DONE)")
+        if produced == 0:
+            self._zero.append(block)
+            return 0
+        consumed = produced // interp * decim
+        if policy:
+            starts = [r.nread for r in readers]
+            _propagate_rate(policy, readers, buffers, starts, [consumed] * len(readers),
+                            interp, decim)
+        for r in readers:
+            r.nread += consumed
+        for buf in buffers:
+            buf.commit(produced)
         return produced
+
+    def _visit_general(self, plan: tuple, max_items: int) -> int:
+        """One general_work() call of a `GeneralBlock`."""
+        _, block, readers, buffers, policy = plan
+        om = block.output_multiple
+        n = max(om, max_items // om * om)
+        for buf in buffers:
+            space = buf.space() // om * om
+            if space < n:
+                n = space
+        if n <= 0:
+            return 0
+        avail = [r.buffer.nwritten - r.nread for r in readers]
+        while True:
+            needs = _forecast(block, n, len(readers))
+            short = next((i for i, need in enumerate(needs) if need > avail[i]), None)
+            if short is None:
+                break
+            if n > om:
+                n = max(om, -(-(n // 2) // om) * om)
+                continue
+            r = readers[short]
+            if r.buffer.done:
+                return self._end_short(block, readers, needs)
+            if needs[short] > r.buffer.capacity:
+                raise BlockError(f"block {block.name!r}: forecast() asks for {needs[short]} items on "
+                                 f"{block.in_sig[short].name} for {n} output item(s), more than its buffer holds "
+                                 f"({r.buffer.capacity}); raise Flowgraph(max_items=...)")
+            return 0
+        if readers and all(r.buffer.done and not a for r, a in zip(readers, avail)):
+            return WORK_DONE
+        block._consumed = [0] * len(readers)
+        block._produced = [None] * len(buffers)
+        inputs = [r.read_view(a) for r, a in zip(readers, avail)]
+        outputs = [buf.write_view(n) for buf in buffers]
+        try:
+            ret = block.general_work(inputs, outputs)
+        except Exception as exc:
+            raise _wrap(block, "general_work()", exc) from exc
+        self.work_calls[block.name] += 1
+        if type(ret) is not int:
+            ret = _as_count(block, ret, "general_work()")
+        consumed = block._consumed
+        for i, c in enumerate(consumed):
+            if not 0 <= c <= avail[i]:
+                raise BlockError(f"block {block.name!r}: general_work() consumed {c} items of "
+                                 f"{block.in_sig[i].name}, expected 0..{avail[i]} (the items it was given)")
+        if ret == WORK_CALLED_PRODUCE:
+            produced = [p or 0 for p in block._produced]
+        elif ret == WORK_DONE:
+            produced = [0] * len(buffers)
+        elif ret >= 0:
+            produced = [ret] * len(buffers)
+        else:
+            raise BlockError(f"block {block.name!r}: general_work() returned {ret}, expected 0..{n}, "
+                             "WORK_CALLED_PRODUCE or WORK_DONE")
+        for j, p in enumerate(produced):
+            if not 0 <= p <= n:
+                raise BlockError(f"block {block.name!r}: general_work() produced {p} items on "
+                                 f"{block.out_sig[j].name}, expected 0..{n} (the output space it was given)")
+        if policy and any(consumed):
+            starts = [r.nread for r in readers]
+            rate = block.relative_rate
+            _propagate_rate(policy, readers, buffers, starts, consumed, rate.numerator, rate.denominator)
+        for r, c in zip(readers, consumed):
+            r.nread += c
+        for buf, p in zip(buffers, produced):
+            if p:
+                buf.commit(p)
+        if ret == WORK_DONE:
+            return WORK_DONE
+        if any(consumed) or any(produced):
+            return 1
+        self._zero.append(block)
+        return 0
+
+
+#: A round of the scheduler in which nothing moved and that took at least this long had a
+#: work() call that blocked (waiting on a socket, a device): not a stuck graph.
+_BLOCKING_CALL_S = 1e-3
+#: Consecutive quick rounds without progress after which a flowgraph is reported stuck.
+_STUCK_ROUNDS = 3
+
+
+def _same(a, b) -> bool:
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):  # e.g. arrays: elementwise comparison
+        try:
+            return bool(np.array_equal(a, b))
+        except Exception:  # noqa: BLE001 - incomparable values differ
+            return False
+
+
+def _params_mismatch(src: Block, dst: Block) -> str | None:
+    """Both blocks carry a dataclass `params` (e.g. SystemParams) and they differ: say where.
+
+    Radio-agnostic: any dataclass attribute named `params` is compared field by field.
+    """
+    a, b = getattr(src, "params", None), getattr(dst, "params", None)
+    if a is None or b is None or a is b:
+        return None
+    if not (dataclasses.is_dataclass(a) and not isinstance(a, type)
+            and dataclasses.is_dataclass(b) and not isinstance(b, type)):
+        return None
+    if type(a) is not type(b):
+        return f"{src.name}.params is a {type(a).__name__}, {dst.name}.params a {type(b).__name__}"
+    for field in dataclasses.fields(a):
+        va, vb = getattr(a, field.name), getattr(b, field.name)
+        if not _same(va, vb):
+            return (f"{type(a).__name__}.{field.name} = {va!r} ({src.name}) != {vb!r} ({dst.name}); build both "
+                    "blocks from the same params")
+    return None
+
+
+def _as_count(block: Block, value, where: str = "work()") -> int:
+    """The slow path of the return-value check: numpy integers pass, anything else raises."""
+    if isinstance(value, np.integer) and not isinstance(value, np.bool_):
+        return int(value)
+    raise BlockError(f"block {block.name!r}: {where} returned {value!r} ({type(value).__name__}); expected an int "
+                     "count of items (or WORK_DONE)")
+
+
+def _output_multiple(block: Block) -> int:
+    if isinstance(block, InterpBlock):
+        return block.interpolation
+    if isinstance(block, GeneralBlock):
+        return block.output_multiple
+    return 1
+
+
+def _min_input(block: Block, port: int) -> int:
+    if isinstance(block, DecimBlock):
+        return block.decimation
+    if isinstance(block, GeneralBlock):
+        try:
+            return max(1, _forecast(block, block.output_multiple, len(block.in_sig))[port])
+        except BlockError:
+            raise
+        except Exception as exc:
+            raise _wrap(block, "forecast()", exc) from exc
+    return 1
+
+
+def _forecast(block: Block, n: int, ninputs: int) -> list[int]:
+    needs = block.forecast(n, ninputs)
+    try:
+        needs = [int(x) for x in needs]
+        ok = len(needs) == ninputs and all(x >= 0 for x in needs)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise BlockError(f"block {block.name!r}: forecast({n}, {ninputs}) returned {needs!r}; expected "
+                         f"{ninputs} non-negative item count(s)")
+    return needs
 
 
 def _plan(block: Block) -> tuple:
-    """What `Flowgraph._visit` needs of a block, looked up once per run."""
+    """What the scheduler's visit needs of a block, looked up once per run."""
     buffers = [w.buffer for w in block._writers]
-    propagate = bool(block._readers and buffers and block.tag_propagation == "all_to_all")
-    return block, block._readers, buffers, propagate
+    policy = block.tag_propagation if block._readers and buffers and block.tag_propagation != "none" else None
+    if isinstance(block, GeneralBlock):
+        return Flowgraph._visit_general, block, block._readers, buffers, policy
+    if isinstance(block, (DecimBlock, InterpBlock)):
+        return Flowgraph._visit_fixed, block, block._readers, buffers, policy
+    return Flowgraph._visit, block, block._readers, buffers, policy
 
 
 def _handle_messages(block: Block) -> None:
@@ -318,17 +665,36 @@ def _retire(block: Block) -> None:
         r.buffer.readers = [x for x in r.buffer.readers if x is not r]
 
 
-def _propagate_tags(readers, buffers, n: int) -> None:
-    for r in readers:
+def _propagate_tags(readers, buffers, n: int, policy: str) -> None:
+    for index, r in enumerate(readers):
         tags = r.buffer.tags_in_range(r.nread, r.nread + n, None)
         if not tags:
             continue
-        for buf in buffers:
+        targets = buffers if policy == "all_to_all" else buffers[index:index + 1]
+        for buf in targets:
             shift = buf.nwritten - r.nread
             if shift:
                 buf.add_sorted_tags([Tag(offset + shift, key, value, srcid) for offset, key, value, srcid in tags])
             else:
                 buf.add_sorted_tags(tags)
+
+
+def _propagate_rate(policy: str, readers, buffers, starts, counts, interp: int, decim: int) -> None:
+    """Tags of the consumed items across a rate change, as GNU Radio's block_executor:
+    offset ``o`` goes to ``floor(o * interp / decim + 1/2)`` (exact rational arithmetic)."""
+    for index, r in enumerate(readers):
+        if not counts[index]:
+            continue
+        tags = r.buffer.tags_in_range(starts[index], starts[index] + counts[index], None)
+        if not tags:
+            continue
+        if interp != decim:
+            two_d = 2 * decim
+            tags = [Tag((2 * offset * interp + decim) // two_d, key, value, srcid)
+                    for offset, key, value, srcid in tags]
+        targets = buffers if policy == "all_to_all" else buffers[index:index + 1]
+        for buf in targets:
+            buf.add_sorted_tags(tags)
 
 
 def _wrap(block: Block, where: str, exc: BaseException) -> BlockError:
