@@ -12,7 +12,6 @@ end of every section and printed with the results.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from isacblocks import SystemParams
 from isacblocks.errors import ConfigError
-from isacblocks.experiments.common import table, true_array
+from isacblocks.experiments.common import table, true_array, write_json
 
 from . import chain, gnuradio_bench, memory, receivers, roofline, training, zmq_bench
 from .timing import fmt_rate, load_average, machine_description
@@ -538,26 +537,11 @@ def run(quick: bool = False, out: str = "out/bench", seed: int = 0, config_file:
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench.md").write_text(text + "\n")
-    payload = json.dumps(record, indent=2, default=_jsonable, allow_nan=True) + "\n"
-    (out_dir / "bench.json").write_text(payload)
-    if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(payload)
+    for path in filter(None, (out_dir / "bench.json", json_path)):
+        write_json(path, record)  # strict JSON: an undefined number is null, with its reason
     print(text)
     failed = any("error" in sec for sec in results.values()) or not record["cross_checks_ok"]
     return record, 1 if failed else 0
-
-
-def _jsonable(value):
-    import numpy as np
-
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (np.floating, np.integer, np.bool_)):
-        return value.item()
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def main(argv=None) -> int:

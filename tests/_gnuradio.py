@@ -1,4 +1,5 @@
-"""Run GNU Radio flowgraphs in a subprocess of Debian's Python (the venv cannot import gnuradio)."""
+"""GNU Radio in the tests: skip (with the reason) where it is absent, fail under ``CI=true``,
+and run GNU Radio scripts in a subprocess of Debian's Python (the venv cannot import gnuradio)."""
 
 from __future__ import annotations
 
@@ -8,27 +9,19 @@ import subprocess
 
 import pytest
 
-GR_PYTHON = "/usr/bin/python3"
+from isacblocks.zmq.gnuradio import GR_PYTHON, gnuradio_version
 
 
-def gnuradio_available() -> tuple[bool, str]:
-    try:
-        proc = subprocess.run([GR_PYTHON, "-c", "import gnuradio, gnuradio.blocks"], capture_output=True,
-                              text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return False, f"{GR_PYTHON} cannot run: {exc}"
-    if proc.returncode:
-        return False, f"{GR_PYTHON} -c 'import gnuradio' failed: {proc.stderr.strip().splitlines()[-1:]}"
-    return True, ""
-
-
-def require_gnuradio() -> None:
-    """Skip with the reason when GNU Radio is missing; under CI=true, fail instead."""
-    ok, why = gnuradio_available()
-    if not ok:
+def require_gnuradio() -> str:
+    """GNU Radio's version; skip with the reason when it is absent (under ``CI=true``: fail)."""
+    version = gnuradio_version()
+    if version is None:
+        reason = (f"GNU Radio is not importable by {GR_PYTHON} (install it with "
+                  "`apt-get install -y gnuradio`)")
         if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"GNU Radio is required under CI=true: {why}")
-        pytest.skip(f"GNU Radio not available: {why}")
+            pytest.fail(reason + "; CI=true requires it")
+        pytest.skip(reason)
+    return version
 
 
 def run_gr(script: str, cwd=None, timeout: float = 120) -> dict:

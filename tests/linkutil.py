@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import queue
 import re
 import socket
@@ -14,19 +13,8 @@ import time
 import pytest
 
 from isacblocks.experiments.link import LINK_STREAMS
-from isacblocks.zmq.gnuradio import GR_PYTHON, gnuradio_version, peer_command  # noqa: F401  (re-exported)
-
-def require_gnuradio() -> str:
-    """Skip (with the reason) when GNU Radio is absent; under ``CI=true`` that is a failure."""
-    version = gnuradio_version()
-    if version is None:
-        reason = (f"GNU Radio is not importable by {GR_PYTHON} (install it with "
-                  "`apt-get install -y gnuradio`)")
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason + "; CI=true requires it")
-        pytest.skip(reason)
-    return version
-
+from _gnuradio import require_gnuradio  # noqa: F401  (re-exported)
+from isacblocks.zmq.gnuradio import GR_PYTHON, peer_command  # noqa: F401  (re-exported)
 
 def free_base_port(count: int = len(LINK_STREAMS)) -> int:
     """A port P with P .. P+count-1 free on 127.0.0.1 (bounded number of tries)."""

@@ -314,12 +314,15 @@ def link_verdict(link: RxLink) -> LinkVerdict:
     config = link.monitor.config
     announced = None if config is None or config.get("frames", -1) < 0 else int(config["frames"])
     ended = any(s["eos_received"] for s in per)
+    # frames past the end of another stream: lost in transit unless every stream ended properly
+    # (a transmitter stopped by Ctrl-C ends its streams a few frames apart)
+    surplus = total["leftover"] if all(s["eos_received"] for s in per) else 0
     missed_start = stats["first_index"] or 0
-    lost = missed_start + stats["gaps"] + total["unpaired"] + total["leftover"] + total["untagged"] \
+    lost = missed_start + stats["gaps"] + total["unpaired"] + total["leftover"] - surplus + total["untagged"] \
         + total["malformed"]
     if ended and announced is not None and stats["paired"] + lost < announced:
         lost = announced - stats["paired"]
-    counts = {"paired": stats["paired"], "lost": lost, "announced": announced, "missed_start": missed_start,
+    counts = {"paired": stats["paired"], "lost": lost, "surplus_after_end": surplus, "announced": announced, "missed_start": missed_start,
               "gaps": stats["gaps"], **total, "eos_received": ended,
               "timed_out": any(s["timed_out"] for s in per), "config_seen": config is not None}
     problems = []
@@ -334,7 +337,8 @@ def link_verdict(link: RxLink) -> LinkVerdict:
                                              (stats["gaps"], "in gaps"),
                                              (total["unpaired"], "unpaired across streams (another receiver on "
                                                                  "the address?)"),
-                                             (total["leftover"], "left without partners when a stream ended"),
+                                             (total["leftover"] - surplus, "left without partners when a stream "
+                                                                           "ended"),
                                              (total["untagged"], "without a stream_seq tag"),
                                              (total["malformed"], "in malformed messages")) if n]
         if config is None:

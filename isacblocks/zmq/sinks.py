@@ -73,6 +73,8 @@ class _ZmqSink(_ZmqEndpoint, SinkBlock):
 
     _direction = "send"
     _key = b""
+    #: work() returns 0 while it waits for a receiver in another process (not a stall).
+    waits_for_external_input = True
 
     def __init__(self, dtype, item_shape, address: str, timeout: int, pass_tags: bool, hwm: int, bind: bool,
                  max_items_per_message: int | None, eos: bool, linger: int, copy_mode: str,
