@@ -25,6 +25,7 @@ CHILD = textwrap.dedent("""
     import json, sys
     import numpy as np
     import numba
+    from numba import cuda
     assert numba.config.ENABLE_CUDASIM
     from isacblocks.blocks.receivers import MAPRTDetector, MBMLEstimator
     from isacblocks.dsp.angle_delay import angle_delay_peak
@@ -54,6 +55,9 @@ CHILD = textwrap.dedent("""
         a = angle_delay_peak(Y, ad, rd, lo, hi, clo, chi, 2, 1)
         b = angle_delay_peak_cuda(Y, ad, rd, lo, hi, clo, chi, 2, 1, threads_per_block=threads)
         pack(f"peak_t{threads}", a, b)
+    a = angle_delay_peak(Y, ad, rd, lo, hi, clo, chi, 2, 1)
+    b = angle_delay_peak_cuda(cuda.to_device(Y), ad, rd, lo, hi, clo, chi, 2, 1, threads_per_block=8)
+    pack("device_input", a, b)
     g = np.asarray(range_factors(p)[0])
     C = (Y[:3].astype(np.complex128) @ g).astype(np.complex64)
     a = angle_delay_peak(C, ad, rd, lo[:3], hi[:3], clo[:3], chi[:3], 1, 2, projected=True)
@@ -113,6 +117,10 @@ def test_kernel_matches_cpu_with_per_frame_sectors_ties_and_nan(simulated, threa
     assert stat[3] == 0.0 and result["i_hat"][1][3] == 0 and result["j_hat"][1][3] == 0  # first of the ties
     assert np.isnan(stat[4])  # the NaN frame
     assert all(np.isfinite(stat[b]) for b in (0, 1, 2, 5))  # no leak into the others
+
+
+def test_frames_already_on_the_device_match_cpu(simulated):
+    check_peak(simulated["device_input"], 2, 1)
 
 
 def test_projected_frames_match_cpu(simulated):

@@ -76,6 +76,10 @@ def angle_delay_peak_cuda(Y_tilde, angle_dict, range_dict, row_lo, row_hi, col_l
                           threads_per_block: int | None = None) -> AngleDelayPeak:
     """`angle_delay.angle_delay_peak` on the CUDA device: same arguments and outputs (host arrays).
 
+    `Y_tilde` may also be C-contiguous complex64 frames already on the device (anything with
+    ``__cuda_array_interface__``: a Numba device array, a CUDA torch tensor); they are read
+    in place.  Host frames are copied to the device for the call.
+
     `threads_per_block` defaults to `THREADS_PER_BLOCK` (at most that many).
     """
     from numba import cuda
@@ -85,7 +89,15 @@ def angle_delay_peak_cuda(Y_tilde, angle_dict, range_dict, row_lo, row_hi, col_l
     if not isinstance(range_dict, RangeDictionary):
         range_dict = RangeDictionary.from_steering(range_dict)
     expected = (angle_dict.n_antennas, range_dict.rank if projected else range_dict.n_subcarriers)
-    Y_tilde = np.asarray(Y_tilde)
+    on_device = hasattr(Y_tilde, "copy_to_host") or hasattr(Y_tilde, "__cuda_array_interface__")
+    if on_device:
+        if not hasattr(Y_tilde, "copy_to_host"):  # a foreign device array (e.g. a CUDA torch tensor)
+            Y_tilde = cuda.as_cuda_array(Y_tilde)
+        if Y_tilde.dtype != np.complex64 or not Y_tilde.is_c_contiguous():
+            raise ShapeError(f"angle_delay_peak_cuda: frames on the device must be C-contiguous complex64, got "
+                             f"{Y_tilde.dtype}")
+    else:
+        Y_tilde = np.asarray(Y_tilde)
     if Y_tilde.ndim != 3 or Y_tilde.shape[1:] != expected:
         what = "projected frames C = Y~ G" if projected else "Y_tilde"
         raise ShapeError(f"angle_delay_peak_cuda: {what} must have shape (B, {expected[0]}, {expected[1]}), "
@@ -109,14 +121,17 @@ def angle_delay_peak_cuda(Y_tilde, angle_dict, range_dict, row_lo, row_hi, col_l
     if n_frames == 0:
         return AngleDelayPeak(np.empty(0, np.float32), np.empty(0, np.int64), np.empty(0, np.int64),
                               np.empty(shape, np.float32), np.empty(shape, np.bool_))
-    frames = np.ascontiguousarray(Y_tilde, dtype=np.complex64).view(np.float32)
+    if on_device:
+        frames = Y_tilde.view(np.float32)
+    else:
+        frames = cuda.to_device(np.ascontiguousarray(Y_tilde, dtype=np.complex64).view(np.float32))
     d_stat = cuda.device_array(n_frames, dtype=np.float32)
     d_i = cuda.device_array(n_frames, dtype=np.int64)
     d_j = cuda.device_array(n_frames, dtype=np.int64)
     d_window = cuda.device_array(shape, dtype=np.float32)
     d_valid = cuda.device_array(shape, dtype=np.bool_)
     _kernel()[n_frames, threads](
-        cuda.to_device(frames), bool(projected), _to_device(range_dict.project), _to_device(angle_dict.re),
+        frames, bool(projected), _to_device(range_dict.project), _to_device(angle_dict.re),
         _to_device(angle_dict.im), _to_device(range_dict.synth_re), _to_device(range_dict.synth_im),
         cuda.to_device(rows[0]), cuda.to_device(rows[1]), cuda.to_device(cols[0]), cuda.to_device(cols[1]),
         half_angle, half_range, d_stat, d_i, d_j, d_window, d_valid)
