@@ -161,3 +161,16 @@ def test_importing_dsp_and_blocks_imports_neither_torch_nor_numba_cuda():
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]"
+
+
+def test_training_on_cuda_without_a_device_is_a_config_error():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("torch sees a CUDA device here")
+    from isacblocks.learning.trainer import TrainConfig, Trainer
+
+    params = SystemParams(n_antennas=8, n_subcarriers=16, n_taps=1, n_angle_grid=24, n_range_grid=12)
+    with pytest.raises(ConfigError, match="TrainConfig.device = 'cuda': no CUDA device"):
+        Trainer(params, params.nominal_spacing, TrainConfig(iterations=1, batch_size=4, device="cuda"))
+    with pytest.raises(ConfigError, match="TrainConfig.device"):
+        TrainConfig(device="gpu")
