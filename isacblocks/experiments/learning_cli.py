@@ -36,7 +36,7 @@ def train_main(args) -> int:
                          batch_size=args.batch_size, lr=lr, curriculum=args.curriculum,
                          eval_at=tuple(range(0, args.iterations + 1, step)) if args.eval else (),
                          eval_frames=args.eval_frames, seed=args.seed, checkpoint=args.checkpoint,
-                         checkpoint_every=args.checkpoint_every)
+                         checkpoint_every=args.checkpoint_every, device=args.device)
     trainer = Trainer(params, ula.spacing, config)
     if args.resume:
         trainer.load_checkpoint(args.checkpoint)
@@ -91,6 +91,8 @@ def register(sub) -> None:
     tr.add_argument("--checkpoint-every", type=int, default=100, metavar="N",
                     help="iterations between checkpoints (default 100)")
     tr.add_argument("--resume", action="store_true", help="resume from --checkpoint")
+    tr.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                    help="where the torch parts and the map kernel run (cuda: a CUDA build of torch and numba-cuda)")
     tr.add_argument("--out", required=True, help="where to write the learned spacing (.npy or text)")
     add_study_options(tr)
     tr.set_defaults(func=train_main)
