@@ -194,6 +194,8 @@ BLOCK_CASES = [
     ("UEChannel", "ula", lambda v: UEChannel(P, v), ImpairedULA(PAPER), "params need K = 16", False),
     ("UEChannel", "seed", lambda v: UEChannel(P, ULA, seed=v), 2.5, "non-negative integer", True),
     ("MAPRTDetector", "n_theta", lambda v: MAPRTDetector(P, n_theta=v), 0, "integer >= 1", True),
+    ("MAPRTDetector", "device", lambda v: MAPRTDetector(P, device=v), "gpu", "expected one of 'cpu', 'cuda'", True),
+    ("MBMLEstimator", "device", lambda v: MBMLEstimator(P, device=v), "gpu", "expected one of 'cpu', 'cuda'", True),
     ("MAPRTDetector", "n_range", lambda v: MAPRTDetector(P, n_range=v), 1.5, "integer >= 1", True),
     ("MAPRTDetector", "sector", lambda v: MAPRTDetector(P, sector=v), (0.2, 0.1), "-pi/2 <= min < max <= pi/2",
      True),
@@ -299,6 +301,7 @@ TRAIN_CASES = [
     ("checkpoint_every", 0, "integer >= 1"),
     ("max_loss_growth", 0.0, "must be > 0"),
     ("progress", None, None),
+    ("device", "gpu", "must be 'cpu' or 'cuda'"),
 ]
 
 

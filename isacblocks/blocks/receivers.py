@@ -33,17 +33,21 @@ class SensingEstimator(SyncBlock):
     The prior sector comes from each frame's ``sector`` tag, or from a fixed `sector`
     ``(theta_min, theta_max)`` (rad) over the system's range interval.  The spacing the
     receiver assumes can be replaced at run time through message port ``spacing``.
+    `device`: "cpu" (Numba kernel on the cores) or "cuda" (the CUDA kernel of
+    `isacblocks.dsp.angle_delay_cuda`); "cuda" without a usable CUDA device raises
+    `ConfigError` here, at construction.
 
     A frame holding NaN or Inf gets a non-finite statistic (each frame is estimated on its
     own, so the other frames of the batch are unaffected): its output item is set to NaN,
     carries the tag ``invalid_frame`` (value True) and is counted in `invalid_frames`.  `DetectionMetricsSink` leaves such frames out of its metrics.
     """
 
-    def __init__(self, params, spacing=None, sector=None, name=None):
+    def __init__(self, params, spacing=None, sector=None, name=None, device="cpu"):
         k, s = params.n_antennas, params.n_subcarriers
         super().__init__(in_sig=[("Y_tilde", np.complex64, (k, s))],
                          out_sig=[("estimate", np.float64, ESTIMATE_ITEM)], name=name)
         self.params = params
+        self.device = _check_device(self.name, device)
         self.sector = None if sector is None else (*check_sector(self.name, "sector", sector),
                                                    params.range_min_m, params.range_max_m)
         self.invalid_frames = 0
@@ -83,14 +87,15 @@ class MAPRTDetector(SensingEstimator):
     """The model-based baseline: MAPRT statistic and grid estimates (eq. 9-10) on a
     `n_theta` x `n_range` grid spread over each frame's prior sector."""
 
-    def __init__(self, params, spacing=None, sector=None, n_theta: int = 720, n_range: int = 200, name=None):
-        super().__init__(params, spacing, sector, name=name)
+    def __init__(self, params, spacing=None, sector=None, n_theta: int = 720, n_range: int = 200, name=None,
+                 device="cpu"):
+        super().__init__(params, spacing, sector, name=name, device=device)
         self.n_theta = check_int(self.name, "n_theta", n_theta, 1)
         self.n_range = check_int(self.name, "n_range", n_range, 1)
 
     def estimate(self, Y_tilde, sectors):
         return maprt(Y_tilde, sectors[:, 0], sectors[:, 1], sectors[:, 2], sectors[:, 3], self.spacing,
-                     self.params, self.n_theta, self.n_range)
+                     self.params, self.n_theta, self.n_range, device=self.device)
 
 
 class MBMLEstimator(SensingEstimator):
@@ -103,7 +108,16 @@ class MBMLEstimator(SensingEstimator):
 
     def estimate(self, Y_tilde, sectors):
         return mbml_estimate(Y_tilde, sectors[:, 0], sectors[:, 1], sectors[:, 2], sectors[:, 3], self.spacing,
-                             self.params)
+                             self.params, device=self.device)
+
+
+def _check_device(owner: str, device) -> str:
+    """"cpu", or "cuda" after checking that a CUDA device is usable (numba.cuda imported only then)."""
+    if device == "cpu":
+        return device
+    from ..dsp.angle_delay_cuda import check_device as check
+
+    return check(device, owner)
 
 
 class MLDemapper(SyncBlock):

@@ -49,7 +49,7 @@ def check_sectors(theta_min, theta_max, r_min, r_max, params, name: str) -> None
 
 
 def maprt(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params,
-          n_theta: int = 720, n_range: int = 200):
+          n_theta: int = 720, n_range: int = 200, device: str = "cpu"):
     """MAPRT statistic and estimates (eq. 9-10) on a grid spread over the prior sector.
 
     ``(theta^, tau^) = argmax |a_rx^H(theta) Y~ rho^*(tau)|`` over `n_theta` angles in
@@ -57,8 +57,10 @@ def maprt(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params,
     statistic is the maximum itself, compared with a threshold for detection (eq. 9).
     (The matched filter uses the Hermitian of the steering vector, as in eq. 15.)
     Sector bounds are scalars or (B,) arrays.  Returns ``(statistic, theta_hat,
-    range_hat)``, each (B,) float64.
+    range_hat)``, each (B,) float64.  `device`: "cpu" or "cuda" (the CUDA kernel of
+    `angle_delay_cuda`, same outputs to float32 rounding).
     """
+    kernel = _peak_function(device)
     Y_tilde = check_frames(Y_tilde, params, "maprt")
     n_frames = Y_tilde.shape[0]
     if np.shape(spacing) != (params.n_antennas,):
@@ -78,23 +80,33 @@ def maprt(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params,
         ranges = np.linspace(r0, r1, n_range)
         angle_dict = ula_steering(angles, spacing, params.wavelength).astype(np.complex64)
         range_dict = range_steering(ranges, params)
-        stat, i_hat, j_hat = _map_peak(Y_tilde[frames], angle_dict, range_dict)
+        stat, i_hat, j_hat = _map_peak(Y_tilde[frames], angle_dict, range_dict, kernel)
         statistic[frames] = stat
         theta_hat[frames] = angles[i_hat]
         range_hat[frames] = ranges[j_hat]
     return statistic, theta_hat, range_hat
 
 
-def _map_peak(Y_tilde, angle_dict, range_dict):
+def _map_peak(Y_tilde, angle_dict, range_dict, kernel=angle_delay_peak):
     """Peak of ``|A^H Y~ D^*|`` per frame over the whole (sector) grid: (value, row, column).
 
     Runs the fused Numba angle-delay kernel (`angle_delay_peak`) with every row and column
     searched and no window."""
     n_frames = Y_tilde.shape[0]
-    peak = angle_delay_peak(Y_tilde, AngleDictionary.from_steering(angle_dict), _range_dictionary(range_dict),
-                            np.zeros(n_frames, dtype=np.int64), np.full(n_frames, angle_dict.shape[1]),
-                            0, range_dict.shape[1])
+    peak = kernel(Y_tilde, AngleDictionary.from_steering(angle_dict), _range_dictionary(range_dict),
+                  np.zeros(n_frames, dtype=np.int64), np.full(n_frames, angle_dict.shape[1]),
+                  0, range_dict.shape[1])
     return peak.statistic.astype(np.float64), peak.i_hat, peak.j_hat
+
+
+def _peak_function(device: str):
+    """`angle_delay_peak` for "cpu", its CUDA twin for "cuda" (imported only then)."""
+    if device == "cpu":
+        return angle_delay_peak
+    from .angle_delay_cuda import angle_delay_peak_cuda, check_device
+
+    check_device(device, "maprt")
+    return angle_delay_peak_cuda
 
 
 _RANGE_CACHE = LRUCache(8)

@@ -96,27 +96,31 @@ def window_indices(i_hat, j_hat, params):
             row_valid, col_valid)
 
 
-def mbml_peak(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params) -> MapPeak:
+def mbml_peak(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params, device: str = "cpu") -> MapPeak:
     """Sector maximum of ``|Phi_pert(d)^H Y~ Phi_d^*|`` (eq. 15-16) and its grid indices.
 
     Same arguments as `mbml_estimate`; no window or soft-max is formed.
     """
-    peak = _sector_peak(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params, False, "mbml_peak")
+    peak = _sector_peak(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params, False, "mbml_peak",
+                        device=device)
     return MapPeak(peak.statistic.astype(np.float64), peak.i_hat, peak.j_hat)
 
 
-def mbml_peak_projected(C, theta_min, theta_max, r_min, r_max, spacing, params) -> MapPeak:
+def mbml_peak_projected(C, theta_min, theta_max, r_min, r_max, spacing, params, device: str = "cpu") -> MapPeak:
     """`mbml_peak` on range-projected frames ``C = Y~ G`` (B, K, r)."""
-    peak = _sector_peak(C, theta_min, theta_max, r_min, r_max, spacing, params, True, "mbml_peak_projected")
+    peak = _sector_peak(C, theta_min, theta_max, r_min, r_max, spacing, params, True, "mbml_peak_projected",
+                        device=device)
     return MapPeak(peak.statistic.astype(np.float64), peak.i_hat, peak.j_hat)
 
 
-def mbml_estimate(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params):
+def mbml_estimate(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params, device: str = "cpu"):
     """Algorithm 1: detection statistic and soft position estimate of the MB-ML receiver.
 
     `Y_tilde`: (B, K, S) frames after the reciprocal filter (eq. 7), cast to complex64.
     `theta_min, theta_max` (rad), `r_min, r_max` (m): the prior sector, scalars or (B,).
     `spacing`: the (perturbed) spacing vector ``d``, shape (K,) (m).
+    `device`: "cpu" (Numba kernel on the cores) or "cuda" (`angle_delay_cuda`, same outputs
+    to float32 rounding).
 
     Steps: map on the sector (eq. 15), arg-max (eq. 16), window with ``delta_theta``,
     ``delta_R`` from `params` (eq. 12, 17), soft-max of the valid window magnitudes, and
@@ -128,14 +132,14 @@ def mbml_estimate(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params):
     map maximum inside the sector, compared with a threshold in step 5.
     """
     peak = _sector_peak(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params, False, "mbml_estimate",
-                        window=True)
+                        window=True, device=device)
     return _soft_estimates(peak, params)
 
 
-def mbml_estimate_projected(C, theta_min, theta_max, r_min, r_max, spacing, params):
+def mbml_estimate_projected(C, theta_min, theta_max, r_min, r_max, spacing, params, device: str = "cpu"):
     """`mbml_estimate` on range-projected frames ``C = Y~ G`` (B, K, r)."""
     peak = _sector_peak(C, theta_min, theta_max, r_min, r_max, spacing, params, True, "mbml_estimate_projected",
-                        window=True)
+                        window=True, device=device)
     return _soft_estimates(peak, params)
 
 
@@ -151,8 +155,9 @@ def _soft_estimates(peak, params):
 
 
 def _sector_peak(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params, projected: bool, name: str,
-                 window: bool = False):
+                 window: bool = False, device: str = "cpu"):
     """Validate, find the sector rows and columns, and run the kernel (with the eq.-17 window if asked)."""
+    kernel = _peak_function(device, name)
     Y_tilde = np.asarray(Y_tilde)
     range_dict = range_dictionary(params)
     expected = (params.n_antennas, range_dict.rank if projected else params.n_subcarriers)
@@ -178,8 +183,18 @@ def _sector_peak(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params, p
             raise ConfigError(f"{name}: frame {f}: sector {a}, {b} = [{bounds[a][f]}, {bounds[b][f]}] {unit} "
                               f"contains no point of the {what} grid")
     half_angle, half_range = (params.window_half_angle, params.window_half_range) if window else (0, 0)
-    return angle_delay_peak(Y_tilde, angle_dictionary(spacing, params), range_dict, rows[0], rows[1], cols[0],
-                            cols[1], half_angle, half_range, projected=projected)
+    return kernel(Y_tilde, angle_dictionary(spacing, params), range_dict, rows[0], rows[1], cols[0],
+                  cols[1], half_angle, half_range, projected=projected)
+
+
+def _peak_function(device: str, name: str):
+    """`angle_delay_peak` for "cpu", its CUDA twin for "cuda" (imported only then)."""
+    if device == "cpu":
+        return angle_delay_peak
+    from .angle_delay_cuda import angle_delay_peak_cuda, check_device
+
+    check_device(device, name)
+    return angle_delay_peak_cuda
 
 
 def _inside(grid, lo, hi) -> tuple[np.ndarray, np.ndarray]:

@@ -59,7 +59,7 @@ def training_config(args):
                        batch_size=args.batch_size, lr=args.lr, curriculum=args.curriculum,
                        eval_at=tuple(range(0, args.iterations + 1, step)) if args.eval else (),
                        eval_frames=args.eval_frames, seed=args.seed, checkpoint=args.checkpoint,
-                       checkpoint_every=args.checkpoint_every)
+                       checkpoint_every=args.checkpoint_every, device=args.device)
 
 
 def train_main(args) -> int:
@@ -143,6 +143,8 @@ def register(sub) -> None:
                     help="iterations between checkpoints")
     tr.add_argument("--resume", action="store_true",
                     help="resume from --checkpoint (written by a run with the same configuration)")
+    tr.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                    help="where the torch parts and the map kernel run (cuda: a CUDA build of torch and numba-cuda)")
     tr.add_argument("--out", required=True, type=output_file, help="where to write the learned spacing (.npy or text)")
     add_study_options(tr)
     tr.set_defaults(func=train_main)

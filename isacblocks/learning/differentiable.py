@@ -29,7 +29,8 @@ def steering(theta: torch.Tensor, spacing: torch.Tensor, wavelength: float) -> t
 
 def grid_steering(spacing: torch.Tensor, params) -> torch.Tensor:
     """``Phi_pert(d)^T``: the steering vectors on the N_theta-point angle grid, (N_theta, K) (eq. 13)."""
-    return steering(torch.tensor(np.array(params.angle_grid), dtype=spacing.dtype), spacing, params.wavelength)
+    return steering(torch.tensor(np.array(params.angle_grid), dtype=spacing.dtype, device=spacing.device), spacing,
+                    params.wavelength)
 
 
 def ls_precoder(grid_a: torch.Tensor, theta_min, theta_max, params) -> torch.Tensor:
@@ -43,7 +44,8 @@ def ls_precoder(grid_a: torch.Tensor, theta_min, theta_max, params) -> torch.Ten
     lo = np.searchsorted(grid, np.asarray(theta_min), side="left")
     hi = np.searchsorted(grid, np.asarray(theta_max), side="right")
     cumulative = torch.cat([torch.zeros_like(grid_a[:1]), torch.cumsum(grid_a.conj(), dim=0)])  # (N+1, K)
-    rhs = grid_a.shape[1] * (cumulative[torch.as_tensor(hi)] - cumulative[torch.as_tensor(lo)])  # (B, K)
+    hi, lo = (torch.as_tensor(v, device=grid_a.device) for v in (hi, lo))
+    rhs = grid_a.shape[1] * (cumulative[hi] - cumulative[lo])  # (B, K)
     gram = grid_a.conj().T @ grid_a  # A* A^T, (K, K)
     f = torch.linalg.solve(gram, rhs.T).T
     return f / torch.linalg.vector_norm(f, dim=1, keepdim=True)
@@ -63,8 +65,8 @@ def soft_estimate(window: torch.Tensor, valid: torch.Tensor, rows: torch.Tensor,
     """Soft-max over the valid window entries and the weighted means (eq. 18-19): (theta_hat, range_hat)."""
     logits = torch.where(valid, window, torch.full_like(window, -torch.inf))
     soft = torch.softmax(logits.flatten(1), dim=1).view_as(window)
-    angles = torch.tensor(np.array(params.angle_grid), dtype=window.dtype)[rows]
-    ranges = torch.tensor(np.array(params.range_grid), dtype=window.dtype)[cols]
+    angles = torch.tensor(np.array(params.angle_grid), dtype=window.dtype, device=window.device)[rows]
+    ranges = torch.tensor(np.array(params.range_grid), dtype=window.dtype, device=window.device)[cols]
     return (angles * soft.sum(dim=2)).sum(dim=1), (ranges * soft.sum(dim=1)).sum(dim=1)
 
 

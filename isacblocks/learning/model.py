@@ -29,8 +29,8 @@ class SpacingModel(nn.Module):
         return self.scale * (1.0 + self.u)
 
     def spacing_numpy(self) -> np.ndarray:
-        return self.spacing().detach().numpy().copy()
+        return self.spacing().detach().cpu().numpy().copy()
 
     @torch.no_grad()
     def set_spacing(self, spacing) -> None:
-        self.u.copy_(torch.as_tensor(np.asarray(spacing) / self.scale - 1.0, dtype=torch.float64))
+        self.u.copy_(torch.as_tensor(np.asarray(spacing) / self.scale - 1.0, dtype=torch.float64, device=self.u.device))

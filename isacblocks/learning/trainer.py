@@ -67,6 +67,9 @@ class TrainConfig:
     checkpoint_every: int = 100
     max_loss_growth: float = 1e6  # stop when |loss| exceeds this multiple of the first loss
     progress: bool = True
+    # "cpu", or "cuda": the torch parts (d, precoders, window, loss, Adam) and the map kernel's
+    # arg-max run on the CUDA device; frames are still drawn on the host and copied over.
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         def rule(ok: bool, name: str, text: str) -> None:
@@ -93,6 +96,7 @@ class TrainConfig:
         rule(is_real(self.max_loss_growth) and self.max_loss_growth > 0, "max_loss_growth", "must be > 0")
         rule(is_integer(self.seed) and self.seed >= 0, "seed", "must be an integer >= 0")
         rule(is_integer(self.eval_seed) and self.eval_seed >= 0, "eval_seed", "must be an integer >= 0")
+        rule(self.device in ("cpu", "cuda"), "device", "must be 'cpu' or 'cuda'")
 
     @property
     def sl_iterations(self) -> int:
@@ -138,7 +142,8 @@ class Trainer:
         self.params = params
         self.true_spacing = check_spacing(true_spacing, params.n_antennas, "true_spacing", ordered=True)
         self.config = config
-        self.model = SpacingModel(params, init_spacing)
+        self.device = _torch_device(config.device)
+        self.model = SpacingModel(params, init_spacing).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr / self.model.scale)
         self.basis = ProjectedBasis.for_params(params)
         self.rng = np.random.default_rng(config.seed)
@@ -172,24 +177,26 @@ class Trainer:
         spacing = self.model.spacing()
         grid_a = diff.grid_steering(spacing, p)
         precoders = diff.ls_precoder(grid_a, batch.theta_min, batch.theta_max, p)
-        true_tx = torch.as_tensor(batch.frames.steering).to(torch.complex128)  # a_tx = a_rx (monostatic)
+        dev = self.device
+        true_tx = torch.as_tensor(batch.frames.steering).to(dev, torch.complex128)  # a_tx = a_rx (monostatic)
         gain = torch.sum(true_tx * precoders, dim=1)  # a_tx(theta)^T f(d)
         frames = batch.frames
-        peak = mbml_peak_projected(frames.combine(gain.detach().numpy()), batch.theta_min, batch.theta_max,
-                                   p.range_min_m, p.range_max_m, spacing.detach().numpy(), p)
+        peak = mbml_peak_projected(frames.combine(gain.detach().cpu().numpy()), batch.theta_min, batch.theta_max,
+                                   p.range_min_m, p.range_max_m, spacing.detach().cpu().numpy(), p,
+                                   device=self.config.device)
         rows, cols, row_valid, col_valid = window_indices(peak.i_hat, peak.j_hat, p)
         signal, noise = frames.window_columns(self.basis.v[:, cols].transpose(1, 0, 2))
-        z = gain[:, None, None] * torch.as_tensor(signal) + torch.as_tensor(noise)
-        window = diff.window_map(z, torch.as_tensor(rows), grid_a)
-        valid = torch.as_tensor(row_valid[:, :, None] & col_valid[:, None, :])
-        rows_t, cols_t = torch.as_tensor(rows), torch.as_tensor(cols)
+        z = gain[:, None, None] * torch.as_tensor(signal).to(dev) + torch.as_tensor(noise).to(dev)
+        window = diff.window_map(z, torch.as_tensor(rows).to(dev), grid_a)
+        valid = torch.as_tensor(row_valid[:, :, None] & col_valid[:, None, :]).to(dev)
+        rows_t, cols_t = torch.as_tensor(rows).to(dev), torch.as_tensor(cols).to(dev)
         if kind == "ul":
             return diff.unsupervised_loss(window, valid)
         if batch.labels is None:
             raise TrainingError("the supervised loss needs labelled frames (theta and range tags); this batch has none")
         theta_hat, range_hat = diff.soft_estimate(window, valid, rows_t, cols_t, p)
-        return diff.supervised_loss(theta_hat, range_hat, torch.as_tensor(batch.labels["theta"]),
-                                    torch.as_tensor(batch.labels["range"]))
+        return diff.supervised_loss(theta_hat, range_hat, torch.as_tensor(batch.labels["theta"]).to(dev),
+                                    torch.as_tensor(batch.labels["range"]).to(dev))
 
     def step(self) -> dict:
         kind = self.config.loss_at(self.iteration)
@@ -324,7 +331,7 @@ class Trainer:
     def load_checkpoint(self, path) -> None:
         """Resume from a checkpoint written by `save_checkpoint`."""
         try:  # tensors and plain types only: a checkpoint from elsewhere cannot run code on load
-            state = torch.load(path, weights_only=True)
+            state = torch.load(path, weights_only=True, map_location=self.device)
         except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
             raise TrainingError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0]}") from None
         self.check_state(state, f"checkpoint {path}")
@@ -347,6 +354,18 @@ def _plain(value):
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
+
+
+def _torch_device(device: str) -> torch.device:
+    """The torch device of `TrainConfig.device`; "cuda" needs CUDA in torch and in Numba (the map kernel)."""
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("TrainConfig.device = 'cuda': no CUDA device: torch.cuda.is_available() is False "
+                              "(a CPU build of torch, or no GPU)")
+        from ..dsp.angle_delay_cuda import check_device
+
+        check_device(device, "TrainConfig")
+    return torch.device(device)
 
 
 def _progress_bar(done: int, total: int, record: dict, start: float) -> None:

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# One-shot check of the CUDA path on a machine with an NVIDIA GPU (about 3-5 minutes).
+#
+#   bash benchmarks/device_check.sh            # from the repository root; results in $OUT (default out/gpu)
+#
+# The machine may have no network: wheels are taken from $WHEELS (default ./wheels), which
+# must hold the project's dependencies and the CUDA target, prepared on a machine with
+# network for the device's Python version, e.g.
+#
+#   pip download --dest wheels "numba-cuda[cu12]" numpy scipy numba threadpoolctl
+#
+# (The kernel benchmark needs no torch: the project is installed with --no-deps.)
+#
+# Steps: a virtual environment, installs (offline when wheels are present), nvidia-smi,
+# then `python -m benchmarks.gpu` at full size (K = 64, S = 256, batch 4096): the CUDA
+# kernel against the CPU kernel (same arg-max, statistic within 1e-5 relative) and frames/s
+# of MB-ML and MAPRT on GPU and CPU.  JSON and logs go to $OUT.
+set -u
+OUT="${OUT:-out/gpu}"
+WHEELS="${WHEELS:-wheels}"
+PY="${PYTHON:-python3}"
+mkdir -p "$OUT"
+exec > >(tee "$OUT/device_check.log") 2>&1
+
+echo "== $(date -u) on $(hostname)"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || echo "nvidia-smi not available"
+
+VENV="${VENV:-/tmp/isac-gpu-venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PY" -m venv "$VENV" || { echo "venv creation failed"; exit 2; }
+fi
+PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
+if [ -d "$WHEELS" ]; then
+    PIP+=(--no-index --find-links "$WHEELS")
+fi
+"${PIP[@]}" numpy scipy numba threadpoolctl || { echo "dependency install failed"; exit 3; }
+"${PIP[@]}" "numba-cuda[cu12]" || "${PIP[@]}" numba-cuda || echo "numba-cuda not installed (built-in numba.cuda is tried)"
+# The benchmark runs from the repository root, so the project itself needs no install.
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+"$VENV/bin/python" - <<'PY'
+import numba, numpy
+from numba import cuda
+print("numba", numba.__version__, "numpy", numpy.__version__, "cuda.is_available()", cuda.is_available())
+if cuda.is_available():
+    cuda.detect()
+PY
+
+timeout 270 "$VENV/bin/python" -m benchmarks.gpu --frames "${FRAMES:-4096}" --reps "${REPS:-5}" \
+    --cpu-frames "${CPU_FRAMES:-2048}" --out "$OUT/gpu.json"
+status=$?
+echo "== benchmarks.gpu exit status $status"
+exit $status
