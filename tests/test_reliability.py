@@ -229,7 +229,11 @@ for _cls in (PushSink, PubSink, PullSource, SubSource):
         _zmq_case(_cls, "dtype", "no-such-type", "not a numpy dtype"),
         _zmq_case(_cls, "item_shape", (4, 0), "every dimension must be >= 1"),
         _zmq_case(_cls, "item_shape", "ab", "tuple of ints"),
+        _zmq_case(_cls, "idle_timeout", -1, "number of seconds >= 0"),
+        _zmq_case(_cls, "idle_timeout", "soon", "number of seconds >= 0"),
     ]
+for _cls in (PullSource, SubSource):
+    BLOCK_CASES += [_zmq_case(_cls, "waiting_interval", -5, "number of seconds >= 0")]
 for _cls in (PushSink, PubSink):
     BLOCK_CASES += [
         _zmq_case(_cls, "linger", -2, "integer >= -1"),
@@ -237,6 +241,8 @@ for _cls in (PushSink, PubSink):
         _zmq_case(_cls, "max_items_per_message", 2.5, "integer >= 1 or None"),
         _zmq_case(_cls, "copy_mode", "zero", "expected 'copy' or 'track'"),
         _zmq_case(_cls, "start_tags", {"k": 1}, "need pass_tags=True"),
+        _zmq_case(_cls, "stream_id", "run", "need pass_tags=True"),
+        _zmq_case(_cls, "stream_length", 10, "need pass_tags=True"),
     ]
 for _cls in (PubSink, SubSource):
     BLOCK_CASES += [_zmq_case(_cls, "key", 5, "must be a str or bytes")]

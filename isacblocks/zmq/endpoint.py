@@ -38,12 +38,12 @@ class ItemSizeMismatch(BlockError):
     """A source received items whose size (seen in the tag header) differs from its own."""
 
 
-def check_idle_timeout(owner: str, value) -> float | None:
-    """``idle_timeout`` in seconds: None or 0 means wait forever."""
+def check_seconds(owner: str, label: str, value) -> float | None:
+    """A duration parameter such as ``idle_timeout``, in seconds: None or 0 mean none (wait forever)."""
     if value is None:
         return None
     if not is_real(value) or not value >= 0:
-        raise ConfigError(f"{owner}: idle_timeout = {value!r}: must be a number of seconds >= 0 "
+        raise ConfigError(f"{owner}: {label} = {value!r}: must be a number of seconds >= 0 "
                           "(0 or None: wait forever)")
     return float(value) or None
 

@@ -36,7 +36,7 @@ from ..core import WORK_DONE, SourceBlock
 from ..core.buffer import Buffer, Writer
 from ..errors import ConfigError
 from ..validation import is_integer
-from .endpoint import SEQ_KEY, check_idle_timeout
+from .endpoint import SEQ_KEY, check_seconds
 from .sources import PullSource
 
 __all__ = ["PairedPullSource"]
@@ -115,8 +115,8 @@ class PairedPullSource(SourceBlock):
         if not is_integer(max_pending) or max_pending < 1:
             raise ConfigError(f"{self.name}: max_pending = {max_pending!r}: must be an integer >= 1")
         self.timeout = int(timeout)
-        self.idle_timeout = check_idle_timeout(self.name, idle_timeout)
-        self.waiting_interval = check_idle_timeout(self.name, waiting_interval) or 0.0
+        self.idle_timeout = check_seconds(self.name, "idle_timeout", idle_timeout)
+        self.waiting_interval = check_seconds(self.name, "waiting_interval", waiting_interval) or 0.0
         self.streams = {
             key: _Stream(PullSource(dtype, shape, address, timeout=self.timeout, pass_tags=True, hwm=hwm, bind=bind,
                                     context=context, name=f"{self.name}.{key}", idle_timeout=self.idle_timeout),

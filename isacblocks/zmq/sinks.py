@@ -21,7 +21,7 @@ from ..core.tags import Tag
 from ..errors import BlockError, ConfigError
 from ..validation import is_integer
 from .endpoint import (EOS_KEY, SEQ_KEY, LinkIdleError, ZmqDropWarning, ZmqWarning, _key_bytes, _ZmqEndpoint,
-                       check_idle_timeout)
+                       check_seconds)
 from .wire import WireFormatError, encode_header
 
 __all__ = ["PubSink", "PushSink"]
@@ -84,7 +84,7 @@ class _ZmqSink(_ZmqEndpoint, SinkBlock):
         SinkBlock.__init__(self, in_sig=[port(dtype, item_shape)], name=name)
         for label, value in (("start_tags", start_tags), ("stream_id", stream_id), ("stream_length", stream_length)):
             if value is not None and value != {} and not pass_tags:
-                raise ConfigError(f"{self.name}: {label} = {value!r}: needs pass_tags=True (tags travel in the "
+                raise ConfigError(f"{self.name}: {label} = {value!r}: need pass_tags=True (tags travel in the "
                                   "tag header)")
         if stream_id is not None and (not isinstance(stream_id, str) or not stream_id):
             raise ConfigError(f"{self.name}: stream_id = {stream_id!r}: must be a non-empty str")
@@ -96,7 +96,7 @@ class _ZmqSink(_ZmqEndpoint, SinkBlock):
                 encode_header(0, [Tag(0, key, value, self.name)])
             except WireFormatError as exc:
                 raise ConfigError(f"{self.name}: start_tags[{key!r}]: {exc}") from None
-        self.idle_timeout = check_idle_timeout(self.name, idle_timeout)
+        self.idle_timeout = check_seconds(self.name, "idle_timeout", idle_timeout)
         self.stream_id = stream_id
         self.stream_length = None if stream_length is None else int(stream_length)
         if max_items_per_message is not None and (not is_integer(max_items_per_message) or max_items_per_message < 1):

@@ -17,7 +17,7 @@ import zmq
 from ..core import WORK_DONE, SourceBlock, port
 from ..core.tags import Tag
 from ..errors import BlockError
-from .endpoint import EOS_KEY, ItemSizeMismatch, ZmqWarning, _key_bytes, _ZmqEndpoint, check_idle_timeout
+from .endpoint import EOS_KEY, ItemSizeMismatch, ZmqWarning, _key_bytes, _ZmqEndpoint, check_seconds
 from .wire import (HEADER_MAGIC, HEADER_VERSION, WireFormatError, decode_header, decode_message,
                    items_from_payload, rebase_tags, split_pub_frames)
 
@@ -51,8 +51,8 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
         spec = self.out_sig[0]
         self.pass_tags = bool(pass_tags)
         self.eos = bool(eos)
-        self.idle_timeout = check_idle_timeout(self.name, idle_timeout)
-        self.waiting_interval = check_idle_timeout(self.name, waiting_interval) or 0.0
+        self.idle_timeout = check_seconds(self.name, "idle_timeout", idle_timeout)
+        self.waiting_interval = check_seconds(self.name, "waiting_interval", waiting_interval) or 0.0
         self._item_bytes = spec.itemsize
         self._reset()
         self._init_endpoint(address, timeout, hwm, bind, context)
