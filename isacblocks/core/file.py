@@ -28,7 +28,21 @@ def _file_items(owner: str, path: str, itemsize: int) -> int:
     return size // itemsize
 
 
-class FileSource(SourceBlock):
+class _OpenFile:
+    """The open file of a file block: closed at stop() or by close()."""
+
+    _file = None
+
+    def stop(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class FileSource(_OpenFile, SourceBlock):
     """Play the items of a raw file (GNU Radio's ``file_source(itemsize, filename, repeat)``).
 
     With ``repeat=True`` the file plays again from its start forever (an empty file is
@@ -57,13 +71,6 @@ class FileSource(SourceBlock):
         self.close()
         self._file = open(self.filename, "rb")  # noqa: SIM115 - closed in stop()
 
-    def stop(self) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
 
     def work(self, inputs, outputs):
         out = outputs[0]
@@ -78,7 +85,7 @@ class FileSource(SourceBlock):
         return got // self.itemsize if got else WORK_DONE
 
 
-class FileSink(SinkBlock):
+class FileSink(_OpenFile, SinkBlock):
     """Write every item to a raw file (GNU Radio's ``file_sink(itemsize, filename, append)`` with
     ``unbuffered`` off).  The file is created (or, with ``append=True``, extended) at start
     and closed at the end of the run."""
@@ -98,13 +105,6 @@ class FileSink(SinkBlock):
         except OSError as exc:
             raise ConfigError(f"{self.name}: cannot write {self.filename!r}: {exc.strerror or exc}") from None
 
-    def stop(self) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
 
     def work(self, inputs, outputs):
         x = np.ascontiguousarray(inputs[0])

@@ -378,6 +378,16 @@ class Flowgraph:
                           f"input item(s) ({counts}): {why}", StreamWarning, stacklevel=3)
         self._drop_notes = []
 
+    def _call_work(self, block: Block, inputs: list, outputs: list) -> int:
+        """``block.work(inputs, outputs)``, counted, with a raise named after the block and the
+        return value checked to be an integer (the range is the caller's rule)."""
+        try:
+            produced = block.work(inputs, outputs)
+        except Exception as exc:
+            raise _wrap(block, "work()", exc) from exc
+        self.work_calls[block.name] += 1
+        return produced if type(produced) is int else _as_count(block, produced)
+
     def _visit(self, plan: tuple, max_items: int) -> int:
         """One work() call of a sync block (consumed == produced on every port)."""
         _, block, readers, buffers, propagate = plan
@@ -397,13 +407,7 @@ class Flowgraph:
             return 0
         inputs = [r.read_view(n) for r in readers]
         outputs = [buf.write_view(n) for buf in buffers]
-        try:
-            produced = block.work(inputs, outputs)
-        except Exception as exc:
-            raise _wrap(block, "work()", exc) from exc
-        self.work_calls[block.name] += 1
-        if type(produced) is not int:
-            produced = _as_count(block, produced)
+        produced = self._call_work(block, inputs, outputs)
         if not 0 < produced <= n:
             if produced == 0:
                 self._zero.append(block)
@@ -455,13 +459,7 @@ class Flowgraph:
         n_in, n_out = groups * decim, groups * interp
         inputs = [r.read_view(n_in) for r in readers]
         outputs = [buf.write_view(n_out) for buf in buffers]
-        try:
-            produced = block.work(inputs, outputs)
-        except Exception as exc:
-            raise _wrap(block, "work()", exc) from exc
-        self.work_calls[block.name] += 1
-        if type(produced) is not int:
-            produced = _as_count(block, produced)
+        produced = self._call_work(block, inputs, outputs)
         if produced == WORK_DONE:
             return WORK_DONE
         if not 0 <= produced <= n_out or produced % interp:

@@ -164,6 +164,40 @@ class AngleDelayPeak(NamedTuple):
     valid: np.ndarray
 
 
+@dataclass(frozen=True)
+class PeakSearch:
+    """The checked arguments of one sector-peak search (see `peak_search`)."""
+
+    angle_dict: "AngleDictionary"
+    range_dict: "RangeDictionary"
+    rows: tuple  # (lo, hi) per frame, int64 arrays
+    cols: tuple
+    half_angle: int
+    half_range: int
+
+
+def peak_search(owner: str, frames_shape: tuple, angle_dict, range_dict, row_lo, row_hi, col_lo=0, col_hi=None,
+                half_angle: int = 0, half_range: int = 0, projected: bool = False) -> PeakSearch:
+    """Check the arguments of `angle_delay_peak` (and of its CUDA twin) for frames of
+    `frames_shape`; dictionaries may be given as matrices.  Errors name `owner`."""
+    if not isinstance(angle_dict, AngleDictionary):
+        angle_dict = AngleDictionary.from_steering(angle_dict)
+    if not isinstance(range_dict, RangeDictionary):
+        range_dict = RangeDictionary.from_steering(range_dict)
+    expected = (angle_dict.n_antennas, range_dict.rank if projected else range_dict.n_subcarriers)
+    if len(frames_shape) != 3 or tuple(frames_shape[1:]) != expected:
+        what = "projected frames C = Y~ G" if projected else "Y_tilde"
+        raise ShapeError(f"{owner}: {what} must have shape (B, {expected[0]}, {expected[1]}), "
+                         f"got {tuple(frames_shape)}")
+    n_frames, n_theta, n_tau = frames_shape[0], angle_dict.n_angles, range_dict.n_ranges
+    rows = _bounds(row_lo, row_hi, n_frames, n_theta, "row")
+    cols = _bounds(col_lo, n_tau if col_hi is None else col_hi, n_frames, n_tau, "col")
+    half_angle, half_range = int(half_angle), int(half_range)
+    if half_angle < 0 or half_range < 0:
+        raise ConfigError(f"{owner}: window half sizes must be >= 0, got ({half_angle}, {half_range})")
+    return PeakSearch(angle_dict, range_dict, rows, cols, half_angle, half_range)
+
+
 def angle_delay_peak(Y_tilde, angle_dict, range_dict, row_lo, row_hi, col_lo=0, col_hi=None,
                      half_angle: int = 0, half_range: int = 0, projected: bool = False) -> AngleDelayPeak:
     """Sector peak, arg-max and window of ``L = |Phi_pert^H Y~ Phi_d^*|`` (eq. 15-17).
@@ -180,23 +214,11 @@ def angle_delay_peak(Y_tilde, angle_dict, range_dict, row_lo, row_hi, col_lo=0, 
 
     Returns an `AngleDelayPeak`.  A frame containing NaN gets NaN statistic and window.
     """
-    if not isinstance(angle_dict, AngleDictionary):
-        angle_dict = AngleDictionary.from_steering(angle_dict)
-    if not isinstance(range_dict, RangeDictionary):
-        range_dict = RangeDictionary.from_steering(range_dict)
-    expected = (angle_dict.n_antennas, range_dict.rank if projected else range_dict.n_subcarriers)
     Y_tilde = np.asarray(Y_tilde)
-    if Y_tilde.ndim != 3 or Y_tilde.shape[1:] != expected:
-        what = "projected frames C = Y~ G" if projected else "Y_tilde"
-        raise ShapeError(f"angle_delay_peak: {what} must have shape (B, {expected[0]}, {expected[1]}), "
-                         f"got {Y_tilde.shape}")
-    n_frames = Y_tilde.shape[0]
-    n_theta, n_tau = angle_dict.n_angles, range_dict.n_ranges
-    rows = _bounds(row_lo, row_hi, n_frames, n_theta, "row")
-    cols = _bounds(col_lo, n_tau if col_hi is None else col_hi, n_frames, n_tau, "col")
-    half_angle, half_range = int(half_angle), int(half_range)
-    if half_angle < 0 or half_range < 0:
-        raise ConfigError(f"angle_delay_peak: window half sizes must be >= 0, got ({half_angle}, {half_range})")
+    search = peak_search("angle_delay_peak", Y_tilde.shape, angle_dict, range_dict, row_lo, row_hi, col_lo, col_hi,
+                         half_angle, half_range, projected)
+    angle_dict, range_dict, rows, cols = search.angle_dict, search.range_dict, search.rows, search.cols
+    half_angle, half_range, n_frames = search.half_angle, search.half_range, Y_tilde.shape[0]
 
     # Writeable C-contiguous complex64 seen as float32 pairs: one kernel specialisation for all inputs.
     frames = np.require(Y_tilde, np.complex64, ["C", "W"]).view(np.float32)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
-from .angle_delay import AngleDelayPeak, AngleDictionary, RangeDictionary, _bounds
+from .angle_delay import AngleDelayPeak, peak_search
 from .cache import LRUCache
 
 MAX_ANTENNAS = 64  # K
@@ -84,11 +84,6 @@ def angle_delay_peak_cuda(Y_tilde, angle_dict, range_dict, row_lo, row_hi, col_l
     """
     from numba import cuda
 
-    if not isinstance(angle_dict, AngleDictionary):
-        angle_dict = AngleDictionary.from_steering(angle_dict)
-    if not isinstance(range_dict, RangeDictionary):
-        range_dict = RangeDictionary.from_steering(range_dict)
-    expected = (angle_dict.n_antennas, range_dict.rank if projected else range_dict.n_subcarriers)
     on_device = hasattr(Y_tilde, "copy_to_host") or hasattr(Y_tilde, "__cuda_array_interface__")
     if on_device:
         if not hasattr(Y_tilde, "copy_to_host"):  # a foreign device array (e.g. a CUDA torch tensor)
@@ -98,21 +93,14 @@ def angle_delay_peak_cuda(Y_tilde, angle_dict, range_dict, row_lo, row_hi, col_l
                              f"{Y_tilde.dtype}")
     else:
         Y_tilde = np.asarray(Y_tilde)
-    if Y_tilde.ndim != 3 or Y_tilde.shape[1:] != expected:
-        what = "projected frames C = Y~ G" if projected else "Y_tilde"
-        raise ShapeError(f"angle_delay_peak_cuda: {what} must have shape (B, {expected[0]}, {expected[1]}), "
-                         f"got {Y_tilde.shape}")
+    search = peak_search("angle_delay_peak_cuda", Y_tilde.shape, angle_dict, range_dict, row_lo, row_hi, col_lo,
+                         col_hi, half_angle, half_range, projected)
+    angle_dict, range_dict, rows, cols = search.angle_dict, search.range_dict, search.rows, search.cols
+    half_angle, half_range, n_frames = search.half_angle, search.half_range, Y_tilde.shape[0]
     padded = range_dict.synth_re.shape[1]
     if angle_dict.n_antennas > MAX_ANTENNAS or padded > MAX_RANK:
         raise ConfigError(f"angle_delay_peak_cuda: K = {angle_dict.n_antennas} and padded rank {padded} must be "
                           f"<= {MAX_ANTENNAS} and {MAX_RANK} (shared-memory sizes)")
-    n_frames = Y_tilde.shape[0]
-    n_theta, n_tau = angle_dict.n_angles, range_dict.n_ranges
-    rows = _bounds(row_lo, row_hi, n_frames, n_theta, "row")
-    cols = _bounds(col_lo, n_tau if col_hi is None else col_hi, n_frames, n_tau, "col")
-    half_angle, half_range = int(half_angle), int(half_range)
-    if half_angle < 0 or half_range < 0:
-        raise ConfigError(f"angle_delay_peak_cuda: window half sizes must be >= 0, got ({half_angle}, {half_range})")
     threads = THREADS_PER_BLOCK if threads_per_block is None else int(threads_per_block)
     if not 1 <= threads <= THREADS_PER_BLOCK:
         raise ConfigError(f"angle_delay_peak_cuda: threads_per_block = {threads}: expected 1..{THREADS_PER_BLOCK}")
