@@ -170,18 +170,19 @@ def test_isac_link_through_a_gnuradio_relay_equals_the_direct_link(tmp_path):
                     vlen[name]]
     relay = gr_peer("relay", *triples, wait=False)
     common = ["--config", config, "--seed", seed, "--report-interval", 0, "--idle-timeout", 20]
+    started = []
     try:
         assert relay.stdout.readline().strip() == "relaying"
         rx = Cli("rx", *common, "--address", rx_addr, "--save-records", "rec.npy", "--json", "rx.json", cwd=tmp_path)
         tx = Cli("tx", *common, "--address", tx_addr, "--frames", frames, "--alternate", cwd=tmp_path)
+        started += [rx, tx]
         assert rx.finish(120) == 0, rx.stdout + rx.stderr
         assert tx.finish(60) == 0, tx.stderr
     finally:
         relay.terminate()
         relay.wait(10)
-        for cli in ("rx", "tx"):
-            if cli in locals():
-                locals()[cli].kill()
+        for cli in started:
+            cli.kill()
     ula = true_array(params, seed, None)
     chain = isac_flowgraph(params, ula, ula.spacing, frames, seed=seed, with_comm=True, alternate=True,
                            estimator=make_estimator("maprt", params, ula.spacing))
