@@ -544,16 +544,7 @@ def run(quick: bool = False, out: str = "out/bench", seed: int = 0, config_file:
     return record, 1 if failed else 0
 
 
-def main(argv=None) -> int:
-    from isacblocks.experiments.bench_cli import add_arguments
-
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.suite", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    _, code = run(args.quick, args.out, args.seed, args.config, args.only, args.json,
-                  stream_seconds=args.stream_seconds)
-    return code
-
-
 if __name__ == "__main__":
+    from .cli import main
+
     sys.exit(main())

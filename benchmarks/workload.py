@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from isacblocks.dsp.channels import complex_normal, target_echo
-from isacblocks.dsp.montecarlo import ProjectedBasis, ProjectedFrames
+from isacblocks.sim.montecarlo import ProjectedBasis, ProjectedFrames
 from isacblocks.dsp.precoder import beampattern_precoder
 from isacblocks.dsp.scenario import training_sectors
 from isacblocks.dsp.steering import range_steering, ula_steering
@@ -90,7 +90,7 @@ class TrainingDraw:
 
     def projected(self, basis: ProjectedBasis) -> ProjectedFrames:
         """The same frames as `isacblocks`' trainer sees them: ``C = Y~ G`` factored
-        (`isacblocks.dsp.montecarlo.ProjectedFrames`), exactly the projection of this draw."""
+        (`isacblocks.sim.montecarlo.ProjectedFrames`), exactly the projection of this draw."""
         g = basis.g.astype(np.complex64)
         return ProjectedFrames(amplitude=self.psi / np.sqrt(self.delay.shape[1]),
                                steering=self.steering.astype(np.complex64),

@@ -27,7 +27,7 @@ from isacblocks.blocks import (DetectionMetricsSink, MBMLEstimator, OFDMModulato
                                SectorBeamformer, SymbolSource, TargetChannel)
 from isacblocks.core import Flowgraph, MessageCollector, NullSink, TagFilter
 from isacblocks.dsp.detection import proportion_interval, threshold_at_pfa
-from isacblocks.dsp.evaluation import evaluate_spacing
+from isacblocks.sim.evaluation import evaluate_spacing
 from isacblocks.dsp.spacing import spacing_errors
 from isacblocks.experiments.baseline import block_seeds
 from isacblocks.experiments.common import true_array

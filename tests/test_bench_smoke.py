@@ -14,7 +14,7 @@ import os
 import pytest
 
 from isacblocks.errors import ConfigError
-from isacblocks.experiments import bench_cli
+from benchmarks import cli as bench_cli
 
 
 def _parse(*argv):

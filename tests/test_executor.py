@@ -13,7 +13,7 @@ import pytest
 
 from isacblocks import SystemParams
 from isacblocks.blocks import ImpairedULA
-from isacblocks.dsp.evaluation import evaluate_spacing
+from isacblocks.sim.evaluation import evaluate_spacing
 from isacblocks.errors import ConfigError
 from isacblocks.executor import (DaskExecutor, ExecutorError, ProcessExecutor, SerialExecutor, Task, TaskError, make_executor,
                                  task_seed)

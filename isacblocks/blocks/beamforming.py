@@ -10,7 +10,8 @@ from ..core import SyncBlock
 from ..dsp.precoder import beampattern_precoder, isac_precoder
 from ..dsp.spacing import check_spacing
 from ..errors import ConfigError
-from ._common import SECTOR_ITEM, check_int, check_real, check_sector
+from ..validation import check_int, check_real, check_sector
+from .items import SECTOR_ITEM
 
 
 class SectorBeamformer(SyncBlock):

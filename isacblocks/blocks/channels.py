@@ -8,7 +8,8 @@ from ..core import SyncBlock
 from ..dsp.channels import complex_normal, frame_noise, target_echo, ue_channel_frequency_response
 from ..dsp.steering import range_steering
 from ..errors import BlockError, ConfigError
-from ._common import random_streams, required_tags, seed_sequence
+from ..seeding import random_streams, seed_sequence
+from .items import required_tags
 from .ula import ImpairedULA
 
 

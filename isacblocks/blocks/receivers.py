@@ -10,7 +10,8 @@ from ..dsp.maprt import maprt
 from ..dsp.mbml import mbml_estimate
 from ..dsp.receiver import reciprocal_filter
 from ..dsp.spacing import check_spacing
-from ._common import ESTIMATE_ITEM, INVALID_FRAME_KEY, check_int, check_sector, required_tags
+from ..validation import check_int, check_sector
+from .items import ESTIMATE_ITEM, INVALID_FRAME_KEY, required_tags
 
 
 class ReciprocalFilter(SyncBlock):

@@ -8,7 +8,7 @@ from ..core import SinkBlock
 from ..dsp.detection import proportion_interval
 from ..dsp.metrics import DetectionReport, detection_report
 from ..errors import ConfigError
-from ._common import ESTIMATE_ITEM, INVALID_FRAME_KEY
+from .items import ESTIMATE_ITEM, INVALID_FRAME_KEY
 
 
 class DetectionMetricsSink(SinkBlock):

@@ -8,7 +8,9 @@ from ..core import WORK_DONE, SourceBlock
 from ..dsp.comm import constellation
 from ..dsp.scenario import training_sectors
 from ..errors import ConfigError
-from ._common import SECTOR_ITEM, check_int, check_real, check_sector, random_streams
+from ..seeding import random_streams
+from ..validation import check_int, check_real, check_sector
+from .items import SECTOR_ITEM
 
 
 class ScenarioSource(SourceBlock):

@@ -9,7 +9,7 @@ from typing import Iterable
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
-from ..validation import is_integer, is_real
+from ..validation import check_int, is_integer, is_real
 from .block import WORK_DONE, Block, GeneralBlock, SinkBlock, SourceBlock
 from .ports import port
 from .tags import Tag
@@ -142,9 +142,7 @@ class Head(GeneralBlock):
 
     def __init__(self, dtype, item_shape=(), n: int = 0, name=None):
         super().__init__(in_sig=[port(dtype, item_shape)], out_sig=[port(dtype, item_shape)], name=name)
-        if not is_integer(n) or n < 0:
-            raise ConfigError(f"{self.name}: n = {n!r}: must be an integer >= 0")
-        self.n = int(n)
+        self.n = check_int(self.name, "n", n, 0)
         self.count = 0
 
     def reset(self) -> None:

@@ -31,6 +31,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import ConfigError
+from ..validation import check_int
 from .ports import PortSpec, as_port_specs
 from .tags import Tag
 
@@ -239,12 +240,6 @@ class SinkBlock(Block):
         super().__init__(in_sig=in_sig, out_sig=(), name=name)
 
 
-def _check_rate(owner: str, field: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{owner}: {field} = {value!r}: must be an integer >= 1")
-    return int(value)
-
-
 class DecimBlock(Block):
     """A fixed-rate block that produces one output item per `decimation` input items
     (GNU Radio's ``decim_block`` / ``sync_decimator``).
@@ -265,7 +260,7 @@ class DecimBlock(Block):
     def __init__(self, in_sig: Sequence = (), out_sig: Sequence = (), decimation: int = 1,
                  name: str | None = None):
         super().__init__(in_sig=in_sig, out_sig=out_sig, name=name)
-        self.decimation = _check_rate(self.name, "decimation", decimation)
+        self.decimation = check_int(self.name, "decimation", decimation, 1)
         if not self.in_sig:
             raise ConfigError(f"block {self.name!r}: a DecimBlock needs at least one input port")
 
@@ -288,7 +283,7 @@ class InterpBlock(Block):
     def __init__(self, in_sig: Sequence = (), out_sig: Sequence = (), interpolation: int = 1,
                  name: str | None = None):
         super().__init__(in_sig=in_sig, out_sig=out_sig, name=name)
-        self.interpolation = _check_rate(self.name, "interpolation", interpolation)
+        self.interpolation = check_int(self.name, "interpolation", interpolation, 1)
         if not self.in_sig or not self.out_sig:
             raise ConfigError(f"block {self.name!r}: an InterpBlock needs input and output ports")
 
@@ -339,7 +334,7 @@ class GeneralBlock(Block):
         self.relative_rate = rate
 
     def set_output_multiple(self, multiple: int) -> None:
-        self.output_multiple = _check_rate(self.name, "output_multiple", multiple)
+        self.output_multiple = check_int(self.name, "output_multiple", multiple, 1)
 
     def forecast(self, noutput_items: int, ninputs: int) -> list[int]:
         """Input items needed on each input to produce `noutput_items` (default: as many)."""

@@ -112,7 +112,7 @@ class RangeDictionary:
 
         Truncated SVD ``Phi_d^* = U Sigma V`` in float64, ``G = U Sigma``, keeping the
         singular values above ``rtol`` times the largest (the dropped part is below float32
-        rounding).  `isacblocks.dsp.montecarlo.ProjectedBasis` takes G from the same cached
+        rounding).  `isacblocks.sim.montecarlo.ProjectedBasis` takes G from the same cached
         factorisation (`mbml.range_factors`), so its projected frames ``Y~ G`` fit
         ``angle_delay_peak(..., projected=True)``.
         """

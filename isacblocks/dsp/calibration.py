@@ -89,10 +89,3 @@ def _spacing_from_positions(positions: np.ndarray, params) -> np.ndarray:
     spacing[off_centre] = (positions[off_centre] + shift) * inv
     return check_spacing(spacing, params.n_antennas, "calibrated spacing")
 
-
-def projected_snapshots(projected, ranges, basis, params) -> np.ndarray:
-    """``v_n`` from range-projected frames ``C = Y~ G`` (B, K, r): ``Y~ rho^* = C Sigma^-2 G^H rho^*``."""
-    rho = range_steering(np.asarray(ranges, dtype=np.float64), params)  # (S, B)
-    weights = (basis.g.conj().T @ rho.conj()) / (basis.sigma ** 2)[:, None]  # (r, B)
-    return np.einsum("bkr,rb->bk", projected, weights) / params.n_subcarriers
-

@@ -11,7 +11,7 @@ the map discarded, and the soft-max of its magnitudes weights the grid angles an
 learning code, which recomputes the window with gradients through ``d``.  The
 ``*_projected`` variants take range-projected frames ``C = Y~ G`` (B, K, r), where
 ``Phi_d^* = G V`` is `range_dictionary` (the same factorisation as
-`isacblocks.dsp.montecarlo.ProjectedBasis`); they give the same outputs as on the full
+`isacblocks.sim.montecarlo.ProjectedBasis`); they give the same outputs as on the full
 frames, for Monte Carlo studies that draw ``C`` directly.
 """
 

@@ -15,7 +15,7 @@ import numpy as np
 from ..blocks import (DetectionMetricsSink, ImpairedULA, ISACCombiner, MAPRTDetector, MLDemapper, OFDMModulator,
                       ReciprocalFilter, ScenarioSource, SectorBeamformer, SERSink, SymbolSource, TargetChannel,
                       UEChannel)
-from ..blocks._common import seed_sequence
+from ..seeding import seed_sequence
 from ..blocks.sinks import records_report
 from ..core import Flowgraph, NullSink
 from ..dsp.detection import threshold_at_pfa

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..dsp.evaluation import evaluate_spacing
+from ..sim.evaluation import evaluate_spacing
 from ..dsp.spacing import save_spacing, spacing_errors
 from ..errors import ConfigError
 from ..executor import ProgressLine, add_executor_options, executor_from_args

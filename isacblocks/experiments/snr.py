@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..dsp.evaluation import run_evaluations, spacing_evaluation
+from ..sim.evaluation import run_evaluations, spacing_evaluation
 from ..dsp.spacing import spacing_errors
 from ..errors import ConfigError
 

@@ -12,9 +12,9 @@ import time
 
 import numpy as np
 
-from ..dsp.calibration import calibrate_positions, projected_snapshots
-from ..dsp.evaluation import evaluate_spacing, isac_evaluation, run_evaluations, spacing_evaluation
-from ..dsp.montecarlo import ProjectedBasis, draw_projected_frames
+from ..dsp.calibration import calibrate_positions
+from ..sim.evaluation import evaluate_spacing, isac_evaluation, run_evaluations, spacing_evaluation
+from ..sim.montecarlo import ProjectedBasis, draw_projected_frames, projected_snapshots
 from ..dsp.precoder import beampattern_precoder
 from ..dsp.scenario import training_sectors
 from ..dsp.steering import ula_steering

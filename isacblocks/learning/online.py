@@ -18,10 +18,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..blocks._common import check_int, check_real, required_tags
+from ..blocks.items import required_tags
+from ..validation import check_int, check_real
 from ..core import SinkBlock
 from ..dsp.mbml import mbml_peak_projected, window_indices
-from ..dsp.montecarlo import ProjectedBasis, draw_projected_frames
+from ..sim.montecarlo import ProjectedBasis, draw_projected_frames
 from ..dsp.detection import threshold_at_pfa
 from . import differentiable as diff
 from .model import SpacingModel

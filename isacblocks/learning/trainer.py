@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..dsp.evaluation import evaluate_spacing
+from ..sim.evaluation import evaluate_spacing
 from ..dsp.mbml import mbml_peak_projected, window_indices
-from ..dsp.montecarlo import ProjectedBasis, ProjectedFrames, draw_projected_frames
+from ..sim.montecarlo import ProjectedBasis, ProjectedFrames, draw_projected_frames
 from ..dsp.scenario import training_sectors
 from ..dsp.spacing import check_spacing, spacing_errors
 from ..errors import ConfigError, TrainingError

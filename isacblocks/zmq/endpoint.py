@@ -10,7 +10,7 @@ from typing import Any
 import zmq
 
 from ..errors import BlockError, ConfigError
-from ..validation import is_integer, is_real
+from ..validation import check_int, is_integer, is_real
 
 #: Key of the end-of-stream tag: on a header with no items (sent at a sink's stop()), or
 #: on the last item of a stream whose length the sink knows (survives a GNU Radio hop,
@@ -82,12 +82,9 @@ class _ZmqEndpoint:
         if not isinstance(address, str) or "://" not in address:
             raise ConfigError(f"{self.name}: address = {address!r}: expected 'tcp://host:port', 'ipc://path' "
                               "or 'inproc://name'")
-        for label, value, low in (("timeout", timeout, 0), ("hwm", hwm, -1)):
-            if not is_integer(value) or value < low:
-                raise ConfigError(f"{self.name}: {label} = {value!r}: must be an integer >= {low}")
         self.address = address
-        self.timeout = int(timeout)
-        self.hwm = int(hwm)
+        self.timeout = check_int(self.name, "timeout", timeout, 0)
+        self.hwm = check_int(self.name, "hwm", hwm, -1)
         self.bind = bool(bind)
         self._context = context
         self._lock = threading.RLock()

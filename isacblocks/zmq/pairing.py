@@ -35,7 +35,7 @@ import zmq
 from ..core import WORK_DONE, SourceBlock
 from ..core.buffer import Buffer, Writer
 from ..errors import ConfigError
-from ..validation import is_integer
+from ..validation import check_int, is_integer
 from .endpoint import SEQ_KEY, check_seconds
 from .sources import PullSource
 
@@ -112,8 +112,7 @@ class PairedPullSource(SourceBlock):
             raise ConfigError(f"{name or 'PairedPullSource'}: streams = {streams!r}: expected a non-empty dict "
                               "{name: (dtype, item_shape, address)}")
         super().__init__(out_sig=[(key, dtype, shape) for key, (dtype, shape, _) in streams.items()], name=name)
-        if not is_integer(max_pending) or max_pending < 1:
-            raise ConfigError(f"{self.name}: max_pending = {max_pending!r}: must be an integer >= 1")
+        check_int(self.name, "max_pending", max_pending, 1)
         self.timeout = int(timeout)
         self.idle_timeout = check_seconds(self.name, "idle_timeout", idle_timeout)
         self.waiting_interval = check_seconds(self.name, "waiting_interval", waiting_interval) or 0.0

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .mbml import range_factors
-from .channels import complex_normal, frame_noise
-from .steering import range_steering, ula_steering
+from ..dsp.channels import complex_normal, frame_noise
+from ..dsp.mbml import range_factors
+from ..dsp.steering import range_steering, ula_steering
 
 
 #: Frames per noise generator in `draw_projected_frames` (streams are filled in parallel).
@@ -101,3 +101,10 @@ def draw_projected_frames(rng: np.random.Generator, params, true_spacing, basis:
     delay = (range_steering(ranges, params).T @ basis.g).astype(np.complex64)  # (B, r)
     amplitude = np.where(present, psi, 0.0) / np.sqrt(params.n_subcarriers)
     return ProjectedFrames(amplitude, steering, delay, noise, present, theta, ranges)
+
+
+def projected_snapshots(projected, ranges, basis, params) -> np.ndarray:
+    """``v_n`` from range-projected frames ``C = Y~ G`` (B, K, r): ``Y~ rho^* = C Sigma^-2 G^H rho^*``."""
+    rho = range_steering(np.asarray(ranges, dtype=np.float64), params)  # (S, B)
+    weights = (basis.g.conj().T @ rho.conj()) / (basis.sigma ** 2)[:, None]  # (r, B)
+    return np.einsum("bkr,rb->bk", projected, weights) / params.n_subcarriers

@@ -19,16 +19,16 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..dsp.channels import ue_channel_frequency_response
+from ..dsp.comm import symbol_error_rate_qpsk
+from ..dsp.detection import threshold_at_pfa
+from ..dsp.mbml import mbml_estimate_projected
+from ..dsp.metrics import DetectionReport, detection_report
+from ..dsp.precoder import beampattern_precoder, isac_precoder
+from ..dsp.steering import ula_steering
 from ..executor.base import Executor, Task, task_seed
 from ..executor.local import SerialExecutor
-from .channels import ue_channel_frequency_response
-from .comm import symbol_error_rate_qpsk
-from .detection import threshold_at_pfa
-from .mbml import mbml_estimate_projected
-from .metrics import DetectionReport, detection_report
 from .montecarlo import ProjectedBasis, draw_projected_frames
-from .precoder import beampattern_precoder, isac_precoder
-from .steering import ula_steering
 
 #: Frames per evaluation task (fixed: the results must not depend on how work is split).
 EVAL_CHUNK = 2000

@@ -1,26 +1,24 @@
 """``isac bench``: receiver, training, runtime, ZeroMQ and memory benchmarks in one run.
 
 The benchmarks live in ``benchmarks/`` beside the package in the source tree (they hold
-dense reference implementations that are no part of the library), so ``isac bench``
-needs a source checkout, e.g. the editable install ``pip install -e .``.  Also
-runnable as ``python -m isacblocks.experiments.bench_cli``.
+dense reference implementations that are no part of the library, and are not installed),
+so ``isac bench`` needs a source checkout, e.g. the editable install ``pip install -e .``:
+the ``isac`` command finds this module there (`isacblocks.cli.register_bench`).  Also
+runnable as ``python -m benchmarks.cli`` (or ``python -m benchmarks.suite``).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-from pathlib import Path
 
-from ..errors import ConfigError
-from .options import add_json_option, add_run_options, output_dir
+from isacblocks.experiments.options import add_json_option, add_run_options, output_dir
 
 SECTION_NAMES = "roofline, receivers, training, chain, work_overhead, zmq, memory"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``isac bench`` (shared with ``python -m benchmarks.suite``)."""
+    """The options of ``isac bench``, ``python -m benchmarks.cli`` and ``python -m benchmarks.suite``."""
     parser.add_argument("--quick", action="store_true",
                         help="small batches and few repetitions (CI smoke run, under a minute)")
     parser.add_argument("--out", default="out/bench", type=output_dir,
@@ -34,23 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the 10-minute check: --only memory --stream-seconds 600)")
 
 
-def _suite():
-    """Import ``benchmarks.suite`` from the source tree that holds this package."""
-    root = Path(__file__).resolve().parents[2]
-    if not (root / "benchmarks" / "suite.py").is_file():
-        raise ConfigError(f"isac bench needs the source tree: no benchmarks/ folder beside isacblocks/ in {root} "
-                          "(install the checkout with `pip install -e .`)")
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    module = importlib.import_module("benchmarks.suite")
-    if Path(module.__file__).resolve().parent != root / "benchmarks":
-        raise ConfigError(f"isac bench: `benchmarks` resolves to {module.__file__}, not to {root / 'benchmarks'}; "
-                          "another package of that name shadows the checkout's")
-    return module
-
-
 def bench_main(args) -> int:
-    suite = _suite()
+    from . import suite  # the sections import torch and the dense references: only when the command runs
+
     _, code = suite.run(quick=args.quick, out=args.out, seed=args.seed, config_file=args.config, only=args.only,
                         json_path=args.json, stream_seconds=args.stream_seconds)
     return code
@@ -68,9 +52,9 @@ def register(sub) -> None:
 
 
 def main(argv=None) -> int:
-    from ..errors import IsacError
+    from isacblocks.errors import IsacError
 
-    parser = argparse.ArgumentParser(prog="python -m isacblocks.experiments.bench_cli")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.cli")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)])
     try:
