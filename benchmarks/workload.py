@@ -56,7 +56,7 @@ def sensing_frames(params, true_spacing, n_frames: int, seed: int, sector=None) 
     Y = complex_normal(rng, (n_frames, params.n_antennas, params.n_subcarriers), params.noise_power)
     idx = np.flatnonzero(present)
     if idx.size:
-        f = beampattern_precoder(lo, hi, true_spacing, params.wavelength, params.n_angle_grid)
+        f = beampattern_precoder(lo, hi, true_spacing, params)
         steering = ula_steering(theta[idx], true_spacing, params.wavelength).T  # (B1, K)
         psi = complex_normal(rng, idx.size, params.target_gain_variance, dtype=np.complex128)
         gain = psi * (steering @ f)

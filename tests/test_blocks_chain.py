@@ -313,13 +313,13 @@ def test_beamformer_spacing_message_and_combiner_tradeoff_message(chain_params):
     new_d = draw_spacing(np.random.default_rng(12), p)
     bf = SectorBeamformer(p)
     out = run_block(bf, [sectors], messages=[("spacing", new_d)]).outputs[0]
-    expected = beampattern_precoder(*p.test_sector, new_d, p.wavelength, p.n_angle_grid)
+    expected = beampattern_precoder(*p.test_sector, new_d, p)
     np.testing.assert_allclose(out, np.tile(expected, (4, 1)), atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-5)
     with pytest.raises((BlockError, ConfigError), match="bf_bad"):  # a bad spacing is refused, naming the block
         run_block(SectorBeamformer(p, name="bf_bad"), [sectors], messages=[("spacing", -new_d)])
     f_r = np.tile(expected, (3, 1)).astype(np.complex64)
-    f_c = np.tile(beampattern_precoder(*p.ue_sector, new_d, p.wavelength), (3, 1)).astype(np.complex64)
+    f_c = np.tile(beampattern_precoder(*p.ue_sector, new_d, p), (3, 1)).astype(np.complex64)
     comb = ISACCombiner(p, eta=1.0)
     res = run_block(comb, [f_r, f_c], messages=[("tradeoff", {"eta": 0.25, "phi": 1.0})])
     np.testing.assert_allclose(res.outputs[0][0], isac_precoder(f_r[0], f_c[0], 0.25, 1.0), atol=1e-6)

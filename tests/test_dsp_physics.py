@@ -250,7 +250,7 @@ def test_beampattern_precoder_unit_norm_and_energy_in_sector(paper_params, secto
     p = paper_params
     d = p.nominal_spacing if spacing_kind == "half_wavelength" else draw_spacing(np.random.default_rng(7), p)
     lo, hi = np.radians(sector_deg)
-    f = beampattern_precoder(lo, hi, d, p.wavelength, p.n_angle_grid)
+    f = beampattern_precoder(lo, hi, d, p)
     assert f.shape == (64,)
     assert np.linalg.norm(f) == pytest.approx(1.0, abs=1e-12)
     fraction, mean_gain = _beam_fraction_in_sector(f, d, p.wavelength, lo, hi)
@@ -270,23 +270,23 @@ def test_beampattern_precoder_is_the_eq6_ls_solution(paper_params, spacing_kind)
     b = np.where((grid >= lo) & (grid <= hi), 64.0, 0.0)
     f6 = np.linalg.solve(A.conj() @ A.T, A.conj() @ b)  # eq. 6
     f6 /= np.linalg.norm(f6)
-    f = beampattern_precoder(lo, hi, d, p.wavelength, 720)
+    f = beampattern_precoder(lo, hi, d, p)
     np.testing.assert_allclose(f, f6, atol=1e-8)
 
 
 def test_beampattern_precoder_rejects_bad_sectors(paper_params):
     p = paper_params
     with pytest.raises(ConfigError):
-        beampattern_precoder(0.2, 0.1, p.nominal_spacing, p.wavelength)
+        beampattern_precoder(0.2, 0.1, p.nominal_spacing, p)
     with pytest.raises(ConfigError, match="no point"):
-        beampattern_precoder(0.10001, 0.10002, p.nominal_spacing, p.wavelength, 720)
+        beampattern_precoder(0.10001, 0.10002, p.nominal_spacing, p)
 
 
 def test_isac_precoder_limits_and_eq4(paper_params):
     p = paper_params
     d = p.nominal_spacing
-    f_r = beampattern_precoder(*p.test_sector, d, p.wavelength)
-    f_c = beampattern_precoder(*p.ue_sector, d, p.wavelength)
+    f_r = beampattern_precoder(*p.test_sector, d, p)
+    f_c = beampattern_precoder(*p.ue_sector, d, p)
     phi = 3 * np.pi / 4
     np.testing.assert_allclose(isac_precoder(f_r, f_c, 1.0, phi), f_r, atol=1e-12)
     f0 = isac_precoder(f_r, f_c, 0.0, phi)
@@ -462,7 +462,7 @@ def test_sensing_echo_energy_matches_closed_form_after_reciprocal_filter():
     k, s, n0 = p.n_antennas, p.n_subcarriers, p.noise_power
     ula = ImpairedULA.drawn(p, seed=5)
     theta, rng_range = math.radians(-28.0), 61.3
-    f = beampattern_precoder(*p.test_sector, ula.spacing, p.wavelength, p.n_angle_grid)
+    f = beampattern_precoder(*p.test_sector, ula.spacing, p)
     Yt, _, present = _sensing_run(p, ula, f, theta, rng_range, 6000, seed=21)
 
     a = ref_steering(theta, ula.spacing, p.wavelength)
@@ -537,7 +537,7 @@ def test_ue_channel_block_comm_snr_matches_closed_form():
                      ue_sector_deg=(phi_deg, phi_deg + 1e-9))
     k, s, n0 = p.n_antennas, p.n_subcarriers, p.noise_power
     ula = ImpairedULA.drawn(p, seed=8)
-    f = beampattern_precoder(math.radians(30), math.radians(50), ula.spacing, p.wavelength, p.n_angle_grid)
+    f = beampattern_precoder(math.radians(30), math.radians(50), ula.spacing, p)
     n = 6000
     rng = np.random.default_rng(30)
     x = constellation("qpsk")[rng.integers(0, 4, (n, s))]

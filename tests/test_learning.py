@@ -31,7 +31,7 @@ def test_torch_ls_precoder_equals_numpy(true_spacing, sector_deg):
     lo, hi = np.radians(sector_deg)
     grid_a = diff.grid_steering(torch.as_tensor(true_spacing), P)
     ours = diff.ls_precoder(grid_a, np.array([lo]), np.array([hi]), P)[0].numpy()
-    ref = beampattern_precoder(lo, hi, true_spacing, P.wavelength, P.n_angle_grid)
+    ref = beampattern_precoder(lo, hi, true_spacing, P)
     np.testing.assert_allclose(ours, ref, atol=1e-9)
 
 
@@ -40,7 +40,7 @@ def _frames(true_spacing, n=16, seed=0):
     basis = ProjectedBasis.for_params(P)
     lo, hi = np.radians(-40.0), np.radians(-20.0)
     frames = draw_projected_frames(rng, P, true_spacing, basis, lo, hi, n)
-    f = beampattern_precoder(lo, hi, true_spacing, P.wavelength)
+    f = beampattern_precoder(lo, hi, true_spacing, P)
     gain = ula_steering(frames.theta, true_spacing, P.wavelength).T @ f
     return basis, frames, gain, lo, hi
 

@@ -72,8 +72,7 @@ def test_classical_calibration_recovers_element_positions(n_frames):
     lo, hi = rng.uniform(-1.0, 0.8, n_frames), None
     hi = lo + np.radians(15)
     frames = draw_projected_frames(rng, P, true, basis, lo, hi, n_frames)
-    gain = np.array([ula_steering(t, true, P.wavelength)[:, 0] @ beampattern_precoder(a, b, P.nominal_spacing,
-                                                                                      P.wavelength)
+    gain = np.array([ula_steering(t, true, P.wavelength)[:, 0] @ beampattern_precoder(a, b, P.nominal_spacing, P)
                      for t, a, b in zip(frames.theta, lo, hi)])
     spacing = calibrate_positions(projected_snapshots(frames.combine(gain), frames.ranges, basis, P), frames.theta, P)
     error = np.linalg.norm(element_positions(spacing) - element_positions(true)) * 1e3

@@ -336,7 +336,7 @@ SHAPE_CASES = [
     ("element_positions", lambda: element_positions(np.ones(1)), "vector of K >= 2", "(1,)"),
     ("delay_steering", lambda: delay_steering(np.zeros((3, 1)), S, 1e5), "expected a scalar or a vector", "(3, 1)"),
     ("range_steering", lambda: range_steering(np.zeros((2, 2)), P), "expected a scalar or a vector", "(2, 2)"),
-    ("beampattern_precoder", lambda: beampattern_precoder(-0.5, 0.5, np.ones((4, 4)), P.wavelength),
+    ("beampattern_precoder", lambda: beampattern_precoder(-0.5, 0.5, np.ones((4, 4)), P),
      "vector of K >= 2", "(4, 4)"),
     ("isac_precoder", lambda: isac_precoder(np.ones(K), np.ones(K - 1), 0.5, 0.0), "same length K", "(15,)"),
     ("target_echo", lambda: target_echo(np.ones(2), np.ones((2, K)), np.ones((2, S - 1)), np.ones((2, S)), S),

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import numpy as np
 
 from ..core import SyncBlock
+from ..dsp.cache import LRUCache
 from ..dsp.precoder import beampattern_precoder, isac_precoder
 from ..dsp.spacing import check_spacing
 from ..errors import ConfigError
@@ -33,8 +32,7 @@ class SectorBeamformer(SyncBlock):
         if fixed_sector is not None:
             fixed_sector = check_sector(self.name, "fixed_sector", fixed_sector)
         self.fixed_sector = fixed_sector
-        self._cache: OrderedDict[tuple[float, float], np.ndarray] = OrderedDict()
-        self._cache_size = check_int(self.name, "cache_size", cache_size, 1)
+        self._cache = LRUCache(check_int(self.name, "cache_size", cache_size, 1))
         self.set_spacing(params.nominal_spacing if spacing is None else spacing)
         self.message_port_register_in("spacing", self.set_spacing)
 
@@ -44,13 +42,7 @@ class SectorBeamformer(SyncBlock):
 
     def precoder(self, theta_min: float, theta_max: float) -> np.ndarray:
         key = (float(theta_min), float(theta_max))
-        f = self._cache.get(key)
-        if f is None:
-            f = beampattern_precoder(*key, self.spacing, self.params.wavelength, self.params.n_angle_grid)
-            self._cache[key] = f
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return f
+        return self._cache.get(key, lambda: beampattern_precoder(*key, self.spacing, self.params))
 
     def work(self, inputs, outputs):
         sectors, out = inputs[0], outputs[0]

@@ -5,18 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import SyncBlock
-from ..dsp.channels import complex_normal, frame_noise, target_echo, ue_channel_frequency_response
+from ..dsp.channels import complex_normal, fill_noise, frame_noise, target_echo, ue_channel_frequency_response
 from ..dsp.steering import range_steering
 from ..errors import BlockError, ConfigError
 from ..seeding import random_streams, seed_sequence
 from .items import required_tags
 from .ula import ImpairedULA
-
-
-def add_noise(rng: np.random.Generator, out: np.ndarray, noise_power: float) -> None:
-    """Fill complex64 `out` with CN(0, noise_power) noise, in place (no temporary copies)."""
-    rng.standard_normal(out=out.view(np.float32), dtype=np.float32)
-    out *= np.float32(np.sqrt(noise_power / 2))
 
 
 def check_ula(owner: str, ula: ImpairedULA, params) -> ImpairedULA:
@@ -119,7 +113,7 @@ class UEChannel(SyncBlock):
         beta = ue_channel_frequency_response(self._rng["taps"], p.tap_powers, p.n_subcarriers, n)
         array_gain = np.einsum("kb,bk->b", self.ula.steering(phi), precoders)  # f^T a_tx(phi)
         csi[:n] = beta * array_gain[:, None]
-        add_noise(self._rng["noise"], y_c[:n], p.noise_power)
+        fill_noise(self._rng["noise"], y_c[:n], p.noise_power)
         y_c[:n] += symbols * csi[:n]
         base = self.nitems_written(0)
         for i in range(n):

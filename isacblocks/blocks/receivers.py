@@ -86,13 +86,14 @@ class SensingEstimator(SyncBlock):
 
 class MAPRTDetector(SensingEstimator):
     """The model-based baseline: MAPRT statistic and grid estimates (eq. 9-10) on a
-    `n_theta` x `n_range` grid spread over each frame's prior sector."""
+    `n_theta` x `n_range` grid spread over each frame's prior sector (default: the sizes of
+    the system's grids, ``params.n_angle_grid`` x ``params.n_range_grid``)."""
 
-    def __init__(self, params, spacing=None, sector=None, n_theta: int = 720, n_range: int = 200, name=None,
-                 device="cpu"):
+    def __init__(self, params: SystemParams, spacing=None, sector=None, n_theta: int | None = None,
+                 n_range: int | None = None, name: str | None = None, device: str = "cpu"):
         super().__init__(params, spacing, sector, name=name, device=device)
-        self.n_theta = check_int(self.name, "n_theta", n_theta, 1)
-        self.n_range = check_int(self.name, "n_range", n_range, 1)
+        self.n_theta = check_int(self.name, "n_theta", params.n_angle_grid if n_theta is None else n_theta, 1)
+        self.n_range = check_int(self.name, "n_range", params.n_range_grid if n_range is None else n_range, 1)
 
     def estimate(self, Y_tilde, sectors):
         return maprt(Y_tilde, sectors[:, 0], sectors[:, 1], sectors[:, 2], sectors[:, 3], self.spacing,
@@ -102,8 +103,8 @@ class MAPRTDetector(SensingEstimator):
 class MBMLEstimator(SensingEstimator):
     """The model-based learned receiver: Algorithm 1 (eq. 15-19) with spacing ``d``.
 
-    Searches the 720-point angle grid inside each frame's sector and the 200-point
-    range grid (Numba kernel), soft-max over the eq.-17 window.  A learned ``d`` arrives
+    Searches the ``params.angle_grid`` points inside each frame's sector and the
+    ``params.range_grid`` (Numba kernel), soft-max over the eq.-17 window.  A learned ``d`` arrives
     on message port ``spacing`` while the flowgraph runs.
     """
 

@@ -14,6 +14,13 @@ class LRUCache:
         self.entries: OrderedDict = OrderedDict()
         self.lock = threading.Lock()
 
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
     def get(self, key, build):
         with self.lock:
             if key in self.entries:

@@ -46,18 +46,23 @@ def frame_noise(seed: np.random.SeedSequence, first_frame: int, out: np.ndarray,
     if per < 1 or first_frame % per:
         raise ConfigError(f"frame_noise: first_frame = {first_frame} must be a multiple of frames_per_stream = {per}")
     chunks = _frame_chunks(-(-len(out) // per), out.size, min(_NOISE_THREADS, numba.get_num_threads()))
-    scale = np.float32(np.sqrt(noise_power / 2))
 
     def fill(chunk: range) -> None:
         for s in chunk:
-            frames = out[s * per:(s + 1) * per].view(np.float32)
-            _frame_generator(seed, first_frame // per + s).standard_normal(out=frames, dtype=np.float32)
-            frames *= scale
+            fill_noise(_frame_generator(seed, first_frame // per + s), out[s * per:(s + 1) * per], noise_power)
 
     if len(chunks) == 1:
         fill(chunks[0])
     else:
         list(_noise_pool(os.getpid()).map(fill, chunks))
+
+
+def fill_noise(rng: np.random.Generator, out: np.ndarray, noise_power: float) -> None:
+    """Fill complex64 `out` with CN(0, noise_power) noise, in place (no temporary copies): standard
+    normals into the real and imaginary parts, scaled by ``sqrt(noise_power / 2)``."""
+    parts = out.view(np.float32)
+    rng.standard_normal(out=parts, dtype=np.float32)
+    parts *= np.float32(np.sqrt(noise_power / 2))
 
 
 def _frame_generator(seed: np.random.SeedSequence, stream: int) -> np.random.Generator:

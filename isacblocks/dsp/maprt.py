@@ -7,6 +7,7 @@ import numpy as np
 from ..errors import ConfigError, ShapeError
 from .angle_delay import AngleDictionary, RangeDictionary, angle_delay_peak
 from .cache import LRUCache
+from .mbml import peak_function
 from .steering import range_steering, ula_steering
 
 
@@ -49,7 +50,7 @@ def check_sectors(theta_min, theta_max, r_min, r_max, params, name: str) -> None
 
 
 def maprt(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params,
-          n_theta: int = 720, n_range: int = 200, device: str = "cpu"):
+          n_theta: int | None = None, n_range: int | None = None, device: str = "cpu"):
     """MAPRT statistic and estimates (eq. 9-10) on a grid spread over the prior sector.
 
     ``(theta^, tau^) = argmax |a_rx^H(theta) Y~ rho^*(tau)|`` over `n_theta` angles in
@@ -60,7 +61,9 @@ def maprt(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params,
     range_hat)``, each (B,) float64.  `device`: "cpu" or "cuda" (the CUDA kernel of
     `angle_delay_cuda`, same outputs to float32 rounding).
     """
-    kernel = _peak_function(device)
+    kernel = peak_function(device, "maprt")
+    n_theta = params.n_angle_grid if n_theta is None else n_theta
+    n_range = params.n_range_grid if n_range is None else n_range
     Y_tilde = check_frames(Y_tilde, params, "maprt")
     n_frames = Y_tilde.shape[0]
     if np.shape(spacing) != (params.n_antennas,):
@@ -97,16 +100,6 @@ def _map_peak(Y_tilde, angle_dict, range_dict, kernel=angle_delay_peak):
                   np.zeros(n_frames, dtype=np.int64), np.full(n_frames, angle_dict.shape[1]),
                   0, range_dict.shape[1])
     return peak.statistic.astype(np.float64), peak.i_hat, peak.j_hat
-
-
-def _peak_function(device: str):
-    """`angle_delay_peak` for "cpu", its CUDA twin for "cuda" (imported only then)."""
-    if device == "cpu":
-        return angle_delay_peak
-    from .angle_delay_cuda import angle_delay_peak_cuda, check_device
-
-    check_device(device, "maprt")
-    return angle_delay_peak_cuda
 
 
 _RANGE_CACHE = LRUCache(8)

@@ -157,7 +157,7 @@ def _soft_estimates(peak, params):
 def _sector_peak(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params, projected: bool, name: str,
                  window: bool = False, device: str = "cpu"):
     """Validate, find the sector rows and columns, and run the kernel (with the eq.-17 window if asked)."""
-    kernel = _peak_function(device, name)
+    kernel = peak_function(device, name)
     Y_tilde = np.asarray(Y_tilde)
     range_dict = range_dictionary(params)
     expected = (params.n_antennas, range_dict.rank if projected else params.n_subcarriers)
@@ -187,8 +187,9 @@ def _sector_peak(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params, p
                   cols[1], half_angle, half_range, projected=projected)
 
 
-def _peak_function(device: str, name: str):
-    """`angle_delay_peak` for "cpu", its CUDA twin for "cuda" (imported only then)."""
+def peak_function(device: str, name: str):
+    """`angle_delay_peak` for "cpu", its CUDA twin for "cuda" (imported only then, after checking
+    the device; `name` is the caller in the error)."""
     if device == "cpu":
         return angle_delay_peak
     from .angle_delay_cuda import angle_delay_peak_cuda, check_device

@@ -2,44 +2,50 @@
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError, ShapeError
+from ..params import SystemParams
+from .cache import LRUCache
 from .steering import ula_steering
 
-#: How many (sector, spacing, wavelength, grid) precoders `beampattern_precoder` keeps.
+#: How many (sector, spacing, grid) precoders `beampattern_precoder` keeps.
 PRECODER_CACHE_SIZE = 64
+_PRECODERS = LRUCache(PRECODER_CACHE_SIZE)
 
 
-def beampattern_precoder(theta_min: float, theta_max: float, spacing, wavelength: float,
-                         n_grid: int = 720) -> np.ndarray:
+def sector_beampattern(theta_min, theta_max, params: SystemParams) -> np.ndarray:
+    """The desired beampattern ``b`` of eq. 5 on ``params.angle_grid``: K inside
+    ``[theta_min, theta_max]`` (ends included), 0 outside; float64 (N_theta,)."""
+    grid = params.angle_grid
+    return np.where((grid >= theta_min) & (grid <= theta_max), float(params.n_antennas), 0.0)
+
+
+def beampattern_precoder(theta_min: float, theta_max: float, spacing, params: SystemParams) -> np.ndarray:
     """LS precoder ``f = argmin ||b - A_tx^T f||`` pointing at ``[theta_min, theta_max]`` (eq. 5-6).
 
-    The desired beampattern ``b`` is K on the `n_grid`-point grid over [-pi/2, pi/2]
-    inside the sector and 0 outside; ``A_tx`` is the steering matrix of `spacing` on
+    The desired beampattern ``b`` is `sector_beampattern` on the ``params.angle_grid``
+    (N_theta points over [-pi/2, pi/2]); ``A_tx`` is the steering matrix of `spacing` on
     that grid.  Returns the unit-norm solution, complex128 of shape (K,).  The last
     `PRECODER_CACHE_SIZE` solutions are kept, so a repeated call is a copy.
     """
     if not theta_min < theta_max:
         raise ConfigError(f"beampattern_precoder: theta_min = {theta_min} must be < theta_max = {theta_max}")
     spacing = np.asarray(spacing, dtype=np.float64)
-    return _cached_precoder(float(theta_min), float(theta_max), spacing.shape, spacing.tobytes(),
-                            float(wavelength), int(n_grid)).copy()
+    key = (float(theta_min), float(theta_max), spacing.shape, spacing.tobytes(), params.wavelength,
+           params.n_angle_grid)
+    return _PRECODERS.get(key, lambda: _ls_precoder(float(theta_min), float(theta_max), spacing, params)).copy()
 
 
-@functools.lru_cache(maxsize=PRECODER_CACHE_SIZE)
-def _cached_precoder(theta_min: float, theta_max: float, shape: tuple, spacing: bytes, wavelength: float,
-                     n_grid: int) -> np.ndarray:
-    grid = np.linspace(-np.pi / 2, np.pi / 2, n_grid)
-    steering = ula_steering(grid, np.frombuffer(spacing).reshape(shape), wavelength)  # (K, N)
-    n_antennas = steering.shape[0]
-    desired = np.where((grid >= theta_min) & (grid <= theta_max), float(n_antennas), 0.0)
+def _ls_precoder(theta_min: float, theta_max: float, spacing: np.ndarray, params: SystemParams) -> np.ndarray:
+    steering = ula_steering(params.angle_grid, spacing, params.wavelength)  # (K, N)
+    if steering.shape[0] != params.n_antennas:
+        raise ShapeError(f"beampattern_precoder: spacing: expected {params.n_antennas} spacings, got {spacing.shape}")
+    desired = sector_beampattern(theta_min, theta_max, params)
     if not desired.any():
         raise ConfigError(f"beampattern_precoder: sector [{theta_min}, {theta_max}] rad holds no point "
-                          f"of the {n_grid}-point grid")
+                          f"of the {params.n_angle_grid}-point grid")
     with threadpool_limits(limits=1, user_api="blas"):  # the same bits in every process (it is cached)
         f, *_ = np.linalg.lstsq(steering.T, desired.astype(np.complex128), rcond=None)
     return f / np.linalg.norm(f)

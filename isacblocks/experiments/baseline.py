@@ -182,6 +182,16 @@ def pareto_mask(costs) -> np.ndarray:
     return keep
 
 
+def mark_pareto(points: list[dict]) -> list[dict]:
+    """Flag each trade-off point (dicts with ``pmd``, ``rmse_position`` and ``ser``) with
+    ``pareto_pmd_ser`` and ``pareto_rmse_ser``: not dominated in (Pmd, SER), (RMSE, SER)."""
+    on_pmd = pareto_mask(np.array([[q["pmd"], q["ser"]] for q in points]))
+    on_rmse = pareto_mask(np.array([[q["rmse_position"], q["ser"]] for q in points]))
+    for q, a, b in zip(points, on_pmd, on_rmse):
+        q["pareto_pmd_ser"], q["pareto_rmse_ser"] = bool(a), bool(b)
+    return points
+
+
 def isac_sweep(params, ula: ImpairedULA, frames_per_point: int, seed=0, h0_frames: int | None = None,
                spacings: dict | None = None, n_grid: int = 8, max_items: int = 64, executor: Executor | None = None,
                progress=None) -> dict:
@@ -215,10 +225,7 @@ def isac_sweep(params, ula: ImpairedULA, frames_per_point: int, seed=0, h0_frame
                            "rmse_position": report.rmse_position, "rmse_angle": report.rmse_angle,
                            "rmse_range": report.rmse_range, "ser": run["ser"]["ser"], "ser_ci": run["ser"]["ser_ci"],
                            "n_frames": frames_per_point})
-        costs_pmd = np.array([[p["pmd"], p["ser"]] for p in points])
-        costs_rmse = np.array([[p["rmse_position"], p["ser"]] for p in points])
-        for p, a, b in zip(points, pareto_mask(costs_pmd), pareto_mask(costs_rmse)):
-            p["pareto_pmd_ser"], p["pareto_rmse_ser"] = bool(a), bool(b)
+        mark_pareto(points)
         out[label] = {"threshold": threshold, "h0_frames": h0_frames,
                       "points": points, **spacing_errors(spacing, ula.spacing)}
     return out

@@ -21,8 +21,9 @@ from ..dsp.steering import ula_steering
 from ..errors import IsacError
 from ..executor import Executor, ProgressLine, SerialExecutor, Task
 from ..dsp.spacing import spacing_errors
+from ..learning.model import SpacingModel
 from ..learning.trainer import TrainConfig, Trainer
-from .baseline import isac_tradeoff_grid, pareto_mask
+from .baseline import isac_tradeoff_grid, mark_pareto
 from .scales import Scale
 
 
@@ -202,7 +203,7 @@ class Study:
             theta_min, theta_max = training_sectors(rng, p, n_frames)
             frames = draw_projected_frames(rng, p, self.true_spacing, basis, theta_min, theta_max, n_frames)
             gain = np.array([ula_steering(t, self.true_spacing, p.wavelength)[:, 0]
-                             @ beampattern_precoder(lo, hi, p.nominal_spacing, p.wavelength, p.n_angle_grid)
+                             @ beampattern_precoder(lo, hi, p.nominal_spacing, p)
                              for t, lo, hi in zip(frames.theta, theta_min, theta_max)])
             snapshots = projected_snapshots(frames.combine(gain), frames.ranges, basis, p)
             start = time.perf_counter()
@@ -224,10 +225,10 @@ class Study:
         n = self.scale.iterations
         k = int(round(self.scale.limited_ratio * n))
         ssl = self.ssl(self.scale.limited_ratio)
-        limited = self._states[("SL", k)]["model"]["u"].numpy()
+        limited = SpacingModel.spacing_from_state(self._states[("SL", k)]["model"], self.params)
         spacings = {"baseline (known d)": self.true_spacing,
                     "SL (full)": np.asarray(self.runs["SL"]["spacing"]),
-                    f"SL (limited, {k} iterations)": self.params.wavelength / 2 * (1 + limited),
+                    f"SL (limited, {k} iterations)": limited,
                     "SSL (from limited SL)": np.asarray(ssl["spacing"])}
         grid = isac_tradeoff_grid(self.scale.isac_grid)
         evaluations = {label: isac_evaluation(self.params, self.true_spacing, spacing, grid, self.scale.isac_frames,
@@ -238,10 +239,7 @@ class Study:
         curves = {}
         for label, spacing in spacings.items():
             points = sweeps[label]
-            pm = pareto_mask(np.array([[q["pmd"], q["ser"]] for q in points]))
-            pr = pareto_mask(np.array([[q["rmse_position"], q["ser"]] for q in points]))
-            for q, a, b in zip(points, pm, pr):
-                q["pareto_pmd_ser"], q["pareto_rmse_ser"] = bool(a), bool(b)
+            mark_pareto(points)
             curves[label] = {"points": points, **spacing_errors(spacing, self.true_spacing)}
         wall = time.perf_counter() - start
         self.log(f"  ISAC sweep: {len(spacings)} spacings x {len(grid)} points ({wall:.0f} s)")

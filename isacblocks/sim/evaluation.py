@@ -44,7 +44,7 @@ def mbml_statistics(params, true_spacing, spacing, n_frames: int, rng: np.random
     sector = params.test_sector if sector is None else sector
     basis = basis or ProjectedBasis.for_params(params)
     if precoder is None:
-        precoder = beampattern_precoder(*sector, spacing, params.wavelength, params.n_angle_grid)
+        precoder = beampattern_precoder(*sector, spacing, params)
     parts = []
     for start in range(0, n_frames, chunk):
         n = min(chunk, n_frames - start)
@@ -137,8 +137,8 @@ def isac_evaluation(params, true_spacing, spacing, grid, frames_per_point: int, 
     closed form over the noise (``2Q - Q^2`` at SNR ``|kappa_s|^2 / N0``), over
     ``phi ~ U(UE sector)`` and the multipath channel (eq. 3).
     """
-    f_sensing = beampattern_precoder(*params.test_sector, spacing, params.wavelength, params.n_angle_grid)
-    f_comm = beampattern_precoder(*params.ue_sector, spacing, params.wavelength, params.n_angle_grid)
+    f_sensing = beampattern_precoder(*params.test_sector, spacing, params)
+    f_comm = beampattern_precoder(*params.ue_sector, spacing, params)
     precoders = [isac_precoder(f_sensing, f_comm, eta, phi) for eta, phi in grid]
     tasks = statistics_tasks("", params, true_spacing, spacing, h0_frames, seed, H0)
     n0, per_point = len(tasks), len(_chunks(frames_per_point))

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..dsp.channels import complex_normal, frame_noise
 from ..dsp.mbml import range_factors
+from ..dsp.scenario import draw_targets
 from ..dsp.steering import range_steering, ula_steering
 
 
@@ -90,8 +91,7 @@ def draw_projected_frames(rng: np.random.Generator, params, true_spacing, basis:
     ``psi ~ CN(0, sigma_r^2)``; `present` is a (B,) bool array (default: all present).
     """
     present = np.ones(n_frames, dtype=bool) if present is None else np.asarray(present, dtype=bool)
-    theta = rng.uniform(theta_min, theta_max, n_frames)
-    ranges = rng.uniform(params.range_min_m, params.range_max_m, n_frames)
+    theta, ranges = draw_targets(rng, theta_min, theta_max, params.range_min_m, params.range_max_m, n_frames)
     psi = complex_normal(rng, n_frames, params.target_gain_variance, dtype=np.complex128)
     noise = np.empty((n_frames, params.n_antennas, basis.rank), dtype=np.complex64)
     noise_seed = np.random.SeedSequence(int(rng.integers(2**63)))
