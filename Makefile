@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test bench clean
+.PHONY: setup run lint test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ run: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/isac bench
 
-## The test suite (CI runs this).
+## The linter (pyflakes, pycodestyle, import order, bugbear, pyupgrade; rules in pyproject.toml).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+## The test suite (CI runs this after `make lint`).
 test: $(STAMP)
 	$(PY) -m pytest -q
 

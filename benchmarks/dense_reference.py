@@ -36,7 +36,7 @@ class DenseEstimate:
     j_hat: np.ndarray
 
     @classmethod
-    def concatenate(cls, parts: list["DenseEstimate"]) -> "DenseEstimate":
+    def concatenate(cls, parts: list[DenseEstimate]) -> DenseEstimate:
         return cls(*(np.concatenate([getattr(p, name) for p in parts])
                      for name in ("statistic", "theta_hat", "range_hat", "i_hat", "j_hat")))
 

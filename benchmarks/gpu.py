@@ -156,7 +156,7 @@ def main(argv=None) -> int:
     try:
         record.update(run(args.frames, args.reps, args.cpu_frames, args.seed, args.small))
         status = 0
-    except Exception as exc:  # the record still says what failed
+    except Exception:  # the record still says what failed
         import traceback
 
         record["error"] = traceback.format_exc()

@@ -11,7 +11,6 @@ end of every section and printed with the results.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from isacblocks.dsp.channels import complex_normal, target_echo
-from isacblocks.sim.montecarlo import ProjectedBasis, ProjectedFrames
 from isacblocks.dsp.precoder import beampattern_precoder
 from isacblocks.dsp.scenario import training_sectors
 from isacblocks.dsp.steering import range_steering, ula_steering
+from isacblocks.sim.montecarlo import ProjectedBasis, ProjectedFrames
 
 
 @dataclass
@@ -37,7 +37,7 @@ class SensingFrames:
     def __len__(self) -> int:
         return len(self.Y_tilde)
 
-    def head(self, n: int) -> "SensingFrames":
+    def head(self, n: int) -> SensingFrames:
         """The first `n` frames."""
         return SensingFrames(self.Y_tilde[:n], self.theta_min[:n], self.theta_max[:n], self.r_min, self.r_max,
                              self.present[:n], self.theta[:n], self.ranges[:n])

@@ -23,15 +23,23 @@ import time
 import numpy as np
 
 from isacblocks import SystemParams
-from isacblocks.blocks import (DetectionMetricsSink, MBMLEstimator, OFDMModulator, ReciprocalFilter, ScenarioSource,
-                               SectorBeamformer, SymbolSource, TargetChannel)
+from isacblocks.blocks import (
+    DetectionMetricsSink,
+    MBMLEstimator,
+    OFDMModulator,
+    ReciprocalFilter,
+    ScenarioSource,
+    SectorBeamformer,
+    SymbolSource,
+    TargetChannel,
+)
 from isacblocks.core import Flowgraph, MessageCollector, NullSink, TagFilter
 from isacblocks.dsp.detection import proportion_interval, threshold_at_pfa
-from isacblocks.sim.evaluation import evaluate_spacing
 from isacblocks.dsp.spacing import spacing_errors
 from isacblocks.experiments.baseline import block_seeds
 from isacblocks.experiments.common import true_array
 from isacblocks.learning.online import OnlineSpacingTrainer
+from isacblocks.sim.evaluation import evaluate_spacing
 
 
 def build(params, ula, frames: int, labelled: int, batch: int, lr: float, seed: int):

@@ -196,7 +196,7 @@ class SystemParams:
         return 2 * np.asarray(r) / SPEED_OF_LIGHT
 
     # --------------------------------------------------------------------- I/O
-    def replace(self, **changes) -> "SystemParams":
+    def replace(self, **changes) -> SystemParams:
         """A copy with some fields changed (validated again)."""
         _check_names(changes)
         return dataclasses.replace(self, **changes)
@@ -205,14 +205,14 @@ class SystemParams:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
 
     @classmethod
-    def from_dict(cls, values: dict) -> "SystemParams":
+    def from_dict(cls, values: dict) -> SystemParams:
         if not isinstance(values, dict):
             raise ConfigError(f"SystemParams.from_dict: expected a dict of field values, got {type(values).__name__}")
         _check_names(values)
         return cls(**values)
 
     @classmethod
-    def from_toml(cls, path) -> "SystemParams":
+    def from_toml(cls, path) -> SystemParams:
         """Load from a TOML file; keys are the field names (optionally under a ``[system]`` table)."""
         path = Path(path)
         try:

@@ -11,10 +11,11 @@ import threading
 import time
 
 import pytest
+from _gnuradio import require_gnuradio  # noqa: F401  (re-exported)
 
 from isacblocks.experiments.link import LINK_STREAMS
-from _gnuradio import require_gnuradio  # noqa: F401  (re-exported)
 from isacblocks.zmq.gnuradio import GR_PYTHON, peer_command  # noqa: F401  (re-exported)
+
 
 def free_base_port(count: int = len(LINK_STREAMS)) -> int:
     """A port P with P .. P+count-1 free on 127.0.0.1 (bounded number of tries)."""

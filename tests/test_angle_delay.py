@@ -6,11 +6,21 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from isacblocks.dsp.angle_delay import (AngleDictionary, RangeDictionary, angle_delay_map_dense,
-                                        angle_delay_peak)
-from isacblocks.dsp.mbml import (angle_dictionary, delay_dictionary, mbml_estimate, mbml_estimate_projected,
-                                 mbml_peak, mbml_peak_projected, range_dictionary, range_factors, sector_cols, sector_rows,
-                                 steering_dictionary, window_indices)
+from isacblocks.dsp.angle_delay import AngleDictionary, RangeDictionary, angle_delay_map_dense, angle_delay_peak
+from isacblocks.dsp.mbml import (
+    angle_dictionary,
+    delay_dictionary,
+    mbml_estimate,
+    mbml_estimate_projected,
+    mbml_peak,
+    mbml_peak_projected,
+    range_dictionary,
+    range_factors,
+    sector_cols,
+    sector_rows,
+    steering_dictionary,
+    window_indices,
+)
 from isacblocks.dsp.steering import range_steering, ula_steering
 from isacblocks.errors import ConfigError, ShapeError
 from isacblocks.params import SystemParams

@@ -13,8 +13,8 @@ import os
 
 import pytest
 
-from isacblocks.errors import ConfigError
 from benchmarks import cli as bench_cli
+from isacblocks.errors import ConfigError
 
 
 def _parse(*argv):

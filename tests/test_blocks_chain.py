@@ -10,9 +10,22 @@ import pytest
 from scipy import stats
 
 from isacblocks import SystemParams
-from isacblocks.blocks import (DetectionMetricsSink, ImpairedULA, ISACCombiner, MAPRTDetector, MLDemapper,
-                               OFDMDemodulator, OFDMModulator, ReciprocalFilter, ScenarioSource, SectorBeamformer,
-                               SERSink, SymbolSource, TargetChannel, UEChannel)
+from isacblocks.blocks import (
+    DetectionMetricsSink,
+    ImpairedULA,
+    ISACCombiner,
+    MAPRTDetector,
+    MLDemapper,
+    OFDMDemodulator,
+    OFDMModulator,
+    ReciprocalFilter,
+    ScenarioSource,
+    SectorBeamformer,
+    SERSink,
+    SymbolSource,
+    TargetChannel,
+    UEChannel,
+)
 from isacblocks.core import Flowgraph, VectorSink, run_block
 from isacblocks.dsp import beampattern_precoder, constellation, draw_spacing, isac_precoder, reciprocal_filter
 from isacblocks.errors import BlockError, ConfigError

@@ -88,7 +88,7 @@ def to_toml(values: dict, layout: str) -> str:
 texts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=10)
 scalars = st.one_of(
     st.integers(-(2 ** 63), 2 ** 63 - 1), st.floats(allow_nan=True, allow_infinity=True), st.booleans(), texts,
-    st.sampled_from([dt.datetime(1979, 5, 27, 7, 32, tzinfo=dt.timezone.utc), dt.date(2024, 2, 29),
+    st.sampled_from([dt.datetime(1979, 5, 27, 7, 32, tzinfo=dt.UTC), dt.date(2024, 2, 29),
                      dt.time(12, 30, 5)]))
 toml_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
                            | st.dictionaries(st.text("abcxyz_", min_size=1, max_size=6), inner, max_size=3),

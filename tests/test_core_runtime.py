@@ -14,8 +14,19 @@ import weakref
 import numpy as np
 import pytest
 
-from isacblocks.core import (WORK_DONE, Flowgraph, MessageCollector, NullSink, SinkBlock, SourceBlock,
-                             SyncBlock, Tag, VectorSink, VectorSource, run_block)
+from isacblocks.core import (
+    WORK_DONE,
+    Flowgraph,
+    MessageCollector,
+    NullSink,
+    SinkBlock,
+    SourceBlock,
+    SyncBlock,
+    Tag,
+    VectorSink,
+    VectorSource,
+    run_block,
+)
 from isacblocks.errors import BlockError, ConfigError, ConnectError, ShapeError
 
 

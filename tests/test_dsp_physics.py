@@ -19,11 +19,30 @@ from scipy import stats
 from isacblocks import SystemParams
 from isacblocks.blocks import ImpairedULA, TargetChannel, UEChannel
 from isacblocks.core import Tag, run_block
-from isacblocks.dsp import (beampattern_precoder, complex_normal, constellation, delay_steering, draw_spacing,
-                            draw_targets, element_positions, frame_noise, isac_precoder, load_spacing, maprt, ml_demap,
-                            proportion_interval, range_steering, reciprocal_filter, save_spacing,
-                            symbol_error_rate_qpsk, threshold_at_pfa, threshold_interval, training_sectors,
-                            ue_channel_frequency_response, ula_steering)
+from isacblocks.dsp import (
+    beampattern_precoder,
+    complex_normal,
+    constellation,
+    delay_steering,
+    draw_spacing,
+    draw_targets,
+    element_positions,
+    frame_noise,
+    isac_precoder,
+    load_spacing,
+    maprt,
+    ml_demap,
+    proportion_interval,
+    range_steering,
+    reciprocal_filter,
+    save_spacing,
+    symbol_error_rate_qpsk,
+    threshold_at_pfa,
+    threshold_interval,
+    training_sectors,
+    ue_channel_frequency_response,
+    ula_steering,
+)
 from isacblocks.dsp.metrics import detection_report, position
 from isacblocks.errors import ConfigError, ShapeError
 
@@ -535,7 +554,7 @@ def test_ue_channel_block_comm_snr_matches_closed_form():
     phi_deg = 40.0
     p = SystemParams(n_antennas=8, n_subcarriers=16, noise_power=0.5, snr_comm_db=10.0,
                      ue_sector_deg=(phi_deg, phi_deg + 1e-9))
-    k, s, n0 = p.n_antennas, p.n_subcarriers, p.noise_power
+    s, n0 = p.n_subcarriers, p.noise_power
     ula = ImpairedULA.drawn(p, seed=8)
     f = beampattern_precoder(math.radians(30), math.radians(50), ula.spacing, p)
     n = 6000

@@ -13,13 +13,21 @@ import pytest
 
 from isacblocks import SystemParams
 from isacblocks.blocks import ImpairedULA
-from isacblocks.sim.evaluation import evaluate_spacing
 from isacblocks.errors import ConfigError
-from isacblocks.executor import (DaskExecutor, ExecutorError, ProcessExecutor, SerialExecutor, Task, TaskError, make_executor,
-                                 task_seed)
+from isacblocks.executor import (
+    DaskExecutor,
+    ExecutorError,
+    ProcessExecutor,
+    SerialExecutor,
+    Task,
+    TaskError,
+    make_executor,
+    task_seed,
+)
 from isacblocks.experiments.baseline import isac_sweep
 from isacblocks.experiments.scales import SCALES
 from isacblocks.experiments.studies import Study
+from isacblocks.sim.evaluation import evaluate_spacing
 
 distributed = pytest.importorskip("distributed")
 import cloudpickle  # noqa: E402 - installed with distributed

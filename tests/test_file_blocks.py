@@ -8,12 +8,21 @@ import time
 
 import numpy as np
 import pytest
-
-from isacblocks.core import (FileSink, FileSource, Flowgraph, Head, SourceBlock, TagDebug, Throttle, Tag, VectorSink,
-                             VectorSource)
-from isacblocks.errors import ConfigError
-
 from _gnuradio import require_gnuradio, run_gr
+
+from isacblocks.core import (
+    FileSink,
+    FileSource,
+    Flowgraph,
+    Head,
+    SourceBlock,
+    Tag,
+    TagDebug,
+    Throttle,
+    VectorSink,
+    VectorSource,
+)
+from isacblocks.errors import ConfigError
 
 
 def _frames(n=37, vlen=5, seed=3):

@@ -8,12 +8,21 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-
-from isacblocks.core import (WORK_CALLED_PRODUCE, DecimBlock, Flowgraph, GeneralBlock, InterpBlock, NullSink,
-                             StreamWarning, Tag, VectorSink, VectorSource)
-from isacblocks.errors import BlockError, ConfigError
-
 from _gnuradio import require_gnuradio, run_gr
+
+from isacblocks.core import (
+    WORK_CALLED_PRODUCE,
+    DecimBlock,
+    Flowgraph,
+    GeneralBlock,
+    InterpBlock,
+    NullSink,
+    StreamWarning,
+    Tag,
+    VectorSink,
+    VectorSource,
+)
+from isacblocks.errors import BlockError, ConfigError
 
 
 # --------------------------------------------------------------------------- example blocks
@@ -187,7 +196,8 @@ def test_interp_block_must_return_a_multiple_of_its_interpolation(run_fg):
 
     fg = Flowgraph(max_items=8)
     fg.connect(VectorSource(np.zeros((4, 3), np.complex64)), Bad(3, name="bad_interp"), NullSink(np.complex64))
-    with pytest.raises(BlockError, match=r"'bad_interp'.*returned \d+, expected 0\.\.\d+, a multiple of interpolation = 3"):
+    with pytest.raises(BlockError,
+                       match=r"'bad_interp'.*returned \d+, expected 0\.\.\d+, a multiple of interpolation = 3"):
         run_fg(fg)
 
 

@@ -13,12 +13,12 @@ import subprocess
 
 import numpy as np
 import pytest
+from linkutil import free_base_port, peer_command, require_gnuradio
 
 from isacblocks.core import Flowgraph, Tag, VectorSink, VectorSource
 from isacblocks.errors import BlockError
 from isacblocks.zmq import PubSink, PullSource, PushSink, SubSource
 from isacblocks.zmq.pmt import Pair, UInt64, deserialize, equal, serialize
-from linkutil import free_base_port, peer_command, require_gnuradio
 
 WIDTH = 16
 N = 300
@@ -151,11 +151,12 @@ def test_gnuradio_sender_with_smaller_items_is_named(tmp_path):
 def test_isac_link_through_a_gnuradio_relay_equals_the_direct_link(tmp_path):
     """isac tx -> GR pull_source -> GR push_sink -> isac rx: the same records as the one-process
     flowgraph, and rx ends by itself (on the end-of-stream tag of the last frame)."""
+    from linkutil import Cli, small_config
+
     from isacblocks import SystemParams
     from isacblocks.experiments.baseline import isac_flowgraph
     from isacblocks.experiments.common import true_array
     from isacblocks.experiments.link import LINK_STREAMS, make_estimator, stream_addresses
-    from linkutil import Cli, small_config
 
     config = small_config(tmp_path)
     params = SystemParams.from_toml(config)

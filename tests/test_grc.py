@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from linkutil import GR_PYTHON, Cli, free_base_port, require_gnuradio, small_config
 
 from isacblocks.core import Flowgraph, VectorSource
 from isacblocks.zmq import PushSink
-from linkutil import GR_PYTHON, Cli, free_base_port, require_gnuradio, small_config
 
 GRC = Path(__file__).resolve().parent.parent / "flowgraphs" / "grc"
 

@@ -8,9 +8,9 @@ import torch
 from isacblocks import SystemParams, TrainingError
 from isacblocks.dsp import beampattern_precoder, draw_spacing, ula_steering
 from isacblocks.dsp.mbml import mbml_estimate_projected, mbml_peak_projected, window_indices
-from isacblocks.sim.montecarlo import ProjectedBasis, draw_projected_frames
 from isacblocks.learning import differentiable as diff
 from isacblocks.learning.trainer import TrainConfig, Trainer
+from isacblocks.sim.montecarlo import ProjectedBasis, draw_projected_frames
 
 P = SystemParams()
 

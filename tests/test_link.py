@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+from linkutil import Cli, free_base_port
 
 from isacblocks import SystemParams
 from isacblocks.errors import ConfigError
@@ -18,7 +19,6 @@ from isacblocks.experiments import link_cli
 from isacblocks.experiments.baseline import isac_flowgraph
 from isacblocks.experiments.common import true_array
 from isacblocks.experiments.link import LINK_STREAMS, make_estimator, stream_addresses
-from linkutil import Cli, free_base_port
 
 SMALL = "n_antennas = 16\nn_subcarriers = 64\nn_angle_grid = 180\nn_range_grid = 50\n"
 

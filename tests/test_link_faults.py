@@ -11,9 +11,9 @@ import json
 import signal
 import time
 
+from linkutil import Cli, free_base_port, small_config
 
 from isacblocks.experiments.link import EXIT_CUT_SHORT, EXIT_FOREIGN, EXIT_LOST, EXIT_NO_RECEIVER
-from linkutil import Cli, free_base_port, small_config
 
 IDLE = 2  # seconds
 

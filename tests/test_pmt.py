@@ -362,7 +362,7 @@ def test_malformed_input_raises(wire, message):
 
 
 def test_every_truncation_of_valid_encodings_raises():
-    for value, wire in ALL_VECTORS:
+    for _value, wire in ALL_VECTORS:
         for cut in range(len(wire)):
             with pytest.raises(WireFormatError):
                 loads(wire[:cut])

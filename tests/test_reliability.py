@@ -28,20 +28,49 @@ import zmq
 import isacblocks.dsp as dsp_pkg
 from isacblocks import SystemParams
 from isacblocks import blocks as blocks_pkg
-from isacblocks.blocks import (DetectionMetricsSink, ImpairedULA, ISACCombiner, MAPRTDetector, MBMLEstimator,
-                               OFDMDemodulator, OFDMModulator, ScenarioSource, SectorBeamformer, SymbolSource,
-                               TargetChannel, UEChannel)
+from isacblocks.blocks import (
+    DetectionMetricsSink,
+    ImpairedULA,
+    ISACCombiner,
+    MAPRTDetector,
+    MBMLEstimator,
+    OFDMDemodulator,
+    OFDMModulator,
+    ScenarioSource,
+    SectorBeamformer,
+    SymbolSource,
+    TargetChannel,
+    UEChannel,
+)
 from isacblocks.blocks.items import INVALID_FRAME_KEY
 from isacblocks.core import Flowgraph, SourceBlock, Tag, VectorSink, VectorSource, run_block
-from isacblocks.dsp import (beampattern_precoder, check_spacing, delay_steering, draw_spacing, draw_targets,
-                            element_positions, frame_noise, isac_precoder, maprt, ml_demap, proportion_interval,
-                            range_steering, reciprocal_filter, save_spacing, target_echo, threshold_at_pfa,
-                            threshold_interval, ue_channel_frequency_response, ue_received, ula_steering)
-from isacblocks.sim.evaluation import evaluate_spacing
+from isacblocks.dsp import (
+    beampattern_precoder,
+    check_spacing,
+    delay_steering,
+    draw_spacing,
+    draw_targets,
+    element_positions,
+    frame_noise,
+    isac_precoder,
+    maprt,
+    ml_demap,
+    proportion_interval,
+    range_steering,
+    reciprocal_filter,
+    save_spacing,
+    target_echo,
+    threshold_at_pfa,
+    threshold_interval,
+    ue_channel_frequency_response,
+    ue_received,
+    ula_steering,
+)
 from isacblocks.dsp.mbml import mbml_estimate, mbml_estimate_projected, mbml_peak_projected, window_indices
 from isacblocks.errors import BlockError, ConfigError, IsacError, ShapeError, TrainingError
 from isacblocks.experiments.baseline import isac_flowgraph
 from isacblocks.learning.trainer import TrainConfig, Trainer
+from isacblocks.sim.evaluation import evaluate_spacing
 from isacblocks.zmq import PubSink, PullSource, PushSink, SubSource
 
 REPO = Path(__file__).resolve().parents[1]

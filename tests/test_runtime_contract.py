@@ -12,8 +12,19 @@ import pytest
 
 from isacblocks import SystemParams
 from isacblocks.blocks import DetectionMetricsSink, OFDMModulator, SERSink, SymbolSource
-from isacblocks.core import (Block, Flowgraph, GeneralBlock, NullSink, SinkBlock, SourceBlock,
-                             StreamWarning, SyncBlock, Tag, VectorSink, VectorSource)
+from isacblocks.core import (
+    Block,
+    Flowgraph,
+    GeneralBlock,
+    NullSink,
+    SinkBlock,
+    SourceBlock,
+    StreamWarning,
+    SyncBlock,
+    Tag,
+    VectorSink,
+    VectorSource,
+)
 from isacblocks.errors import BlockError, ConnectError
 
 

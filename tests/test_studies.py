@@ -8,10 +8,10 @@ import pytest
 
 from isacblocks import SystemParams
 from isacblocks.blocks import ImpairedULA
+from isacblocks.errors import ConfigError
 from isacblocks.experiments import claims as claims_mod
 from isacblocks.experiments import reproduce as reproduce_mod
 from isacblocks.experiments.scales import SCALES, get_scale
-from isacblocks.errors import ConfigError
 
 MICRO = replace(SCALES["quick"], name="micro", iterations=8, batch_size=16, eval_points=2, eval_frames=300,
                 final_eval_frames=300, labeled_ratios=(0.25,), limited_ratio=0.25, calibration_frames=(16,),

@@ -17,8 +17,18 @@ import zmq
 
 from isacblocks.core import WORK_DONE, Flowgraph, SinkBlock, SourceBlock, Tag, VectorSink, VectorSource, port
 from isacblocks.errors import ConfigError
-from isacblocks.zmq import (EOS_KEY, PubSink, PullSource, PushSink, SubSource, ZmqDropWarning, ZmqWarning,
-                            encode_header, encode_message, pub_frames)
+from isacblocks.zmq import (
+    EOS_KEY,
+    PubSink,
+    PullSource,
+    PushSink,
+    SubSource,
+    ZmqDropWarning,
+    ZmqWarning,
+    encode_header,
+    encode_message,
+    pub_frames,
+)
 from isacblocks.zmq.pmt import serialize
 
 LOOPBACK = "tcp://127.0.0.1:0"

@@ -14,8 +14,16 @@ import zmq
 
 from isacblocks.core import Flowgraph, Tag, VectorSink, VectorSource
 from isacblocks.errors import BlockError, ConfigError
-from isacblocks.zmq import (EOS_KEY, SEQ_KEY, LinkIdleError, PairedPullSource, PullSource,
-                            PushSink, ZmqWarning, encode_message)
+from isacblocks.zmq import (
+    EOS_KEY,
+    SEQ_KEY,
+    LinkIdleError,
+    PairedPullSource,
+    PullSource,
+    PushSink,
+    ZmqWarning,
+    encode_message,
+)
 
 LOOPBACK = "tcp://127.0.0.1:0"
 

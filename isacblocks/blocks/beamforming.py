@@ -9,6 +9,7 @@ from ..dsp.cache import LRUCache
 from ..dsp.precoder import beampattern_precoder, isac_precoder
 from ..dsp.spacing import check_spacing
 from ..errors import ConfigError
+from ..params import SystemParams
 from ..validation import check_int, check_real, check_sector
 from .items import SECTOR_ITEM
 
@@ -25,7 +26,7 @@ class SectorBeamformer(SyncBlock):
     or a learned one); a new one arrives on message port ``spacing``.
     """
 
-    def __init__(self, params, spacing=None, fixed_sector=None, cache_size: int = 256, name=None):
+    def __init__(self, params: SystemParams, spacing=None, fixed_sector=None, cache_size: int = 256, name=None):
         super().__init__(in_sig=[("sector", np.float64, SECTOR_ITEM)],
                          out_sig=[("precoder", np.complex64, params.n_antennas)], name=name)
         self.params = params
@@ -60,7 +61,7 @@ class ISACCombiner(SyncBlock):
     ``eta`` and/or ``phi``).
     """
 
-    def __init__(self, params, eta: float = 1.0, phi: float = 0.0, name=None):
+    def __init__(self, params: SystemParams, eta: float = 1.0, phi: float = 0.0, name=None):
         k = params.n_antennas
         self.params = params
         super().__init__(in_sig=[("f_sensing", np.complex64, k), ("f_comm", np.complex64, k)],

@@ -8,12 +8,13 @@ from ..core import SyncBlock
 from ..dsp.channels import complex_normal, fill_noise, frame_noise, target_echo, ue_channel_frequency_response
 from ..dsp.steering import range_steering
 from ..errors import BlockError, ConfigError
+from ..params import SystemParams
 from ..seeding import random_streams, seed_sequence
 from .items import required_tags
 from .ula import ImpairedULA
 
 
-def check_ula(owner: str, ula: ImpairedULA, params) -> ImpairedULA:
+def check_ula(owner: str, ula: ImpairedULA, params: SystemParams) -> ImpairedULA:
     """The channel's array must be built for the same K and carrier as the flowgraph's `params`."""
     if not isinstance(ula, ImpairedULA):
         raise ConfigError(f"{owner}: ula = {ula!r}: expected an ImpairedULA")
@@ -35,7 +36,7 @@ class TargetChannel(SyncBlock):
     frame's noise has its own generator (`frame_noise`), so large batches fill it in parallel.
     """
 
-    def __init__(self, params, ula: ImpairedULA, seed=0, name=None):
+    def __init__(self, params: SystemParams, ula: ImpairedULA, seed=0, name=None):
         k, s = params.n_antennas, params.n_subcarriers
         super().__init__(in_sig=[("precoder", np.complex64, k), ("symbols", np.complex64, s)],
                          out_sig=[("Y_r", np.complex64, (k, s))], name=name)
@@ -89,7 +90,7 @@ class UEChannel(SyncBlock):
     ``n ~ CN(0, N0 I)``.  Tags each frame with ``ue_angle``.
     """
 
-    def __init__(self, params, ula: ImpairedULA, seed=0, name=None):
+    def __init__(self, params: SystemParams, ula: ImpairedULA, seed=0, name=None):
         k, s = params.n_antennas, params.n_subcarriers
         super().__init__(in_sig=[("precoder", np.complex64, k), ("symbols", np.complex64, s)],
                          out_sig=[("y_c", np.complex64, s), ("csi", np.complex64, s)], name=name)

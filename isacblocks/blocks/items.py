@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from ..errors import BlockError
 
-
 #: Item layout of the prior-sector stream: [theta_min, theta_max, r_min, r_max] (rad, m).
 SECTOR_ITEM = 4
 

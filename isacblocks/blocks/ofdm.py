@@ -6,6 +6,7 @@ import numpy as np
 
 from ..core import SyncBlock
 from ..errors import ConfigError
+from ..params import SystemParams
 from ..validation import is_integer
 
 
@@ -18,7 +19,7 @@ class OFDMModulator(SyncBlock):
     samples, shape (cyclic_prefix + S,), for users who want waveforms.
     """
 
-    def __init__(self, params, time_domain: bool = False, cyclic_prefix: int = 0, name=None):
+    def __init__(self, params: SystemParams, time_domain: bool = False, cyclic_prefix: int = 0, name=None):
         s = params.n_subcarriers
         if not is_integer(cyclic_prefix) or not 0 <= cyclic_prefix <= s:
             raise ConfigError(f"OFDMModulator.cyclic_prefix = {cyclic_prefix!r}: must be an integer in [0, S={s}]")
@@ -47,7 +48,7 @@ class OFDMModulator(SyncBlock):
 class OFDMDemodulator(SyncBlock):
     """Inverse of the time-domain `OFDMModulator`: drop the cyclic prefix, unitary FFT."""
 
-    def __init__(self, params, cyclic_prefix: int = 0, name=None):
+    def __init__(self, params: SystemParams, cyclic_prefix: int = 0, name=None):
         s = params.n_subcarriers
         if not is_integer(cyclic_prefix) or not 0 <= cyclic_prefix <= s:
             raise ConfigError(f"OFDMDemodulator.cyclic_prefix = {cyclic_prefix!r}: must be an integer in [0, S={s}]")

@@ -10,6 +10,7 @@ from ..dsp.maprt import maprt
 from ..dsp.mbml import mbml_estimate
 from ..dsp.receiver import reciprocal_filter
 from ..dsp.spacing import check_spacing
+from ..params import SystemParams
 from ..validation import check_int, check_sector
 from .items import ESTIMATE_ITEM, INVALID_FRAME_KEY, required_tags
 
@@ -17,7 +18,7 @@ from .items import ESTIMATE_ITEM, INVALID_FRAME_KEY, required_tags
 class ReciprocalFilter(SyncBlock):
     """``Y~ = Y (/) 1 x^T(m)`` (eq. 7): inputs ``Y_r`` (K, S) and ``symbols`` (S,), output ``Y_tilde``."""
 
-    def __init__(self, params, name=None):
+    def __init__(self, params: SystemParams, name=None):
         k, s = params.n_antennas, params.n_subcarriers
         self.params = params
         super().__init__(in_sig=[("Y_r", np.complex64, (k, s)), ("symbols", np.complex64, s)],
@@ -40,10 +41,11 @@ class SensingEstimator(SyncBlock):
 
     A frame holding NaN or Inf gets a non-finite statistic (each frame is estimated on its
     own, so the other frames of the batch are unaffected): its output item is set to NaN,
-    carries the tag ``invalid_frame`` (value True) and is counted in `invalid_frames`.  `DetectionMetricsSink` leaves such frames out of its metrics.
+    carries the tag ``invalid_frame`` (value True) and is counted in `invalid_frames`.
+    `DetectionMetricsSink` leaves such frames out of its metrics.
     """
 
-    def __init__(self, params, spacing=None, sector=None, name=None, device="cpu"):
+    def __init__(self, params: SystemParams, spacing=None, sector=None, name=None, device="cpu"):
         k, s = params.n_antennas, params.n_subcarriers
         super().__init__(in_sig=[("Y_tilde", np.complex64, (k, s))],
                          out_sig=[("estimate", np.float64, ESTIMATE_ITEM)], name=name)
@@ -126,7 +128,7 @@ class MLDemapper(SyncBlock):
     """Per-subcarrier ML symbol decisions with CSI: inputs ``y_c`` and ``csi`` (S,), output
     ``messages`` int32 (S,) (Sec. III-C)."""
 
-    def __init__(self, params, name=None):
+    def __init__(self, params: SystemParams, name=None):
         s = params.n_subcarriers
         self.params = params
         super().__init__(in_sig=[("y_c", np.complex64, s), ("csi", np.complex64, s)],

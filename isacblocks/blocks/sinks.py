@@ -8,6 +8,7 @@ from ..core import SinkBlock
 from ..dsp.detection import proportion_interval
 from ..dsp.metrics import DetectionReport, detection_report
 from ..errors import ConfigError
+from ..params import SystemParams
 from .items import ESTIMATE_ITEM, INVALID_FRAME_KEY
 
 
@@ -21,7 +22,7 @@ class DetectionMetricsSink(SinkBlock):
     and left out of every metric.
     """
 
-    def __init__(self, params, pfa: float | None = None, threshold: float | None = None, name=None):
+    def __init__(self, params: SystemParams, pfa: float | None = None, threshold: float | None = None, name=None):
         self.params = params
         super().__init__(in_sig=[("estimate", np.float64, ESTIMATE_ITEM)], name=name)
         self.pfa = params.pfa if pfa is None else float(pfa)
@@ -81,7 +82,7 @@ def records_report(records: np.ndarray, pfa: float, threshold: float | None = No
 class SERSink(SinkBlock):
     """Symbol error rate: inputs ``decided`` and ``sent`` message indices (S,) int32."""
 
-    def __init__(self, params, name=None):
+    def __init__(self, params: SystemParams, name=None):
         s = params.n_subcarriers
         self.params = params
         super().__init__(in_sig=[("decided", np.int32, s), ("sent", np.int32, s)], name=name)

@@ -8,6 +8,7 @@ from ..core import WORK_DONE, SourceBlock
 from ..dsp.comm import constellation
 from ..dsp.scenario import training_sectors
 from ..errors import ConfigError
+from ..params import SystemParams
 from ..seeding import random_streams
 from ..validation import check_int, check_real, check_sector
 from .items import SECTOR_ITEM
@@ -25,8 +26,8 @@ class ScenarioSource(SourceBlock):
     probability `presence_probability`, or alternates 0, 1, 0, ... with ``alternate=True``.
     """
 
-    def __init__(self, params, n_frames: int | None = None, sector="test", presence_probability: float = 0.5,
-                 alternate: bool = False, seed=0, name=None):
+    def __init__(self, params: SystemParams, n_frames: int | None = None, sector="test",
+                 presence_probability: float = 0.5, alternate: bool = False, seed=0, name=None):
         super().__init__(out_sig=[("sector", np.float64, SECTOR_ITEM)], name=name)
         presence_probability = check_real(self.name, "presence_probability", presence_probability, 0.0, 1.0)
         if isinstance(sector, str) and sector not in ("test", "train"):
@@ -85,7 +86,7 @@ class SymbolSource(SourceBlock):
     Outputs: ``symbols`` complex64 (S,), ``messages`` int32 (S,).
     """
 
-    def __init__(self, params, n_frames: int | None = None, seed=0, name=None):
+    def __init__(self, params: SystemParams, n_frames: int | None = None, seed=0, name=None):
         s = params.n_subcarriers
         super().__init__(out_sig=[("symbols", np.complex64, s), ("messages", np.int32, s)], name=name)
         self.params = params

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..dsp.spacing import check_spacing, draw_spacing, load_spacing
 from ..dsp.steering import element_positions, ula_steering
+from ..params import SystemParams
 
 
 class ImpairedULA:
@@ -15,19 +16,19 @@ class ImpairedULA:
     `ImpairedULA`, so transmit and receive steering vectors always agree (monostatic).
     """
 
-    def __init__(self, params, spacing=None):
+    def __init__(self, params: SystemParams, spacing=None):
         self.params = params
         self.spacing = check_spacing(params.nominal_spacing if spacing is None else spacing,
                                      params.n_antennas, "ImpairedULA.spacing", ordered=True)
         self.spacing.setflags(write=False)
 
     @classmethod
-    def drawn(cls, params, seed) -> "ImpairedULA":
+    def drawn(cls, params: SystemParams, seed) -> ImpairedULA:
         """An array with spacings drawn from the impairment model."""
         return cls(params, draw_spacing(np.random.default_rng(seed), params))
 
     @classmethod
-    def from_file(cls, params, path) -> "ImpairedULA":
+    def from_file(cls, params: SystemParams, path) -> ImpairedULA:
         """An array with spacings read from ``.npy`` or text (metres, one per antenna)."""
         return cls(params, load_spacing(path, params.n_antennas, params.wavelength))
 

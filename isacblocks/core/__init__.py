@@ -1,9 +1,19 @@
 """The block runtime: blocks, ports, stream tags, message ports, flowgraphs. Knows nothing about radio."""
 
 from .basic import Head, MessageCollector, NullSink, TagDebug, TagFilter, Throttle, VectorSink, VectorSource
+from .block import (
+                    WORK_CALLED_PRODUCE,
+                    WORK_DONE,
+                    Block,
+                    DecimBlock,
+                    GeneralBlock,
+                    InterpBlock,
+                    SinkBlock,
+                    SourceBlock,
+                    StreamWarning,
+                    SyncBlock,
+)
 from .file import FileSink, FileSource
-from .block import (WORK_CALLED_PRODUCE, WORK_DONE, Block, DecimBlock, GeneralBlock, InterpBlock, SinkBlock,
-                    SourceBlock, StreamWarning, SyncBlock)
 from .flowgraph import Flowgraph
 from .harness import HarnessResult, run_block
 from .ports import PortSpec, port
@@ -11,4 +21,5 @@ from .tags import Tag
 
 __all__ = ["Block", "SyncBlock", "SourceBlock", "SinkBlock", "GeneralBlock", "DecimBlock", "InterpBlock",
            "WORK_DONE", "WORK_CALLED_PRODUCE", "StreamWarning", "Flowgraph", "PortSpec", "port",
-           "Tag", "VectorSource", "FileSource", "FileSink", "Head", "Throttle", "TagDebug", "VectorSink", "NullSink", "TagFilter", "MessageCollector", "run_block", "HarnessResult"]
+           "Tag", "VectorSource", "FileSource", "FileSink", "Head", "Throttle", "TagDebug", "VectorSink", "NullSink",
+           "TagFilter", "MessageCollector", "run_block", "HarnessResult"]

@@ -4,12 +4,12 @@ throttle, tag debug."""
 from __future__ import annotations
 
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
-from ..validation import check_int, is_integer, is_real
+from ..validation import check_int, is_real
 from .block import WORK_DONE, Block, GeneralBlock, SinkBlock, SourceBlock
 from .ports import port
 from .tags import Tag

@@ -25,8 +25,9 @@ import itertools
 import re
 import threading
 from collections import deque
+from collections.abc import Callable, Sequence
 from fractions import Fraction
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -190,7 +191,7 @@ class Block:
         for dst, dst_port in self._msg_out[port]:
             dst.post(dst_port, msg)
 
-    def _subscribe(self, port: str, dst: "Block", dst_port: str) -> None:
+    def _subscribe(self, port: str, dst: Block, dst_port: str) -> None:
         self._msg_out[port].append((dst, dst_port))
 
     def post(self, port: str, msg: Any) -> None:

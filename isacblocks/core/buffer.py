@@ -109,7 +109,7 @@ class Buffer:
             tags = [t for t in tags if t.key == key]
         return tags
 
-    def add_reader(self) -> "Reader":
+    def add_reader(self) -> Reader:
         reader = Reader(self)
         self.readers.append(reader)
         return reader

@@ -30,8 +30,16 @@ import numpy as np
 
 from ..errors import BlockError, ConfigError, ConnectError
 from ..validation import is_integer
-from .block import (TAG_POLICIES, WORK_CALLED_PRODUCE, WORK_DONE, Block, DecimBlock, GeneralBlock, InterpBlock,
-                    StreamWarning)
+from .block import (
+    TAG_POLICIES,
+    WORK_CALLED_PRODUCE,
+    WORK_DONE,
+    Block,
+    DecimBlock,
+    GeneralBlock,
+    InterpBlock,
+    StreamWarning,
+)
 from .buffer import Buffer, Writer
 from .tags import Tag
 
@@ -339,7 +347,8 @@ class Flowgraph:
                 ended = "ended" if r.buffer.done else "running"
                 state.append(f"{spec.name}: {r.available()} item(s) waiting (upstream {upstream.name!r} {ended})")
             what = "work() returned 0" if id(block) in called else "not called (no input or no output space)"
-            lines.append(f"{block.name!r} ({type(block).__name__}): {what}" + (f"; {', '.join(state)}" if state else ""))
+            detail = f"; {', '.join(state)}" if state else ""
+            lines.append(f"{block.name!r} ({type(block).__name__}): {what}{detail}")
         stuck = [b.name for b in order if id(b) in called] or \
             [b.name for b in order if not done[id(b)] and (b.in_sig or b.out_sig)]
         return (f"flowgraph {self.name!r} is stuck: no block can make progress; stuck blocks {stuck}: "
@@ -369,7 +378,8 @@ class Flowgraph:
                 self._record_drop(block, i, left, (
                     f"the streams into it have unequal lengths: {block.in_sig[ended].name} (from {src!r}) ended "
                     f"after {readers[ended].nread} item(s); {block.in_sig[i].name} (from {other!r}) brought "
-                    f"{r.buffer.nwritten}{'' if r.buffer.done else ' by the end of the run (its stream had not ended)'}"))
+                    f"{r.buffer.nwritten}"
+                    f"{'' if r.buffer.done else ' by the end of the run (its stream had not ended)'}"))
         self._unequal = []
         notes = self._drop_notes
         for block, why in notes:

@@ -7,8 +7,9 @@ is tested is exactly what runs in production, tag propagation included.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

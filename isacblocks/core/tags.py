@@ -13,6 +13,6 @@ class Tag(NamedTuple):
     value: Any
     srcid: str | None = None
 
-    def moved(self, offset: int) -> "Tag":
+    def moved(self, offset: int) -> Tag:
         """The same tag at another absolute offset."""
         return self._replace(offset=int(offset))

@@ -30,6 +30,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError, ShapeError
+from ..params import SystemParams
 from .steering import range_steering, ula_steering
 
 # Vectorising the reductions needs re-association; NaN/inf semantics are kept.
@@ -50,7 +51,7 @@ class AngleDictionary:
                              f"and {self.im.shape}")
 
     @classmethod
-    def from_steering(cls, phi) -> "AngleDictionary":
+    def from_steering(cls, phi) -> AngleDictionary:
         """From the steering dictionary ``Phi_pert = [a(theta_1) ... a(theta_N)]``, shape (K, N_theta)."""
         phi = np.asarray(phi)
         if phi.ndim != 2:
@@ -107,7 +108,7 @@ class RangeDictionary:
                              f"{self.synth_im.shape}, rank {self.rank}")
 
     @classmethod
-    def from_steering(cls, phi_d, rtol: float = 1e-10) -> "RangeDictionary":
+    def from_steering(cls, phi_d, rtol: float = 1e-10) -> RangeDictionary:
         """From ``Phi_d = [rho(tau_1) ... rho(tau_N)]``, shape (S, N_tau).
 
         Truncated SVD ``Phi_d^* = U Sigma V`` in float64, ``G = U Sigma``, keeping the
@@ -123,7 +124,7 @@ class RangeDictionary:
         return cls.from_factors(g, v)
 
     @classmethod
-    def from_factors(cls, g, v) -> "RangeDictionary":
+    def from_factors(cls, g, v) -> RangeDictionary:
         """From the factors ``Phi_d^* = G V``, G (S, r) and V (r, N_tau) (see `delay_factors`)."""
         rank = g.shape[1]
         padded = -(-rank // 8) * 8
@@ -168,8 +169,8 @@ class AngleDelayPeak(NamedTuple):
 class PeakSearch:
     """The checked arguments of one sector-peak search (see `peak_search`)."""
 
-    angle_dict: "AngleDictionary"
-    range_dict: "RangeDictionary"
+    angle_dict: AngleDictionary
+    range_dict: RangeDictionary
     rows: tuple  # (lo, hi) per frame, int64 arrays
     cols: tuple
     half_angle: int
@@ -236,7 +237,7 @@ def angle_delay_peak(Y_tilde, angle_dict, range_dict, row_lo, row_hi, col_lo=0, 
     return AngleDelayPeak(statistic, i_hat, j_hat, window, valid)
 
 
-def angle_delay_map_dense(Y_tilde, spacing, params) -> np.ndarray:
+def angle_delay_map_dense(Y_tilde, spacing, params: SystemParams) -> np.ndarray:
     """The full map ``|Phi_pert(d)^H Y~ Phi_d^*|`` (eq. 15), (B, N_theta, N_tau) float32.
 
     Dense numpy reference on the `params` grids (complex64 matrix products), for tests

@@ -20,11 +20,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
+from ..params import SystemParams
 from .spacing import check_spacing
 from .steering import element_positions, range_steering
 
 
-def matched_snapshots(Y_tilde, ranges, params) -> np.ndarray:
+def matched_snapshots(Y_tilde, ranges, params: SystemParams) -> np.ndarray:
     """``v_n = Y~_n rho^*(tau_n) / S`` for full frames (B, K, S) and their label ranges; (B, K)."""
     Y_tilde = np.asarray(Y_tilde)
     if Y_tilde.ndim != 3:
@@ -33,7 +34,7 @@ def matched_snapshots(Y_tilde, ranges, params) -> np.ndarray:
     return np.einsum("bks,sb->bk", Y_tilde, rho.conj()) / params.n_subcarriers
 
 
-def calibrate_positions(snapshots, theta, params, search_sigmas: float = 5.0, step_mm: float = 0.05,
+def calibrate_positions(snapshots, theta, params: SystemParams, search_sigmas: float = 5.0, step_mm: float = 0.05,
                         iterations: int = 4, init_spacing=None) -> np.ndarray:
     """Least-squares element positions from range-matched snapshots (B, K) at label angles (B,).
 
@@ -65,7 +66,7 @@ def calibrate_positions(snapshots, theta, params, search_sigmas: float = 5.0, st
     return _spacing_from_positions(positions, params)
 
 
-def calibrate_from_frames(Y_tilde, theta, ranges, params, **kwargs) -> np.ndarray:
+def calibrate_from_frames(Y_tilde, theta, ranges, params: SystemParams, **kwargs) -> np.ndarray:
     """Calibrated spacing from full labelled frames after the reciprocal filter."""
     return calibrate_positions(matched_snapshots(Y_tilde, ranges, params), theta, params, **kwargs)
 
@@ -78,7 +79,7 @@ def _parabolic_offset(score: np.ndarray, best: int) -> float:
     return 0.0 if denom >= 0 else float(0.5 * (left - right) / denom)
 
 
-def _spacing_from_positions(positions: np.ndarray, params) -> np.ndarray:
+def _spacing_from_positions(positions: np.ndarray, params: SystemParams) -> np.ndarray:
     """``d_k = (p_k + c) / (k - (K-1)/2)`` with the common shift c that brings d closest to lambda/2."""
     k = np.arange(params.n_antennas) - (params.n_antennas - 1) / 2
     off_centre = k != 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
+from ..params import SystemParams
 from .angle_delay import AngleDictionary, RangeDictionary, angle_delay_peak
 from .cache import LRUCache
 from .mbml import peak_function
@@ -20,7 +21,7 @@ def _per_frame(value, n_frames: int, name: str) -> np.ndarray:
     return value
 
 
-def check_frames(Y_tilde, params, name: str) -> np.ndarray:
+def check_frames(Y_tilde, params: SystemParams, name: str) -> np.ndarray:
     """Validate a batch of sensing frames (B, K, S) against `params`."""
     Y_tilde = np.asarray(Y_tilde)
     expected = (params.n_antennas, params.n_subcarriers)
@@ -33,7 +34,7 @@ def check_frames(Y_tilde, params, name: str) -> np.ndarray:
 _SECTOR_SLACK = 1e-9
 
 
-def check_sectors(theta_min, theta_max, r_min, r_max, params, name: str) -> None:
+def check_sectors(theta_min, theta_max, r_min, r_max, params: SystemParams, name: str) -> None:
     """Each frame's prior sector must be finite, ordered (min < max) and inside
     ``[-pi/2, pi/2]`` rad and ``[range_min_m, range_max_m]``: the same sectors MB-ML accepts
     (whose grids cover exactly those limits).  (B,) arrays; raises `ConfigError` naming the
@@ -49,7 +50,7 @@ def check_sectors(theta_min, theta_max, r_min, r_max, params, name: str) -> None
                               f"{lim_lo:g} <= {a} < {b} <= {lim_hi:g}")
 
 
-def maprt(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params,
+def maprt(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params: SystemParams,
           n_theta: int | None = None, n_range: int | None = None, device: str = "cpu"):
     """MAPRT statistic and estimates (eq. 9-10) on a grid spread over the prior sector.
 

@@ -22,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
+from ..params import SystemParams
 from .angle_delay import AngleDictionary, RangeDictionary, angle_delay_peak, delay_factors
 from .cache import LRUCache
 from .steering import range_steering, ula_steering
@@ -37,7 +38,7 @@ class MapPeak(NamedTuple):
     j_hat: np.ndarray
 
 
-def steering_dictionary(spacing, params) -> np.ndarray:
+def steering_dictionary(spacing, params: SystemParams) -> np.ndarray:
     """``Phi_pert(d) = [a(theta_1; d) ... a(theta_N; d)]`` on the angle grid (eq. 13), (K, N_theta) complex64.
 
     Cached per spacing vector (small LRU); the array is read-only.
@@ -45,22 +46,22 @@ def steering_dictionary(spacing, params) -> np.ndarray:
     return _angle_dictionaries(spacing, params)[0]
 
 
-def delay_dictionary(params) -> np.ndarray:
+def delay_dictionary(params: SystemParams) -> np.ndarray:
     """``Phi_d = [rho(tau_1) ... rho(tau_N)]`` on the range grid (eq. 14), (S, N_tau) complex64, read-only."""
     return _range_dictionaries(params)[0]
 
 
-def angle_dictionary(spacing, params) -> AngleDictionary:
+def angle_dictionary(spacing, params: SystemParams) -> AngleDictionary:
     """`steering_dictionary` prepared for `angle_delay_peak` (cached alike)."""
     return _angle_dictionaries(spacing, params)[1]
 
 
-def range_dictionary(params) -> RangeDictionary:
+def range_dictionary(params: SystemParams) -> RangeDictionary:
     """`delay_dictionary` factored for `angle_delay_peak` (cached per range grid)."""
     return _range_dictionaries(params)[1]
 
 
-def sector_rows(theta_min, theta_max, params) -> tuple[np.ndarray, np.ndarray]:
+def sector_rows(theta_min, theta_max, params: SystemParams) -> tuple[np.ndarray, np.ndarray]:
     """Rows of the angle grid inside ``[theta_min, theta_max]`` (rad) as half-open ``[row_lo, row_hi)``.
 
     Bounds are scalars or arrays; the result has their broadcast shape, int64.  An empty
@@ -69,12 +70,12 @@ def sector_rows(theta_min, theta_max, params) -> tuple[np.ndarray, np.ndarray]:
     return _inside(params.angle_grid, theta_min, theta_max)
 
 
-def sector_cols(r_min, r_max, params) -> tuple[np.ndarray, np.ndarray]:
+def sector_cols(r_min, r_max, params: SystemParams) -> tuple[np.ndarray, np.ndarray]:
     """Columns of the range grid inside ``[r_min, r_max]`` (m) as half-open ``[col_lo, col_hi)``."""
     return _inside(params.range_grid, r_min, r_max)
 
 
-def window_indices(i_hat, j_hat, params):
+def window_indices(i_hat, j_hat, params: SystemParams):
     """Grid indices of the eq.-17 window around ``(i_hat, j_hat)`` and whether they lie in the map.
 
     `i_hat`, `j_hat`: (B,) map indices, e.g. from `mbml_peak`.
@@ -96,7 +97,8 @@ def window_indices(i_hat, j_hat, params):
             row_valid, col_valid)
 
 
-def mbml_peak(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params, device: str = "cpu") -> MapPeak:
+def mbml_peak(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params: SystemParams,
+              device: str = "cpu") -> MapPeak:
     """Sector maximum of ``|Phi_pert(d)^H Y~ Phi_d^*|`` (eq. 15-16) and its grid indices.
 
     Same arguments as `mbml_estimate`; no window or soft-max is formed.
@@ -106,14 +108,15 @@ def mbml_peak(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params, devi
     return MapPeak(peak.statistic.astype(np.float64), peak.i_hat, peak.j_hat)
 
 
-def mbml_peak_projected(C, theta_min, theta_max, r_min, r_max, spacing, params, device: str = "cpu") -> MapPeak:
+def mbml_peak_projected(C, theta_min, theta_max, r_min, r_max, spacing, params: SystemParams,
+                        device: str = "cpu") -> MapPeak:
     """`mbml_peak` on range-projected frames ``C = Y~ G`` (B, K, r)."""
     peak = _sector_peak(C, theta_min, theta_max, r_min, r_max, spacing, params, True, "mbml_peak_projected",
                         device=device)
     return MapPeak(peak.statistic.astype(np.float64), peak.i_hat, peak.j_hat)
 
 
-def mbml_estimate(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params, device: str = "cpu"):
+def mbml_estimate(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params: SystemParams, device: str = "cpu"):
     """Algorithm 1: detection statistic and soft position estimate of the MB-ML receiver.
 
     `Y_tilde`: (B, K, S) frames after the reciprocal filter (eq. 7), cast to complex64.
@@ -136,14 +139,14 @@ def mbml_estimate(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params, 
     return _soft_estimates(peak, params)
 
 
-def mbml_estimate_projected(C, theta_min, theta_max, r_min, r_max, spacing, params, device: str = "cpu"):
+def mbml_estimate_projected(C, theta_min, theta_max, r_min, r_max, spacing, params: SystemParams, device: str = "cpu"):
     """`mbml_estimate` on range-projected frames ``C = Y~ G`` (B, K, r)."""
     peak = _sector_peak(C, theta_min, theta_max, r_min, r_max, spacing, params, True, "mbml_estimate_projected",
                         window=True, device=device)
     return _soft_estimates(peak, params)
 
 
-def _soft_estimates(peak, params):
+def _soft_estimates(peak, params: SystemParams):
     """Soft-max over the valid window magnitudes and the weighted means (eq. 18-19)."""
     rows, cols, _, _ = window_indices(peak.i_hat, peak.j_hat, params)
     logits = np.where(peak.valid, peak.window.astype(np.float64), -np.inf)
@@ -154,7 +157,7 @@ def _soft_estimates(peak, params):
     return peak.statistic.astype(np.float64), theta_hat, range_hat
 
 
-def _sector_peak(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params, projected: bool, name: str,
+def _sector_peak(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params: SystemParams, projected: bool, name: str,
                  window: bool = False, device: str = "cpu"):
     """Validate, find the sector rows and columns, and run the kernel (with the eq.-17 window if asked)."""
     kernel = peak_function(device, name)
@@ -208,7 +211,7 @@ _ANGLE_CACHE = LRUCache(_CACHE_SIZE)
 _RANGE_CACHE = LRUCache(_CACHE_SIZE)
 
 
-def _angle_dictionaries(spacing, params) -> tuple[np.ndarray, AngleDictionary]:
+def _angle_dictionaries(spacing, params: SystemParams) -> tuple[np.ndarray, AngleDictionary]:
     """``Phi_pert(d)`` (complex64, read-only) and its prepared form, cached per spacing vector."""
     spacing = np.ascontiguousarray(spacing, dtype=np.float64)
     if spacing.shape != (params.n_antennas,):
@@ -222,14 +225,14 @@ def _angle_dictionaries(spacing, params) -> tuple[np.ndarray, AngleDictionary]:
     return _ANGLE_CACHE.get((spacing.tobytes(), params.wavelength, params.n_angle_grid), build)
 
 
-def range_factors(params) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def range_factors(params: SystemParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``Phi_d^* = G V`` as `delay_factors` gives it, (G, sigma, V) read-only, cached per range grid:
     the one factorisation that projected frames (`montecarlo.ProjectedBasis`) and the
     receiver (`range_dictionary`) share."""
     return _range_dictionaries(params)[2]
 
 
-def _range_dictionaries(params) -> tuple[np.ndarray, RangeDictionary, tuple]:
+def _range_dictionaries(params: SystemParams) -> tuple[np.ndarray, RangeDictionary, tuple]:
     """``Phi_d`` (complex64, read-only), its prepared form and its factors, cached per range grid."""
 
     def build():

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
+from ..params import SystemParams
 
 
-def training_sectors(rng: np.random.Generator, params, n_frames: int, max_center_deg: float | None = None):
+def training_sectors(rng: np.random.Generator, params: SystemParams, n_frames: int,
+                     max_center_deg: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Random sectors ``theta_mean -/+ theta_span / 2`` (rad), ``theta_mean ~ U(train_center_deg)``,
     ``theta_span ~ U(train_width_deg)``, clipped to [-90, 90] degrees.
 

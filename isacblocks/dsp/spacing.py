@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
+from ..params import SystemParams
 from .steering import element_positions
 
 
-def draw_spacing(rng: np.random.Generator, params) -> np.ndarray:
+def draw_spacing(rng: np.random.Generator, params: SystemParams) -> np.ndarray:
     """Impaired spacings ``d_k ~ N(lambda/2, sigma_lambda^2)`` (Sec. V-A) with strictly
     increasing element positions ``(k-(K-1)/2) d_k``.
 

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from ..errors import ShapeError
+from ..params import SystemParams
 
 
 def element_offsets(n_antennas: int) -> np.ndarray:
@@ -73,6 +74,6 @@ def delay_steering(tau, n_subcarriers: int, subcarrier_spacing: float) -> np.nda
     return np.exp(-2j * np.pi * subcarrier_spacing * np.outer(s, tau))
 
 
-def range_steering(ranges, params) -> np.ndarray:
+def range_steering(ranges, params: SystemParams) -> np.ndarray:
     """``rho(2R/c)`` for ranges `R` (m): delay steering on the system's subcarriers, shape (S, N)."""
     return delay_steering(params.range_to_delay(ranges), params.n_subcarriers, params.subcarrier_spacing_hz)

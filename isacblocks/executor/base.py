@@ -6,8 +6,9 @@ import abc
 import contextlib
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -139,7 +140,7 @@ class Executor(abc.ABC):
     def describe(self) -> str:
         return self.name
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (an optional hook: most executors hold nothing to release)
         """Release workers or cluster connections (idempotent)."""
 
     def __enter__(self):

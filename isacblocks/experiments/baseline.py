@@ -12,15 +12,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..blocks import (DetectionMetricsSink, ImpairedULA, ISACCombiner, MAPRTDetector, MLDemapper, OFDMModulator,
-                      ReciprocalFilter, ScenarioSource, SectorBeamformer, SERSink, SymbolSource, TargetChannel,
-                      UEChannel)
-from ..seeding import seed_sequence
+from ..blocks import (
+    DetectionMetricsSink,
+    ImpairedULA,
+    ISACCombiner,
+    MAPRTDetector,
+    MLDemapper,
+    OFDMModulator,
+    ReciprocalFilter,
+    ScenarioSource,
+    SectorBeamformer,
+    SERSink,
+    SymbolSource,
+    TargetChannel,
+    UEChannel,
+)
 from ..blocks.sinks import records_report
 from ..core import Flowgraph, NullSink
 from ..dsp.detection import threshold_at_pfa
 from ..dsp.spacing import spacing_errors
 from ..executor import Executor, SerialExecutor, Task, task_seed
+from ..seeding import seed_sequence
 
 BLOCK_SEEDS = ("scenario", "symbols", "target", "ue")
 

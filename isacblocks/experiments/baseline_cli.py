@@ -11,8 +11,19 @@ import time
 
 from ..executor import ProgressLine, add_executor_options, executor_from_args
 from .baseline import baseline_sensing, isac_sweep
-from .common import (add_common_options, assumed_spacings, check_memory, fmt_interval, load_params, results_bytes,
-                     run_record, table, true_array, true_spacing_source, write_json)
+from .common import (
+    add_common_options,
+    assumed_spacings,
+    check_memory,
+    fmt_interval,
+    load_params,
+    results_bytes,
+    run_record,
+    table,
+    true_array,
+    true_spacing_source,
+    write_json,
+)
 from .options import integer_at_least
 
 #: Seconds between "still running" lines while a few long tasks run.

@@ -17,8 +17,14 @@ from ..blocks import ImpairedULA
 from ..dsp.spacing import load_spacing
 from ..errors import ConfigError
 from ..params import SystemParams
-from .options import (add_json_option, add_run_options, add_spacing_options, add_true_spacing_option, assume_value,
-                      count_value)
+from .options import (
+    add_json_option,
+    add_run_options,
+    add_spacing_options,
+    add_true_spacing_option,
+    assume_value,
+    count_value,
+)
 
 #: Spawn key of the true array's seed: the array drawn for ``--seed N`` is the same in every command.
 ARRAY_SEED_KEY = 0xA11A

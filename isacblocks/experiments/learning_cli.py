@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import argparse
 
-from ..sim.evaluation import evaluate_spacing
 from ..dsp.spacing import save_spacing, spacing_errors
 from ..errors import ConfigError
 from ..executor import ProgressLine, add_executor_options, executor_from_args
-from .common import (add_study_options, assumed_spacing, check_memory, load_params, results_bytes, run_record,
-                     true_array, write_json)
+from ..sim.evaluation import evaluate_spacing
+from .common import (
+    add_study_options,
+    assumed_spacing,
+    check_memory,
+    load_params,
+    results_bytes,
+    run_record,
+    true_array,
+    write_json,
+)
 from .options import add_assume_option, count_value, output_dir, output_file, positive_real, ratio_value
 from .scales import SCALES
 

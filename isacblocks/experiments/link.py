@@ -39,8 +39,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..blocks import (DetectionMetricsSink, ImpairedULA, MAPRTDetector, MBMLEstimator, MLDemapper, ReciprocalFilter,
-                      SERSink)
+from ..blocks import (
+    DetectionMetricsSink,
+    ImpairedULA,
+    MAPRTDetector,
+    MBMLEstimator,
+    MLDemapper,
+    ReciprocalFilter,
+    SERSink,
+)
 from ..core import Flowgraph, NullSink, SinkBlock
 from ..errors import BlockError, ConfigError
 from ..zmq import PairedPullSource, PushSink
@@ -109,7 +116,8 @@ def new_run_id() -> str:
 def link_config(params, ula: ImpairedULA, seed, n_frames: int | None, with_comm: bool, eta: float,
                 phi: float, run_id: str) -> dict:
     """What the transmitter tells the receiver on the first Y_r frame (tag ``link_config``)."""
-    return {"version": LINK_VERSION, "run_id": run_id, "n_antennas": params.n_antennas, "n_subcarriers": params.n_subcarriers,
+    return {"version": LINK_VERSION, "run_id": run_id, "n_antennas": params.n_antennas,
+            "n_subcarriers": params.n_subcarriers,
             "with_comm": bool(with_comm), "seed": repr(seed), "frames": -1 if n_frames is None else int(n_frames),
             "eta": float(eta), "phi": float(phi), "true_spacing": np.asarray(ula.spacing, dtype=np.float64)}
 
@@ -218,9 +226,10 @@ class LinkMonitor(SinkBlock):
             mine, theirs = self.expect[key], config.get(key)
             same = np.array_equal(np.asarray(mine), np.asarray(theirs)) if key == "true_spacing" else mine == theirs
             if not same:
-                shown = (lambda v: "differs" if key == "true_spacing" else repr(v))
-                raise BlockError(f"block {self.name!r}: the transmitter runs with {key} = {shown(theirs)}, this "
-                                 f"receiver with {shown(mine)}: give both the same {hint}")
+                theirs_shown, mine_shown = (("differs", "differs") if key == "true_spacing"
+                                            else (repr(theirs), repr(mine)))
+                raise BlockError(f"block {self.name!r}: the transmitter runs with {key} = {theirs_shown}, this "
+                                 f"receiver with {mine_shown}: give both the same {hint}")
 
 
 @dataclass
@@ -322,7 +331,8 @@ def link_verdict(link: RxLink) -> LinkVerdict:
         + total["malformed"]
     if ended and announced is not None and stats["paired"] + lost < announced:
         lost = announced - stats["paired"]
-    counts = {"paired": stats["paired"], "lost": lost, "surplus_after_end": surplus, "announced": announced, "missed_start": missed_start,
+    counts = {"paired": stats["paired"], "lost": lost, "surplus_after_end": surplus, "announced": announced,
+              "missed_start": missed_start,
               "gaps": stats["gaps"], **total, "eos_received": ended,
               "timed_out": any(s["timed_out"] for s in per), "config_seen": config is not None}
     problems = []

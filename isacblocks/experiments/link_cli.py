@@ -33,11 +33,19 @@ import numpy as np
 
 from ..dsp.detection import threshold_at_pfa
 from ..errors import ConfigError
-from .common import assumed_spacing, fmt_interval, load_params, run_record, table, true_array, write_json
-from .options import add_spacing_options, output_file
 from ..zmq import LinkIdleError
-from .link import (EXIT_NO_RECEIVER, LINK_HWM, LINK_IDLE_TIMEOUT, LINK_STREAMS, link_verdict, rx_flowgraph,
-                   stream_addresses, tx_flowgraph)
+from .common import assumed_spacing, fmt_interval, load_params, run_record, table, true_array, write_json
+from .link import (
+    EXIT_NO_RECEIVER,
+    LINK_HWM,
+    LINK_IDLE_TIMEOUT,
+    LINK_STREAMS,
+    link_verdict,
+    rx_flowgraph,
+    stream_addresses,
+    tx_flowgraph,
+)
+from .options import add_spacing_options, output_file
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..sim.evaluation import run_evaluations, spacing_evaluation
 from ..dsp.spacing import spacing_errors
 from ..errors import ConfigError
+from ..sim.evaluation import run_evaluations, spacing_evaluation
 
 DEFAULT_SNRS_DB = tuple(float(x) for x in range(0, 21, 2))
 MAX_SNR_POINTS = 1000

@@ -9,10 +9,19 @@ from pathlib import Path
 import numpy as np
 
 from ..dsp.spacing import load_spacing, save_spacing
-from ..executor import ProgressLine, add_executor_options, executor_from_args
 from ..errors import ConfigError
-from .common import (add_study_options, check_memory, fmt_interval, load_params, results_bytes, run_record, table,
-                     true_array, write_json)
+from ..executor import ProgressLine, add_executor_options, executor_from_args
+from .common import (
+    add_study_options,
+    check_memory,
+    fmt_interval,
+    load_params,
+    results_bytes,
+    run_record,
+    table,
+    true_array,
+    write_json,
+)
 from .options import count_value, input_file, output_dir
 from .scales import SCALES, get_scale
 from .snr import DEFAULT_SNRS_DB, parse_snrs, plot_snr, snr_sweep
@@ -32,7 +41,8 @@ def snr_value(text: str) -> tuple[float, ...]:
 def snr_main(args) -> int:
     snrs = args.snr
     frames = len(snrs) * 3 * 2 * args.frames  # 3 spacings, 2 hypotheses
-    check_memory(results_bytes(frames), f"--frames {args.frames} at {len(snrs)} SNR points: the results of {frames} frames")
+    check_memory(results_bytes(frames),
+                 f"--frames {args.frames} at {len(snrs)} SNR points: the results of {frames} frames")
     params = load_params(args)
     ula = true_array(params, args.seed, args.true_spacing)
     learned_file = load_spacing(args.learned, params.n_antennas, params.wavelength) if args.learned else None

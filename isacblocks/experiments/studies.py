@@ -13,16 +13,16 @@ import time
 import numpy as np
 
 from ..dsp.calibration import calibrate_positions
-from ..sim.evaluation import evaluate_spacing, isac_evaluation, run_evaluations, spacing_evaluation
-from ..sim.montecarlo import ProjectedBasis, draw_projected_frames, projected_snapshots
 from ..dsp.precoder import beampattern_precoder
 from ..dsp.scenario import training_sectors
+from ..dsp.spacing import spacing_errors
 from ..dsp.steering import ula_steering
 from ..errors import IsacError
 from ..executor import Executor, ProgressLine, SerialExecutor, Task
-from ..dsp.spacing import spacing_errors
 from ..learning.model import SpacingModel
 from ..learning.trainer import TrainConfig, Trainer
+from ..sim.evaluation import evaluate_spacing, isac_evaluation, run_evaluations, spacing_evaluation
+from ..sim.montecarlo import ProjectedBasis, draw_projected_frames, projected_snapshots
 from .baseline import isac_tradeoff_grid, mark_pareto
 from .scales import Scale
 

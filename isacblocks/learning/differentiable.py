@@ -18,6 +18,8 @@ import math
 import numpy as np
 import torch
 
+from ..params import SystemParams
+
 
 def steering(theta: torch.Tensor, spacing: torch.Tensor, wavelength: float) -> torch.Tensor:
     """``[a(theta)]_k = exp(-j 2 pi (k-(K-1)/2) d_k sin(theta) / lambda)``; theta (...,) -> (..., K)."""
@@ -27,13 +29,13 @@ def steering(theta: torch.Tensor, spacing: torch.Tensor, wavelength: float) -> t
     return torch.polar(torch.ones_like(phase), phase)
 
 
-def grid_steering(spacing: torch.Tensor, params) -> torch.Tensor:
+def grid_steering(spacing: torch.Tensor, params: SystemParams) -> torch.Tensor:
     """``Phi_pert(d)^T``: the steering vectors on the N_theta-point angle grid, (N_theta, K) (eq. 13)."""
     return steering(torch.tensor(np.array(params.angle_grid), dtype=spacing.dtype, device=spacing.device), spacing,
                     params.wavelength)
 
 
-def ls_precoder(grid_a: torch.Tensor, theta_min, theta_max, params) -> torch.Tensor:
+def ls_precoder(grid_a: torch.Tensor, theta_min, theta_max, params: SystemParams) -> torch.Tensor:
     """Unit-norm LS beampattern precoders ``f = (A* A^T)^{-1} A* b`` (eq. 6), one per sector; (B, K).
 
     `grid_a` is `grid_steering` (row n is ``a(theta_n)^T``); ``b`` is K inside
@@ -61,7 +63,7 @@ def window_map(z: torch.Tensor, rows: torch.Tensor, grid_a: torch.Tensor) -> tor
 
 
 def soft_estimate(window: torch.Tensor, valid: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
-                  params) -> tuple[torch.Tensor, torch.Tensor]:
+                  params: SystemParams) -> tuple[torch.Tensor, torch.Tensor]:
     """Soft-max over the valid window entries and the weighted means (eq. 18-19): (theta_hat, range_hat)."""
     logits = torch.where(valid, window, torch.full_like(window, -torch.inf))
     soft = torch.softmax(logits.flatten(1), dim=1).view_as(window)

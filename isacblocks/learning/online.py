@@ -19,11 +19,11 @@ import numpy as np
 import torch
 
 from ..blocks.items import required_tags
-from ..validation import check_int, check_real
 from ..core import SinkBlock
+from ..dsp.detection import threshold_at_pfa
 from ..dsp.mbml import mbml_peak_projected, window_indices
 from ..sim.montecarlo import ProjectedBasis, draw_projected_frames
-from ..dsp.detection import threshold_at_pfa
+from ..validation import check_int, check_real
 from . import differentiable as diff
 from .model import SpacingModel
 

@@ -28,12 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..sim.evaluation import evaluate_spacing
 from ..dsp.mbml import mbml_peak_projected, window_indices
-from ..sim.montecarlo import ProjectedBasis, ProjectedFrames, draw_projected_frames
 from ..dsp.scenario import training_sectors
 from ..dsp.spacing import check_spacing, spacing_errors
 from ..errors import ConfigError, TrainingError
+from ..params import SystemParams
+from ..sim.evaluation import evaluate_spacing
+from ..sim.montecarlo import ProjectedBasis, ProjectedFrames, draw_projected_frames
 from ..validation import is_integer, is_real
 from . import differentiable as diff
 from .model import SpacingModel
@@ -138,7 +139,7 @@ class TrainResult:
 class Trainer:
     """Trains a `SpacingModel` against a true array (the simulated hardware)."""
 
-    def __init__(self, params, true_spacing, config: TrainConfig, init_spacing=None):
+    def __init__(self, params: SystemParams, true_spacing, config: TrainConfig, init_spacing=None):
         self.params = params
         self.true_spacing = check_spacing(true_spacing, params.n_antennas, "true_spacing", ordered=True)
         self.config = config

@@ -14,8 +14,9 @@ many in one executor map (a whole sweep at once).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,7 @@ from ..dsp.precoder import beampattern_precoder, isac_precoder
 from ..dsp.steering import ula_steering
 from ..executor.base import Executor, Task, task_seed
 from ..executor.local import SerialExecutor
+from ..params import SystemParams
 from .montecarlo import ProjectedBasis, draw_projected_frames
 
 #: Frames per evaluation task (fixed: the results must not depend on how work is split).
@@ -36,7 +38,7 @@ STATISTIC_KEYS = ("statistic", "theta_hat", "range_hat", "theta", "range")
 H0, H1, COMM = 0, 1, 2  # seed keys
 
 
-def mbml_statistics(params, true_spacing, spacing, n_frames: int, rng: np.random.Generator, present: bool,
+def mbml_statistics(params: SystemParams, true_spacing, spacing, n_frames: int, rng: np.random.Generator, present: bool,
                     sector=None, chunk: int = EVAL_CHUNK, basis: ProjectedBasis | None = None, precoder=None):
     """MB-ML outputs on `n_frames` frames of one hypothesis: dict of statistic, theta_hat,
     range_hat, theta, range, each (n_frames,).  The precoder defaults to the LS sector
@@ -61,14 +63,14 @@ def concatenate_statistics(parts: list[dict]) -> dict:
     return {key: np.concatenate([p[key] for p in parts]) for key in STATISTIC_KEYS}
 
 
-def statistics_chunk(params, true_spacing, spacing, n_frames: int, seed, present: bool, sector=None,
+def statistics_chunk(params: SystemParams, true_spacing, spacing, n_frames: int, seed, present: bool, sector=None,
                      precoder=None) -> dict:
     """One task: `mbml_statistics` on `n_frames` frames drawn from `seed`."""
     return mbml_statistics(params, true_spacing, spacing, n_frames, np.random.default_rng(seed), present, sector,
                            chunk=n_frames, precoder=precoder)
 
 
-def statistics_tasks(name: str, params, true_spacing, spacing, n_frames: int, seed, hypothesis: int,
+def statistics_tasks(name: str, params: SystemParams, true_spacing, spacing, n_frames: int, seed, hypothesis: int,
                      sector=None, precoder=None) -> list[Task]:
     """`n_frames` frames of one hypothesis as tasks of `EVAL_CHUNK` frames; chunk ``i`` draws from
     ``task_seed(seed, hypothesis, i)``."""
@@ -101,7 +103,7 @@ def run_evaluations(evaluations: dict[str, Evaluation], executor: Executor | Non
     return {name: evaluations[name].reduce(results[a:b]) for name, (a, b) in spans.items()}
 
 
-def spacing_evaluation(params, true_spacing, spacing, frames_per_hypothesis: int, seed=0, sector=None,
+def spacing_evaluation(params: SystemParams, true_spacing, spacing, frames_per_hypothesis: int, seed=0, sector=None,
                        pfa: float | None = None) -> Evaluation:
     """`evaluate_spacing` as tasks."""
     n0 = len(_chunks(frames_per_hypothesis))
@@ -116,7 +118,7 @@ def spacing_evaluation(params, true_spacing, spacing, frames_per_hypothesis: int
     return Evaluation(tasks, reduce)
 
 
-def evaluate_spacing(params, true_spacing, spacing, frames_per_hypothesis: int, seed=0, sector=None,
+def evaluate_spacing(params: SystemParams, true_spacing, spacing, frames_per_hypothesis: int, seed=0, sector=None,
                      pfa: float | None = None, executor: Executor | None = None, progress=None) -> DetectionReport:
     """Pmd at `pfa` (default ``params.pfa``) and position RMSE of the MB-ML receiver assuming
     `spacing`, on the test sector (or `sector`), with fresh H0 and H1 frames from `seed`;
@@ -125,7 +127,7 @@ def evaluate_spacing(params, true_spacing, spacing, frames_per_hypothesis: int, 
     return run_evaluations({"evaluation": evaluation}, executor, progress)["evaluation"]
 
 
-def isac_evaluation(params, true_spacing, spacing, grid, frames_per_point: int, seed=0,
+def isac_evaluation(params: SystemParams, true_spacing, spacing, grid, frames_per_point: int, seed=0,
                     h0_frames: int = 10000) -> Evaluation:
     """Sensing and communication at each ``(eta, phi)`` of `grid` with the ISAC precoder (eq. 4)
     built from LS sector precoders for the assumed `spacing` (test sector and UE sector).
@@ -163,7 +165,7 @@ def isac_evaluation(params, true_spacing, spacing, grid, frames_per_point: int, 
     return Evaluation(tasks, reduce)
 
 
-def expected_ser(params, true_spacing, precoders, n_channels: int, seed) -> list[float]:
+def expected_ser(params: SystemParams, true_spacing, precoders, n_channels: int, seed) -> list[float]:
     """The SER of each precoder averaged over `n_channels` draws of the UE angle and channel (eq. 3),
     the noise in closed form."""
     rng = np.random.default_rng(seed)

@@ -24,7 +24,7 @@ from ..dsp.channels import complex_normal, frame_noise
 from ..dsp.mbml import range_factors
 from ..dsp.scenario import draw_targets
 from ..dsp.steering import range_steering, ula_steering
-
+from ..params import SystemParams
 
 #: Frames per noise generator in `draw_projected_frames` (streams are filled in parallel).
 NOISE_FRAMES_PER_STREAM = 32
@@ -39,7 +39,7 @@ class ProjectedBasis:
     v: np.ndarray
 
     @classmethod
-    def for_params(cls, params) -> "ProjectedBasis":
+    def for_params(cls, params: SystemParams) -> ProjectedBasis:
         """The receiver's own factorisation of the range dictionary (`mbml.range_factors`)."""
         return cls(*range_factors(params))
 
@@ -83,7 +83,7 @@ class ProjectedFrames:
         return signal, self.noise @ synth_columns
 
 
-def draw_projected_frames(rng: np.random.Generator, params, true_spacing, basis: ProjectedBasis,
+def draw_projected_frames(rng: np.random.Generator, params: SystemParams, true_spacing, basis: ProjectedBasis,
                           theta_min, theta_max, n_frames: int, present=None) -> ProjectedFrames:
     """Draw `n_frames` projected sensing frames (eq. 1, 7, after ``Phi_d^*``'s left factor).
 
@@ -103,7 +103,7 @@ def draw_projected_frames(rng: np.random.Generator, params, true_spacing, basis:
     return ProjectedFrames(amplitude, steering, delay, noise, present, theta, ranges)
 
 
-def projected_snapshots(projected, ranges, basis, params) -> np.ndarray:
+def projected_snapshots(projected, ranges, basis, params: SystemParams) -> np.ndarray:
     """``v_n`` from range-projected frames ``C = Y~ G`` (B, K, r): ``Y~ rho^* = C Sigma^-2 G^H rho^*``."""
     rho = range_steering(np.asarray(ranges, dtype=np.float64), params)  # (S, B)
     weights = (basis.g.conj().T @ rho.conj()) / (basis.sigma ** 2)[:, None]  # (r, B)

@@ -118,21 +118,20 @@ the counters may be used from another thread.
 """
 
 
-from isacblocks.zmq.endpoint import (EOS_KEY, SEQ_KEY, ItemSizeMismatch, LinkIdleError, ZmqDropWarning,
-                                     ZmqWarning)
+from isacblocks.zmq.endpoint import EOS_KEY, SEQ_KEY, ItemSizeMismatch, LinkIdleError, ZmqDropWarning, ZmqWarning
 from isacblocks.zmq.pairing import PairedPullSource
 from isacblocks.zmq.pmt import Pair, UInt64, WireFormatError, deserialize, dumps, loads, serialize
 from isacblocks.zmq.sinks import PubSink, PushSink
 from isacblocks.zmq.sources import PullSource, SubSource
 from isacblocks.zmq.wire import (
-    decode_header,
-    decode_message,
-    encode_header,
-    encode_message,
-    items_from_payload,
-    pub_frames,
-    rebase_tags,
-    split_pub_frames,
+                                     decode_header,
+                                     decode_message,
+                                     encode_header,
+                                     encode_message,
+                                     items_from_payload,
+                                     pub_frames,
+                                     rebase_tags,
+                                     split_pub_frames,
 )
 
 __all__ = [

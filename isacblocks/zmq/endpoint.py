@@ -10,7 +10,7 @@ from typing import Any
 import zmq
 
 from ..errors import BlockError, ConfigError
-from ..validation import check_int, is_integer, is_real
+from ..validation import check_int, is_real
 
 #: Key of the end-of-stream tag: on a header with no items (sent at a sink's stop()), or
 #: on the last item of a stream whose length the sink knows (survives a GNU Radio hop,

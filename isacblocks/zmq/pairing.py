@@ -35,7 +35,7 @@ import zmq
 from ..core import WORK_DONE, SourceBlock
 from ..core.buffer import Buffer, Writer
 from ..errors import ConfigError
-from ..validation import check_int, is_integer
+from ..validation import check_int
 from .endpoint import SEQ_KEY, check_seconds
 from .sources import PullSource
 

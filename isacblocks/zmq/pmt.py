@@ -173,7 +173,7 @@ class UInt64(int):
     plain ``int`` otherwise (arithmetic returns ``int``).
     """
 
-    def __new__(cls, value: int = 0) -> "UInt64":
+    def __new__(cls, value: int = 0) -> UInt64:
         ivalue = int(value)
         if not 0 <= ivalue <= _UINT64_MAX:
             raise WireFormatError(f"UInt64 out of range [0, 2**64 - 1]: {ivalue}")

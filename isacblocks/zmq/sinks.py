@@ -20,8 +20,16 @@ from ..core import SinkBlock, port
 from ..core.tags import Tag
 from ..errors import BlockError, ConfigError
 from ..validation import is_integer
-from .endpoint import (EOS_KEY, SEQ_KEY, LinkIdleError, ZmqDropWarning, ZmqWarning, _key_bytes, _ZmqEndpoint,
-                       check_seconds)
+from .endpoint import (
+    EOS_KEY,
+    SEQ_KEY,
+    LinkIdleError,
+    ZmqDropWarning,
+    ZmqWarning,
+    _key_bytes,
+    _ZmqEndpoint,
+    check_seconds,
+)
 from .wire import WireFormatError, encode_header
 
 __all__ = ["PubSink", "PushSink"]

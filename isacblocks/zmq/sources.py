@@ -18,8 +18,16 @@ from ..core import WORK_DONE, SourceBlock, port
 from ..core.tags import Tag
 from ..errors import BlockError
 from .endpoint import EOS_KEY, ItemSizeMismatch, ZmqWarning, _key_bytes, _ZmqEndpoint, check_seconds
-from .wire import (HEADER_MAGIC, HEADER_VERSION, WireFormatError, decode_header, decode_message,
-                   items_from_payload, rebase_tags, split_pub_frames)
+from .wire import (
+    HEADER_MAGIC,
+    HEADER_VERSION,
+    WireFormatError,
+    decode_header,
+    decode_message,
+    items_from_payload,
+    rebase_tags,
+    split_pub_frames,
+)
 
 __all__ = ["PullSource", "SubSource"]
 
