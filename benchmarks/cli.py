@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from isacblocks.experiments.options import add_json_option, add_run_options, output_dir
+from isacblocks.experiments.runner import run_command
 
 SECTION_NAMES = "roofline, receivers, training, chain, work_overhead, zmq, memory"
 
@@ -52,16 +53,9 @@ def register(sub) -> None:
 
 
 def main(argv=None) -> int:
-    from isacblocks.errors import IsacError
-
     parser = argparse.ArgumentParser(prog="python -m benchmarks.cli")
     register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return int(args.func(args) or 0)
-    except IsacError as exc:
-        print(f"isac bench: error: {exc}", file=sys.stderr)
-        return 2
+    return run_command(parser, ["bench", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

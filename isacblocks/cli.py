@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
-import signal
 import sys
-import threading
 from pathlib import Path
 
 from . import __version__
-from .errors import ConfigError, IsacError
+from .errors import ConfigError
 from .experiments.options import HelpFormatter
+from .experiments.runner import run_command
 
 COMMAND_MODULES = ("learning_cli", "baseline_cli", "snr_cli", "link_cli", "tools_cli")
 
@@ -59,50 +57,8 @@ def register_bench(sub) -> None:
     module.register(sub)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the program runs so that it unwinds as after Ctrl-C."""
-
-
-def _terminate(signum, frame):
-    raise Terminated()
-
-
-def terminate_like_interrupt() -> None:
-    """Make SIGTERM unwind the program as Ctrl-C does (workers ended, temporary files removed)."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
-
-
-def prefer_passive_openmp() -> None:
-    """Let idle OpenMP threads sleep (``OMP_WAIT_POLICY=PASSIVE``) unless the user chose a policy.
-
-    Torch and Numba each keep an OpenMP pool on the same cores; by default their idle
-    threads spin and take the cores from the other library's next call.  An OpenMP
-    runtime reads the policy when it loads, so this runs before any command imports torch.
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
 def main(argv=None) -> int:
-    prefer_passive_openmp()
-    args = build_parser().parse_args(argv)
-    previous = signal.getsignal(signal.SIGTERM)
-    restore = threading.current_thread() is threading.main_thread()
-    try:
-        terminate_like_interrupt()
-        return int(args.func(args) or 0)
-    except IsacError as exc:
-        print(f"isac {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except Terminated:
-        print(f"isac {args.command}: terminated", file=sys.stderr)
-        return 143
-    except KeyboardInterrupt:
-        print(f"isac {args.command}: interrupted", file=sys.stderr)
-        return 130
-    finally:
-        if restore:
-            signal.signal(signal.SIGTERM, previous)
+    return run_command(build_parser(), argv)
 
 
 if __name__ == "__main__":

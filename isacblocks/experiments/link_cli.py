@@ -46,6 +46,7 @@ from .link import (
     tx_flowgraph,
 )
 from .options import add_spacing_options, output_file
+from .runner import run_command
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 
@@ -357,9 +358,9 @@ def register(sub) -> None:
 
 def main(argv=None) -> int:
     """``python -m isacblocks.experiments.link_cli tx|rx ...`` (the same as ``isac tx|rx``)."""
-    from ..cli import main as isac_main
-
-    return isac_main(argv)
+    parser = argparse.ArgumentParser(prog="isac")
+    register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    return run_command(parser, argv)
 
 
 if __name__ == "__main__":

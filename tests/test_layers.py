@@ -1,0 +1,121 @@
+"""The layers import only downwards: `dsp` (the physics) imports nothing built on it, and no two
+packages import each other, directly or around a circle.
+
+The graph is read from the source with `ast` (every ``import`` and ``from ... import``, also
+those inside functions), one node per subpackage of `isacblocks` (``isacblocks.dsp``, ...),
+per top-level module (``isacblocks.params``, ...) and ``benchmarks``.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+#: What `dsp` must not import: everything that is built on it.
+ABOVE_DSP = ("sim", "executor", "blocks", "experiments", "learning", "zmq", "core", "cli")
+
+
+def _node(module: str) -> str | None:
+    """The graph node of a dotted module name, or None outside the project."""
+    parts = module.split(".")
+    if parts[0] == "benchmarks":
+        return "benchmarks"
+    if parts[0] != "isacblocks":
+        return None
+    return "isacblocks" if len(parts) == 1 else f"isacblocks.{parts[1]}"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_module(name: str) -> bool:
+    path = ROOT.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def _imports(path: Path) -> set[str]:
+    """Dotted names of the modules `path` imports (relative imports resolved)."""
+    package = _module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names  # `from . import x`
+                         if _is_module(f"{module}.{alias.name}"))
+    return names
+
+
+def _graph() -> dict[str, set[str]]:
+    edges: dict[str, set[str]] = {}
+    for path in [*sorted((ROOT / "isacblocks").rglob("*.py")), *sorted((ROOT / "benchmarks").rglob("*.py"))]:
+        source = _node(_module_name(path))
+        targets = {_node(name) for name in _imports(path)}
+        edges.setdefault(source, set()).update(t for t in targets if t and t != source and t != "isacblocks")
+    return edges
+
+
+def _module_edges(package: str) -> list[tuple[str, str]]:
+    """(module, imported module) pairs of the modules of `package` that leave it."""
+    out = []
+    for path in sorted((ROOT / package.replace(".", "/")).rglob("*.py")):
+        for name in _imports(path):
+            node = _node(name)
+            if node and node != package:
+                out.append((_module_name(path), name))
+    return out
+
+
+def test_the_graph_is_read_from_the_source():
+    edges = _graph()
+    assert "isacblocks.dsp" in edges["isacblocks.sim"]  # sim is built on dsp
+    assert "isacblocks.executor" in edges["isacblocks.sim"]
+    assert "isacblocks.sim" in edges["isacblocks.learning"]
+    assert "isacblocks.experiments" in edges["benchmarks"]
+
+
+def test_dsp_imports_nothing_built_on_it():
+    upward = [(module, name) for module, name in _module_edges("isacblocks.dsp")
+              if _node(name) in {f"isacblocks.{p}" for p in ABOVE_DSP} or _node(name) == "benchmarks"]
+    assert not upward, f"dsp imports from the layers above it: {upward}"
+
+
+def test_no_import_circle_between_packages():
+    edges = _graph()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state and (circle := visit(nxt)):
+                return circle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(edges):
+        if start not in state:
+            circle = visit(start)
+            assert circle is None, "import circle: " + " -> ".join(circle)
+
+
+def test_no_package_imports_another_packages_private_module():
+    private = []
+    for package in sorted({n for n in _graph() if n.startswith("isacblocks.")}):
+        for module, name in _module_edges(package):
+            parts = name.split(".")
+            if any(p.startswith("_") and not p.startswith("__") for p in parts[2:3]):
+                private.append((module, name))
+    assert not private, f"private modules used across packages: {private}"
