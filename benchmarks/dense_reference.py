@@ -11,7 +11,10 @@ the weighted means (eq. 18-19).  Products are taken in the cheaper order
 full frames and the full map in torch with autograd through ``d``, then Adam.
 
 Nothing here imports from `isacblocks.learning` or the Numba kernels: the dense code
-is an independent implementation, used to cross-check the library in the same run.
+is an independent implementation, used to cross-check the library in the same run.  It
+deliberately writes its own steering vectors, LS precoder and map instead of calling the
+library's single definitions (`isacblocks.dsp.steering`, `isacblocks.dsp.precoder`): a
+shared formula would cross-check nothing.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import torch
 from isacblocks import SystemParams, TrainingError
 from isacblocks.dsp import beampattern_precoder, draw_spacing, ula_steering
 from isacblocks.dsp.mbml import mbml_estimate_projected, mbml_peak_projected, window_indices
+from isacblocks.dsp.steering import array_gain
 from isacblocks.learning import differentiable as diff
 from isacblocks.learning.trainer import TrainConfig, Trainer
 from isacblocks.sim.montecarlo import ProjectedBasis, draw_projected_frames
@@ -24,6 +25,18 @@ def test_torch_steering_equals_numpy(true_spacing):
     theta = np.linspace(-1.4, 1.4, 37)
     ours = diff.steering(torch.as_tensor(theta), torch.as_tensor(true_spacing), P.wavelength).numpy()
     np.testing.assert_allclose(ours, ula_steering(theta, true_spacing, P.wavelength).T, atol=1e-12)
+
+
+def test_array_gain_is_the_sum_over_the_elements_in_numpy_and_torch():
+    rng = np.random.default_rng(4)
+    rows = rng.standard_normal((5, 8)) + 1j * rng.standard_normal((5, 8))
+    per_frame = rng.standard_normal((5, 8)) + 1j * rng.standard_normal((5, 8))
+    one = per_frame[0]
+    expected_one = np.array([sum(rows[b, k] * one[k] for k in range(8)) for b in range(5)])
+    expected_per_frame = np.array([sum(rows[b, k] * per_frame[b, k] for k in range(8)) for b in range(5)])
+    for f, expected in ((one, expected_one), (per_frame, expected_per_frame)):
+        np.testing.assert_allclose(array_gain(rows, f), expected, rtol=1e-13)
+        np.testing.assert_allclose(array_gain(torch.as_tensor(rows), torch.as_tensor(f)).numpy(), expected, rtol=1e-13)
 
 
 @pytest.mark.parametrize("sector_deg", [(-40, -20), (30, 50), (-5, 8)])

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..core import SyncBlock
 from ..dsp.channels import complex_normal, fill_noise, frame_noise, target_echo, ue_channel_frequency_response
-from ..dsp.steering import range_steering
+from ..dsp.steering import array_gain, range_steering
 from ..errors import BlockError, ConfigError
 from ..params import SystemParams
 from ..seeding import random_streams, seed_sequence
@@ -74,7 +74,7 @@ class TargetChannel(SyncBlock):
             theta = np.array(self._truth(0, n, "theta"), dtype=object)[frames].astype(float)
             ranges = np.array(self._truth(0, n, "range"), dtype=object)[frames].astype(float)
             steering = self.ula.steering(theta).T  # (B1, K)
-            gain = psi[frames] * np.einsum("bk,bk->b", steering, precoders[frames])
+            gain = psi[frames] * array_gain(steering, precoders[frames])
             delay = range_steering(ranges, p).T  # (B1, S)
             out[frames] += target_echo(gain, steering, symbols[frames], delay, p.n_subcarriers).astype(np.complex64)
         return n
@@ -112,8 +112,7 @@ class UEChannel(SyncBlock):
         p = self.params
         phi = self._rng["angle"].uniform(*p.ue_sector, n)
         beta = ue_channel_frequency_response(self._rng["taps"], p.tap_powers, p.n_subcarriers, n)
-        array_gain = np.einsum("kb,bk->b", self.ula.steering(phi), precoders)  # f^T a_tx(phi)
-        csi[:n] = beta * array_gain[:, None]
+        csi[:n] = beta * array_gain(self.ula.steering(phi).T, precoders)[:, None]  # kappa = beta f^T a_tx(phi)
         fill_noise(self._rng["noise"], y_c[:n], p.noise_power)
         y_c[:n] += symbols * csi[:n]
         base = self.nitems_written(0)

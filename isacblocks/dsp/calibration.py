@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import ShapeError
 from ..params import SystemParams
 from .spacing import check_spacing
-from .steering import element_positions, range_steering
+from .steering import element_offsets, element_positions, range_steering, steering_phase, unit_phasor
 
 
 def matched_snapshots(Y_tilde, ranges, params: SystemParams) -> np.ndarray:
@@ -51,16 +51,17 @@ def calibrate_positions(snapshots, theta, params: SystemParams, search_sigmas: f
                          f"got {v.shape} and {theta.shape}")
     spacing = params.nominal_spacing if init_spacing is None else init_spacing
     positions = element_positions(spacing)
-    wavenumber = 2 * np.pi / params.wavelength * np.sin(theta)  # (B,)
-    index = np.abs(np.arange(params.n_antennas) - (params.n_antennas - 1) / 2)
+    sin_theta = np.sin(theta)  # (B,)
+    index = np.abs(element_offsets(params.n_antennas))
     half_widths = np.maximum(search_sigmas * index * params.spacing_std, step_mm * 1e-3)
     for _ in range(iterations):
-        steering = np.exp(-1j * np.outer(wavenumber, positions))  # (B, K)
+        steering = unit_phasor(steering_phase(positions, sin_theta[:, None], params.wavelength))  # (B, K), eq. 13
         gains = np.sum(steering.conj() * v, axis=1) / params.n_antennas  # (B,)
         weighted = gains.conj()[:, None] * v  # (B, K): conj(alpha_n) v_nk
         for k in range(params.n_antennas):
             candidates = positions[k] + np.arange(-half_widths[k], half_widths[k] + step_mm * 5e-4, step_mm * 1e-3)
-            score = np.real(np.exp(1j * np.outer(candidates, wavenumber)) @ weighted[:, k])
+            derotation = unit_phasor(-steering_phase(candidates[:, None], sin_theta, params.wavelength))
+            score = np.real(derotation @ weighted[:, k])
             best = int(np.argmax(score))
             positions[k] = candidates[best] + _parabolic_offset(score, best) * step_mm * 1e-3
     return _spacing_from_positions(positions, params)
@@ -81,7 +82,7 @@ def _parabolic_offset(score: np.ndarray, best: int) -> float:
 
 def _spacing_from_positions(positions: np.ndarray, params: SystemParams) -> np.ndarray:
     """``d_k = (p_k + c) / (k - (K-1)/2)`` with the common shift c that brings d closest to lambda/2."""
-    k = np.arange(params.n_antennas) - (params.n_antennas - 1) / 2
+    k = element_offsets(params.n_antennas)
     off_centre = k != 0
     inv = 1.0 / k[off_centre]
     residual = positions[off_centre] * inv - params.wavelength / 2

@@ -17,9 +17,26 @@ _PRECODERS = LRUCache(PRECODER_CACHE_SIZE)
 
 def sector_beampattern(theta_min, theta_max, params: SystemParams) -> np.ndarray:
     """The desired beampattern ``b`` of eq. 5 on ``params.angle_grid``: K inside
-    ``[theta_min, theta_max]`` (ends included), 0 outside; float64 (N_theta,)."""
+    ``[theta_min, theta_max]`` (ends included), 0 outside; float64 (N_theta,) for scalar
+    bounds, (B, N_theta) for bounds of shape (B,)."""
     grid = params.angle_grid
-    return np.where((grid >= theta_min) & (grid <= theta_max), float(params.n_antennas), 0.0)
+    lo, hi = np.asarray(theta_min)[..., None], np.asarray(theta_max)[..., None]
+    return np.where((grid >= lo) & (grid <= hi), float(params.n_antennas), 0.0)
+
+
+def ls_solution(steering_rows, desired, xp=np):
+    """Unit-norm LS precoders ``f = argmin ||b - A^T f||`` (eq. 6) by SVD least squares (LAPACK gelsd).
+
+    `steering_rows` is ``A^T`` (N_theta, K), row n ``a(theta_n)^T``; `desired` is ``b``
+    (N_theta,) or one per column (N_theta, B).  Returns f (K,) or (K, B), each column of
+    unit norm.  `xp`: numpy, or torch (differentiable in `steering_rows`).
+    """
+    if xp is np:
+        with threadpool_limits(limits=1, user_api="blas"):  # the same bits in every process (it is cached)
+            f, *_ = np.linalg.lstsq(steering_rows, desired.astype(np.complex128), rcond=None)
+        return f / np.linalg.norm(f, axis=0)
+    f = xp.linalg.lstsq(steering_rows, desired.to(steering_rows.dtype), driver="gelsd").solution
+    return f / xp.linalg.vector_norm(f, dim=0, keepdim=True)
 
 
 def beampattern_precoder(theta_min: float, theta_max: float, spacing, params: SystemParams) -> np.ndarray:
@@ -46,9 +63,7 @@ def _ls_precoder(theta_min: float, theta_max: float, spacing: np.ndarray, params
     if not desired.any():
         raise ConfigError(f"beampattern_precoder: sector [{theta_min}, {theta_max}] rad holds no point "
                           f"of the {params.n_angle_grid}-point grid")
-    with threadpool_limits(limits=1, user_api="blas"):  # the same bits in every process (it is cached)
-        f, *_ = np.linalg.lstsq(steering.T, desired.astype(np.complex128), rcond=None)
-    return f / np.linalg.norm(f)
+    return ls_solution(steering.T, desired)
 
 
 def isac_precoder(f_sensing, f_comm, eta: float, phi: float) -> np.ndarray:

@@ -49,6 +49,17 @@ def steering_rows(theta, spacing, wavelength: float, xp=np):
     return unit_phasor(steering_phase(positions, xp.sin(theta)[..., None], wavelength), xp)
 
 
+def array_gain(steering_rows, precoder):
+    """The transmit array gain ``a_tx(theta)^T f`` per frame (eq. 1, 3), numpy or torch.
+
+    `steering_rows` (B, K) are ``a_tx(theta_b)^T``; `precoder` is one ``f`` (K,) for all
+    frames or one per frame (B, K).  Returns (B,).
+    """
+    if precoder.ndim == 1:
+        return steering_rows @ precoder
+    return (steering_rows[..., None, :] @ precoder[..., :, None])[..., 0, 0]
+
+
 def ula_steering(theta, spacing, wavelength: float) -> np.ndarray:
     """Steering matrix ``[a(theta_n)]_k = exp(-j 2 pi (k-(K-1)/2) d_k sin(theta_n) / lambda)`` (eq. 13).
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..dsp.spacing import save_spacing
+from ..dsp.steering import element_positions
 from .common import load_params, run_record, true_array, write_json
 from .options import add_json_option, add_run_options, output_file
 
@@ -13,7 +14,7 @@ def draw_spacing_main(args) -> int:
     params = load_params(args)
     ula = true_array(params, args.seed, None)
     save_spacing(args.out, ula.spacing)
-    nominal = (np.arange(params.n_antennas) - (params.n_antennas - 1) / 2) * params.wavelength / 2
+    nominal = element_positions(params.nominal_spacing)
     offset_mm = float(np.abs(ula.positions - nominal).max() * 1e3)
     print(f"wrote {args.out}: {params.n_antennas} spacings, mean {ula.spacing.mean() * 1e3:.4f} mm, "
           f"element positions off lambda/2 by up to {offset_mm:.2f} mm")

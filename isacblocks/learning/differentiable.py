@@ -13,20 +13,18 @@ The arg-max (eq. 16) needs no gradient; it comes from the Numba kernel.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
+from ..dsp.precoder import ls_solution, sector_beampattern
+from ..dsp.steering import steering_rows
 from ..params import SystemParams
 
 
 def steering(theta: torch.Tensor, spacing: torch.Tensor, wavelength: float) -> torch.Tensor:
-    """``[a(theta)]_k = exp(-j 2 pi (k-(K-1)/2) d_k sin(theta) / lambda)``; theta (...,) -> (..., K)."""
-    k = torch.arange(spacing.shape[0], dtype=spacing.dtype, device=spacing.device)
-    positions = (k - (spacing.shape[0] - 1) / 2) * spacing
-    phase = (-2 * math.pi / wavelength) * torch.sin(theta)[..., None] * positions
-    return torch.polar(torch.ones_like(phase), phase)
+    """``[a(theta)]_k = exp(-j 2 pi (k-(K-1)/2) d_k sin(theta) / lambda)``; theta (...,) -> (..., K):
+    `dsp.steering.steering_rows` on torch tensors."""
+    return steering_rows(theta, spacing, wavelength, xp=torch)
 
 
 def grid_steering(spacing: torch.Tensor, params: SystemParams) -> torch.Tensor:
@@ -36,21 +34,14 @@ def grid_steering(spacing: torch.Tensor, params: SystemParams) -> torch.Tensor:
 
 
 def ls_precoder(grid_a: torch.Tensor, theta_min, theta_max, params: SystemParams) -> torch.Tensor:
-    """Unit-norm LS beampattern precoders ``f = (A* A^T)^{-1} A* b`` (eq. 6), one per sector; (B, K).
+    """Unit-norm LS beampattern precoders (eq. 5-6), one per sector ``[theta_min, theta_max]`` (B,); (B, K).
 
-    `grid_a` is `grid_steering` (row n is ``a(theta_n)^T``); ``b`` is K inside
-    ``[theta_min, theta_max]`` and 0 outside (eq. 5), so ``A* b`` is K times a
-    difference of cumulative sums over the grid.
+    `grid_a` is `grid_steering` (row n is ``a(theta_n)^T``); the desired beampatterns are
+    `dsp.precoder.sector_beampattern` and the solution `dsp.precoder.ls_solution`, the
+    formulation of `dsp.beampattern_precoder`, on torch tensors.
     """
-    grid = np.array(params.angle_grid)
-    lo = np.searchsorted(grid, np.asarray(theta_min), side="left")
-    hi = np.searchsorted(grid, np.asarray(theta_max), side="right")
-    cumulative = torch.cat([torch.zeros_like(grid_a[:1]), torch.cumsum(grid_a.conj(), dim=0)])  # (N+1, K)
-    hi, lo = (torch.as_tensor(v, device=grid_a.device) for v in (hi, lo))
-    rhs = grid_a.shape[1] * (cumulative[hi] - cumulative[lo])  # (B, K)
-    gram = grid_a.conj().T @ grid_a  # A* A^T, (K, K)
-    f = torch.linalg.solve(gram, rhs.T).T
-    return f / torch.linalg.vector_norm(f, dim=1, keepdim=True)
+    desired = sector_beampattern(np.asarray(theta_min), np.asarray(theta_max), params)  # (B, N)
+    return ls_solution(grid_a, torch.as_tensor(desired.T, device=grid_a.device), xp=torch).T
 
 
 def window_map(z: torch.Tensor, rows: torch.Tensor, grid_a: torch.Tensor) -> torch.Tensor:

@@ -31,6 +31,7 @@ import torch
 from ..dsp.mbml import mbml_peak_projected, window_indices
 from ..dsp.scenario import training_sectors
 from ..dsp.spacing import check_spacing, spacing_errors
+from ..dsp.steering import array_gain
 from ..errors import ConfigError, TrainingError
 from ..params import SystemParams
 from ..sim.evaluation import evaluate_spacing
@@ -180,7 +181,7 @@ class Trainer:
         precoders = diff.ls_precoder(grid_a, batch.theta_min, batch.theta_max, p)
         dev = self.device
         true_tx = torch.as_tensor(batch.frames.steering).to(dev, torch.complex128)  # a_tx = a_rx (monostatic)
-        gain = torch.sum(true_tx * precoders, dim=1)  # a_tx(theta)^T f(d)
+        gain = array_gain(true_tx, precoders)  # a_tx(theta)^T f(d)
         frames = batch.frames
         peak = mbml_peak_projected(frames.combine(gain.detach().cpu().numpy()), batch.theta_min, batch.theta_max,
                                    p.range_min_m, p.range_max_m, spacing.detach().cpu().numpy(), p,

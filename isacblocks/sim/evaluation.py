@@ -26,7 +26,7 @@ from ..dsp.detection import threshold_at_pfa
 from ..dsp.mbml import mbml_estimate_projected
 from ..dsp.metrics import DetectionReport, detection_report
 from ..dsp.precoder import beampattern_precoder, isac_precoder
-from ..dsp.steering import ula_steering
+from ..dsp.steering import array_gain, ula_steering
 from ..executor.base import Executor, Task, task_seed
 from ..executor.local import SerialExecutor
 from ..params import SystemParams
@@ -52,7 +52,7 @@ def mbml_statistics(params: SystemParams, true_spacing, spacing, n_frames: int, 
         n = min(chunk, n_frames - start)
         frames = draw_projected_frames(rng, params, true_spacing, basis, *sector, n,
                                        present=np.full(n, present))
-        gain = ula_steering(frames.theta, true_spacing, params.wavelength).T @ precoder  # a_tx(theta)^T f
+        gain = array_gain(ula_steering(frames.theta, true_spacing, params.wavelength).T, precoder)
         stat, theta_hat, range_hat = mbml_estimate_projected(frames.combine(gain), *sector, params.range_min_m,
                                                              params.range_max_m, spacing, params)
         parts.append((stat, theta_hat, range_hat, frames.theta, frames.ranges))
@@ -174,6 +174,6 @@ def expected_ser(params: SystemParams, true_spacing, precoders, n_channels: int,
     ue_steering = ula_steering(ue_angle, true_spacing, params.wavelength)  # (K, B)
     sers = []
     for precoder in precoders:
-        csi = beta * (precoder @ ue_steering)[:, None]  # kappa = beta f^T a_tx(phi)
+        csi = beta * array_gain(ue_steering.T, precoder)[:, None]  # kappa = beta f^T a_tx(phi)
         sers.append(float(np.mean(symbol_error_rate_qpsk(np.abs(csi) ** 2 / params.noise_power))))
     return sers
