@@ -107,3 +107,20 @@ def test_every_scale_has_a_scaling_plan_over_two_decades():
         span = plan.iterations * max(plan.batch_sizes) / min(plan.batch_sizes)
         assert span >= 100, scale.name
         assert plan.eval_iterations()[0] == 0 and plan.eval_iterations()[-1] == plan.iterations
+
+
+def test_isac_report_regenerates_the_readme_section_and_tables(micro_run, tmp_path, capsys):
+    from isacblocks.cli import main
+
+    _, out = micro_run
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n{BEGIN}\nold numbers\n{END}\nrest\n")
+    assert main(["report", str(out / "results.json"), "--readme", str(readme), "--out", str(tmp_path / "t"),
+                 "--figures"]) == 0
+    text = readme.read_text()
+    assert "old numbers" not in text and text.startswith("# title\n") and text.endswith(f"{END}\nrest\n")
+    assert (tmp_path / "t" / "results.md").read_text() == (out / "results.md").read_text()
+    assert (tmp_path / "t" / "fig5.png").stat().st_size > 0
+    (tmp_path / "bad.json").write_text("[]")
+    assert main(["report", str(tmp_path / "bad.json")]) != 0
+    assert "results schema" in capsys.readouterr().err

@@ -26,7 +26,7 @@ def _band(ax, xs, estimates: list[Estimate], label: str, **style) -> None:
     """A Pmd curve with its interval as a shaded band."""
     line, = ax.plot(xs, [e.pmd for e in estimates], label=label, **style)
     ax.fill_between(xs, [e.pmd_ci[0] for e in estimates], [e.pmd_ci[1] for e in estimates],
-                    color=line.get_color(), alpha=0.18, linewidth=0)
+                    color=line.get_color(), alpha=0.12, linewidth=0)
 
 
 def _points(ax, xs, estimates: list[Estimate], label: str, **style) -> None:
