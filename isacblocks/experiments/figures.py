@@ -55,6 +55,14 @@ def _pmd_axis(ax, pfa: float) -> None:
     ax.grid(True, which="both", alpha=0.3)
 
 
+def _plain_numbers(ax) -> None:
+    """Log-scale y ticks written as plain numbers (a short range gets no power-of-ten labels)."""
+    from matplotlib.ticker import FormatStrFormatter
+
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
+
+
 def _save(figure, path: Path) -> None:
     figure.savefig(path, dpi=120, bbox_inches="tight")
     _pyplot().close(figure)
@@ -179,6 +187,7 @@ def plot_scaling(result: Scaling, path: Path, pfa: float) -> None:
     ax1.set_title("scaling: misdetection vs training frames")
     ax2.set_ylabel("element-position error (mm)")
     ax2.set_yscale("log")
+    _plain_numbers(ax2)
     ax2.set_title("scaling: element-position error vs training frames")
     _legend_outside(ax1, below=True)
     _legend_outside(ax2, below=True)

@@ -77,10 +77,11 @@ def _markdown(head: list[str], rows: list[list[str]]) -> str:
 def results_markdown(result: Reproduction) -> str:
     """The results section: header, runs table, scaling fits (if run) and the claims."""
     seed = result.run.get("seed", "–")
+    pfa = result.run.get("params", {}).get("pfa")
     frames = next(iter(result.baselines.values())).estimate.frames if result.baselines else 0
     parts = [f"### Latest results (`isac reproduce`, scale `{result.scale}`, seed {seed}, "
              f"{result.wall_s:.0f} s of studies)", "",
-             f"MB-ML receiver, test sector, Pfa = 10⁻², {_frames(frames)} frames per hypothesis, same true array and "
+             f"MB-ML receiver, test sector, Pfa = {'–' if pfa is None else f'{pfa:g}'}, {_frames(frames)} frames per hypothesis, same true array and "
              f"same test frames for every row (SSL rows branch off the SL run; their wall time is the part after the "
              f"branch).  Executor: {result.executor}; any executor gives the same numbers.", "",
              runs_table(result)]

@@ -69,7 +69,7 @@ def _reproduce(params, ula, figs, sc, final_out: Path, out: Path, seed, args, lo
                           executor=study.executor.describe(), baselines=base, fig3=studies.get("3"),
                           fig4=studies.get("4"), fig5=studies.get("5"), scaling=studies.get("scaling"), claims=(),
                           wall_s=time.perf_counter() - start,
-                          run=run_record(args, params, ula) if args is not None else {})
+                          run=run_record(args, params, ula) if args is not None else {"params": params.to_dict()})
     result = dataclasses.replace(result, claims=claims_of(result))
     names = write_outputs(result, out, params.pfa)
     log("\n" + claims_table(result.claims, sc.name, result.wall_s))
