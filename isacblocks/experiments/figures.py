@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .results import Estimate, Evaluation, Fig3, Fig4, Fig5, Reproduction, Scaling
+from .results import FIGURE_FIELDS, Estimate, Evaluation, Fig3, Fig4, Fig5, Reproduction, Scaling
 
 
 def _pyplot():
@@ -199,14 +199,15 @@ PLOTS = {"3": plot_fig3, "4": plot_fig4, "5": plot_fig5, "scaling": plot_scaling
 
 
 def figure_name(fig: str) -> str:
-    return f"fig{fig}.png" if fig in ("3", "4", "5") else f"{fig}.png"
+    """The PNG of ``--fig`` choice `fig`: fig3.png ... scaling.png."""
+    return f"{FIGURE_FIELDS[fig]}.png"
 
 
 def plot_all(result: Reproduction, out: Path, pfa: float) -> list[str]:
     """Every figure `result` holds, written into `out`; the file names."""
     names = []
     for fig in result.figures:
-        data = getattr(result, f"fig{fig}" if fig in ("3", "4", "5") else fig)
+        data = getattr(result, FIGURE_FIELDS[fig])
         if data is not None:
             PLOTS[fig](data, Path(out) / figure_name(fig), pfa)
             names.append(figure_name(fig))

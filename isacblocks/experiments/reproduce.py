@@ -14,7 +14,7 @@ from .claims import claims_of, claims_table
 from .common import run_record
 from .figures import plot_all
 from .report import results_markdown
-from .results import Reproduction, to_json, to_plain
+from .results import FIGURE_FIELDS, Reproduction, to_json, to_plain
 from .scales import get_scale
 from .studies import Study
 
@@ -64,10 +64,10 @@ def _reproduce(params, ula, figs, sc, final_out: Path, out: Path, seed, args, lo
     studies = {}
     for fig in figs:
         log(f"Fig. {fig}:" if fig in ("3", "4", "5") else f"{fig}:")
-        studies[fig] = getattr(study, f"fig{fig}" if fig in ("3", "4", "5") else fig)()
+        studies[FIGURE_FIELDS[fig]] = getattr(study, FIGURE_FIELDS[fig])()
     result = Reproduction(scale=sc.name, scale_config=to_plain(sc), figures=tuple(figs),
-                          executor=study.executor.describe(), baselines=base, fig3=studies.get("3"),
-                          fig4=studies.get("4"), fig5=studies.get("5"), scaling=studies.get("scaling"), claims=(),
+                          executor=study.executor.describe(), baselines=base, fig3=studies.get("fig3"),
+                          fig4=studies.get("fig4"), fig5=studies.get("fig5"), scaling=studies.get("scaling"), claims=(),
                           wall_s=time.perf_counter() - start,
                           run=run_record(args, params, ula) if args is not None else {"params": params.to_dict()})
     result = dataclasses.replace(result, claims=claims_of(result))

@@ -222,6 +222,9 @@ class Scaling:
     fits: dict[str, PowerLawFit]  # per schedule, all batch sizes together
 
 
+#: The field of `Reproduction` (and the `Study` method) of each ``--fig`` choice.
+FIGURE_FIELDS = {"3": "fig3", "4": "fig4", "5": "fig5", "scaling": "scaling"}
+
 VERDICTS = ("held", "not held", "not decided at this scale", "not evaluated")
 
 
