@@ -210,5 +210,6 @@ def claims_table(claims, scale: str, wall_s: float) -> str:
              "| id | claim | verdict | evidence (Pmd at Pfa 1e-2, 95% CI) | trend | what would decide it |",
              "|---|---|---|---|---|---|"]
     for c in claims:
-        lines.append(f"| {c.id} | {c.claim} | {c.verdict} | {c.evidence} | {c.trend or '–'} | {c.to_decide or '–'} |")
+        cells = (c.id, c.claim, c.verdict, c.evidence, c.trend or "–", c.to_decide or "–")
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

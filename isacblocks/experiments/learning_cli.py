@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from ..dsp.evaluation import evaluate_spacing
@@ -50,13 +51,15 @@ def reproduce_main(args) -> int:
 
 
 def report_main(args) -> int:
-    """``isac report``: tables, claims and figures regenerated from a saved ``results.json``."""
-    from .claims import claims_table
+    """``isac report``: tables, claims and figures regenerated from a saved ``results.json``; the
+    claims are decided again from its numbers by the current rules."""
+    from .claims import claims_of, claims_table
     from .figures import plot_all
     from .report import results_markdown, update_readme
-    from .results import from_json
+    from .results import from_json, to_json
 
     result = from_json(args.results)
+    result = dataclasses.replace(result, claims=claims_of(result))
     if args.readme:
         update_readme(args.readme, result)
         print(f"updated the results section of {args.readme}")
@@ -68,7 +71,10 @@ def report_main(args) -> int:
         pfa = result.run.get("params", {}).get("pfa", SystemParams().pfa)
         names = plot_all(result, out, pfa) if args.figures else []
         print(f"wrote {out}/{', '.join(['results.md', 'claims.md', *names])}")
-    if not args.readme and not args.out:
+    if args.json:
+        to_json(result, args.json)
+        print(f"wrote {args.json}")
+    if not (args.readme or args.out or args.json):
         print(results_markdown(result))
     return 0
 
@@ -165,6 +171,8 @@ def register(sub) -> None:
     rp.add_argument("--readme", default=None, help="README whose results section to replace")
     rp.add_argument("--out", default=None, type=output_dir, help="folder for results.md and claims.md")
     rp.add_argument("--figures", action="store_true", help="also redraw the figures into --out")
+    rp.add_argument("--json", metavar="PATH", type=output_file, default=None,
+                    help="write the results read, with the claims decided again, to this JSON file")
     rp.set_defaults(func=report_main)
 
     tr = sub.add_parser("train", help="learn the spacing vector d (SL, UL, SL+UL, UL+SL)")

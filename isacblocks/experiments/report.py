@@ -52,7 +52,8 @@ def runs_table(result: Reproduction) -> str:
     if result.fig4:
         rows += [_row(f"LS calibration, {c.labeled_frames} frames", c.evaluation, _frames(c.labeled_frames),
                       "< 1" if c.wall_s < 1 else f"{c.wall_s:.0f}") for c in result.fig4.calibration]
-    head = ["run", "Pmd [95% CI]", "‖d − d_true‖ (mm)", "element-position error (mm)", "labelled frames", "wall (s)"]
+    head = ["run", "Pmd [95% CI]", "‖d − d_true‖ (mm)", "element-position error (mm)", "labelled frames",
+            "wall (s)"]
     return _markdown(head, rows)
 
 
@@ -81,7 +82,8 @@ def results_markdown(result: Reproduction) -> str:
     frames = next(iter(result.baselines.values())).estimate.frames if result.baselines else 0
     parts = [f"### Latest results (`isac reproduce`, scale `{result.scale}`, seed {seed}, "
              f"{result.wall_s:.0f} s of studies)", "",
-             f"MB-ML receiver, test sector, Pfa = {'–' if pfa is None else f'{pfa:g}'}, {_frames(frames)} frames per hypothesis, same true array and "
+             f"MB-ML receiver, test sector, Pfa = {'–' if pfa is None else f'{pfa:g}'}, {_frames(frames)} frames "
+             f"per hypothesis, same true array and "
              f"same test frames for every row (SSL rows branch off the SL run; their wall time is the part after the "
              f"branch).  Executor: {result.executor}; any executor gives the same numbers.", "",
              runs_table(result)]

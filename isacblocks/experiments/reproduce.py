@@ -54,7 +54,8 @@ def staged_folder(out):
 def _reproduce(params, ula, figs, sc, final_out: Path, out: Path, seed, args, log, executor, progress) -> Reproduction:
     study = Study(params, ula.spacing, sc, seed=seed, log=log, executor=executor, progress=progress)
     start = time.perf_counter()
-    log(f"isac reproduce: scale {sc.name} ({sc.iterations} iterations, batch {sc.batch_size}), figures {', '.join(figs)}")
+    log(f"isac reproduce: scale {sc.name} ({sc.iterations} iterations, batch {sc.batch_size}), "
+        f"figures {', '.join(figs)}")
     log("baselines (MB-ML receiver, test sector):")
     base = study.baselines()
     for label, res in base.items():

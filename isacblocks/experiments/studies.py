@@ -1,4 +1,5 @@
-"""The paper's studies (Sec. V): Figs. 3-5, the classical calibration, and the claims report.
+"""The paper's studies (Sec. V): Figs. 3-5, the classical calibration and the scaling study,
+each returned as the typed results of `results` (runs keyed by label).
 
 Every learning run uses the same true array and the same test frames (evaluation seed),
 so differences between schedules are the schedules'.  Runs that share a prefix share
@@ -118,7 +119,8 @@ class Study:
         step = max(n // sc.eval_points, 1)
         return TrainConfig(schedule=schedule, iterations=n, labeled_ratio=labeled_ratio,
                            batch_size=batch_size or sc.batch_size, lr=lr, lr_decay=decay, lr_decay_at=sc.lr_decay_at,
-                           curriculum=curriculum, eval_at=eval_at if eval_at is not None else tuple(range(0, n + 1, step)),
+                           curriculum=curriculum,
+                           eval_at=eval_at if eval_at is not None else tuple(range(0, n + 1, step)),
                            eval_frames=eval_frames or sc.eval_frames, eval_seed=self.eval_seed, seed=self.seed,
                            progress=False)
 
