@@ -159,7 +159,7 @@ def test_learning_curves_are_identical_on_every_executor(params, ula, dask_execu
         study = Study(params, ula.spacing, micro, seed=1, log=lambda *a: None, executor=executor)
         study.train_many({"SL": study._sl_spec(), "UL": {"schedule": "ul"}})
         ssl = study.ssl(0.5)
-        return [study.runs["SL"]["spacing"], study.runs["UL"]["spacing"], ssl["spacing"], ssl["final"]["pmd"]]
+        return [study.runs["SL"].spacing_m, study.runs["UL"].spacing_m, ssl.spacing_m, ssl.final.estimate.pmd]
 
     reference = run(SerialExecutor(threads_per_task=1))
     assert run(dask_executor) == reference

@@ -236,7 +236,7 @@ def isac_sweep(params, ula: ImpairedULA, frames_per_point: int, seed=0, h0_frame
             points.append({"eta": eta, "phi": phi, "pmd": report.pmd, "pmd_ci": report.pmd_ci,
                            "rmse_position": report.rmse_position, "rmse_angle": report.rmse_angle,
                            "rmse_range": report.rmse_range, "ser": run["ser"]["ser"], "ser_ci": run["ser"]["ser_ci"],
-                           "n_frames": frames_per_point})
+                           "frames": frames_per_point})
         mark_pareto(points)
         out[label] = {"threshold": threshold, "h0_frames": h0_frames,
                       "points": points, **spacing_errors(spacing, ula.spacing)}

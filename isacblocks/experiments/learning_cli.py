@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from pathlib import Path
 
 from ..dsp.spacing import save_spacing, spacing_errors
 from ..errors import ConfigError
 from ..executor import ProgressLine, add_executor_options, executor_from_args
+from ..params import SystemParams
 from ..sim.evaluation import evaluate_spacing
 from .common import (
     add_study_options,
@@ -22,33 +25,65 @@ from .options import add_assume_option, count_value, output_dir, output_file, po
 from .scales import SCALES
 
 FIGURES = ("3", "4", "5")
+#: What ``--fig all`` runs: the paper's figures and the scaling study.
+ALL_FIGURES = (*FIGURES, "scaling")
 SSL_SCHEDULES = ("sl+ul", "ul+sl")
 DEFAULT_LABELED_RATIO = 0.5
 
 
 def figures_value(text: str) -> tuple[str, ...]:
-    """``type=`` of ``--fig``: 3, 4, 5, a comma list of them, or all."""
+    """``type=`` of ``--fig``: 3, 4, 5, scaling, a comma list of them, or all."""
     if text == "all":
-        return FIGURES
+        return ALL_FIGURES
     figs = tuple(f.strip() for f in text.split(","))
-    bad = [f for f in figs if f not in FIGURES]
+    bad = [f for f in figs if f not in ALL_FIGURES]
     if bad or not figs:
         raise argparse.ArgumentTypeError(f"{text!r}: figure {bad[0] if bad else text!r} does not exist; "
-                                         f"choose from {', '.join(FIGURES)}, a comma list of them, or all")
+                                         f"choose from {', '.join(ALL_FIGURES)}, a comma list of them, or all")
     return tuple(dict.fromkeys(figs))
 
 
 def reproduce_main(args) -> int:
     from .reproduce import reproduce
+    from .results import to_json
 
     params = load_params(args)
     ula = true_array(params, args.seed, args.true_spacing)
     with executor_from_args(args) as executor:
-        record = reproduce(params, ula, figs=args.fig, scale=args.scale, out=args.out, seed=args.seed, args=args,
+        result = reproduce(params, ula, figs=args.fig, scale=args.scale, out=args.out, seed=args.seed, args=args,
                            executor=executor, progress=True)
     if args.json:
-        write_json(args.json, record)
+        to_json(result, args.json)
         print(f"wrote {args.json}")
+    return 0
+
+
+def report_main(args) -> int:
+    """``isac report``: tables, claims and figures regenerated from a saved ``results.json``; the
+    claims are decided again from its numbers by the current rules."""
+    from .claims import claims_of, claims_table
+    from .figures import plot_all
+    from .report import results_markdown, update_readme
+    from .results import from_json, to_json
+
+    result = from_json(args.results)
+    result = dataclasses.replace(result, claims=claims_of(result))
+    if args.readme:
+        update_readme(args.readme, result)
+        print(f"updated the results section of {args.readme}")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.md").write_text(results_markdown(result) + "\n")
+        (out / "claims.md").write_text(claims_table(result.claims, result.scale, result.wall_s) + "\n")
+        pfa = result.run.get("params", {}).get("pfa", SystemParams().pfa)
+        names = plot_all(result, out, pfa) if args.figures else []
+        print(f"wrote {out}/{', '.join(['results.md', 'claims.md', *names])}")
+    if args.json:
+        to_json(result, args.json)
+        print(f"wrote {args.json}")
+    if not (args.readme or args.out or args.json):
+        print(results_markdown(result))
     return 0
 
 
@@ -127,13 +162,26 @@ def register(sub) -> None:
     rep = sub.add_parser("reproduce", help="the paper's studies: Figs. 3-5, JSON and the claims table",
                          description="Run the paper's studies and write Figs. 3-5 (PNG), results.json and "
                                      "claims.md.  Scales: " + ", ".join(SCALES))
-    rep.add_argument("--fig", default=FIGURES, type=figures_value, help="3, 4, 5, a comma list, or all (default all)")
+    rep.add_argument("--fig", default=FIGURES, type=figures_value,
+                     help="3, 4, 5, scaling, a comma list, or all (default 3,4,5; all adds the scaling study)")
     rep.add_argument("--scale", default="default", choices=sorted(SCALES), help="how big the studies run")
     rep.add_argument("--out", default="out/reproduce", type=output_dir,
                      help="output folder, replaced as a whole when the run ends")
     add_study_options(rep)
     add_executor_options(rep)
     rep.set_defaults(func=reproduce_main)
+
+    rp = sub.add_parser("report", help="tables, claims and figures from a saved results.json (no rerun)",
+                        description="Read a results.json written by `isac reproduce` and print its tables, "
+                                    "replace the README's results section (between <!-- results:begin --> and "
+                                    "<!-- results:end -->), or write results.md, claims.md and the figures.")
+    rp.add_argument("results", help="results.json of an `isac reproduce` run")
+    rp.add_argument("--readme", default=None, help="README whose results section to replace")
+    rp.add_argument("--out", default=None, type=output_dir, help="folder for results.md and claims.md")
+    rp.add_argument("--figures", action="store_true", help="also redraw the figures into --out")
+    rp.add_argument("--json", metavar="PATH", type=output_file, default=None,
+                    help="write the results read, with the claims decided again, to this JSON file")
+    rp.set_defaults(func=report_main)
 
     tr = sub.add_parser("train", help="learn the spacing vector d (SL, UL, SL+UL, UL+SL)")
     tr.add_argument("--schedule", choices=("sl", "ul") + SSL_SCHEDULES, default="ul", help="training schedule")

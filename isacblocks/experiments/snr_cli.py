@@ -58,7 +58,7 @@ def snr_main(args) -> int:
             print(f"learning the spacing: {LEARNED_RUN}, scale {scale.name} ({scale.iterations} iterations, batch "
                   f"{scale.batch_size}; --learned FILE skips this)")
             study = Study(params, ula.spacing, scale, seed=args.seed, executor=executor, progress=True)
-            learned = np.asarray(study.train(LEARNED_RUN, "ul", curriculum=True)["spacing"])
+            learned = np.asarray(study.train(LEARNED_RUN, "ul", curriculum=True).spacing_m)
             source = f"{LEARNED_RUN}, scale {scale.name}"
             save_spacing(out / "learned_spacing.txt", learned)
         spacings = {"known d": ula.spacing, "lambda/2": params.nominal_spacing, f"learned ({source})": learned}
