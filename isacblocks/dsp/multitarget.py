@@ -210,24 +210,39 @@ def target_atoms(theta, ranges, spacing, params) -> tuple[np.ndarray, np.ndarray
     return steering, delay
 
 
-def fit_gains(Y_tilde, steering, delay) -> np.ndarray:
+def atom_correlations(Y_tilde, steering, delay) -> np.ndarray:
+    """``<a_j rho_j^T, Y~> = a_j^H Y~ rho_j^*`` per frame and atom: `Y_tilde` (B, K, S), `steering`
+    (B, J, K), `delay` (B, J, S); returns (B, J) complex128."""
+    Y_tilde = np.asarray(Y_tilde, dtype=np.complex64)
+    out = np.empty(np.shape(steering)[:2], dtype=np.complex128)
+    for j in range(out.shape[1]):
+        y_rho = np.einsum("bks,bs->bk", Y_tilde, np.conj(delay[:, j]).astype(np.complex64))  # Y~ rho_j^*
+        out[:, j] = np.einsum("bk,bk->b", np.conj(steering[:, j]), y_rho)
+    return out
+
+
+def fit_gains(Y_tilde, steering, delay, correlations=None) -> np.ndarray:
     """Joint least-squares amplitudes ``beta`` of ``Y~ ~ sum_j beta_j a_j rho_j^T`` per frame.
 
     `Y_tilde` (B, K, S); `steering` (B, J, K), `delay` (B, J, S).  Normal equations with the
-    Gram matrix ``<a_i rho_i^T, a_j rho_j^T> = (a_i^H a_j)(rho_i^H rho_j)`` (pseudo-inverse, so
-    coinciding atoms share the amplitude).  Returns (B, J) complex128.
+    Gram matrix ``<a_i rho_i^T, a_j rho_j^T> = (a_i^H a_j)(rho_i^H rho_j)`` and right-hand side
+    `atom_correlations` (computed unless given), solved by pseudo-inverse, so coinciding atoms
+    share the amplitude.  Returns (B, J) complex128.
     """
     steering, delay = np.asarray(steering, dtype=np.complex128), np.asarray(delay, dtype=np.complex128)
-    gram = np.einsum("bik,bjk->bij", steering.conj(), steering) * np.einsum("bis,bjs->bij", delay.conj(), delay)
-    ay = np.einsum("bjk,bks->bjs", steering.conj(), Y_tilde)  # a_j^H Y~
-    rhs = np.einsum("bjs,bjs->bj", ay, delay.conj())  # a_j^H Y~ rho_j^*
+    gram = (steering.conj() @ steering.transpose(0, 2, 1)) * (delay.conj() @ delay.transpose(0, 2, 1))
+    rhs = atom_correlations(Y_tilde, steering, delay) if correlations is None else correlations
     return np.einsum("bij,bj->bi", np.linalg.pinv(gram, rcond=1e-9, hermitian=True), rhs)
 
 
 def subtract_targets(Y_tilde, steering, delay, amplitude) -> np.ndarray:
-    """``Y~ - sum_j beta_j a_j rho_j^T`` (B, K, S), the residual the next detection step searches."""
-    model = np.einsum("bjk,bjs->bks", steering * np.asarray(amplitude)[:, :, None], delay)
-    return Y_tilde - model
+    """``Y~ - sum_j beta_j a_j rho_j^T`` (B, K, S) complex64, the residual the next detection step searches."""
+    residual = np.array(Y_tilde, dtype=np.complex64)
+    weighted = (np.asarray(steering) * np.asarray(amplitude)[:, :, None]).astype(np.complex64)
+    delay = np.asarray(delay).astype(np.complex64)
+    for j in range(weighted.shape[1]):
+        residual -= weighted[:, j, :, None] * delay[:, j, None, :]
+    return residual
 
 
 def successive_detection(Y_tilde, sectors, spacing, params, threshold: float, max_targets: int,
@@ -251,9 +266,10 @@ def successive_detection(Y_tilde, sectors, spacing, params, threshold: float, ma
         raise ConfigError(f"successive_detection: threshold = {threshold!r}: must be finite")
     out = Detections(np.full((b, T), np.nan), np.full((b, T), np.nan), np.full((b, T), np.nan),
                      np.full((b, T), np.nan + 0j), np.zeros(b, dtype=np.int64))
-    frame = Y_tilde.astype(np.complex128)
-    residual = Y_tilde.astype(np.complex64)
+    frame = np.asarray(Y_tilde, dtype=np.complex64)
+    residual = frame.copy()
     active = np.arange(b)
+    correlations = np.zeros((b, T), dtype=np.complex128)  # <atom_j, Y~> of the declared targets
     for k in range(T):
         if active.size == 0:
             break
@@ -264,7 +280,8 @@ def successive_detection(Y_tilde, sectors, spacing, params, threshold: float, ma
         if active.size == 0:
             break
         steering, delay = target_atoms(out.theta_hat[active, :k + 1], out.range_hat[active, :k + 1], spacing, params)
-        beta = fit_gains(frame[active], steering, delay)
+        correlations[active, k] = atom_correlations(frame[active], steering[:, k:], delay[:, k:])[:, 0]
+        beta = fit_gains(frame[active], steering, delay, correlations[active, :k + 1])
         out.gain_hat[active, :k + 1] = beta * np.sqrt(params.n_subcarriers)
         if precoders is not None:
             f = np.broadcast_to(np.asarray(precoders), (b, params.n_antennas))[active]
