@@ -69,9 +69,9 @@ class MultiTargetReport:
     """Multi-target performance over frames (GOSPA with cut-off `c`, order `p`, alpha = 2).
 
     `gospa_mean`: mean per-frame GOSPA (m); `gospa_rms`: ``(mean d^p)^(1/p)``; its parts per
-    frame: `localisation_per_frame` (m^p), `missed_per_frame`, `false_per_frame`.
+    frame: `localisation_per_frame` (m^p), `missed_per_frame`, `false_per_frame` (estimates not assigned).
     `detection_probability`: targets assigned within ``c`` / targets, with a Clopper-Pearson
-    interval; `false_targets_per_frame`: estimates not assigned, per frame; `frame_pfa`: the
+    interval; `frame_pfa`: the
     share of target-free frames with any estimate (the receiver's false-alarm rate, which the
     threshold sets); `rmse_position`: RMS distance of the assigned pairs (m)."""
 
@@ -87,7 +87,6 @@ class MultiTargetReport:
     false_per_frame: float
     detection_probability: float
     detection_probability_ci: tuple[float, float]
-    false_targets_per_frame: float
     n_empty_frames: int
     frame_pfa: float
     frame_pfa_ci: tuple[float, float]
@@ -126,7 +125,6 @@ def multitarget_report(truth_frames, estimate_frames, c: float, p: float = 2.0) 
         missed_per_frame=mean([r.missed for r in results]), false_per_frame=mean([r.false for r in results]),
         detection_probability=detected / n_targets if n_targets else float("nan"),
         detection_probability_ci=proportion_interval(detected, n_targets),
-        false_targets_per_frame=mean([r.false for r in results]),
         n_empty_frames=n_empty, frame_pfa=alarms / n_empty if n_empty else float("nan"),
         frame_pfa_ci=proportion_interval(alarms, n_empty),
         rmse_position=float(np.sqrt(np.mean(errors ** 2))) if errors.size else float("nan"))
