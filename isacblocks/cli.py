@@ -18,7 +18,8 @@ from . import __version__
 from .errors import IsacError
 from .experiments.options import HelpFormatter
 
-COMMAND_MODULES = ("learning_cli", "baseline_cli", "snr_cli", "link_cli", "bench_cli", "tools_cli")
+COMMAND_MODULES = ("learning_cli", "baseline_cli", "snr_cli", "link_cli", "bench_cli", "tools_cli",
+                   "multitarget_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
