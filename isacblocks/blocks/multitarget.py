@@ -29,6 +29,16 @@ SINGLE_TARGET_KEYS = ("target_present", "theta", "range")
 DETECTION_COLUMNS = ("statistic", "theta_hat", "range_hat", "gain_re", "gain_im", "detected")
 
 
+def copy_tags(block, ports, n: int, drop=()) -> None:
+    """Copy the tags of the `n` items of input `ports` to output 0 of a sync block whose
+    ``tag_propagation`` is "none", leaving out the keys in `drop`."""
+    base = block.nitems_read(0)
+    for port in ports:
+        for tag in block.get_tags_in_range(port, base, base + n):
+            if tag.key not in drop:
+                block.add_tag(0, tag.offset, tag.key, tag.value, tag.srcid)
+
+
 class MultiTargetChannel(SyncBlock):
     """Sensing channel with a random number of Swerling-1 targets (eq. 1 summed over targets).
 
@@ -76,10 +86,7 @@ class MultiTargetChannel(SyncBlock):
                              self.distribution, self.probability)
         frame_noise(self._noise_seed, base, out[:n], p.noise_power)
         out[:n] += scene_echo(p, self.ula.spacing, scenes, precoders, symbols).astype(np.complex64)
-        for port in range(len(self.in_sig)):
-            for tag in self.get_tags_in_range(port, base, base + n):
-                if tag.key not in SINGLE_TARGET_KEYS and tag.key not in (N_TARGETS_KEY, THETAS_KEY, RANGES_KEY):
-                    self.add_tag(0, tag.offset, tag.key, tag.value, tag.srcid)
+        copy_tags(self, range(len(self.in_sig)), n, (*SINGLE_TARGET_KEYS, N_TARGETS_KEY, THETAS_KEY, RANGES_KEY))
         for i in range(n):
             theta, ranges = scenes.frame(i)
             self.add_tag(0, base + i, N_TARGETS_KEY, int(theta.size))
@@ -97,12 +104,15 @@ class SuccessiveDetector(SyncBlock):
     Inputs ``Y_tilde`` (K, S) and ``precoder`` (K,) (for the gain estimate ``psi``); output
     ``detections`` (T, 6) float64, one row per slot: ``DETECTION_COLUMNS`` = statistic (the
     k-th successive maximum), theta_hat (rad), range_hat (m), Re psi^, Im psi^, detected (1/0).
-    Rows past the first maximum below the threshold are NaN (detected 0).  With T = 1 the
+    Rows past the first maximum below the threshold are NaN (detected 0).  Output tags are those
+    of ``Y_tilde`` (the precoder's, which may hold a scenario's single-target truth, are not passed).  With T = 1 the
     first three columns are `MBMLEstimator`'s output.  The prior sector comes from each
     frame's ``sector`` tag or a fixed `sector` (as `SensingEstimator`); a learned spacing
     arrives on message port ``spacing``.  `threshold`: e.g. `threshold_at_pfa` of the
     statistics of target-free frames (the first column with no target).
     """
+
+    tag_propagation = "none"
 
     def __init__(self, params, threshold: float, max_targets: int = 3, spacing=None, sector=None, name=None,
                  device="cpu"):
@@ -133,6 +143,7 @@ class SuccessiveDetector(SyncBlock):
         out[:n, :, 0], out[:n, :, 1], out[:n, :, 2] = det.statistic, det.theta_hat, det.range_hat
         out[:n, :, 3], out[:n, :, 4] = det.gain_hat.real, det.gain_hat.imag
         out[:n, :, 5] = det.detected
+        copy_tags(self, (0,), n)
         return n
 
 
@@ -149,10 +160,10 @@ class MultiTargetMetricsSink(SinkBlock):
                          name=name)
         try:
             self.c, self.p = check_gospa_parameters(float(c), float(p))
-        except (TypeError, ValueError):
-            raise ConfigError(f"{self.name}: c = {c!r}, p = {p!r}: expected numbers") from None
         except ConfigError as exc:
             raise ConfigError(f"{self.name}: {exc}") from None
+        except (TypeError, ValueError):
+            raise ConfigError(f"{self.name}: c = {c!r}, p = {p!r}: expected numbers") from None
         self.reset()
 
     def reset(self) -> None:
