@@ -278,7 +278,7 @@ def test_block_parameters_refused(p, true_d):
 # ------------------------------------------------------------------------------------------ command
 @pytest.mark.parametrize("argv, message", [
     (["--max-targets", "0"], "--max-targets"), (["--pfa", "2"], "--pfa"), (["--gospa-c", "-1"], "--gospa-c"),
-    (["--frames", "0"], "--frames"), (["--snr", "5:0:1"], "--snr"), (["--spacing", "/nonexistent.npy"], "--spacing"),
+    (["--frames", "0"], "--frames"), (["--snr", "5:0:1"], "--snr"), (["--learned", "/nonexistent.npy"], "--learned"),
     (["--h0-frames", "10", "--pfa", "0.01"], "--h0-frames"),
 ])
 def test_command_refuses_bad_values(argv, message, capsys, tmp_path):

@@ -44,10 +44,10 @@ def multitarget_main(args) -> int:
     params = load_params(args)
     ula = true_array(params, args.seed, args.true_spacing)
     spacings = {"known d": ula.spacing, "lambda/2": params.nominal_spacing}
-    if args.spacing:
-        spacings[f"learned ({args.spacing})"] = load_spacing(args.spacing, params.n_antennas, params.wavelength)
+    if args.learned:
+        spacings[f"learned ({args.learned})"] = load_spacing(args.learned, params.n_antennas, params.wavelength)
     else:
-        print("no --spacing FILE given: no learned spacing; curves for the known spacing and lambda/2 only "
+        print("no --learned FILE given: no learned spacing; curves for the known spacing and lambda/2 only "
               "(isac train or isac snr-sweep write one)")
     if args.h0_frames * args.pfa < 1:
         raise ConfigError(f"--h0-frames {args.h0_frames} cannot resolve --pfa {args.pfa:g} "
@@ -77,7 +77,7 @@ def multitarget_main(args) -> int:
     record = {**run_record(args, params, ula), "frames_per_point": args.frames, "h0_frames": args.h0_frames,
               "snr_db": list(args.snr), "max_targets": list(args.max_targets), "pfa": args.pfa,
               "distribution": args.distribution, "gospa": {"c_m": args.gospa_c, "p": 2, "alpha": 2},
-              "learned_spacing_source": args.spacing, **result, "wall_s": wall}
+              "learned_spacing_source": args.learned, **result, "wall_s": wall}
     write_json(out / "multitarget.json", record)
     if args.json:
         write_json(args.json, record)
@@ -90,7 +90,7 @@ def register(sub) -> None:
                             description="Multi-target sensing beyond the paper: up to T Swerling-1 targets on the "
                                         "test sector, greedy successive detection (Algorithm 1, joint LS gains, "
                                         "subtraction) at a fixed frame Pfa; GOSPA and per-target detection "
-                                        "probability vs SNR_r for the known spacing, lambda/2 and --spacing FILE.")
+                                        "probability vs SNR_r for the known spacing, lambda/2 and --learned FILE.")
     parser.add_argument("--snr", default=(0.0, 5.0, 10.0, 15.0, 20.0), metavar="DB", type=snr_list,
                         help="per-target SNR_r values in dB: start:stop:step or a comma list (default 0:20:5)")
     parser.add_argument("--max-targets", default=(1, 2, 3, 4, 5), metavar="T", type=target_counts,
@@ -103,8 +103,8 @@ def register(sub) -> None:
     parser.add_argument("--gospa-c", type=positive_real, default=10.0, help="GOSPA cut-off distance c (m)")
     parser.add_argument("--distribution", choices=COUNT_DISTRIBUTIONS, default="uniform",
                         help="law of the number of targets on 0..T (binomial: p = 1/2)")
-    parser.add_argument("--spacing", metavar="FILE", type=input_file, default=None,
-                        help="a learned spacing (.npy or text, metres), e.g. from isac train")
+    parser.add_argument("--learned", metavar="FILE", type=input_file, default=None,
+                        help="a learned spacing (.npy or text, metres), e.g. from isac train (as in isac snr-sweep)")
     parser.add_argument("--out", default="out/multitarget", type=output_dir, help="output folder")
     add_spacing_options(parser)
     parser.set_defaults(func=multitarget_main)
