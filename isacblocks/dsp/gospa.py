@@ -14,12 +14,13 @@ Positions are Cartesian metres from angle and range (eq. 2, `metrics.position`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from ..errors import ConfigError, ShapeError
+from .detection import proportion_interval
 
 GOSPA_ALPHA = 2.0
 
@@ -93,16 +94,16 @@ class MultiTargetReport:
     rmse_position: float
 
     def to_dict(self) -> dict:
-        from dataclasses import asdict
-
         return asdict(self)
+
+
+def _mean(values) -> float:
+    return float(np.mean(values)) if len(values) else float("nan")
 
 
 def multitarget_report(truth_frames, estimate_frames, c: float, p: float = 2.0) -> MultiTargetReport:
     """`MultiTargetReport` of paired per-frame position sets: ``truth_frames[b]`` (m_b, 2) and
     ``estimate_frames[b]`` (n_b, 2), Cartesian metres."""
-    from .detection import proportion_interval
-
     c, p = check_gospa_parameters(c, p)
     if len(truth_frames) != len(estimate_frames):
         raise ShapeError(f"multitarget_report: {len(truth_frames)} truth frames but {len(estimate_frames)} "
@@ -116,13 +117,12 @@ def multitarget_report(truth_frames, estimate_frames, c: float, p: float = 2.0) 
     alarms = sum(1 for r, is_empty in zip(results, empty) if is_empty and r.false > 0)
     n_empty = int(sum(empty))
     errors = np.concatenate([r.errors for r in results]) if results else np.empty(0)
-    mean = (lambda values: float(np.mean(values)) if n else float("nan"))  # noqa: E731
     distances = np.array([r.distance for r in results])
     return MultiTargetReport(
         c=c, p=p, n_frames=n, n_targets=int(n_targets), n_estimates=int(n_estimates),
-        gospa_mean=mean(distances), gospa_rms=float(mean(distances ** p) ** (1 / p)),
-        localisation_per_frame=mean([r.localisation for r in results]),
-        missed_per_frame=mean([r.missed for r in results]), false_per_frame=mean([r.false for r in results]),
+        gospa_mean=_mean(distances), gospa_rms=float(_mean(distances ** p) ** (1 / p)),
+        localisation_per_frame=_mean([r.localisation for r in results]),
+        missed_per_frame=_mean([r.missed for r in results]), false_per_frame=_mean([r.false for r in results]),
         detection_probability=detected / n_targets if n_targets else float("nan"),
         detection_probability_ci=proportion_interval(detected, n_targets),
         n_empty_frames=n_empty, frame_pfa=alarms / n_empty if n_empty else float("nan"),
