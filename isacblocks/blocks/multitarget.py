@@ -104,9 +104,9 @@ class SuccessiveDetector(SyncBlock):
     Inputs ``Y_tilde`` (K, S) and ``precoder`` (K,) (for the gain estimate ``psi``); output
     ``detections`` (T, 6) float64, one row per slot: ``DETECTION_COLUMNS`` = statistic (the
     k-th successive maximum), theta_hat (rad), range_hat (m), Re psi^, Im psi^, detected (1/0).
-    Rows past the first maximum below the threshold are NaN (detected 0).  Output tags are those
-    of ``Y_tilde`` (the precoder's, which may hold a scenario's single-target truth, are not passed).  With T = 1 the
-    first three columns are `MBMLEstimator`'s output.  The prior sector comes from each
+    Rows past the first maximum below the threshold are NaN (detected 0).  With T = 1 the first
+    three columns are `MBMLEstimator`'s output.  Output tags are those of ``Y_tilde`` (the
+    precoder's, which may hold a scenario's single-target truth, are not passed).  The prior sector comes from each
     frame's ``sector`` tag or a fixed `sector` (as `SensingEstimator`); a learned spacing
     arrives on message port ``spacing``.  `threshold`: e.g. `threshold_at_pfa` of the
     statistics of target-free frames (the first column with no target).
