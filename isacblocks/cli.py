@@ -18,7 +18,7 @@ from .errors import ConfigError
 from .experiments.options import HelpFormatter
 from .experiments.runner import run_command
 
-COMMAND_MODULES = ("learning_cli", "baseline_cli", "snr_cli", "link_cli", "tools_cli")
+COMMAND_MODULES = ("learning_cli", "baseline_cli", "snr_cli", "link_cli", "tools_cli", "multitarget_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,6 +2,7 @@
 
 from .beamforming import ISACCombiner, SectorBeamformer
 from .channels import TargetChannel, UEChannel
+from .multitarget import MultiTargetChannel, MultiTargetMetricsSink, SuccessiveDetector  # noqa: F401
 from .ofdm import OFDMDemodulator, OFDMModulator
 from .receivers import MAPRTDetector, MBMLEstimator, MLDemapper, ReciprocalFilter, SensingEstimator
 from .sinks import DetectionMetricsSink, SERSink
