@@ -3,7 +3,7 @@
 * `mbml_peak_factored` forms ``C = scale a d^T + N`` inside the kernel; it must find the
   same peak as `mbml_peak_projected` on the frames formed in numpy, and its window columns
   must equal ``N V[:, cols]`` and ``d V[:, cols]`` computed in float64.
-* `fill_torch_noise` must be CN(0, N0): moments within bounds sized from the sample count,
+* `torch_noise` must be CN(0, N0): moments within bounds sized from the sample count,
   the same draw for the same seed whatever the thread count, another draw for another seed.
 """
 
@@ -16,7 +16,7 @@ from isacblocks.dsp import draw_spacing
 from isacblocks.dsp.mbml import mbml_peak_factored, mbml_peak_projected, range_factors, window_indices
 from isacblocks.dsp.montecarlo import ProjectedBasis, draw_projected_frames
 from isacblocks.errors import ShapeError
-from isacblocks.learning.noise import fill_torch_noise
+from isacblocks.learning.noise import torch_noise
 
 P = SystemParams()
 
@@ -73,7 +73,7 @@ def test_factored_kernel_names_a_factor_of_the_wrong_shape(batch):
 def test_torch_noise_is_circular_complex_normal():
     n0 = 2.5
     out = np.empty((400, 64, 62), dtype=np.complex64)  # 1.6 M samples
-    fill_torch_noise(11, out, n0)
+    torch_noise(11, out, n0)
     x = out.ravel().astype(np.complex128)
     n = x.size
     # E|x|^2 = N0 (sd N0/sqrt(n)); Re and Im of variance N0/2 each (sd (N0/2) sqrt(2/n)); uncorrelated.
@@ -88,15 +88,15 @@ def test_torch_noise_is_circular_complex_normal():
 
 def test_torch_noise_depends_on_the_seed_only():
     first = np.empty((64, 64, 62), dtype=np.complex64)
-    fill_torch_noise(3, first, 1.0)
+    torch_noise(3, first, 1.0)
     threads = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
         again = np.empty_like(first)
-        fill_torch_noise(3, again, 1.0)
+        torch_noise(3, again, 1.0)
     finally:
         numba.set_num_threads(threads)
     np.testing.assert_array_equal(first, again)
     other = np.empty_like(first)
-    fill_torch_noise(4, other, 1.0)
+    torch_noise(4, other, 1.0)
     assert not np.any(other == first)

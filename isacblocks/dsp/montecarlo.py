@@ -87,12 +87,12 @@ class ProjectedFrames:
 
 
 def draw_projected_frames(rng: np.random.Generator, params, true_spacing, basis: ProjectedBasis,
-                          theta_min, theta_max, n_frames: int, present=None, fill_noise=None) -> ProjectedFrames:
+                          theta_min, theta_max, n_frames: int, present=None, noise_source=None) -> ProjectedFrames:
     """Draw `n_frames` projected sensing frames (eq. 1, 7, after ``Phi_d^*``'s left factor).
 
     Targets: ``theta ~ U[theta_min, theta_max]`` (scalars or (B,)), ``R ~ U[R_min, R_max]``,
     ``psi ~ CN(0, sigma_r^2)``; `present` is a (B,) bool array (default: all present).
-    `fill_noise(seed, out, noise_power)` fills the complex64 (B, K, r) array `out` with
+    `noise_source(seed, out, noise_power)` fills the complex64 (B, K, r) array `out` with
     CN(0, noise_power) samples from the integer `seed` (default: `channels.frame_noise`,
     numpy's generators spread over threads); the learner passes torch's faster generator.
     """
@@ -101,7 +101,7 @@ def draw_projected_frames(rng: np.random.Generator, params, true_spacing, basis:
     ranges = rng.uniform(params.range_min_m, params.range_max_m, n_frames)
     psi = complex_normal(rng, n_frames, params.target_gain_variance, dtype=np.complex128)
     noise = np.empty((n_frames, params.n_antennas, basis.rank), dtype=np.complex64)
-    (fill_noise or _numpy_noise)(int(rng.integers(2**63)), noise, params.noise_power)
+    (noise_source or _numpy_noise)(int(rng.integers(2**63)), noise, params.noise_power)
     noise *= basis.sigma.astype(np.float32)
     steering = ula_steering(theta, true_spacing, params.wavelength).T.astype(np.complex64)  # (B, K)
     delay = (range_steering(ranges, params).T @ basis.g).astype(np.complex64)  # (B, r)

@@ -37,7 +37,7 @@ from ..errors import ConfigError, TrainingError
 from ..validation import is_integer, is_real
 from . import differentiable as diff
 from .model import SpacingModel
-from .noise import fill_torch_noise
+from .noise import torch_noise
 
 SCHEDULES = ("sl", "ul", "sl+ul", "ul+sl")
 
@@ -167,7 +167,7 @@ class Trainer:
         p = self.params
         theta_min, theta_max = training_sectors(self.rng, p, self.config.batch_size, self._max_center_deg())
         frames = draw_projected_frames(self.rng, p, self.true_spacing, self.basis, theta_min, theta_max,
-                                       self.config.batch_size, fill_noise=fill_torch_noise)
+                                       self.config.batch_size, noise_source=torch_noise)
         labels = {"theta": frames.theta, "range": frames.ranges} if labelled else None
         return TrainingBatch(frames, theta_min, theta_max, labels)
 
