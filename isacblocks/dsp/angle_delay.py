@@ -237,6 +237,55 @@ def angle_delay_peak(Y_tilde, angle_dict, range_dict, row_lo, row_hi, col_lo=0, 
     return AngleDelayPeak(statistic, i_hat, j_hat, window, valid)
 
 
+def angle_delay_peak_factored(noise, steering, scale, delay, angle_dict, range_dict, row_lo, row_hi, col_lo=0,
+                              col_hi=None, half_angle: int = 0, half_range: int = 0,
+                              window_cols: int = 0) -> tuple[AngleDelayPeak, np.ndarray, np.ndarray]:
+    """`angle_delay_peak` on range-projected frames given by their factors, ``C = scale a d^T + N``.
+
+    The frames ``C[b] = scale[b] steering[b] delay[b]^T + noise[b]`` (each (K, r)) are never
+    formed outside the kernel: `noise` (B, K, r) complex64, `steering` (B, K) complex64,
+    `scale` (B,) complex64, `delay` (B, r) complex64 (the Monte Carlo frames of
+    `isacblocks.sim`, rank-one echo plus noise).  ``C`` is built with complex64 arithmetic
+    in the same order as ``steering * scale`` then ``* delay`` then ``+ noise``, so the
+    peak equals `angle_delay_peak(C, ..., projected=True)`'s.
+
+    With ``window_cols = n > 0`` it also returns the range-synthesised factors on the
+    ``2 n + 1`` columns ``clip(j^ + m, 0, N_tau - 1)``, m = -n..n (the columns of the
+    eq.-17 window): ``noise V[:, cols]`` (B, K, 2n+1) and ``delay V[:, cols]`` (B, 2n+1),
+    complex64, so a learner forms the window's data ``g scale a (d V) + N V`` without
+    touching the full frames.  Otherwise both are empty (B, K, 0) and (B, 0).
+    """
+    noise = np.asarray(noise)
+    search = peak_search("angle_delay_peak_factored", noise.shape, angle_dict, range_dict, row_lo, row_hi, col_lo,
+                         col_hi, half_angle, half_range, projected=True)
+    n_frames, n_ant, rank = noise.shape
+    for name, value, shape in (("steering", steering, (n_frames, n_ant)), ("scale", scale, (n_frames,)),
+                               ("delay", delay, (n_frames, rank))):
+        if np.shape(value) != shape:
+            raise ShapeError(f"angle_delay_peak_factored: {name} must have shape {shape}, got {np.shape(value)}")
+    window_cols = int(window_cols)
+    if window_cols < 0:
+        raise ConfigError(f"angle_delay_peak_factored: window_cols must be >= 0, got {window_cols}")
+    as_pairs = [np.require(v, np.complex64, ["C"]).view(np.float32) for v in (noise, steering, delay)]
+    scale = np.require(scale, np.complex64, ["C"]).view(np.float32).reshape(n_frames, 2)
+    statistic = np.empty(n_frames, dtype=np.float32)
+    i_hat = np.empty(n_frames, dtype=np.int64)
+    j_hat = np.empty(n_frames, dtype=np.int64)
+    shape = (n_frames, 2 * search.half_angle + 1, 2 * search.half_range + 1)
+    window = np.empty(shape, dtype=np.float32)
+    valid = np.empty(shape, dtype=np.bool_)
+    n_cols = 2 * window_cols + 1 if window_cols else 0
+    noise_cols = np.empty((n_frames, n_ant, n_cols), dtype=np.complex64)
+    delay_cols = np.empty((n_frames, n_cols), dtype=np.complex64)
+    rd, ad = search.range_dict, search.angle_dict
+    _factored_kernel(as_pairs[0], as_pairs[1], scale, as_pairs[2], ad.re, ad.im, rd.synth_re, rd.synth_im,
+                     search.rows[0], search.rows[1], search.cols[0], search.cols[1], search.half_angle,
+                     search.half_range, window_cols, statistic, i_hat, j_hat, window, valid,
+                     noise_cols.view(np.float32), delay_cols.view(np.float32))
+    window[~valid] = np.nan
+    return AngleDelayPeak(statistic, i_hat, j_hat, window, valid), noise_cols, delay_cols
+
+
 def angle_delay_map_dense(Y_tilde, spacing, params: SystemParams) -> np.ndarray:
     """The full map ``|Phi_pert(d)^H Y~ Phi_d^*|`` (eq. 15), (B, N_theta, N_tau) float32.
 
@@ -422,3 +471,61 @@ def _peak_kernel(frames, projected, p, ah_re, ah_im, vt_re, vt_im, row_lo, row_h
         statistic[b], i_hat[b], j_hat[b] = _frame_peak(
             ct, ah_re, ah_im, vt_re, vt_im, row_lo[b], row_hi[b], col_lo[b], col_hi[b],
             half_angle, half_range, window[b], valid[b])
+
+
+@nb.njit(nogil=True, cache=True)
+def _cmul64(ar, ai, br, bi):
+    """complex64 ``a * b`` rounded as numpy's SIMD loop rounds it: ``re = fma(ar, br, -(ai bi))``,
+    ``im = fma(ar, bi, ai br)`` (the exact float32 product ``ar br`` is formed in float64)."""
+    p_re = np.float64(np.float32(ai * bi))
+    p_im = np.float64(np.float32(ai * br))
+    return (np.float32(np.float64(ar) * np.float64(br) - p_re),
+            np.float32(np.float64(ar) * np.float64(bi) + p_im))
+
+
+@nb.njit(nogil=True, cache=True)
+def _factored_frame(noise, steering, scale, delay, ct):
+    """``C^T = (a scale d^T + N)^T`` of one frame into `ct` (2, r', K), rounded as numpy's
+    complex64 ``(steering * scale) * delay + noise`` is (see `_cmul64`)."""
+    for k in range(noise.shape[0]):
+        ar, ai = _cmul64(steering[2 * k], steering[2 * k + 1], scale[0], scale[1])
+        for q in range(noise.shape[1] // 2):
+            cr, ci = _cmul64(ar, ai, delay[2 * q], delay[2 * q + 1])
+            ct[0, q, k] = cr + noise[k, 2 * q]
+            ct[1, q, k] = ci + noise[k, 2 * q + 1]
+
+
+@nb.njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _synth_columns(x, vt_re, vt_im, first, n_tau, out):
+    """``x V[:, clip(first + m)]`` for m = 0..n-1: `x` (2r,) float32 pairs, `out` (2n,) float32 pairs."""
+    rank = x.shape[0] // 2
+    for m in range(out.shape[0] // 2):
+        j = min(max(first + m, 0), n_tau - 1)
+        re = np.float32(0.0)
+        im = np.float32(0.0)
+        for q in range(rank):
+            xr, xi = x[2 * q], x[2 * q + 1]
+            re += xr * vt_re[j, q] - xi * vt_im[j, q]
+            im += xr * vt_im[j, q] + xi * vt_re[j, q]
+        out[2 * m] = re
+        out[2 * m + 1] = im
+
+
+@nb.njit(parallel=True, nogil=True, cache=True)
+def _factored_kernel(noise, steering, scale, delay, ah_re, ah_im, vt_re, vt_im, row_lo, row_hi, col_lo, col_hi,
+                     half_angle, half_range, window_cols, statistic, i_hat, j_hat, window, valid, noise_cols,
+                     delay_cols):
+    """`_frame_peak` on every factored frame (see `angle_delay_peak_factored`), plus the
+    range-synthesised factors on the window's columns."""
+    n_ant, padded, n_tau = noise.shape[1], vt_re.shape[1], vt_re.shape[0]
+    for b in nb.prange(noise.shape[0]):
+        ct = np.zeros((2, padded, n_ant), dtype=np.float32)
+        _factored_frame(noise[b], steering[b], scale[b], delay[b], ct)
+        statistic[b], i_hat[b], j_hat[b] = _frame_peak(
+            ct, ah_re, ah_im, vt_re, vt_im, row_lo[b], row_hi[b], col_lo[b], col_hi[b],
+            half_angle, half_range, window[b], valid[b])
+        if window_cols > 0:
+            first = j_hat[b] - window_cols
+            for k in range(n_ant):
+                _synth_columns(noise[b, k], vt_re, vt_im, first, n_tau, noise_cols[b, k])
+            _synth_columns(delay[b], vt_re, vt_im, first, n_tau, delay_cols[b])

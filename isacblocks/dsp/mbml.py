@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import ConfigError, ShapeError
 from ..params import SystemParams
-from .angle_delay import AngleDictionary, RangeDictionary, angle_delay_peak, delay_factors
+from .angle_delay import AngleDictionary, RangeDictionary, angle_delay_peak, angle_delay_peak_factored, delay_factors
 from .cache import LRUCache
 from .steering import range_steering, ula_steering
 
@@ -116,6 +116,23 @@ def mbml_peak_projected(C, theta_min, theta_max, r_min, r_max, spacing, params: 
     return MapPeak(peak.statistic.astype(np.float64), peak.i_hat, peak.j_hat)
 
 
+def mbml_peak_factored(noise, steering, scale, delay, theta_min, theta_max, r_min, r_max, spacing,
+                       params: SystemParams, window_cols: int = 0):
+    """`mbml_peak_projected` on frames given by their factors ``C = scale a d^T + N``
+    (`angle_delay.angle_delay_peak_factored`); also the window columns' synthesised factors.
+
+    Returns ``(MapPeak, noise_cols, delay_cols)``.
+    """
+    noise = np.asarray(noise)
+    if noise.ndim != 3:
+        raise ShapeError(f"mbml_peak_factored: noise must have shape (B, K, r), got {noise.shape}")
+    rows, cols = _sector_bounds(noise.shape[0], theta_min, theta_max, r_min, r_max, params, "mbml_peak_factored")
+    peak, noise_cols, delay_cols = angle_delay_peak_factored(
+        noise, steering, scale, delay, angle_dictionary(spacing, params), range_dictionary(params), rows[0],
+        rows[1], cols[0], cols[1], window_cols=window_cols)
+    return MapPeak(peak.statistic.astype(np.float64), peak.i_hat, peak.j_hat), noise_cols, delay_cols
+
+
 def mbml_estimate(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params: SystemParams, device: str = "cpu"):
     """Algorithm 1: detection statistic and soft position estimate of the MB-ML receiver.
 
@@ -167,7 +184,15 @@ def _sector_peak(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params: S
     if Y_tilde.ndim != 3 or Y_tilde.shape[1:] != expected:
         what = "C" if projected else "Y_tilde"
         raise ShapeError(f"{name}: {what} must have shape (B, {expected[0]}, {expected[1]}), got {Y_tilde.shape}")
-    n_frames = Y_tilde.shape[0]
+    rows, cols = _sector_bounds(Y_tilde.shape[0], theta_min, theta_max, r_min, r_max, params, name)
+    half_angle, half_range = (params.window_half_angle, params.window_half_range) if window else (0, 0)
+    return kernel(Y_tilde, angle_dictionary(spacing, params), range_dict, rows[0], rows[1], cols[0],
+                  cols[1], half_angle, half_range, projected=projected)
+
+
+def _sector_bounds(n_frames: int, theta_min, theta_max, r_min, r_max, params, name: str):
+    """The sector's map rows and columns per frame, ``((row_lo, row_hi), (col_lo, col_hi))``; an
+    empty sector is an error naming the frame."""
     bounds = {}
     for key, value in (("theta_min", theta_min), ("theta_max", theta_max), ("r_min", r_min), ("r_max", r_max)):
         value = np.asarray(value, dtype=np.float64)
@@ -185,9 +210,7 @@ def _sector_peak(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params: S
             f = empty[0]
             raise ConfigError(f"{name}: frame {f}: sector {a}, {b} = [{bounds[a][f]}, {bounds[b][f]}] {unit} "
                               f"contains no point of the {what} grid")
-    half_angle, half_range = (params.window_half_angle, params.window_half_range) if window else (0, 0)
-    return kernel(Y_tilde, angle_dictionary(spacing, params), range_dict, rows[0], rows[1], cols[0],
-                  cols[1], half_angle, half_range, projected=projected)
+    return rows, cols
 
 
 def peak_function(device: str, name: str):

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..dsp.mbml import mbml_peak_projected, window_indices
+from ..dsp.mbml import mbml_peak_factored, mbml_peak_projected, window_indices
 from ..dsp.scenario import training_sectors
 from ..dsp.spacing import check_spacing, spacing_errors
 from ..dsp.steering import array_gain
@@ -39,6 +39,7 @@ from ..sim.montecarlo import ProjectedBasis, ProjectedFrames, draw_projected_fra
 from ..validation import is_integer, is_real
 from . import differentiable as diff
 from .model import SpacingModel
+from .noise import torch_noise
 
 SCHEDULES = ("sl", "ul", "sl+ul", "ul+sl")
 
@@ -168,7 +169,7 @@ class Trainer:
         p = self.params
         theta_min, theta_max = training_sectors(self.rng, p, self.config.batch_size, self._max_center_deg())
         frames = draw_projected_frames(self.rng, p, self.true_spacing, self.basis, theta_min, theta_max,
-                                       self.config.batch_size)
+                                       self.config.batch_size, noise_source=torch_noise)
         labels = {"theta": frames.theta, "range": frames.ranges} if labelled else None
         return TrainingBatch(frames, theta_min, theta_max, labels)
 
@@ -183,11 +184,7 @@ class Trainer:
         true_tx = torch.as_tensor(batch.frames.steering).to(dev, torch.complex128)  # a_tx = a_rx (monostatic)
         gain = array_gain(true_tx, precoders)  # a_tx(theta)^T f(d)
         frames = batch.frames
-        peak = mbml_peak_projected(frames.combine(gain.detach().cpu().numpy()), batch.theta_min, batch.theta_max,
-                                   p.range_min_m, p.range_max_m, spacing.detach().cpu().numpy(), p,
-                                   device=self.config.device)
-        rows, cols, row_valid, col_valid = window_indices(peak.i_hat, peak.j_hat, p)
-        signal, noise = frames.window_columns(self.basis.v[:, cols].transpose(1, 0, 2))
+        signal, noise, rows, cols, row_valid, col_valid = self._window_data(frames, batch, gain, spacing)
         z = gain[:, None, None] * torch.as_tensor(signal).to(dev) + torch.as_tensor(noise).to(dev)
         window = diff.window_map(z, torch.as_tensor(rows).to(dev), grid_a)
         valid = torch.as_tensor(row_valid[:, :, None] & col_valid[:, None, :]).to(dev)
@@ -199,6 +196,25 @@ class Trainer:
         theta_hat, range_hat = diff.soft_estimate(window, valid, rows_t, cols_t, p)
         return diff.supervised_loss(theta_hat, range_hat, torch.as_tensor(batch.labels["theta"]).to(dev),
                                     torch.as_tensor(batch.labels["range"]).to(dev))
+
+    def _window_data(self, frames: ProjectedFrames, batch: TrainingBatch, gain: torch.Tensor, spacing: torch.Tensor):
+        """The arg-max of the sector map (eq. 16, no gradient) and the window's range-projected
+        data split as ``gain * signal + noise`` (each (B, K, C)), with the window's indices."""
+        p = self.params
+        gain_np, spacing_np = gain.detach().cpu().numpy(), spacing.detach().cpu().numpy()
+        if self.config.device == "cpu":  # one fused kernel: frames formed in it, window columns out of it
+            scale = (frames.amplitude * gain_np).astype(np.complex64)
+            peak, noise, delay = mbml_peak_factored(frames.noise, frames.steering, scale, frames.delay,
+                                                    batch.theta_min, batch.theta_max, p.range_min_m, p.range_max_m,
+                                                    spacing_np, p, window_cols=p.window_half_range)
+            signal = frames.echo_columns(delay)
+        else:
+            peak = mbml_peak_projected(frames.combine(gain_np), batch.theta_min, batch.theta_max, p.range_min_m,
+                                       p.range_max_m, spacing_np, p, device=self.config.device)
+        rows, cols, row_valid, col_valid = window_indices(peak.i_hat, peak.j_hat, p)
+        if self.config.device != "cpu":
+            signal, noise = frames.window_columns(self.basis.v[:, cols].transpose(1, 0, 2))
+        return signal, noise, rows, cols, row_valid, col_valid
 
     def step(self) -> dict:
         kind = self.config.loss_at(self.iteration)

@@ -78,24 +78,31 @@ class ProjectedFrames:
         """``(signal V_sel, noise V_sel)`` for per-frame columns of V, `synth_columns` (B, r, C);
         the window's range-projected data is ``gain * first + second``, each (B, K, C)."""
         synth_columns = synth_columns.astype(np.complex64)
-        delay = np.einsum("br,brc->bc", self.delay, synth_columns)
-        signal = (self.steering * self.amplitude.astype(np.complex64)[:, None])[:, :, None] * delay[:, None, :]
-        return signal, self.noise @ synth_columns
+        return self.echo_columns(np.einsum("br,brc->bc", self.delay, synth_columns)), self.noise @ synth_columns
+
+    def echo_columns(self, delay_columns) -> np.ndarray:
+        """The echo on synthesised columns, ``amplitude a_rx(theta) (rho^T G V_sel)`` (B, K, C), from
+        ``delay V_sel`` (B, C)."""
+        echo = self.steering * self.amplitude.astype(np.complex64)[:, None]
+        return echo[:, :, None] * np.asarray(delay_columns, dtype=np.complex64)[:, None, :]
 
 
 def draw_projected_frames(rng: np.random.Generator, params: SystemParams, true_spacing, basis: ProjectedBasis,
-                          theta_min, theta_max, n_frames: int, present=None) -> ProjectedFrames:
+                          theta_min, theta_max, n_frames: int, present=None,
+                          noise_source=None) -> ProjectedFrames:
     """Draw `n_frames` projected sensing frames (eq. 1, 7, after ``Phi_d^*``'s left factor).
 
     Targets: ``theta ~ U[theta_min, theta_max]`` (scalars or (B,)), ``R ~ U[R_min, R_max]``,
     ``psi ~ CN(0, sigma_r^2)``; `present` is a (B,) bool array (default: all present).
+    `noise_source(seed, out, noise_power)` fills the complex64 (B, K, r) array `out` with
+    CN(0, noise_power) samples from the integer `seed` (default: `channels.frame_noise`,
+    numpy's generators spread over threads); the learner passes torch's faster generator.
     """
     present = np.ones(n_frames, dtype=bool) if present is None else np.asarray(present, dtype=bool)
     theta, ranges = draw_targets(rng, theta_min, theta_max, params.range_min_m, params.range_max_m, n_frames)
     psi = complex_normal(rng, n_frames, params.target_gain_variance, dtype=np.complex128)
     noise = np.empty((n_frames, params.n_antennas, basis.rank), dtype=np.complex64)
-    noise_seed = np.random.SeedSequence(int(rng.integers(2**63)))
-    frame_noise(noise_seed, 0, noise, params.noise_power, NOISE_FRAMES_PER_STREAM)  # filled in parallel
+    (noise_source or _numpy_noise)(int(rng.integers(2**63)), noise, params.noise_power)
     noise *= basis.sigma.astype(np.float32)
     steering = ula_steering(theta, true_spacing, params.wavelength).T.astype(np.complex64)  # (B, K)
     delay = (range_steering(ranges, params).T @ basis.g).astype(np.complex64)  # (B, r)
@@ -108,3 +115,8 @@ def projected_snapshots(projected, ranges, basis, params: SystemParams) -> np.nd
     rho = range_steering(np.asarray(ranges, dtype=np.float64), params)  # (S, B)
     weights = (basis.g.conj().T @ rho.conj()) / (basis.sigma ** 2)[:, None]  # (r, B)
     return np.einsum("bkr,rb->bk", projected, weights) / params.n_subcarriers
+
+
+def _numpy_noise(seed: int, out: np.ndarray, noise_power: float) -> None:
+    """CN(0, noise_power) frames into `out` from numpy's generators, filled in parallel (`frame_noise`)."""
+    frame_noise(np.random.SeedSequence(seed), 0, out, noise_power, NOISE_FRAMES_PER_STREAM)

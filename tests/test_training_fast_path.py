@@ -1,0 +1,102 @@
+"""The training step's fast path: the factored-frame kernel and torch's noise.
+
+* `mbml_peak_factored` forms ``C = scale a d^T + N`` inside the kernel; it must find the
+  same peak as `mbml_peak_projected` on the frames formed in numpy, and its window columns
+  must equal ``N V[:, cols]`` and ``d V[:, cols]`` computed in float64.
+* `torch_noise` must be CN(0, N0): moments within bounds sized from the sample count,
+  the same draw for the same seed whatever the thread count, another draw for another seed.
+"""
+
+import numba
+import numpy as np
+import pytest
+
+from isacblocks import SystemParams
+from isacblocks.dsp import draw_spacing
+from isacblocks.dsp.mbml import mbml_peak_factored, mbml_peak_projected, range_factors, window_indices
+from isacblocks.sim.montecarlo import ProjectedBasis, draw_projected_frames
+from isacblocks.errors import ShapeError
+from isacblocks.learning.noise import torch_noise
+
+P = SystemParams()
+
+
+@pytest.fixture(scope="module")
+def batch():
+    rng = np.random.default_rng(4)
+    true_spacing = draw_spacing(rng, P)
+    basis = ProjectedBasis.for_params(P)
+    centres = rng.uniform(-1.0, 1.0, 96)
+    theta_min, theta_max = centres - 0.12, centres + 0.12
+    present = rng.random(96) < 0.8
+    frames = draw_projected_frames(rng, P, true_spacing, basis, theta_min, theta_max, 96, present=present)
+    gain = rng.standard_normal(96) + 1j * rng.standard_normal(96)
+    assumed = P.nominal_spacing * (1 + 0.01 * rng.standard_normal(P.n_antennas))
+    return frames, gain, theta_min, theta_max, assumed
+
+
+def test_factored_kernel_finds_the_peak_of_the_formed_frames(batch):
+    frames, gain, theta_min, theta_max, assumed = batch
+    ref = mbml_peak_projected(frames.combine(gain), theta_min, theta_max, P.range_min_m, P.range_max_m, assumed, P)
+    scale = (frames.amplitude * gain).astype(np.complex64)
+    peak, _, _ = mbml_peak_factored(frames.noise, frames.steering, scale, frames.delay, theta_min, theta_max,
+                                    P.range_min_m, P.range_max_m, assumed, P)
+    np.testing.assert_array_equal(peak.i_hat, ref.i_hat)
+    np.testing.assert_array_equal(peak.j_hat, ref.j_hat)
+    np.testing.assert_allclose(peak.statistic, ref.statistic, rtol=1e-6)
+
+
+def test_factored_kernel_window_columns_equal_the_float64_synthesis(batch):
+    frames, gain, theta_min, theta_max, assumed = batch
+    scale = (frames.amplitude * gain).astype(np.complex64)
+    half = P.window_half_range
+    peak, noise_cols, delay_cols = mbml_peak_factored(frames.noise, frames.steering, scale, frames.delay, theta_min,
+                                                      theta_max, P.range_min_m, P.range_max_m, assumed, P,
+                                                      window_cols=half)
+    _, cols, _, _ = window_indices(peak.i_hat, peak.j_hat, P)  # clipped to the grid, as the kernel clips
+    v = range_factors(P)[2]
+    synth = v[:, cols].transpose(1, 0, 2)  # (B, r, 2 half + 1)
+    expect_noise = np.einsum("bkr,brc->bkc", frames.noise.astype(np.complex128), synth)
+    expect_delay = np.einsum("br,brc->bc", frames.delay.astype(np.complex128), synth)
+    assert noise_cols.shape == (len(cols), P.n_antennas, 2 * half + 1)
+    np.testing.assert_allclose(noise_cols, expect_noise, rtol=0, atol=1e-5 * np.abs(expect_noise).max())
+    np.testing.assert_allclose(delay_cols, expect_delay, rtol=0, atol=1e-5 * np.abs(expect_delay).max())
+
+
+def test_factored_kernel_names_a_factor_of_the_wrong_shape(batch):
+    frames, gain, theta_min, theta_max, assumed = batch
+    with pytest.raises(ShapeError, match="steering must have shape"):
+        mbml_peak_factored(frames.noise, frames.steering[:, :5], gain, frames.delay, theta_min, theta_max,
+                           P.range_min_m, P.range_max_m, assumed, P)
+
+
+def test_torch_noise_is_circular_complex_normal():
+    n0 = 2.5
+    out = np.empty((400, 64, 62), dtype=np.complex64)  # 1.6 M samples
+    torch_noise(11, out, n0)
+    x = out.ravel().astype(np.complex128)
+    n = x.size
+    # E|x|^2 = N0 (sd N0/sqrt(n)); Re and Im of variance N0/2 each (sd (N0/2) sqrt(2/n)); uncorrelated.
+    assert abs(np.mean(np.abs(x) ** 2) - n0) < 5 * n0 / np.sqrt(n)
+    for part in (x.real, x.imag):
+        assert abs(np.mean(part)) < 5 * np.sqrt(n0 / 2 / n)
+        assert abs(np.var(part) - n0 / 2) < 5 * (n0 / 2) * np.sqrt(2 / n)
+    assert abs(np.mean(x.real * x.imag)) < 5 * (n0 / 2) / np.sqrt(n)
+    # fourth moment of |x|^2 for CN: E|x|^4 = 2 N0^2 (a Gaussian, not merely the right variance)
+    assert abs(np.mean(np.abs(x) ** 4) / n0**2 - 2) < 5 * np.sqrt(20 / n)
+
+
+def test_torch_noise_depends_on_the_seed_only():
+    first = np.empty((64, 64, 62), dtype=np.complex64)
+    torch_noise(3, first, 1.0)
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        again = np.empty_like(first)
+        torch_noise(3, again, 1.0)
+    finally:
+        numba.set_num_threads(threads)
+    np.testing.assert_array_equal(first, again)
+    other = np.empty_like(first)
+    torch_noise(4, other, 1.0)
+    assert not np.any(other == first)
