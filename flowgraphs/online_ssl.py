@@ -42,6 +42,7 @@ from isacblocks.experiments.options import (HelpFormatter, add_true_spacing_opti
                                             output_file, positive_real, real_in, seed_value)
 from isacblocks.learning.online import OnlineSpacingTrainer
 
+MIN_SEGMENT_FRAMES = 400  # per segment of the stream's Pmd table (half of them target-free)
 EVAL_SEED = 12345  # test-sector frames of every evaluation (common random numbers along the curve)
 
 
@@ -157,6 +158,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.labelled > args.frames:
         parser.error(f"argument --labelled: {args.labelled} exceeds --frames = {args.frames}")
+    if args.frames // args.segments < MIN_SEGMENT_FRAMES:
+        parser.error(f"argument --segments: {args.segments} segments of --frames = {args.frames} leave fewer than "
+                     f"{MIN_SEGMENT_FRAMES} frames per segment (a Pfa threshold needs about 200 target-free frames)")
     if args.gate_end < args.gate_start:
         parser.error(f"argument --gate-end: {args.gate_end:g} is below --gate-start = {args.gate_start:g}")
     if args.replay < args.batch:

@@ -132,6 +132,7 @@ def _run_script(capsys, *args) -> tuple[int, str]:
     (["--lr", "0"], "--lr: '0'"),
     (["--gate-start", "30", "--gate-end", "20"], "--gate-end: 20 is below --gate-start = 30"),
     (["--replay", "64", "--batch", "128"], "--replay: 64 must hold at least one --batch (128)"),
+    (["--frames", "1000", "--segments", "4"], "--segments: 4 segments of --frames = 1000 leave fewer than 400"),
     (["--seed", "-2"], "--seed: '-2': must be an integer >= 0"),
 ])
 def test_script_rejects_bad_arguments(capsys, args, message):
