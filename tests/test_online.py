@@ -144,7 +144,7 @@ def test_script_rejects_bad_arguments(capsys, args, message):
 def test_script_rejects_a_spacing_file_of_the_wrong_length(capsys, tmp_path):
     path = tmp_path / "short.npy"
     np.save(path, np.full(3, 2.5e-3))
-    status, err = _run_script(capsys, "--true-spacing", str(path), "--frames", "10")
+    status, err = _run_script(capsys, "--true-spacing", str(path), "--frames", "2000")
     assert status == 2
     assert "--true-spacing" in err and "64" in err
 
