@@ -14,9 +14,9 @@ import pytest
 from isacblocks import SystemParams
 from isacblocks.dsp import draw_spacing
 from isacblocks.dsp.mbml import mbml_peak_factored, mbml_peak_projected, range_factors, window_indices
-from isacblocks.sim.montecarlo import ProjectedBasis, draw_projected_frames
 from isacblocks.errors import ShapeError
 from isacblocks.learning.noise import torch_noise
+from isacblocks.sim.montecarlo import ProjectedBasis, draw_projected_frames
 
 P = SystemParams()
 

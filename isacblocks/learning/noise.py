@@ -24,7 +24,7 @@ NOISE_STREAMS = 4
 
 def torch_noise(seed: int, out: np.ndarray, noise_power: float) -> None:
     """Fill the complex64 array `out` with CN(0, noise_power) samples drawn from `seed`
-    (the `noise_source` of `isacblocks.dsp.montecarlo.draw_projected_frames`)."""
+    (the `noise_source` of `isacblocks.sim.montecarlo.draw_projected_frames`)."""
     flat = torch.from_numpy(out.reshape(-1).view(np.float32))  # shares `out`'s memory
     std = math.sqrt(noise_power / 2)
     bounds = np.linspace(0, flat.numel() // 2, NOISE_STREAMS + 1).astype(np.int64) * 2  # whole complex samples
