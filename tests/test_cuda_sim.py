@@ -82,6 +82,11 @@ CHILD = textwrap.dedent("""
         blocks.append(np.asarray(est.estimate(Y[:3], sectors)).tolist())
         MAPRTDetector(p, d, sector=(-0.6, 0.4), n_theta=10, n_range=6, device=device)
     out["block"] = blocks
+    from isacblocks.sim.evaluation import mbml_statistics
+    d_true = p.nominal_spacing + 0.03 * p.wavelength * rng.standard_normal(8)
+    stats = [mbml_statistics(p, d_true, d, 6, np.random.default_rng(5), True, sector=(-0.6, 0.4), device=device)
+             for device in ("cpu", "cuda")]
+    out["evaluation"] = [[s[k].tolist() for k in ("statistic", "theta_hat", "range_hat")] for s in stats]
     json.dump(out, sys.stdout)
 """)
 
@@ -127,7 +132,7 @@ def test_projected_frames_match_cpu(simulated):
     check_peak(simulated["projected"], 1, 2)
 
 
-@pytest.mark.parametrize("name", ["mbml", "mbml_projected", "mbml_peak", "maprt", "block"])
+@pytest.mark.parametrize("name", ["mbml", "mbml_projected", "mbml_peak", "maprt", "block", "evaluation"])
 def test_device_cuda_matches_cpu_in_estimators_and_blocks(simulated, name):
     cpu, gpu = (np.array(v, dtype=np.float64) for v in simulated[name])
     np.testing.assert_allclose(gpu, cpu, rtol=1e-5, atol=1e-9)

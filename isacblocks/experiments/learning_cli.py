@@ -21,7 +21,15 @@ from .common import (
     true_array,
     write_json,
 )
-from .options import add_assume_option, count_value, output_dir, output_file, positive_real, ratio_value
+from .options import (
+    add_assume_option,
+    add_device_option,
+    count_value,
+    output_dir,
+    output_file,
+    positive_real,
+    ratio_value,
+)
 from .scales import SCALES
 
 FIGURES = ("3", "4", "5")
@@ -145,6 +153,7 @@ def evaluate_main(args) -> int:
     spacing = assumed_spacing(args.assume, params, ula)
     with executor_from_args(args) as executor:
         report = evaluate_spacing(params, ula.spacing, spacing, args.frames, seed=args.seed, executor=executor,
+                                  device=args.device,
                                   progress=ProgressLine("evaluate"))
     errors = spacing_errors(spacing, ula.spacing)
     print(f"MB-ML receiver assuming {args.assume}: Pmd {report.pmd:.4f} [{report.pmd_ci[0]:.4f}, "
@@ -169,6 +178,7 @@ def register(sub) -> None:
                      help="output folder, replaced as a whole when the run ends")
     add_study_options(rep)
     add_executor_options(rep)
+    add_device_option(rep, "training (torch's parts) and every receiver's map kernel")
     rep.set_defaults(func=reproduce_main)
 
     rp = sub.add_parser("report", help="tables, claims and figures from a saved results.json (no rerun)",
@@ -199,8 +209,7 @@ def register(sub) -> None:
                     help="iterations between checkpoints")
     tr.add_argument("--resume", action="store_true",
                     help="resume from --checkpoint (written by a run with the same configuration)")
-    tr.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                    help="where the torch parts and the map kernel run (cuda: a CUDA build of torch and numba-cuda)")
+    add_device_option(tr, "training (torch's parts and the map kernel)")
     tr.add_argument("--out", required=True, type=output_file, help="where to write the learned spacing (.npy or text)")
     add_study_options(tr)
     tr.set_defaults(func=train_main)
@@ -210,4 +219,5 @@ def register(sub) -> None:
     ev.add_argument("--frames", type=count_value, default=10000, help="frames per hypothesis")
     add_study_options(ev)
     add_executor_options(ev)
+    add_device_option(ev, "the receiver's map kernel")
     ev.set_defaults(func=evaluate_main)

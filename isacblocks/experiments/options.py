@@ -10,7 +10,9 @@ The vocabulary:
 - ``--true-spacing FILE``: the spacing of the true, impaired array (default: drawn from ``--seed``);
 - ``--assume known|nominal|FILE``: the spacing the transceiver assumes: the true one, lambda/2,
   or one read from a file;
-- ``--json PATH``: a JSON record of every number (strict JSON), checked writable up front.
+- ``--json PATH``: a JSON record of every number (strict JSON), checked writable up front;
+- ``--device cpu|cuda``: where the map kernel (and training's torch parts) run; "cuda" is
+  checked for a usable device when the option is read.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import argparse
 import os
 import tempfile
 from pathlib import Path
+
+from ..errors import IsacError
 
 ASSUME_CHOICES = ("known", "nominal")
 
@@ -153,6 +157,24 @@ def add_assume_option(parser: argparse.ArgumentParser, default: str | None = "kn
                         required=required,
                         help="the spacing the transceiver assumes: the true one (known), lambda/2 (nominal), "
                              "or one read from FILE (.npy or text, metres)")
+
+
+def device_value(text: str) -> str:
+    """``--device cpu|cuda``; "cuda" is refused here, before any work, where no CUDA device is usable."""
+    from ..dsp.angle_delay_cuda import DEVICES, check_device
+
+    if text not in DEVICES:
+        _fail(text, f"expected one of {', '.join(DEVICES)}")
+    try:
+        return check_device(text, "--device", "value")
+    except IsacError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace("--device.value = 'cuda': ", "cuda: ")) from None
+
+
+def add_device_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--device cpu|cuda``: where `what` runs (cuda: numba-cuda and, for training, a CUDA build of torch)."""
+    parser.add_argument("--device", type=device_value, default="cpu", metavar="{cpu,cuda}",
+                        help=f"where {what} runs (cuda needs the 'cuda' extra and a GPU)")
 
 
 def add_json_option(parser: argparse.ArgumentParser) -> None:

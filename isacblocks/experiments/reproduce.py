@@ -52,7 +52,8 @@ def staged_folder(out):
 
 
 def _reproduce(params, ula, figs, sc, final_out: Path, out: Path, seed, args, log, executor, progress) -> Reproduction:
-    study = Study(params, ula.spacing, sc, seed=seed, log=log, executor=executor, progress=progress)
+    study = Study(params, ula.spacing, sc, seed=seed, log=log, executor=executor, progress=progress,
+                  device=getattr(args, "device", "cpu"))
     start = time.perf_counter()
     log(f"isac reproduce: scale {sc.name} ({sc.iterations} iterations, batch {sc.batch_size}), "
         f"figures {', '.join(figs)}")

@@ -73,7 +73,8 @@ def training_run(label: str, params, true_spacing, config: TrainConfig, final_ev
         if stop in keep_states_at:
             states[stop] = trainer.state_dict()
     result = trainer.run()
-    report = evaluate_spacing(params, true_spacing, result.spacing, final_eval_frames, seed=eval_seed)
+    report = evaluate_spacing(params, true_spacing, result.spacing, final_eval_frames, seed=eval_seed,
+                              device=config.device)
     run = Run(label=label, schedule=config.schedule, labeled_ratio=config.sl_iterations / max(config.iterations, 1),
               curriculum=config.curriculum, iterations=config.iterations, batch_size=config.batch_size,
               lr_m=config.lr, curve=tuple(curve_point(r, config.eval_frames) for r in result.evaluations),
@@ -88,8 +89,9 @@ class Study:
     executor that runs its learning curves and evaluations (default: this process)."""
 
     def __init__(self, params, true_spacing, scale: Scale, seed: int = 0, log=print,
-                 executor: Executor | None = None, progress: bool = False):
+                 executor: Executor | None = None, progress: bool = False, device: str = "cpu"):
         self.params = params
+        self.device = device  # where the map kernel (and training's torch parts) run: "cpu" or "cuda"
         self.true_spacing = np.asarray(true_spacing)
         self.scale = scale
         self.seed = seed
@@ -109,7 +111,8 @@ class Study:
     def evaluate_many(self, spacings: dict, frames: int | None = None) -> dict[str, Evaluation]:
         """Pmd, RMSE and spacing errors of each assumed spacing, all evaluations in one executor map."""
         frames = frames or self.scale.final_eval_frames
-        evaluations = {label: spacing_evaluation(self.params, self.true_spacing, spacing, frames, seed=self.eval_seed)
+        evaluations = {label: spacing_evaluation(self.params, self.true_spacing, spacing, frames, seed=self.eval_seed,
+                                                 device=self.device)
                        for label, spacing in spacings.items()}
         reports = run_evaluations(evaluations, self.executor, self._progress("evaluations"))
         return {label: evaluation_of(reports[label], spacing, self.true_spacing) for label, spacing in spacings.items()}
@@ -137,7 +140,7 @@ class Study:
                            curriculum=curriculum,
                            eval_at=eval_at if eval_at is not None else tuple(range(0, n + 1, step)),
                            eval_frames=eval_frames or sc.eval_frames, eval_seed=self.eval_seed, seed=self.seed,
-                           progress=False)
+                           progress=False, device=self.device)
 
     def train(self, name: str, schedule: str, labeled_ratio=None, curriculum: bool = False,
               keep_states_at: tuple[int, ...] = (), resume_from: tuple[str, int] | None = None) -> Run:
@@ -264,7 +267,8 @@ class Study:
                  "ssl_from_limited": ("SSL (from limited SL)", np.asarray(ssl.spacing_m))}
         grid = isac_tradeoff_grid(self.scale.isac_grid)
         evaluations = {role: isac_evaluation(self.params, self.true_spacing, spacing, grid, self.scale.isac_frames,
-                                             seed=self.eval_seed, h0_frames=self.scale.final_eval_frames)
+                                             seed=self.eval_seed, h0_frames=self.scale.final_eval_frames,
+                                             device=self.device)
                        for role, (_, spacing) in roles.items()}
         start = time.perf_counter()
         sweeps = run_evaluations(evaluations, self.executor, self._progress("ISAC sweep"))

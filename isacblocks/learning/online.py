@@ -66,13 +66,13 @@ class ReplayBuffer:
 class OnlineSpacingTrainer(SinkBlock):
     """Learns ``d`` from the frames it sees; publishes each update on message port ``spacing``.
 
-    Parameters: `batch_size` received frames per round of learning, `steps_per_batch` Adam
-    steps per round, each on `step_frames` frames drawn from the replay buffer (only frames
-    inside the angle gate, and only once `min_step_frames` of them are stored); `replay` frames
-    kept; `lr` (Adam step in metres); the gate ``|theta| <= g`` with ``g`` from `gate_start_deg` to `gate_end_deg` over `gate_frames`
-    received frames (``gate_frames=0``: ``g = gate_end_deg`` from the start); `threshold`
-    for the unlabelled frames (default: the ``params.pfa`` threshold of target-free frames,
-    estimated at start-up from 4 000 simulated noise frames).
+    Parameters: `batch_size` received frames per round of learning, `steps_per_batch` Adam steps per
+    round, each on `step_frames` frames drawn from the replay buffer (only frames inside the angle
+    gate, and only once `min_step_frames` of them are stored); `replay` frames kept; `lr` (Adam step
+    in metres); the gate ``|theta| <= g`` with ``g`` from `gate_start_deg` to `gate_end_deg` over
+    `gate_frames` received frames (``gate_frames=0``: ``g = gate_end_deg`` from the start);
+    `threshold` for the unlabelled frames (default: the ``params.pfa`` threshold of target-free
+    frames, estimated at start-up from 4 000 simulated noise frames).
     """
 
     def __init__(self, params, init_spacing=None, batch_size: int = 128, lr: float = 6.25e-6,

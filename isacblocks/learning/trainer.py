@@ -265,7 +265,7 @@ class Trainer:
     def evaluate(self) -> dict:
         spacing = self.model.spacing_numpy()
         report = evaluate_spacing(self.params, self.true_spacing, spacing, self.config.eval_frames,
-                                  seed=self.config.eval_seed)
+                                  seed=self.config.eval_seed, device=self.config.device)
         record = {"iteration": self.iteration, "pmd": report.pmd, "pmd_ci": report.pmd_ci,
                   "rmse_position": report.rmse_position, "labeled_frames": self._labeled_frames,
                   **spacing_errors(spacing, self.true_spacing)}

@@ -39,10 +39,12 @@ H0, H1, COMM = 0, 1, 2  # seed keys
 
 
 def mbml_statistics(params: SystemParams, true_spacing, spacing, n_frames: int, rng: np.random.Generator, present: bool,
-                    sector=None, chunk: int = EVAL_CHUNK, basis: ProjectedBasis | None = None, precoder=None):
+                    sector=None, chunk: int = EVAL_CHUNK, basis: ProjectedBasis | None = None, precoder=None,
+                    device: str = "cpu"):
     """MB-ML outputs on `n_frames` frames of one hypothesis: dict of statistic, theta_hat,
     range_hat, theta, range, each (n_frames,).  The precoder defaults to the LS sector
-    precoder for the assumed `spacing` (eq. 5-6)."""
+    precoder for the assumed `spacing` (eq. 5-6); `device` runs the receiver's map kernel on
+    "cpu" or "cuda" (`dsp.mbml.mbml_estimate`)."""
     sector = params.test_sector if sector is None else sector
     basis = basis or ProjectedBasis.for_params(params)
     if precoder is None:
@@ -54,7 +56,7 @@ def mbml_statistics(params: SystemParams, true_spacing, spacing, n_frames: int, 
                                        present=np.full(n, present))
         gain = array_gain(ula_steering(frames.theta, true_spacing, params.wavelength).T, precoder)
         stat, theta_hat, range_hat = mbml_estimate_projected(frames.combine(gain), *sector, params.range_min_m,
-                                                             params.range_max_m, spacing, params)
+                                                             params.range_max_m, spacing, params, device=device)
         parts.append((stat, theta_hat, range_hat, frames.theta, frames.ranges))
     return concatenate_statistics([dict(zip(STATISTIC_KEYS, p)) for p in parts])
 
@@ -64,18 +66,18 @@ def concatenate_statistics(parts: list[dict]) -> dict:
 
 
 def statistics_chunk(params: SystemParams, true_spacing, spacing, n_frames: int, seed, present: bool, sector=None,
-                     precoder=None) -> dict:
+                     precoder=None, device: str = "cpu") -> dict:
     """One task: `mbml_statistics` on `n_frames` frames drawn from `seed`."""
     return mbml_statistics(params, true_spacing, spacing, n_frames, np.random.default_rng(seed), present, sector,
-                           chunk=n_frames, precoder=precoder)
+                           chunk=n_frames, precoder=precoder, device=device)
 
 
 def statistics_tasks(name: str, params: SystemParams, true_spacing, spacing, n_frames: int, seed, hypothesis: int,
-                     sector=None, precoder=None) -> list[Task]:
+                     sector=None, precoder=None, device: str = "cpu") -> list[Task]:
     """`n_frames` frames of one hypothesis as tasks of `EVAL_CHUNK` frames; chunk ``i`` draws from
     ``task_seed(seed, hypothesis, i)``."""
     common = {"params": params, "true_spacing": np.asarray(true_spacing), "spacing": np.asarray(spacing),
-              "present": hypothesis == H1, "sector": sector, "precoder": precoder}
+              "present": hypothesis == H1, "sector": sector, "precoder": precoder, "device": device}
     return [Task(f"{name} h{hypothesis} frames {start}-{start + n - 1}", statistics_chunk,
                  {**common, "n_frames": n, "seed": task_seed(seed, hypothesis, index)})
             for index, (start, n) in enumerate(_chunks(n_frames))]
@@ -104,11 +106,13 @@ def run_evaluations(evaluations: dict[str, Evaluation], executor: Executor | Non
 
 
 def spacing_evaluation(params: SystemParams, true_spacing, spacing, frames_per_hypothesis: int, seed=0, sector=None,
-                       pfa: float | None = None) -> Evaluation:
+                       pfa: float | None = None, device: str = "cpu") -> Evaluation:
     """`evaluate_spacing` as tasks."""
     n0 = len(_chunks(frames_per_hypothesis))
-    tasks = [*statistics_tasks("", params, true_spacing, spacing, frames_per_hypothesis, seed, H0, sector),
-             *statistics_tasks("", params, true_spacing, spacing, frames_per_hypothesis, seed, H1, sector)]
+    tasks = [*statistics_tasks("", params, true_spacing, spacing, frames_per_hypothesis, seed, H0, sector,
+                               device=device),
+             *statistics_tasks("", params, true_spacing, spacing, frames_per_hypothesis, seed, H1, sector,
+                               device=device)]
 
     def reduce(results):
         h0, h1 = concatenate_statistics(results[:n0]), concatenate_statistics(results[n0:])
@@ -119,16 +123,17 @@ def spacing_evaluation(params: SystemParams, true_spacing, spacing, frames_per_h
 
 
 def evaluate_spacing(params: SystemParams, true_spacing, spacing, frames_per_hypothesis: int, seed=0, sector=None,
-                     pfa: float | None = None, executor: Executor | None = None, progress=None) -> DetectionReport:
+                     pfa: float | None = None, executor: Executor | None = None, progress=None,
+                     device: str = "cpu") -> DetectionReport:
     """Pmd at `pfa` (default ``params.pfa``) and position RMSE of the MB-ML receiver assuming
     `spacing`, on the test sector (or `sector`), with fresh H0 and H1 frames from `seed`;
-    ``progress(done, total, key)`` as the executor's tasks finish."""
-    evaluation = spacing_evaluation(params, true_spacing, spacing, frames_per_hypothesis, seed, sector, pfa)
+    ``progress(done, total, key)`` as the executor's tasks finish; the receiver on `device`."""
+    evaluation = spacing_evaluation(params, true_spacing, spacing, frames_per_hypothesis, seed, sector, pfa, device)
     return run_evaluations({"evaluation": evaluation}, executor, progress)["evaluation"]
 
 
 def isac_evaluation(params: SystemParams, true_spacing, spacing, grid, frames_per_point: int, seed=0,
-                    h0_frames: int = 10000) -> Evaluation:
+                    h0_frames: int = 10000, device: str = "cpu") -> Evaluation:
     """Sensing and communication at each ``(eta, phi)`` of `grid` with the ISAC precoder (eq. 4)
     built from LS sector precoders for the assumed `spacing` (test sector and UE sector).
 
@@ -142,11 +147,11 @@ def isac_evaluation(params: SystemParams, true_spacing, spacing, grid, frames_pe
     f_sensing = beampattern_precoder(*params.test_sector, spacing, params)
     f_comm = beampattern_precoder(*params.ue_sector, spacing, params)
     precoders = [isac_precoder(f_sensing, f_comm, eta, phi) for eta, phi in grid]
-    tasks = statistics_tasks("", params, true_spacing, spacing, h0_frames, seed, H0)
+    tasks = statistics_tasks("", params, true_spacing, spacing, h0_frames, seed, H0, device=device)
     n0, per_point = len(tasks), len(_chunks(frames_per_point))
     for (eta, phi), precoder in zip(grid, precoders):
         tasks += statistics_tasks(f"eta {eta:.3f} phi {phi:.3f}", params, true_spacing, spacing, frames_per_point,
-                                  seed, H1, precoder=precoder)
+                                  seed, H1, precoder=precoder, device=device)
 
     def reduce(results):
         h0 = concatenate_statistics(results[:n0])
