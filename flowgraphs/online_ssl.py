@@ -151,11 +151,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--frames", type=count_value, default=20000, help="frames streamed")
     parser.add_argument("--labelled", type=integer_at_least(0), default=0, help="frames that keep their label tags")
     parser.add_argument("--batch", type=count_value, default=128, help="received frames per round of learning")
-    parser.add_argument("--steps", type=count_value, default=4, help="Adam steps per round")
+    parser.add_argument("--steps", type=count_value, default=8, help="Adam steps per round")
     parser.add_argument("--step-frames", type=count_value, default=256, help="replayed frames per Adam step")
     parser.add_argument("--replay", type=count_value, default=4096, help="frames kept for replay")
     parser.add_argument("--lr", type=positive_real, default=6.25e-6, help="Adam step in metres")
-    parser.add_argument("--gate-start", type=real_in(0.0, 90.0), default=10.0, help="angle gate at start (degrees)")
+    parser.add_argument("--gate-start", type=real_in(0.0, 90.0), default=15.0, help="angle gate at start (degrees)")
     parser.add_argument("--gate-end", type=real_in(0.0, 90.0), default=70.0, help="angle gate at the end (degrees)")
     parser.add_argument("--gate-frames", type=integer_at_least(0), default=None,
                         help="frames over which the gate widens (default: 3/4 of --frames)")

@@ -76,8 +76,8 @@ class OnlineSpacingTrainer(SinkBlock):
     """
 
     def __init__(self, params, init_spacing=None, batch_size: int = 128, lr: float = 6.25e-6,
-                 steps_per_batch: int = 4, step_frames: int = 256, min_step_frames: int = 128, replay: int = 4096,
-                 gate_start_deg: float = 10.0, gate_end_deg: float = 70.0, gate_frames: int = 15000,
+                 steps_per_batch: int = 8, step_frames: int = 256, min_step_frames: int = 128, replay: int = 4096,
+                 gate_start_deg: float = 15.0, gate_end_deg: float = 70.0, gate_frames: int = 15000,
                  threshold: float | None = None, seed=0, name=None):
         k, s = params.n_antennas, params.n_subcarriers
         super().__init__(in_sig=[("Y_tilde", np.complex64, (k, s))], name=name)
