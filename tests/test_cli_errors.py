@@ -76,7 +76,14 @@ TRAIN = ["train", "--iterations", "2", "--batch-size", "4", "--config", "small.t
 EVAL = ["evaluate", "--config", "small.toml", "--frames", "200", "--workers", "0"]
 
 #: (command line, what the error must say).  Every case ends with exit 2 and a clear message.
+def _cuda_available() -> bool:
+    from numba import cuda
+
+    return cuda.is_available()
+
+
 BAD_INPUTS = [
+    (["reproduce", "--device", "gpu"], "argument --device: 'gpu': expected one of cpu, cuda"),
     (["draw-spacing", "--seed", "-1", "--out", "d.npy"], "argument --seed: '-1': must be an integer >= 0"),
     (["draw-spacing", "--seed", "x", "--out", "d.npy"], "argument --seed: 'x': must be an integer >= 0"),
     (["draw-spacing", "--out", "no/such/dir/d.npy"], "folder 'no/such/dir' does not exist"),
@@ -151,6 +158,13 @@ def _run(args, capsys):
     except SystemExit as exc:  # argparse's own exit after its message
         code = exc.code
     return code, capsys.readouterr().err
+
+
+if not _cuda_available():  # where a GPU is there, --device cuda is no mistake
+    BAD_INPUTS += [
+        (["evaluate", "--assume", "known", "--device", "cuda"], "argument --device: cuda: no CUDA device"),
+        (["train", "--device", "cuda", "--out", "d.npy"], "argument --device: cuda: no CUDA device"),
+    ]
 
 
 @pytest.mark.parametrize("args, message", BAD_INPUTS, ids=[" ".join(a)[:60] for a, _ in BAD_INPUTS])
