@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from isacblocks.experiments.options import add_json_option, add_run_options, output_dir
+from isacblocks.experiments.options import add_device_option, add_json_option, add_run_options, output_dir
 from isacblocks.experiments.runner import run_command
 
-SECTION_NAMES = "roofline, receivers, training, chain, work_overhead, zmq, memory"
+SECTION_NAMES = "roofline, receivers, training, chain, work_overhead, zmq, gnuradio, memory; gpu with --device cuda"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,13 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stream-seconds", type=float, default=None, metavar="S",
                         help="how long the memory section streams the receiver flowgraph (default 60; "
                              "the 10-minute check: --only memory --stream-seconds 600)")
+    add_device_option(parser, "the gpu section (the CUDA kernel against the CPU one; cuda adds it to the run)")
 
 
 def bench_main(args) -> int:
     from . import suite  # the sections import torch and the dense references: only when the command runs
 
     _, code = suite.run(quick=args.quick, out=args.out, seed=args.seed, config_file=args.config, only=args.only,
-                        json_path=args.json, stream_seconds=args.stream_seconds)
+                        json_path=args.json, stream_seconds=args.stream_seconds, device=args.device)
     return code
 
 

@@ -22,10 +22,12 @@ from isacblocks import SystemParams
 from isacblocks.errors import ConfigError
 from isacblocks.experiments.common import table, true_array, write_json
 
-from . import chain, gnuradio_bench, memory, receivers, roofline, training, zmq_bench
+from . import chain, gnuradio_bench, gpu, memory, receivers, roofline, training, zmq_bench
 from .timing import fmt_rate, load_average, machine_description
 
 SECTIONS = ("roofline", "receivers", "training", "chain", "work_overhead", "zmq", "gnuradio", "memory")
+#: Run only with ``--device cuda`` (or named in ``--only``): the CUDA kernel against the CPU kernel.
+DEVICE_SECTIONS = ("gpu",)
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,8 @@ def run_sections(config: BenchConfig, params, seed: int, sections, config_file: 
         "training": memory.training_peak(config.memory_batch, list(config.dense_memory_batches), seed, config_file),
         "streaming": memory.streaming_rss(config.stream_seconds, config.stream_warmup_calls, config.stream_interval_s,
                                           seed, config=config_file)})
+    frames = 64 if config.mode == "quick" else 4096
+    section("gpu", lambda: gpu.run(frames, config.receiver_reps, min(frames, 2048), seed))
     return results
 
 
@@ -306,6 +310,8 @@ def markdown(record: dict) -> str:
         lines += _gnuradio_md(res["gnuradio"])
     if "memory" in res:
         lines += _memory_md(res["memory"])
+    if "gpu" in res:
+        lines += _gpu_md(res["gpu"])
     lines += ["## Goals", "",
               table(["goal", "target", "measured", "met", "note"],
                     [[g["goal"], g["target"], g["measured"], _yes(g["met"]), g["note"]] for g in record["goals"]]), ""]
@@ -477,6 +483,19 @@ def _gnuradio_md(sec: dict) -> list[str]:
             + _load(sec), "", table(["direction", "GB/s median [min-max]", "frames/s"], rows), ""]
 
 
+def _gpu_md(sec: dict) -> list[str]:
+    if (err := _error_md("CUDA kernel", sec)) is not None:
+        return err
+    rows = [[name, _f(rate, 0)] for name, rate in sec["frames_per_s"].items()]
+    checks = [[name, str(sec[name].get("argmax_differ", sec[name].get("estimates_equal"))),
+               _f(sec[name]["statistic_max_rel_err"], 8)] for name in ("check_mbml", "check_mbml_projected",
+                                                                        "check_maprt")]
+    return [f"## CUDA kernel on {sec['device']}, {sec['frames']} frames (CPU rows: {sec['cpu_frames']}) " + _load(sec),
+            "", table(["receiver", "frames/s"], rows), "",
+            table(["cross-check vs CPU", "arg-max differ (MAPRT: estimates equal)", "statistic max rel err"], checks),
+            ""]
+
+
 def _memory_md(sec: dict) -> list[str]:
     if (err := _error_md("Memory", sec)) is not None:
         return err
@@ -505,7 +524,7 @@ def _memory_md(sec: dict) -> list[str]:
 # -------------------------------------------------------------------------------------- main
 def run(quick: bool = False, out: str = "out/bench", seed: int = 0, config_file: str | None = None,
         only: str | None = None, json_path: str | None = None, command: str | None = None,
-        stream_seconds: float | None = None) -> tuple[dict, int]:
+        stream_seconds: float | None = None, device: str = "cpu") -> tuple[dict, int]:
     """Run the suite; returns the record and the exit code (1 if a section failed or a cross-check
     disagreed).  `stream_seconds` overrides how long the memory section streams (600 for the
     10-minute check)."""
@@ -514,10 +533,11 @@ def run(quick: bool = False, out: str = "out/bench", seed: int = 0, config_file:
         if not stream_seconds > 0:
             raise ConfigError(f"--stream-seconds {stream_seconds!r}: must be > 0")
         config = replace(config, stream_seconds=float(stream_seconds))
-    sections = SECTIONS if not only else tuple(s.strip() for s in only.split(","))
-    unknown = [s for s in sections if s not in SECTIONS]
+    default = SECTIONS + (DEVICE_SECTIONS if device == "cuda" else ())
+    sections = default if not only else tuple(s.strip() for s in only.split(","))
+    unknown = [s for s in sections if s not in SECTIONS + DEVICE_SECTIONS]
     if unknown:
-        raise ConfigError(f"--only: unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
+        raise ConfigError(f"--only: unknown section(s) {unknown}; choose from {', '.join(SECTIONS + DEVICE_SECTIONS)}")
     params = SystemParams.from_toml(config_file) if config_file else SystemParams()
     started = time.strftime("%Y-%m-%d %H:%M:%S %z")
     load_start, start = load_average(), time.perf_counter()

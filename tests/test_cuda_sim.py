@@ -179,3 +179,24 @@ def test_training_on_cuda_without_a_device_is_a_config_error():
         Trainer(params, params.nominal_spacing, TrainConfig(iterations=1, batch_size=4, device="cuda"))
     with pytest.raises(ConfigError, match="TrainConfig.device"):
         TrainConfig(device="gpu")
+
+
+@pytest.mark.slow  # about a minute on the simulator; the kernel itself is checked above in the default suite
+def test_gpu_bench_section_runs_on_the_simulator_and_reports_agreement():
+    """`isac bench --device cuda`'s gpu section (`benchmarks.gpu.run`, tiny system) and its Markdown."""
+    code = textwrap.dedent("""
+        import json
+        from benchmarks import gpu, suite
+        record = gpu.run(8, 1, 8, 0, small=True)
+        record.update(wall_s=1.0, load_average={"start": [0.0, 0.0, 0.0], "end": [0.0, 0.0, 0.0]})  # as a section
+        print(json.dumps({"md": "\\\\n".join(suite._gpu_md(record)), "mbml": record["check_mbml"],
+                          "projected": record["check_mbml_projected"]}))
+    """)
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", PYTHONPATH=str(ROOT) + os.pathsep
+               + os.environ.get("PYTHONPATH", ""))
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    for check in ("mbml", "projected"):
+        assert out[check]["argmax_differ"] == 0 and out[check]["statistic_ok"], out[check]
+    assert "## CUDA kernel on" in out["md"] and "mbml_gpu_device_frames" in out["md"]
