@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stream-seconds", type=float, default=None, metavar="S",
                         help="how long the memory section streams the receiver flowgraph (default 60; "
                              "the 10-minute check: --only memory --stream-seconds 600)")
+    parser.add_argument("--readme", default=None, metavar="FILE",
+                        help="also replace the benchmark section of this README (between its bench markers)")
     add_device_option(parser, "the gpu section (the CUDA kernel against the CPU one; cuda adds it to the run)")
 
 
@@ -38,7 +40,8 @@ def bench_main(args) -> int:
     from . import suite  # the sections import torch and the dense references: only when the command runs
 
     _, code = suite.run(quick=args.quick, out=args.out, seed=args.seed, config_file=args.config, only=args.only,
-                        json_path=args.json, stream_seconds=args.stream_seconds, device=args.device)
+                        json_path=args.json, stream_seconds=args.stream_seconds, device=args.device,
+                        readme=args.readme)
     return code
 
 

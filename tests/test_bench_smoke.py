@@ -14,6 +14,7 @@ import os
 import pytest
 
 from benchmarks import cli as bench_cli
+from benchmarks import suite
 from isacblocks.errors import ConfigError
 
 
@@ -24,7 +25,10 @@ def _parse(*argv):
 
 
 def test_quick_bench_writes_every_section_and_the_cross_checks_agree(tmp_path):
-    args = _parse("--quick", "--out", str(tmp_path / "bench"), "--json", str(tmp_path / "copy.json"))
+    readme = tmp_path / "README.md"
+    readme.write_text("# title\n\n<!-- bench:begin -->\nold numbers\n<!-- bench:end -->\n\nafter\n")
+    args = _parse("--quick", "--out", str(tmp_path / "bench"), "--json", str(tmp_path / "copy.json"),
+                  "--readme", str(readme))
     code = args.func(args)
     record = json.loads((tmp_path / "bench" / "bench.json").read_text())
     assert json.loads((tmp_path / "copy.json").read_text())["meta"] == record["meta"]
@@ -101,6 +105,10 @@ def test_quick_bench_writes_every_section_and_the_cross_checks_agree(tmp_path):
         assert any(fragment in g for g in goals), fragment
     text = (tmp_path / "bench" / "bench.md").read_text()
     assert text.startswith("# isac bench (quick)") and "## Goals" in text and "load average" in text
+    # the README section: this run's goals table between the markers, the rest of the file kept
+    section = readme.read_text()
+    assert "old numbers" not in section and section.startswith("# title\n") and section.endswith("\n\nafter\n")
+    assert suite.goals_table(record) in section and meta["command"] in section
 
 
 def test_unknown_section_is_a_config_error(tmp_path):

@@ -95,19 +95,25 @@ def results_markdown(result: Reproduction) -> str:
     return "\n".join(parts)
 
 
-def replace_section(text: str, section: str, where: str = "README") -> str:
-    """`text` with the part between the `BEGIN` and `END` markers replaced by `section`."""
-    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
-        raise ConfigError(f"{where}: expected one {BEGIN} line followed by one {END} line")
-    before, rest = text.split(BEGIN)
-    _, after = rest.split(END)
-    return f"{before}{BEGIN}\n{section}\n{END}{after}"
+def replace_section(text: str, section: str, where: str = "README", begin: str = BEGIN, end: str = END) -> str:
+    """`text` with the part between the `begin` and `end` markers replaced by `section`."""
+    if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
+        raise ConfigError(f"{where}: expected one {begin} line followed by one {end} line")
+    before, rest = text.split(begin)
+    _, after = rest.split(end)
+    return f"{before}{begin}\n{section}\n{end}{after}"
 
 
-def update_readme(readme, result: Reproduction) -> None:
+def update_section(readme, section: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the part of the file `readme` between `begin` and `end` by `section`."""
     path = Path(readme)
     try:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"--readme {readme}: cannot read it ({exc.strerror})") from None
-    path.write_text(replace_section(text, results_markdown(result), str(readme)))
+    path.write_text(replace_section(text, section, str(readme), begin, end))
+
+
+def update_readme(readme, result: Reproduction) -> None:
+    """The README's results section from `result`."""
+    update_section(readme, results_markdown(result))
