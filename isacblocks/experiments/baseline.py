@@ -32,6 +32,7 @@ from ..core import Flowgraph, NullSink
 from ..dsp.detection import threshold_at_pfa
 from ..dsp.spacing import spacing_errors
 from ..executor import Executor, SerialExecutor, Task, task_seed
+from ..params import SystemParams
 from ..seeding import seed_sequence
 
 BLOCK_SEEDS = ("scenario", "symbols", "target", "ue")
@@ -102,6 +103,30 @@ def transmitter(fg: Flowgraph, params, ula: ImpairedULA, spacing, n_frames: int 
     return Transmitter((target, 0), (ofdm, 0), (symbols, "messages"), (ue, "y_c"), (ue, "csi"), f_sensing)
 
 
+def receivers(fg: Flowgraph, params: SystemParams, ports, estimator, threshold: float | None,
+              with_comm: bool) -> tuple[DetectionMetricsSink, SERSink | None]:
+    """The receive side of Fig. 2, connected to `ports` (anything with the `Transmitter` port
+    fields ``sensing``, ``symbols``, ``y_c``, ``csi``, ``messages``)::
+
+        sensing, symbols ─► ReciprocalFilter ─► estimator ─► DetectionMetricsSink
+        y_c, csi ─► MLDemapper ─► SERSink ◄─ messages        (with_comm)
+
+    Returns the detection sink and the SER sink (None without comm)."""
+    recip = ReciprocalFilter(params)
+    detection = DetectionMetricsSink(params, threshold=threshold)
+    fg.connect(ports.sensing, (recip, "Y_r"))
+    fg.connect(ports.symbols, (recip, "symbols"))
+    fg.connect(recip, estimator, detection)
+    if not with_comm:
+        return detection, None
+    demapper, ser = MLDemapper(params), SERSink(params)
+    fg.connect(ports.y_c, (demapper, "y_c"))
+    fg.connect(ports.csi, (demapper, "csi"))
+    fg.connect(demapper, (ser, "decided"))
+    fg.connect(ports.messages, (ser, "sent"))
+    return detection, ser
+
+
 def isac_flowgraph(params, ula: ImpairedULA, spacing, n_frames: int, seed=0, eta: float = 1.0, phi: float = 0.0,
                    with_comm: bool = True, sector="test", presence_probability: float = 0.5,
                    alternate: bool = False, estimator=None, threshold: float | None = None,
@@ -118,20 +143,9 @@ def isac_flowgraph(params, ula: ImpairedULA, spacing, n_frames: int, seed=0, eta
     fg = Flowgraph(max_items=max_items, name="isac")
     tx = transmitter(fg, params, ula, spacing, n_frames, seed, eta, phi, with_comm, sector, presence_probability,
                      alternate)
-    recip = ReciprocalFilter(params)
     estimator = estimator if estimator is not None else MAPRTDetector(params, spacing)
-    detection = DetectionMetricsSink(params, threshold=threshold)
-    fg.connect(tx.sensing, (recip, "Y_r"))
-    fg.connect(tx.symbols, (recip, "symbols"))
-    fg.connect(recip, estimator, detection)
-    ser = None
-    if with_comm:
-        demapper, ser = MLDemapper(params), SERSink(params)
-        fg.connect(tx.y_c, (demapper, "y_c"))
-        fg.connect(tx.csi, (demapper, "csi"))
-        fg.connect(demapper, (ser, "decided"))
-        fg.connect(tx.messages, (ser, "sent"))
-    else:
+    detection, ser = receivers(fg, params, tx, estimator, threshold, with_comm)
+    if not with_comm:
         fg.connect(tx.messages, NullSink(np.int32, params.n_subcarriers))
     return ChainBlocks(fg, detection, ser, estimator, tx.beamformer)
 

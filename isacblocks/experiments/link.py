@@ -44,14 +44,12 @@ from ..blocks import (
     ImpairedULA,
     MAPRTDetector,
     MBMLEstimator,
-    MLDemapper,
-    ReciprocalFilter,
     SERSink,
 )
 from ..core import Flowgraph, NullSink, SinkBlock
 from ..errors import BlockError, ConfigError
 from ..zmq import PairedPullSource, PushSink
-from .baseline import transmitter
+from .baseline import Transmitter, receivers, transmitter
 
 #: Every stream of the link, in address order.
 LINK_STREAMS = ("Y_r", "symbols", "messages", "y_c", "csi")
@@ -280,21 +278,11 @@ def rx_flowgraph(params, spacing, address: str, with_comm: bool = True, estimato
               **(expect or {})}
     fg = Flowgraph(max_items=max_items, name="isac-rx")
     monitor = LinkMonitor(params, expect)
-    recip = ReciprocalFilter(params)
     estimator = make_estimator(estimator, params, spacing) if isinstance(estimator, str) else estimator
-    detection = DetectionMetricsSink(params, threshold=threshold)
-    fg.connect(sources["Y_r"], (recip, "Y_r"))
+    ports = Transmitter(sources["Y_r"], sources["symbols"], sources.get("messages"), sources.get("y_c"),
+                        sources.get("csi"), None)  # the streams, as the transmitter's ports
     fg.connect(sources["Y_r"], monitor)
-    fg.connect(sources["symbols"], (recip, "symbols"))
-    fg.connect(recip, estimator, detection)
-    ser = None
-    if with_comm:
-        demapper = MLDemapper(params)
-        ser = SERSink(params)
-        fg.connect(sources["y_c"], (demapper, "y_c"))
-        fg.connect(sources["csi"], (demapper, "csi"))
-        fg.connect(demapper, (ser, "decided"))
-        fg.connect(sources["messages"], (ser, "sent"))
+    detection, ser = receivers(fg, params, ports, estimator, threshold, with_comm)
     return RxLink(fg, source, monitor, estimator, detection, ser)
 
 
