@@ -385,7 +385,7 @@ SHAPE_CASES = [
      "(2, 16, 63)"),
     ("maprt", lambda: maprt(np.ones((2, K, S)), -0.5, 0.0, 0, 200, P.nominal_spacing[:-1], P), "(16,)", "(15,)"),
     ("maprt", lambda: maprt(np.ones((2, K, S)), np.zeros(3), 0.0, 0, 200, P.nominal_spacing, P),
-     "theta_min: expected a scalar or shape (2,)", "(3,)"),
+     "maprt: theta_min must be a scalar or shape (2,)", "(3,)"),
     ("ml_demap", lambda: ml_demap(np.ones((2, S)), np.ones((2, S - 1)), np.ones(4)), "same shape", "(2, 63)"),
     ("ml_demap", lambda: ml_demap(np.ones((2, S)), np.ones((2, S)), np.ones((2, 2))), "vector of >= 2 points",
      "(2, 2)"),

@@ -9,16 +9,8 @@ from ..params import SystemParams
 from .angle_delay import AngleDictionary, RangeDictionary, angle_delay_peak
 from .cache import LRUCache
 from .mbml import peak_function
+from .scenario import per_frame
 from .steering import range_steering, ula_steering
-
-
-def _per_frame(value, n_frames: int, name: str) -> np.ndarray:
-    value = np.asarray(value, dtype=np.float64)
-    if value.ndim == 0:
-        return np.full(n_frames, float(value))
-    if value.shape != (n_frames,):
-        raise ShapeError(f"{name}: expected a scalar or shape ({n_frames},), got {value.shape}")
-    return value
 
 
 def check_frames(Y_tilde, params: SystemParams, name: str) -> np.ndarray:
@@ -69,7 +61,7 @@ def maprt(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params: SystemPa
     n_frames = Y_tilde.shape[0]
     if np.shape(spacing) != (params.n_antennas,):
         raise ShapeError(f"maprt: spacing must have shape ({params.n_antennas},), got {np.shape(spacing)}")
-    bounds = [_per_frame(v, n_frames, name) for v, name in
+    bounds = [per_frame(v, n_frames, "maprt", name) for v, name in
               ((theta_min, "theta_min"), (theta_max, "theta_max"), (r_min, "r_min"), (r_max, "r_max"))]
     check_sectors(*bounds, params, "maprt")
     statistic = np.empty(n_frames)

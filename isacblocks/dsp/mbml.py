@@ -25,6 +25,7 @@ from ..errors import ConfigError, ShapeError
 from ..params import SystemParams
 from .angle_delay import AngleDictionary, RangeDictionary, angle_delay_peak, angle_delay_peak_factored, delay_factors
 from .cache import LRUCache
+from .scenario import per_frame
 from .steering import range_steering, ula_steering
 
 _CACHE_SIZE = 8  # dictionaries kept per spacing vector / range grid
@@ -193,14 +194,8 @@ def _sector_peak(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params: S
 def _sector_bounds(n_frames: int, theta_min, theta_max, r_min, r_max, params, name: str):
     """The sector's map rows and columns per frame, ``((row_lo, row_hi), (col_lo, col_hi))``; an
     empty sector is an error naming the frame."""
-    bounds = {}
-    for key, value in (("theta_min", theta_min), ("theta_max", theta_max), ("r_min", r_min), ("r_max", r_max)):
-        value = np.asarray(value, dtype=np.float64)
-        if value.ndim == 0:
-            value = np.full(n_frames, float(value))
-        if value.shape != (n_frames,):
-            raise ShapeError(f"{name}: {key} must be a scalar or shape ({n_frames},), got {value.shape}")
-        bounds[key] = value
+    bounds = {key: per_frame(value, n_frames, name, key) for key, value in
+              (("theta_min", theta_min), ("theta_max", theta_max), ("r_min", r_min), ("r_max", r_max))}
     rows = sector_rows(bounds["theta_min"], bounds["theta_max"], params)
     cols = sector_cols(bounds["r_min"], bounds["r_max"], params)
     for (lo, hi), what, unit, (a, b) in ((rows, "angle", "rad", ("theta_min", "theta_max")),

@@ -28,11 +28,21 @@ def training_sectors(rng: np.random.Generator, params: SystemParams, n_frames: i
     return theta_min, theta_max
 
 
+def per_frame(value, n_frames: int, owner: str, name: str) -> np.ndarray:
+    """A scalar or per-frame parameter (a sector bound) as a (n_frames,) float64 array; another
+    shape is a `ShapeError` naming `owner` and `name`."""
+    value = np.asarray(value, dtype=np.float64)
+    if value.ndim == 0:
+        return np.full(n_frames, float(value))
+    if value.shape != (n_frames,):
+        raise ShapeError(f"{owner}: {name} must be a scalar or shape ({n_frames},), got {value.shape}")
+    return value
+
+
 def draw_targets(rng: np.random.Generator, theta_min, theta_max, r_min, r_max, n_frames: int):
     """Target angle ``theta ~ U[theta_min, theta_max]`` and range ``R ~ U[r_min, r_max]`` per frame."""
     for name, value in (("theta_min", theta_min), ("theta_max", theta_max), ("r_min", r_min), ("r_max", r_max)):
-        if np.ndim(value) and np.shape(value) != (n_frames,):
-            raise ShapeError(f"draw_targets: {name} must be a scalar or shape ({n_frames},), got {np.shape(value)}")
+        per_frame(value, n_frames, "draw_targets", name)
     theta = rng.uniform(theta_min, theta_max, n_frames)
     ranges = rng.uniform(r_min, r_max, n_frames)
     return theta, ranges
