@@ -17,7 +17,7 @@ from ..dsp.calibration import calibrate_positions
 from ..dsp.precoder import beampattern_precoder
 from ..dsp.scenario import training_sectors
 from ..dsp.spacing import spacing_errors
-from ..dsp.steering import ula_steering
+from ..dsp.steering import array_gain, ula_steering
 from ..errors import IsacError
 from ..executor import Executor, ProgressLine, SerialExecutor, Task
 from ..learning.model import SpacingModel
@@ -238,9 +238,9 @@ class Study:
             rng = np.random.default_rng(np.random.SeedSequence([self.seed, 11, n_frames]))
             theta_min, theta_max = training_sectors(rng, p, n_frames)
             frames = draw_projected_frames(rng, p, self.true_spacing, basis, theta_min, theta_max, n_frames)
-            gain = np.array([ula_steering(t, self.true_spacing, p.wavelength)[:, 0]
-                             @ beampattern_precoder(lo, hi, p.nominal_spacing, p)
-                             for t, lo, hi in zip(frames.theta, theta_min, theta_max)])
+            precoders = np.array([beampattern_precoder(lo, hi, p.nominal_spacing, p)
+                                  for lo, hi in zip(theta_min, theta_max)])  # the lambda/2 precoder per frame
+            gain = array_gain(ula_steering(frames.theta, self.true_spacing, p.wavelength).T, precoders)
             snapshots = projected_snapshots(frames.combine(gain), frames.ranges, basis, p)
             start = time.perf_counter()
             try:
