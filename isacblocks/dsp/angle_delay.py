@@ -224,12 +224,7 @@ def angle_delay_peak(Y_tilde, angle_dict, range_dict, row_lo, row_hi, col_lo=0, 
     # Writeable C-contiguous complex64 seen as float32 pairs: one kernel specialisation for all inputs.
     frames = np.require(Y_tilde, np.complex64, ["C", "W"]).view(np.float32)
 
-    statistic = np.empty(n_frames, dtype=np.float32)
-    i_hat = np.empty(n_frames, dtype=np.int64)
-    j_hat = np.empty(n_frames, dtype=np.int64)
-    shape = (n_frames, 2 * half_angle + 1, 2 * half_range + 1)
-    window = np.empty(shape, dtype=np.float32)
-    valid = np.empty(shape, dtype=np.bool_)
+    statistic, i_hat, j_hat, window, valid = _empty_peak(n_frames, half_angle, half_range)
     _peak_kernel(frames, bool(projected), range_dict.project, angle_dict.re, angle_dict.im, range_dict.synth_re,
                  range_dict.synth_im, rows[0], rows[1], cols[0], cols[1], half_angle, half_range,
                  statistic, i_hat, j_hat, window, valid)
@@ -268,12 +263,7 @@ def angle_delay_peak_factored(noise, steering, scale, delay, angle_dict, range_d
         raise ConfigError(f"angle_delay_peak_factored: window_cols must be >= 0, got {window_cols}")
     as_pairs = [np.require(v, np.complex64, ["C"]).view(np.float32) for v in (noise, steering, delay)]
     scale = np.require(scale, np.complex64, ["C"]).view(np.float32).reshape(n_frames, 2)
-    statistic = np.empty(n_frames, dtype=np.float32)
-    i_hat = np.empty(n_frames, dtype=np.int64)
-    j_hat = np.empty(n_frames, dtype=np.int64)
-    shape = (n_frames, 2 * search.half_angle + 1, 2 * search.half_range + 1)
-    window = np.empty(shape, dtype=np.float32)
-    valid = np.empty(shape, dtype=np.bool_)
+    statistic, i_hat, j_hat, window, valid = _empty_peak(n_frames, search.half_angle, search.half_range)
     n_cols = 2 * window_cols + 1 if window_cols else 0
     noise_cols = np.empty((n_frames, n_ant, n_cols), dtype=np.complex64)
     delay_cols = np.empty((n_frames, n_cols), dtype=np.complex64)
@@ -303,6 +293,14 @@ def angle_delay_map_dense(Y_tilde, spacing, params: SystemParams) -> np.ndarray:
     angle_h = ula_steering(params.angle_grid, spacing, params.wavelength).conj().T.astype(np.complex64)
     range_c = range_steering(params.range_grid, params).conj().astype(np.complex64)
     return np.abs(angle_h @ (Y_tilde @ range_c))
+
+
+def _empty_peak(n_frames: int, half_angle: int, half_range: int) -> AngleDelayPeak:
+    """Uninitialised outputs of a peak search over `n_frames` frames, for a kernel to fill."""
+    shape = (n_frames, 2 * half_angle + 1, 2 * half_range + 1)
+    return AngleDelayPeak(np.empty(n_frames, dtype=np.float32), np.empty(n_frames, dtype=np.int64),
+                          np.empty(n_frames, dtype=np.int64), np.empty(shape, dtype=np.float32),
+                          np.empty(shape, dtype=np.bool_))
 
 
 def _freeze_fields(obj, names) -> None:
