@@ -6,8 +6,8 @@ import numpy as np
 
 from ..core import SyncBlock
 from ..dsp.cache import LRUCache
+from ..dsp.impairments import check_array
 from ..dsp.precoder import beampattern_precoder, isac_precoder
-from ..dsp.spacing import check_spacing
 from ..errors import ConfigError
 from ..params import SystemParams
 from ..validation import check_int, check_real, check_sector
@@ -22,8 +22,9 @@ class SectorBeamformer(SyncBlock):
     input only paces the block (one precoder per frame) and its values are ignored:
     that is the communication precoder ``f_c`` for the UE sector.
 
-    `spacing` is the spacing vector the precoder assumes (the known impairment, lambda/2,
-    or a learned one); a new one arrives on message port ``spacing``.
+    `spacing` is the array the precoder assumes: a spacing vector (the known impairment,
+    lambda/2, or a learned one) or an `ArrayImpairments` with gains and coupling too; a new
+    one arrives on message port ``spacing``.
     """
 
     def __init__(self, params: SystemParams, spacing=None, fixed_sector=None, cache_size: int = 256, name=None):
@@ -38,7 +39,7 @@ class SectorBeamformer(SyncBlock):
         self.message_port_register_in("spacing", self.set_spacing)
 
     def set_spacing(self, spacing) -> None:
-        self.spacing = check_spacing(spacing, self.params.n_antennas, f"{self.name}.spacing")
+        self.spacing = check_array(spacing, self.params.n_antennas, f"{self.name}.spacing")
         self._cache.clear()
 
     def precoder(self, theta_min: float, theta_max: float) -> np.ndarray:

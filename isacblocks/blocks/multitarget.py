@@ -8,9 +8,9 @@ import numpy as np
 from ..core import SinkBlock, SyncBlock
 from ..dsp.channels import frame_noise
 from ..dsp.gospa import MultiTargetReport, check_gospa_parameters, multitarget_report
+from ..dsp.impairments import check_array
 from ..dsp.metrics import position
 from ..dsp.multitarget import COUNT_DISTRIBUTIONS, check_max_targets, draw_scenes, scene_echo, successive_detection
-from ..dsp.spacing import check_spacing
 from ..errors import BlockError, ConfigError
 from ..seeding import seed_sequence
 from ..validation import check_real, check_sector
@@ -131,7 +131,7 @@ class SuccessiveDetector(SyncBlock):
         self.message_port_register_in("spacing", self.set_spacing)
 
     def set_spacing(self, spacing) -> None:
-        self.spacing = check_spacing(spacing, self.params.n_antennas, f"{self.name}.spacing")
+        self.spacing = check_array(spacing, self.params.n_antennas, f"{self.name}.spacing")
 
     def work(self, inputs, outputs):
         Y_tilde, precoders = inputs

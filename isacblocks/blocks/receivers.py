@@ -6,10 +6,10 @@ import numpy as np
 
 from ..core import SyncBlock
 from ..dsp.comm import constellation, ml_demap
+from ..dsp.impairments import check_array
 from ..dsp.maprt import maprt
 from ..dsp.mbml import mbml_estimate
 from ..dsp.receiver import reciprocal_filter
-from ..dsp.spacing import check_spacing
 from ..params import SystemParams
 from ..validation import check_int, check_sector
 from .items import ESTIMATE_ITEM, INVALID_FRAME_KEY, required_tags
@@ -33,8 +33,9 @@ class SensingEstimator(SyncBlock):
     """Base of the sensing receivers: ``Y_tilde`` (K, S) in, ``[statistic, theta_hat, range_hat]`` out.
 
     The prior sector comes from each frame's ``sector`` tag, or from a fixed `sector`
-    ``(theta_min, theta_max)`` (rad) over the system's range interval.  The spacing the
-    receiver assumes can be replaced at run time through message port ``spacing``.
+    ``(theta_min, theta_max)`` (rad) over the system's range interval.  The array the
+    receiver assumes (a spacing vector, or an `ArrayImpairments` with gains and coupling)
+    can be replaced at run time through message port ``spacing``.
     `device`: "cpu" (Numba kernel on the cores) or "cuda" (the CUDA kernel of
     `isacblocks.dsp.angle_delay_cuda`); "cuda" without a usable CUDA device raises
     `ConfigError` here, at construction.
@@ -58,7 +59,7 @@ class SensingEstimator(SyncBlock):
         self.message_port_register_in("spacing", self.set_spacing)
 
     def set_spacing(self, spacing) -> None:
-        self.spacing = check_spacing(spacing, self.params.n_antennas, f"{self.name}.spacing")
+        self.spacing = check_array(spacing, self.params.n_antennas, f"{self.name}.spacing")
 
     def sectors(self, n: int) -> np.ndarray:
         """Per-frame prior sectors of this call, (n, 4)."""

@@ -4,38 +4,63 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dsp.spacing import check_spacing, draw_spacing, load_spacing
-from ..dsp.steering import element_positions, ula_steering
+from ..dsp.impairments import ArrayImpairments, array_steering, check_array, draw_impairments, load_array
+from ..dsp.steering import element_positions
 from ..params import SystemParams
 
 
 class ImpairedULA:
-    """A ULA with spacing vector ``d`` (Sec. II-D, V-A), used by both channels.
+    """A ULA with spacing vector ``d`` (Sec. II-D, V-A) and, optionally, per-element complex
+    gains and mutual coupling (`dsp.impairments`: ``a_pert = C diag(g) a(theta; d)``), used by
+    both channels.
 
     It is hardware, not a stream: the target channel and the UE channel hold the same
     `ImpairedULA`, so transmit and receive steering vectors always agree (monostatic).
+    `array` is what the rest of the library steers with: the spacing vector, or the
+    `ArrayImpairments` when there are gains or coupling.
     """
 
-    def __init__(self, params: SystemParams, spacing=None):
+    def __init__(self, params: SystemParams, spacing=None, gain=None, coupling=None):
         self.params = params
-        self.spacing = check_spacing(params.nominal_spacing if spacing is None else spacing,
-                                     params.n_antennas, "ImpairedULA.spacing", ordered=True)
-        self.spacing.setflags(write=False)
+        spacing = params.nominal_spacing if spacing is None else spacing
+        if isinstance(spacing, ArrayImpairments):
+            if gain is not None or coupling is not None:
+                raise TypeError("ImpairedULA: give gain and coupling inside the ArrayImpairments, not beside it")
+            array = spacing
+        elif gain is None and coupling is None:
+            array = spacing
+        else:
+            array = ArrayImpairments(spacing, gain, coupling)
+        array = check_array(array, params.n_antennas, "ImpairedULA.spacing", ordered=True)
+        if isinstance(array, ArrayImpairments) and array.kinds == ("spacing",):
+            array = array.spacing
+        if not isinstance(array, ArrayImpairments):
+            array = array.copy()
+            array.setflags(write=False)
+        self.array = array
+        self.spacing = array.spacing if isinstance(array, ArrayImpairments) else array
 
     @classmethod
-    def drawn(cls, params: SystemParams, seed) -> ImpairedULA:
-        """An array with spacings drawn from the impairment model."""
-        return cls(params, draw_spacing(np.random.default_rng(seed), params))
+    def drawn(cls, params: SystemParams, seed, kinds=("spacing",), spec=None) -> ImpairedULA:
+        """An array drawn from the impairment model (`dsp.impairments.draw_impairments`): spacing
+        errors, and gains and coupling where `kinds` names them."""
+        return cls(params, draw_impairments(seed, params, kinds, spec))
 
     @classmethod
     def from_file(cls, params: SystemParams, path) -> ImpairedULA:
-        """An array with spacings read from ``.npy`` or text (metres, one per antenna)."""
-        return cls(params, load_spacing(path, params.n_antennas, params.wavelength))
+        """An array read from ``.npz`` (spacing, gain, coupling) or a spacing vector from ``.npy`` or
+        text (metres, one per antenna)."""
+        return cls(params, load_array(path, params.n_antennas, params.wavelength))
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The impairment types of this array (`ArrayImpairments.kinds`)."""
+        return self.array.kinds if isinstance(self.array, ArrayImpairments) else ("spacing",)
 
     @property
     def positions(self) -> np.ndarray:
         return element_positions(self.spacing)
 
     def steering(self, theta) -> np.ndarray:
-        """``a(theta)``, shape (K, N) (eq. 1 with the true spacing)."""
-        return ula_steering(theta, self.spacing, self.params.wavelength)
+        """``a_pert(theta)``, shape (K, N) (eq. 1 with the true array)."""
+        return array_steering(theta, self.array, self.params.wavelength)

@@ -31,7 +31,8 @@ from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError, ShapeError
 from ..params import SystemParams
-from .steering import range_steering, ula_steering
+from .impairments import check_array, receiver_steering
+from .steering import range_steering
 
 # Vectorising the reductions needs re-association; NaN/inf semantics are kept.
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
@@ -287,10 +288,8 @@ def angle_delay_map_dense(Y_tilde, spacing, params: SystemParams) -> np.ndarray:
     if Y_tilde.ndim != 3 or Y_tilde.shape[1:] != expected:
         raise ShapeError(f"angle_delay_map_dense: Y_tilde must have shape (B, {expected[0]}, {expected[1]}), "
                          f"got {Y_tilde.shape}")
-    if np.shape(spacing) != (params.n_antennas,):
-        raise ShapeError(f"angle_delay_map_dense: spacing must have shape ({params.n_antennas},), "
-                         f"got {np.shape(spacing)}")
-    angle_h = ula_steering(params.angle_grid, spacing, params.wavelength).conj().T.astype(np.complex64)
+    spacing = check_array(spacing, params.n_antennas, "angle_delay_map_dense: spacing")
+    angle_h = receiver_steering(params.angle_grid, spacing, params.wavelength).conj().T.astype(np.complex64)
     range_c = range_steering(params.range_grid, params).conj().astype(np.complex64)
     return np.abs(angle_h @ (Y_tilde @ range_c))
 

@@ -8,9 +8,10 @@ from ..errors import ConfigError, ShapeError
 from ..params import SystemParams
 from .angle_delay import AngleDictionary, RangeDictionary, angle_delay_peak
 from .cache import LRUCache
+from .impairments import check_array, receiver_steering
 from .mbml import peak_function
 from .scenario import per_frame
-from .steering import range_steering, ula_steering
+from .steering import range_steering
 
 
 def check_frames(Y_tilde, params: SystemParams, name: str) -> np.ndarray:
@@ -59,8 +60,7 @@ def maprt(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params: SystemPa
     n_range = params.n_range_grid if n_range is None else n_range
     Y_tilde = check_frames(Y_tilde, params, "maprt")
     n_frames = Y_tilde.shape[0]
-    if np.shape(spacing) != (params.n_antennas,):
-        raise ShapeError(f"maprt: spacing must have shape ({params.n_antennas},), got {np.shape(spacing)}")
+    spacing = check_array(spacing, params.n_antennas, "maprt: spacing")
     bounds = [per_frame(v, n_frames, "maprt", name) for v, name in
               ((theta_min, "theta_min"), (theta_max, "theta_max"), (r_min, "r_min"), (r_max, "r_max"))]
     check_sectors(*bounds, params, "maprt")
@@ -74,7 +74,7 @@ def maprt(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params: SystemPa
         frames = np.flatnonzero(groups.ravel() == group)
         angles = np.linspace(t0, t1, n_theta)
         ranges = np.linspace(r0, r1, n_range)
-        angle_dict = ula_steering(angles, spacing, params.wavelength).astype(np.complex64)
+        angle_dict = receiver_steering(angles, spacing, params.wavelength).astype(np.complex64)
         range_dict = range_steering(ranges, params)
         stat, i_hat, j_hat = _map_peak(Y_tilde[frames], angle_dict, range_dict, kernel)
         statistic[frames] = stat

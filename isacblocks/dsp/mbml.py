@@ -25,8 +25,9 @@ from ..errors import ConfigError, ShapeError
 from ..params import SystemParams
 from .angle_delay import AngleDictionary, RangeDictionary, angle_delay_peak, angle_delay_peak_factored, delay_factors
 from .cache import LRUCache
+from .impairments import ArrayImpairments, array_key, check_array, receiver_steering
 from .scenario import per_frame
-from .steering import range_steering, ula_steering
+from .steering import range_steering
 
 _CACHE_SIZE = 8  # dictionaries kept per spacing vector / range grid
 
@@ -231,16 +232,19 @@ _RANGE_CACHE = LRUCache(_CACHE_SIZE)
 
 def _angle_dictionaries(spacing, params: SystemParams) -> tuple[np.ndarray, AngleDictionary]:
     """``Phi_pert(d)`` (complex64, read-only) and its prepared form, cached per spacing vector."""
-    spacing = np.ascontiguousarray(spacing, dtype=np.float64)
-    if spacing.shape != (params.n_antennas,):
-        raise ShapeError(f"spacing: expected shape ({params.n_antennas},), got {spacing.shape}")
+    if isinstance(spacing, ArrayImpairments):
+        check_array(spacing, params.n_antennas, "spacing")
+    else:
+        spacing = np.ascontiguousarray(spacing, dtype=np.float64)
+        if spacing.shape != (params.n_antennas,):
+            raise ShapeError(f"spacing: expected shape ({params.n_antennas},), got {spacing.shape}")
 
     def build():
-        phi = ula_steering(params.angle_grid, spacing, params.wavelength).astype(np.complex64)
+        phi = receiver_steering(params.angle_grid, spacing, params.wavelength).astype(np.complex64)
         phi.setflags(write=False)
         return phi, AngleDictionary.from_steering(phi)
 
-    return _ANGLE_CACHE.get((spacing.tobytes(), params.wavelength, params.n_angle_grid), build)
+    return _ANGLE_CACHE.get((array_key(spacing), params.wavelength, params.n_angle_grid), build)
 
 
 def range_factors(params: SystemParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

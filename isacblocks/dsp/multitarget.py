@@ -37,9 +37,10 @@ from scipy.optimize import linear_sum_assignment
 from ..errors import ConfigError, ShapeError
 from ..validation import is_integer
 from .channels import complex_normal, target_echo
+from .impairments import array_rows, array_steering
 from .mbml import mbml_estimate
 from .metrics import position
-from .steering import range_steering, ula_steering
+from .steering import range_steering
 
 COUNT_DISTRIBUTIONS = ("uniform", "binomial")
 
@@ -166,7 +167,7 @@ def scene_echo(params, true_spacing, scenes: Scenes, precoders, symbols=None) ->
         frames = np.flatnonzero(scenes.count > t)
         if frames.size == 0:
             break
-        steering = ula_steering(scenes.theta[frames, t], true_spacing, params.wavelength).T  # (F, K) a_rx = a_tx
+        steering = array_steering(scenes.theta[frames, t], true_spacing, params.wavelength).T  # (F, K) a_rx = a_tx
         gain = psi[frames, t] * np.einsum("fk,fk->f", steering, precoders[frames])  # psi a_tx^T f
         delay = range_steering(scenes.ranges[frames, t], params).T  # (F, S)
         out[frames] += target_echo(gain, steering, symbols[frames], delay, s)
@@ -202,10 +203,10 @@ class Detections:
 
 
 def target_atoms(theta, ranges, spacing, params) -> tuple[np.ndarray, np.ndarray]:
-    """Factors of the unit-modulus atoms ``a(theta; d) rho(tau)^T`` (eq. 13-14) of the model:
+    """Factors of the atoms ``a_pert(theta) rho(tau)^T`` (eq. 13-14) of the model's array:
     steering (..., K) and delay phases (..., S) for angles and ranges of any shape (...)."""
     theta, ranges = np.asarray(theta, dtype=np.float64), np.asarray(ranges, dtype=np.float64)
-    steering = ula_steering(theta.ravel(), spacing, params.wavelength).T.reshape(*theta.shape, -1)
+    steering = array_rows(theta, spacing, params.wavelength)
     delay = range_steering(ranges.ravel(), params).T.reshape(*ranges.shape, -1)
     return steering, delay
 

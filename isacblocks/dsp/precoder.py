@@ -8,7 +8,7 @@ from threadpoolctl import threadpool_limits
 from ..errors import ConfigError, ShapeError
 from ..params import SystemParams
 from .cache import LRUCache
-from .steering import ula_steering
+from .impairments import array_key, array_steering, check_array
 
 #: How many (sector, spacing, grid) precoders `beampattern_precoder` keeps.
 PRECODER_CACHE_SIZE = 64
@@ -54,16 +54,13 @@ def beampattern_precoder(theta_min: float, theta_max: float, spacing, params: Sy
     """
     if not theta_min < theta_max:
         raise ConfigError(f"beampattern_precoder: theta_min = {theta_min} must be < theta_max = {theta_max}")
-    spacing = np.asarray(spacing, dtype=np.float64)
-    key = (float(theta_min), float(theta_max), spacing.shape, spacing.tobytes(), params.wavelength,
-           params.n_angle_grid)
+    spacing = check_array(spacing, params.n_antennas, "beampattern_precoder: spacing")
+    key = (float(theta_min), float(theta_max), array_key(spacing), params.wavelength, params.n_angle_grid)
     return _PRECODERS.get(key, lambda: _ls_precoder(float(theta_min), float(theta_max), spacing, params)).copy()
 
 
-def _ls_precoder(theta_min: float, theta_max: float, spacing: np.ndarray, params: SystemParams) -> np.ndarray:
-    steering = ula_steering(params.angle_grid, spacing, params.wavelength)  # (K, N)
-    if steering.shape[0] != params.n_antennas:
-        raise ShapeError(f"beampattern_precoder: spacing: expected {params.n_antennas} spacings, got {spacing.shape}")
+def _ls_precoder(theta_min: float, theta_max: float, spacing, params: SystemParams) -> np.ndarray:
+    steering = array_steering(params.angle_grid, spacing, params.wavelength)  # (K, N)
     desired = sector_beampattern(theta_min, theta_max, params)
     if not desired.any():
         raise ConfigError(f"beampattern_precoder: sector [{theta_min}, {theta_max}] rad holds no point "

@@ -94,15 +94,21 @@ def load_spacing(path, n_antennas: int | None = None, wavelength: float | None =
             raw = np.loadtxt(path, dtype=np.float64, ndmin=1)
     except (OSError, ValueError, EOFError) as exc:
         raise ConfigError(f"cannot read spacing file {path}: {exc}") from None
-    if not isinstance(raw, np.ndarray) or raw.dtype.kind not in "iuf":
-        what = f"dtype {raw.dtype}" if isinstance(raw, np.ndarray) else type(raw).__name__
-        raise ConfigError(f"spacing file {path}: holds {what}; real numbers (metres) expected")
+    if not isinstance(raw, np.ndarray):
+        raise ConfigError(f"spacing file {path}: holds {type(raw).__name__}; real numbers (metres) expected")
+    return spacing_from_values(raw, n_antennas, wavelength, str(path))
+
+
+def spacing_from_values(raw: np.ndarray, n_antennas: int | None, wavelength: float | None, name: str) -> np.ndarray:
+    """A spacing vector read from a file (`name`): real numbers, one per antenna, checked by
+    `check_spacing` and, with `wavelength`, `check_plausible_spacing`."""
+    if raw.dtype.kind not in "iuf":
+        raise ConfigError(f"spacing file {name}: holds dtype {raw.dtype}; real numbers (metres) expected")
     if raw.ndim != 1:
-        raise ShapeError(f"spacing file {path}: holds an array of shape {raw.shape}; a vector of "
+        raise ShapeError(f"spacing file {name}: holds an array of shape {raw.shape}; a vector of "
                          f"{n_antennas or 'K'} spacings (one per antenna) expected")
-    spacing = check_spacing(raw.astype(np.float64), n_antennas if n_antennas is not None else raw.size,
-                            name=str(path))
-    return spacing if wavelength is None else check_plausible_spacing(spacing, wavelength, str(path))
+    spacing = check_spacing(raw.astype(np.float64), n_antennas if n_antennas is not None else raw.size, name=name)
+    return spacing if wavelength is None else check_plausible_spacing(spacing, wavelength, name)
 
 
 def save_spacing(path, spacing) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import __version__
 from ..blocks import ImpairedULA
-from ..dsp.spacing import load_spacing
+from ..dsp.impairments import ArrayImpairments, load_array
 from ..errors import ConfigError
 from ..params import SystemParams
 from .options import (
@@ -52,24 +52,26 @@ def load_params(args) -> SystemParams:
     return SystemParams.from_toml(args.config) if args.config else SystemParams()
 
 
-def true_array(params: SystemParams, seed: int, spacing_file: str | None) -> ImpairedULA:
-    """The impaired array of this run: read from `spacing_file`, or drawn from `seed`."""
+def true_array(params: SystemParams, seed: int, spacing_file: str | None, kinds=("spacing",)) -> ImpairedULA:
+    """The impaired array of this run: read from `spacing_file`, or drawn from `seed` with the
+    impairment `kinds` (`dsp.impairments.draw_impairments`; the spacing is the same draw for any kinds)."""
     if spacing_file:
         return ImpairedULA.from_file(params, spacing_file)
-    return ImpairedULA.drawn(params, np.random.SeedSequence(seed, spawn_key=(ARRAY_SEED_KEY,)))
+    return ImpairedULA.drawn(params, np.random.SeedSequence(seed, spawn_key=(ARRAY_SEED_KEY,)), kinds)
 
 
 #: The label of each ``--assume`` keyword in tables and JSON records.
 ASSUME_LABELS = {"known": "known", "nominal": "unknown"}
 
 
-def assumed_spacing(choice: str, params: SystemParams, ula: ImpairedULA) -> np.ndarray:
-    """The spacing that ``--assume choice`` names: the true one, lambda/2, or a file's."""
+def assumed_spacing(choice: str, params: SystemParams, ula: ImpairedULA):
+    """The array that ``--assume choice`` names: the true one (with its gains and coupling, if
+    any), lambda/2, or a file's (a spacing vector, or an ``.npz`` array)."""
     if choice == "known":
-        return ula.spacing
+        return ula.array
     if choice == "nominal":
         return params.nominal_spacing
-    return load_spacing(choice, params.n_antennas, params.wavelength)
+    return load_array(choice, params.n_antennas, params.wavelength)
 
 
 def assumed_spacings(choices, params: SystemParams, ula: ImpairedULA) -> dict:
@@ -94,9 +96,18 @@ def run_record(args, params: SystemParams, ula: ImpairedULA) -> dict:
         "params": params.to_dict(),
         "true_spacing_source": true_spacing_source(args),
         "true_spacing_m": ula.spacing.tolist(),
+        **array_record(ula.array, "true_"),
         "machine": {"python": platform.python_version(), "platform": platform.platform(),
                     "numpy": np.__version__},
     }
+
+
+def array_record(array, prefix: str = "") -> dict:
+    """The gains and coupling of an array as JSON fields (real and imaginary parts); none for a spacing vector."""
+    if not isinstance(array, ArrayImpairments):
+        return {}
+    return {f"{prefix}{kind}": {"re": getattr(array, kind).real.tolist(), "im": getattr(array, kind).imag.tolist()}
+            for kind in ("gain", "coupling") if getattr(array, kind) is not None}
 
 
 def write_json(path, record: dict) -> None:

@@ -6,13 +6,14 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from ..dsp.spacing import save_spacing, spacing_errors
+from ..dsp.impairments import impairment_errors, save_array, spacing_of
 from ..errors import ConfigError
 from ..executor import ProgressLine, add_executor_options, executor_from_args
 from ..params import SystemParams
 from ..sim.evaluation import evaluate_spacing
 from .common import (
     add_study_options,
+    array_record,
     assumed_spacing,
     check_memory,
     load_params,
@@ -24,6 +25,7 @@ from .common import (
 from .options import (
     add_assume_option,
     add_device_option,
+    add_impairments_option,
     count_value,
     output_dir,
     output_file,
@@ -110,7 +112,7 @@ def training_config(args):
                        batch_size=args.batch_size, lr=args.lr, curriculum=args.curriculum,
                        eval_at=tuple(range(0, args.iterations + 1, step)) if args.eval else (),
                        eval_frames=args.eval_frames, seed=args.seed, checkpoint=args.checkpoint,
-                       checkpoint_every=args.checkpoint_every, device=args.device)
+                       checkpoint_every=args.checkpoint_every, device=args.device, impairments=args.impairments)
 
 
 def train_main(args) -> int:
@@ -119,29 +121,33 @@ def train_main(args) -> int:
     if args.resume and not args.checkpoint:
         raise ConfigError("--resume needs --checkpoint FILE (the checkpoint to resume from)")
     config = training_config(args)
+    if config.impairments != ("spacing",) and not str(args.out).endswith(".npz"):
+        raise ConfigError(f"--out {args.out}: a model with {', '.join(config.impairments)} impairments is written as "
+                          ".npz (spacing, gain, coupling); name the file *.npz")
     params = load_params(args)
     frame_bytes = params.n_antennas * params.n_subcarriers * 16
     check_memory(4 * args.batch_size * frame_bytes, f"--batch-size {args.batch_size}: the frames of a training batch")
     if args.eval:
         check_memory(results_bytes(2 * args.eval_frames), f"--eval-frames {args.eval_frames}: the results of "
                                                           f"{2 * args.eval_frames} frames")
-    ula = true_array(params, args.seed, args.true_spacing)
-    trainer = Trainer(params, ula.spacing, config)
+    ula = true_array(params, args.seed, args.true_spacing, args.impairments)
+    trainer = Trainer(params, ula.array, config)
     if args.resume:
         trainer.load_checkpoint(args.checkpoint)
         print(f"resumed from {args.checkpoint} at iteration {trainer.iteration}")
     result = trainer.run()
-    save_spacing(args.out, result.spacing)
+    save_array(args.out, result.array)
     for record in result.evaluations:
         print(f"iteration {record['iteration']:>6}: Pmd {record['pmd']:.4f} [{record['pmd_ci'][0]:.4f}, "
               f"{record['pmd_ci'][1]:.4f}]  ||d - d_true|| {record['spacing_error_mm']:.3f} mm  "
-              f"element-position error {record['position_error_mm']:.2f} mm")
+              f"element-position error {record['position_error_mm']:.2f} mm{_other_errors(record)}")
     print(f"wrote {args.out} ({result.wall_s:.1f} s, {result.labeled_frames} labelled frames)")
     if args.json:
         write_json(args.json, {**run_record(args, params, ula), "train_config": result.config,
-                               "spacing_m": result.spacing, "evaluations": result.evaluations,
+                               "spacing_m": result.spacing, **array_record(result.array),
+                               "evaluations": result.evaluations,
                                "labeled_frames": result.labeled_frames, "wall_s": result.wall_s,
-                               **spacing_errors(result.spacing, ula.spacing)})
+                               **impairment_errors(result.array, ula.array)})
         print(f"wrote {args.json}")
     return 0
 
@@ -149,22 +155,31 @@ def train_main(args) -> int:
 def evaluate_main(args) -> int:
     check_memory(results_bytes(2 * args.frames), f"--frames {args.frames}: the results of {2 * args.frames} frames")
     params = load_params(args)
-    ula = true_array(params, args.seed, args.true_spacing)
+    ula = true_array(params, args.seed, args.true_spacing, args.impairments)
     spacing = assumed_spacing(args.assume, params, ula)
     with executor_from_args(args) as executor:
-        report = evaluate_spacing(params, ula.spacing, spacing, args.frames, seed=args.seed, executor=executor,
+        report = evaluate_spacing(params, ula.array, spacing, args.frames, seed=args.seed, executor=executor,
                                   device=args.device,
                                   progress=ProgressLine("evaluate"))
-    errors = spacing_errors(spacing, ula.spacing)
+    errors = impairment_errors(spacing, ula.array)
     print(f"MB-ML receiver assuming {args.assume}: Pmd {report.pmd:.4f} [{report.pmd_ci[0]:.4f}, "
           f"{report.pmd_ci[1]:.4f}] at Pfa {params.pfa:g} ({args.frames} frames per hypothesis), position RMSE "
           f"{report.rmse_position:.3f} m, ||d - d_true|| {errors['spacing_error_mm']:.3f} mm, element-position error "
-          f"{errors['position_error_mm']:.2f} mm")
+          f"{errors['position_error_mm']:.2f} mm{_other_errors(errors)}")
     if args.json:
-        write_json(args.json, {**run_record(args, params, ula), "assume": args.assume, "assumed_spacing_m": spacing,
+        write_json(args.json, {**run_record(args, params, ula), "assume": args.assume,
+                               "assumed_spacing_m": spacing_of(spacing), **array_record(spacing, "assumed_"),
                                "frames_per_hypothesis": args.frames, "report": report.to_dict(), **errors})
         print(f"wrote {args.json}")
     return 0
+
+
+def _other_errors(record: dict) -> str:
+    """The gain and coupling errors of `impairment_errors`, where present, for a printed line."""
+    parts = [f"{label} {record[key]:.4f}" for key, label in (("gain_error_rms", "gain error (rms, relative)"),
+                                                            ("coupling_error_rms", "coupling error (rms)"))
+             if key in record]
+    return ("  " + "  ".join(parts)) if parts else ""
 
 
 def register(sub) -> None:
@@ -210,7 +225,10 @@ def register(sub) -> None:
     tr.add_argument("--resume", action="store_true",
                     help="resume from --checkpoint (written by a run with the same configuration)")
     add_device_option(tr, "training (torch's parts and the map kernel)")
-    tr.add_argument("--out", required=True, type=output_file, help="where to write the learned spacing (.npy or text)")
+    tr.add_argument("--out", required=True, type=output_file,
+                    help="where to write the learned spacing (.npy or text), or the learned array (.npz) with "
+                         "--impairments gain or coupling")
+    add_impairments_option(tr, ", and what the model learns")
     add_study_options(tr)
     tr.set_defaults(func=train_main)
 
@@ -220,4 +238,5 @@ def register(sub) -> None:
     add_study_options(ev)
     add_executor_options(ev)
     add_device_option(ev, "the receiver's map kernel")
+    add_impairments_option(ev, "")
     ev.set_defaults(func=evaluate_main)

@@ -148,8 +148,26 @@ def add_run_options(parser: argparse.ArgumentParser, seed_help: str = "seed of t
 
 def add_true_spacing_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--true-spacing", metavar="FILE", type=input_file, default=None,
-                        help="the true, impaired array's spacing (.npy or text, metres, one per antenna); "
-                             "default: drawn from the impairment model with --seed")
+                        help="the true, impaired array's spacing (.npy or text, metres, one per antenna), or a "
+                             "whole impaired array (.npz with spacing, gain, coupling); default: drawn from the "
+                             "impairment model with --seed")
+
+
+def impairments_value(text: str) -> tuple[str, ...]:
+    """``type=`` of ``--impairments``: a comma list of spacing, gain, coupling."""
+    from ..dsp.impairments import parse_kinds
+    from ..errors import ConfigError
+
+    try:
+        return parse_kinds(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_impairments_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--impairments", metavar="KINDS", type=impairments_value, default=("spacing",),
+                        help="array impairments, a comma list of spacing, gain, coupling (a_pert = C diag(g) "
+                             f"a(theta; d)): those of the true array drawn with --seed{what} (default: spacing)")
 
 
 def add_assume_option(parser: argparse.ArgumentParser, default: str | None = "known", required: bool = False) -> None:

@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..dsp.impairments import ArrayImpairments, check_array, impairment_errors, parse_kinds, spacing_of
 from ..dsp.mbml import mbml_peak_factored, mbml_peak_projected, window_indices
 from ..dsp.scenario import training_sectors
-from ..dsp.spacing import check_spacing, spacing_errors
 from ..dsp.steering import array_gain
 from ..errors import ConfigError, TrainingError
 from ..params import SystemParams
@@ -73,6 +73,10 @@ class TrainConfig:
     # "cpu", or "cuda": the torch parts (d, precoders, window, loss, Adam) and the map kernel's
     # arg-max run on the CUDA device; frames are still drawn on the host and copied over.
     device: str = "cpu"
+    # What the model learns (dsp.impairments): the spacing always; "gain" and "coupling" add the
+    # per-element complex gains and coupling_band coupling coefficients.
+    impairments: tuple[str, ...] = ("spacing",)
+    coupling_band: int = 2
 
     def __post_init__(self) -> None:
         def rule(ok: bool, name: str, text: str) -> None:
@@ -100,6 +104,8 @@ class TrainConfig:
         rule(is_integer(self.seed) and self.seed >= 0, "seed", "must be an integer >= 0")
         rule(is_integer(self.eval_seed) and self.eval_seed >= 0, "eval_seed", "must be an integer >= 0")
         rule(self.device in ("cpu", "cuda"), "device", "must be 'cpu' or 'cuda'")
+        self.impairments = parse_kinds(self.impairments)
+        rule(is_integer(self.coupling_band) and self.coupling_band >= 1, "coupling_band", "must be an integer >= 1")
 
     @property
     def sl_iterations(self) -> int:
@@ -136,6 +142,7 @@ class TrainResult:
     wall_s: float = 0.0
     labeled_frames: int = 0
     config: dict = field(default_factory=dict)
+    array: object = None  # the learned array: `spacing`, or an ArrayImpairments with gains / coupling
 
 
 class Trainer:
@@ -143,10 +150,13 @@ class Trainer:
 
     def __init__(self, params: SystemParams, true_spacing, config: TrainConfig, init_spacing=None):
         self.params = params
-        self.true_spacing = check_spacing(true_spacing, params.n_antennas, "true_spacing", ordered=True)
+        # the simulated hardware: a spacing vector, or an ArrayImpairments with gains and coupling
+        self.true_array = check_array(true_spacing, params.n_antennas, "true_spacing", ordered=True)
+        self.true_spacing = spacing_of(self.true_array)
         self.config = config
         self.device = _torch_device(config.device)
-        self.model = SpacingModel(params, init_spacing).to(self.device)
+        self.model = SpacingModel(params, init_spacing, kinds=config.impairments,
+                                  coupling_band=config.coupling_band).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr / self.model.scale)
         self.basis = ProjectedBasis.for_params(params)
         self.rng = np.random.default_rng(config.seed)
@@ -168,7 +178,7 @@ class Trainer:
     def draw_batch(self, labelled: bool) -> TrainingBatch:
         p = self.params
         theta_min, theta_max = training_sectors(self.rng, p, self.config.batch_size, self._max_center_deg())
-        frames = draw_projected_frames(self.rng, p, self.true_spacing, self.basis, theta_min, theta_max,
+        frames = draw_projected_frames(self.rng, p, self.true_array, self.basis, theta_min, theta_max,
                                        self.config.batch_size, noise_source=torch_noise)
         labels = {"theta": frames.theta, "range": frames.ranges} if labelled else None
         return TrainingBatch(frames, theta_min, theta_max, labels)
@@ -177,14 +187,14 @@ class Trainer:
     def loss(self, batch: TrainingBatch, kind: str) -> torch.Tensor:
         """The eq.-20 (``kind="sl"``) or eq.-21 (``"ul"``) loss of one batch, differentiable in ``d``."""
         p = self.params
-        spacing = self.model.spacing()
-        grid_a = diff.grid_steering(spacing, p)
-        precoders = diff.ls_precoder(grid_a, batch.theta_min, batch.theta_max, p)
+        grid_tx = self.model.grid_rows()  # a_pert(theta_n; model)^T on the grid
+        grid_a = self.model.receiver_rows(grid_tx)
+        precoders = diff.ls_precoder(grid_tx, batch.theta_min, batch.theta_max, p)
         dev = self.device
         true_tx = torch.as_tensor(batch.frames.steering).to(dev, torch.complex128)  # a_tx = a_rx (monostatic)
         gain = array_gain(true_tx, precoders)  # a_tx(theta)^T f(d)
         frames = batch.frames
-        signal, noise, rows, cols, row_valid, col_valid = self._window_data(frames, batch, gain, spacing)
+        signal, noise, rows, cols, row_valid, col_valid = self._window_data(frames, batch, gain)
         z = gain[:, None, None] * torch.as_tensor(signal).to(dev) + torch.as_tensor(noise).to(dev)
         window = diff.window_map(z, torch.as_tensor(rows).to(dev), grid_a)
         valid = torch.as_tensor(row_valid[:, :, None] & col_valid[:, None, :]).to(dev)
@@ -197,11 +207,11 @@ class Trainer:
         return diff.supervised_loss(theta_hat, range_hat, torch.as_tensor(batch.labels["theta"]).to(dev),
                                     torch.as_tensor(batch.labels["range"]).to(dev))
 
-    def _window_data(self, frames: ProjectedFrames, batch: TrainingBatch, gain: torch.Tensor, spacing: torch.Tensor):
+    def _window_data(self, frames: ProjectedFrames, batch: TrainingBatch, gain: torch.Tensor):
         """The arg-max of the sector map (eq. 16, no gradient) and the window's range-projected
         data split as ``gain * signal + noise`` (each (B, K, C)), with the window's indices."""
         p = self.params
-        gain_np, spacing_np = gain.detach().cpu().numpy(), spacing.detach().cpu().numpy()
+        gain_np, spacing_np = gain.detach().cpu().numpy(), self.model.array_numpy()
         if self.config.device == "cpu":  # one fused kernel: frames formed in it, window columns out of it
             scale = (frames.amplitude * gain_np).astype(np.complex64)
             peak, noise, delay = mbml_peak_factored(frames.noise, frames.steering, scale, frames.delay,
@@ -263,12 +273,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ run
     def evaluate(self) -> dict:
-        spacing = self.model.spacing_numpy()
-        report = evaluate_spacing(self.params, self.true_spacing, spacing, self.config.eval_frames,
+        array = self.model.array_numpy()
+        report = evaluate_spacing(self.params, self.true_array, array, self.config.eval_frames,
                                   seed=self.config.eval_seed, device=self.config.device)
         record = {"iteration": self.iteration, "pmd": report.pmd, "pmd_ci": report.pmd_ci,
                   "rmse_position": report.rmse_position, "labeled_frames": self._labeled_frames,
-                  **spacing_errors(spacing, self.true_spacing)}
+                  **impairment_errors(array, self.true_array)}
         self.evaluations.append(record)
         return record
 
@@ -292,7 +302,7 @@ class Trainer:
             print(file=sys.stderr)
         self._wall_s += time.perf_counter() - start
         return TrainResult(self.model.spacing_numpy(), list(self.history), list(self.evaluations), self._wall_s,
-                           self._labeled_frames, asdict(cfg))
+                           self._labeled_frames, asdict(cfg), self.model.array_numpy())
 
     # ------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
@@ -302,7 +312,15 @@ class Trainer:
                 "history": list(self.history), "evaluations": list(self.evaluations),
                 "labeled_frames": self._labeled_frames, "first_loss": self._first_loss, "wall_s": self._wall_s,
                 "config": asdict(self.config), "params": self.params.to_dict(),
-                "true_spacing": torch.from_numpy(self.true_spacing.copy())}
+                "true_spacing": torch.from_numpy(self.true_spacing.copy()), **self._true_impairments()}
+
+    def _true_impairments(self) -> dict:
+        """The true array's gains and coupling as checkpoint entries (none for a spacing vector)."""
+        array = self.true_array
+        if not isinstance(array, ArrayImpairments):
+            return {}
+        return {f"true_{kind}": torch.from_numpy(np.array(getattr(array, kind)))
+                for kind in ("gain", "coupling") if getattr(array, kind) is not None}
 
     def check_state(self, state, source: str = "checkpoint") -> None:
         """Refuse a state that is not a checkpoint of this run: keys missing, or another K,
@@ -319,11 +337,17 @@ class Trainer:
             raise TrainingError(f"{source}: written for another system configuration: {k} = {saved_params.get(k)!r} "
                                 f"there, {params[k]!r} in this run (fields that differ: {differ})")
         saved, config = _plain(state["config"]), _plain(asdict(self.config))
-        differ = [k for k in RESUME_MUST_MATCH if saved.get(k) != config[k]]
+        defaults = _plain(asdict(TrainConfig()))  # a field newer than the checkpoint had its default there
+        differ = [k for k in RESUME_MUST_MATCH if saved.get(k, defaults[k]) != config[k]]
         if differ:
             raise TrainingError(f"{source}: written by another run: "
                                 + ", ".join(f"{k} = {saved.get(k)!r} there, {config[k]!r} here" for k in differ))
-        if not np.array_equal(np.asarray(state["true_spacing"]), self.true_spacing):
+        same = np.array_equal(np.asarray(state["true_spacing"]), self.true_spacing)
+        here = self._true_impairments()
+        there = {k: v for k, v in state.items() if k in ("true_gain", "true_coupling")}
+        same = same and here.keys() == there.keys() and all(np.array_equal(np.asarray(there[k]), here[k].numpy())
+                                                            for k in here)
+        if not same:
             raise TrainingError(f"{source}: written for another true array (--true-spacing / --seed differ)")
 
     def load_state_dict(self, state: dict) -> None:
@@ -362,7 +386,7 @@ CHECKPOINT_KEYS = ("iteration", "model", "optimizer", "rng", "history", "evaluat
 #: The `TrainConfig` fields a resumed run must share with the run that wrote the checkpoint.
 RESUME_MUST_MATCH = ("schedule", "iterations", "labeled_ratio", "batch_size", "lr", "lr_decay", "lr_decay_at",
                      "curriculum", "curriculum_start_deg", "eval_at", "eval_frames", "eval_seed", "seed",
-                     "max_loss_growth")
+                     "max_loss_growth", "impairments", "coupling_band")
 
 
 def _plain(value):

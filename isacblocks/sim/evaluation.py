@@ -23,10 +23,11 @@ import numpy as np
 from ..dsp.channels import ue_channel_frequency_response
 from ..dsp.comm import symbol_error_rate_qpsk
 from ..dsp.detection import threshold_at_pfa
+from ..dsp.impairments import ArrayImpairments, array_rows, array_steering
 from ..dsp.mbml import mbml_estimate_projected
 from ..dsp.metrics import DetectionReport, detection_report
 from ..dsp.precoder import beampattern_precoder, isac_precoder
-from ..dsp.steering import array_gain, ula_steering
+from ..dsp.steering import array_gain
 from ..executor.base import Executor, Task, task_seed
 from ..executor.local import SerialExecutor
 from ..params import SystemParams
@@ -54,7 +55,7 @@ def mbml_statistics(params: SystemParams, true_spacing, spacing, n_frames: int, 
         n = min(chunk, n_frames - start)
         frames = draw_projected_frames(rng, params, true_spacing, basis, *sector, n,
                                        present=np.full(n, present))
-        gain = array_gain(ula_steering(frames.theta, true_spacing, params.wavelength).T, precoder)
+        gain = array_gain(array_rows(frames.theta, true_spacing, params.wavelength), precoder)
         stat, theta_hat, range_hat = mbml_estimate_projected(frames.combine(gain), *sector, params.range_min_m,
                                                              params.range_max_m, spacing, params, device=device)
         parts.append((stat, theta_hat, range_hat, frames.theta, frames.ranges))
@@ -76,11 +77,16 @@ def statistics_tasks(name: str, params: SystemParams, true_spacing, spacing, n_f
                      sector=None, precoder=None, device: str = "cpu") -> list[Task]:
     """`n_frames` frames of one hypothesis as tasks of `EVAL_CHUNK` frames; chunk ``i`` draws from
     ``task_seed(seed, hypothesis, i)``."""
-    common = {"params": params, "true_spacing": np.asarray(true_spacing), "spacing": np.asarray(spacing),
+    common = {"params": params, "true_spacing": _plain_array(true_spacing), "spacing": _plain_array(spacing),
               "present": hypothesis == H1, "sector": sector, "precoder": precoder, "device": device}
     return [Task(f"{name} h{hypothesis} frames {start}-{start + n - 1}", statistics_chunk,
                  {**common, "n_frames": n, "seed": task_seed(seed, hypothesis, index)})
             for index, (start, n) in enumerate(_chunks(n_frames))]
+
+
+def _plain_array(array):
+    """A spacing vector as a numpy array (a list would do too), an `ArrayImpairments` as it is."""
+    return array if isinstance(array, ArrayImpairments) else np.asarray(array)
 
 
 def _chunks(n_frames: int):
@@ -176,7 +182,7 @@ def expected_ser(params: SystemParams, true_spacing, precoders, n_channels: int,
     rng = np.random.default_rng(seed)
     ue_angle = rng.uniform(*params.ue_sector, n_channels)
     beta = ue_channel_frequency_response(rng, params.tap_powers, params.n_subcarriers, n_channels)
-    ue_steering = ula_steering(ue_angle, true_spacing, params.wavelength)  # (K, B)
+    ue_steering = array_steering(ue_angle, true_spacing, params.wavelength)  # (K, B)
     sers = []
     for precoder in precoders:
         csi = beta * array_gain(ue_steering.T, precoder)[:, None]  # kappa = beta f^T a_tx(phi)

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..dsp.channels import complex_normal, frame_noise
+from ..dsp.impairments import array_rows
 from ..dsp.mbml import range_factors
 from ..dsp.scenario import draw_targets
-from ..dsp.steering import range_steering, ula_steering
+from ..dsp.steering import range_steering
 from ..params import SystemParams
 
 #: Frames per noise generator in `draw_projected_frames` (streams are filled in parallel).
@@ -104,7 +105,7 @@ def draw_projected_frames(rng: np.random.Generator, params: SystemParams, true_s
     noise = np.empty((n_frames, params.n_antennas, basis.rank), dtype=np.complex64)
     (noise_source or _numpy_noise)(int(rng.integers(2**63)), noise, params.noise_power)
     noise *= basis.sigma.astype(np.float32)
-    steering = ula_steering(theta, true_spacing, params.wavelength).T.astype(np.complex64)  # (B, K)
+    steering = array_rows(theta, true_spacing, params.wavelength).astype(np.complex64)  # (B, K), a_pert(theta)^T
     delay = (range_steering(ranges, params).T @ basis.g).astype(np.complex64)  # (B, r)
     amplitude = np.where(present, psi, 0.0) / np.sqrt(params.n_subcarriers)
     return ProjectedFrames(amplitude, steering, delay, noise, present, theta, ranges)
