@@ -91,3 +91,94 @@ def _spacing_from_positions(positions: np.ndarray, params: SystemParams) -> np.n
     spacing[off_centre] = (positions[off_centre] + shift) * inv
     return check_spacing(spacing, params.n_antennas, "calibrated spacing")
 
+
+
+# ------------------------------------------------------------- gains and coupling (beyond the paper)
+def calibrate_array(snapshots, theta, params: SystemParams, kinds=("spacing", "gain", "coupling"),
+                    coupling_band: int = 2, rounds: int = 4, **position_options):
+    """Least-squares calibration of an impaired array ``a_pert = C diag(g) a(theta; d)``
+    (`dsp.impairments`) from range-matched snapshots ``v_n = alpha_n a_pert(theta_n) + n_n``
+    (B, K) at label angles (B,).
+
+    Alternates, `rounds` times, the exact LS step of each block with the others fixed:
+
+    1. positions: `calibrate_positions` (one pass) on the de-impaired snapshots ``M^-1 v_n``,
+       ``M = C diag(g)``;
+    2. frame gains ``alpha_n = b_n^H v_n / ||b_n||^2``, ``b_n = M a(theta_n; d)``;
+    3. gains (if modelled): ``min_g sum_n ||v_n - alpha_n C diag(a_n) g||^2``, a K x K normal
+       system, then scaled to ``mean(g) = 1`` (a common factor is a frame gain: unobservable);
+    4. coupling (if modelled): ``v_n - alpha_n u_n = alpha_n [T_1 u_n .. T_B u_n] c`` with
+       ``u_n = g o a_n`` and ``(T_b u)_i = u_(i-b) + u_(i+b)``, a B-unknown LS.
+
+    Returns the spacing vector (spacing only) or an `ArrayImpairments`.
+    """
+    from .impairments import ArrayImpairments, coupling_matrix, parse_kinds
+
+    kinds = parse_kinds(kinds)
+    v = np.asarray(snapshots, dtype=np.complex128)
+    theta = np.asarray(theta, dtype=np.float64)
+    k = params.n_antennas
+    if v.ndim != 2 or v.shape[1] != k or theta.shape != (v.shape[0],):
+        raise ShapeError(f"calibrate_array: expected snapshots (B, {k}) and theta (B,), got {v.shape} and "
+                         f"{theta.shape}")
+    spacing = params.nominal_spacing
+    gain = np.ones(k, dtype=np.complex128)
+    coupling = np.zeros(coupling_band, dtype=np.complex128) if "coupling" in kinds else None
+    for _ in range(rounds if kinds != ("spacing",) else 1):
+        mixing = coupling_matrix(coupling, k) * gain  # M = C diag(g)
+        clean = np.linalg.solve(mixing, v.T).T  # M^-1 v_n
+        spacing = calibrate_positions(clean, theta, params, init_spacing=spacing,
+                                      **({"iterations": 1} | position_options))
+        steering = unit_phasor(steering_phase(element_positions(spacing), np.sin(theta)[:, None], params.wavelength))
+        if "gain" in kinds:
+            gain = _ls_gains(v, steering, gain, coupling_matrix(coupling, k))
+        if coupling is not None:
+            coupling = _ls_coupling(v, steering * gain, coupling_band)
+    if kinds == ("spacing",):
+        return spacing
+    return ArrayImpairments(spacing, gain if "gain" in kinds else None, coupling)
+
+
+#: Alternations of frame gains and coupling inside one coupling step of `calibrate_array`.
+COUPLING_REFINEMENTS = 3
+
+
+def _frame_gains(v, b) -> np.ndarray:
+    """``alpha_n = b_n^H v_n / ||b_n||^2`` (B,)."""
+    return np.sum(b.conj() * v, axis=1) / np.sum(np.abs(b) ** 2, axis=1)
+
+
+def _ls_gains(v, steering, gain, coupling) -> np.ndarray:
+    """Step 3 of `calibrate_array`: the LS gains for rows ``a_n`` (B, K) and coupling ``C`` (frame gains
+    from the current `gain`), scaled to mean 1."""
+    alpha = _frame_gains(v, (steering * gain) @ coupling.T)
+    # normal equations: [(C^H C) o sum_n |alpha_n|^2 conj(a_n) a_n^T] g = sum_n conj(alpha_n) conj(a_n) o (C^H v_n)
+    weighted = steering * np.abs(alpha)[:, None]
+    normal = (coupling.conj().T @ coupling) * (weighted.conj().T @ weighted)
+    rhs = np.sum(alpha.conj()[:, None] * steering.conj() * (v @ coupling.conj()), axis=0)
+    gain = np.linalg.solve(normal, rhs)
+    return gain / np.mean(gain)
+
+
+def _ls_coupling(v, rows, band: int) -> np.ndarray:
+    """Step 4 of `calibrate_array`: LS ``c_1 .. c_B`` for rows ``u_n = g o a_n`` (B, K).
+
+    Start: per frame, ``v_n = alpha_n u_n + sum_b gamma_nb T_b u_n`` is linear in
+    ``(alpha_n, gamma_n = alpha_n c)``; ``c = sum_n conj(alpha_n) gamma_n / sum_n |alpha_n|^2``
+    (exact without noise).  Then `COUPLING_REFINEMENTS` alternations of the frame gains and the
+    stacked LS in ``c``.
+    """
+    shifted = np.zeros((band, *rows.shape), dtype=np.complex128)  # T_b u_n
+    for b in range(1, band + 1):
+        shifted[b - 1, :, b:] += rows[:, :-b]
+        shifted[b - 1, :, :-b] += rows[:, b:]
+    columns = np.concatenate([rows[None], shifted]).transpose(1, 2, 0)  # (B, K, 1 + band): [u_n, T_b u_n]
+    gram = columns.conj().transpose(0, 2, 1) @ columns
+    theta = np.linalg.solve(gram, (columns.conj().transpose(0, 2, 1) @ v[:, :, None]))[:, :, 0]
+    alpha, gamma = theta[:, 0], theta[:, 1:]
+    coupling = alpha.conj() @ gamma / np.sum(np.abs(alpha) ** 2)
+    for _ in range(COUPLING_REFINEMENTS):
+        alpha = _frame_gains(v, rows + np.tensordot(coupling, shifted, axes=1))
+        design = (alpha[None, :, None] * shifted).transpose(1, 2, 0).reshape(-1, band)  # (B K, band)
+        coupling, *_ = np.linalg.lstsq(design, (v - alpha[:, None] * rows).reshape(-1), rcond=None)
+    return coupling

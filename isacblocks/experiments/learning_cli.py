@@ -27,6 +27,7 @@ from .options import (
     add_device_option,
     add_impairments_option,
     count_value,
+    impairments_value,
     output_dir,
     output_file,
     positive_real,
@@ -112,7 +113,8 @@ def training_config(args):
                        batch_size=args.batch_size, lr=args.lr, curriculum=args.curriculum,
                        eval_at=tuple(range(0, args.iterations + 1, step)) if args.eval else (),
                        eval_frames=args.eval_frames, seed=args.seed, checkpoint=args.checkpoint,
-                       checkpoint_every=args.checkpoint_every, device=args.device, impairments=args.impairments)
+                       checkpoint_every=args.checkpoint_every, device=args.device,
+                       impairments=args.learn or args.impairments)
 
 
 def train_main(args) -> int:
@@ -228,7 +230,10 @@ def register(sub) -> None:
     tr.add_argument("--out", required=True, type=output_file,
                     help="where to write the learned spacing (.npy or text), or the learned array (.npz) with "
                          "--impairments gain or coupling")
-    add_impairments_option(tr, ", and what the model learns")
+    add_impairments_option(tr, ", and what the model learns unless --learn says otherwise")
+    tr.add_argument("--learn", metavar="KINDS", type=impairments_value, default=None,
+                    help="the impairments the model learns, a comma list of spacing, gain, coupling "
+                         "(default: those of --impairments)")
     add_study_options(tr)
     tr.set_defaults(func=train_main)
 
