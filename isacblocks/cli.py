@@ -18,7 +18,8 @@ from .errors import ConfigError
 from .experiments.options import HelpFormatter
 from .experiments.runner import run_command
 
-COMMAND_MODULES = ("learning_cli", "baseline_cli", "snr_cli", "link_cli", "tools_cli", "multitarget_cli")
+COMMAND_MODULES = ("learning_cli", "baseline_cli", "snr_cli", "link_cli", "tools_cli", "multitarget_cli",
+                   "impairments_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,16 +14,13 @@ import time
 import numpy as np
 
 from ..dsp.calibration import calibrate_positions
-from ..dsp.precoder import beampattern_precoder
-from ..dsp.scenario import training_sectors
 from ..dsp.spacing import spacing_errors
-from ..dsp.steering import array_gain, ula_steering
 from ..errors import IsacError
 from ..executor import Executor, ProgressLine, SerialExecutor, Task
 from ..learning.model import SpacingModel
 from ..learning.trainer import TrainConfig, Trainer
 from ..sim.evaluation import evaluate_spacing, isac_evaluation, run_evaluations, spacing_evaluation
-from ..sim.montecarlo import ProjectedBasis, draw_projected_frames, projected_snapshots
+from ..sim.montecarlo import calibration_snapshots
 from .baseline import isac_tradeoff_grid, mark_pareto
 from .results import (
     CalibrationPoint,
@@ -233,18 +230,12 @@ class Study:
         if self._calibration is not None:
             return self._calibration
         p, out = self.params, []
-        basis = ProjectedBasis.for_params(p)
         for n_frames in self.scale.calibration_frames:
             rng = np.random.default_rng(np.random.SeedSequence([self.seed, 11, n_frames]))
-            theta_min, theta_max = training_sectors(rng, p, n_frames)
-            frames = draw_projected_frames(rng, p, self.true_spacing, basis, theta_min, theta_max, n_frames)
-            precoders = np.array([beampattern_precoder(lo, hi, p.nominal_spacing, p)
-                                  for lo, hi in zip(theta_min, theta_max)])  # the lambda/2 precoder per frame
-            gain = array_gain(ula_steering(frames.theta, self.true_spacing, p.wavelength).T, precoders)
-            snapshots = projected_snapshots(frames.combine(gain), frames.ranges, basis, p)
+            snapshots, theta = calibration_snapshots(rng, p, self.true_spacing, n_frames)
             start = time.perf_counter()
             try:
-                spacing, status = calibrate_positions(snapshots, frames.theta, p), "ok"
+                spacing, status = calibrate_positions(snapshots, theta, p), "ok"
             except IsacError as exc:
                 spacing, status = p.nominal_spacing, f"failed ({exc}); lambda/2 kept"
             point = CalibrationPoint(n_frames, status, time.perf_counter() - start, self.evaluate(spacing))

@@ -23,7 +23,7 @@ import numpy as np
 from ..dsp.channels import ue_channel_frequency_response
 from ..dsp.comm import symbol_error_rate_qpsk
 from ..dsp.detection import threshold_at_pfa
-from ..dsp.impairments import ArrayImpairments, array_rows, array_steering
+from ..dsp.impairments import ArrayImpairments, array_steering
 from ..dsp.mbml import mbml_estimate_projected
 from ..dsp.metrics import DetectionReport, detection_report
 from ..dsp.precoder import beampattern_precoder, isac_precoder
@@ -55,7 +55,7 @@ def mbml_statistics(params: SystemParams, true_spacing, spacing, n_frames: int, 
         n = min(chunk, n_frames - start)
         frames = draw_projected_frames(rng, params, true_spacing, basis, *sector, n,
                                        present=np.full(n, present))
-        gain = array_gain(array_rows(frames.theta, true_spacing, params.wavelength), precoder)
+        gain = array_gain(array_steering(frames.theta, true_spacing, params.wavelength).T, precoder)
         stat, theta_hat, range_hat = mbml_estimate_projected(frames.combine(gain), *sector, params.range_min_m,
                                                              params.range_max_m, spacing, params, device=device)
         parts.append((stat, theta_hat, range_hat, frames.theta, frames.ranges))

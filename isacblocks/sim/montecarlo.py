@@ -21,10 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..dsp.channels import complex_normal, frame_noise
-from ..dsp.impairments import array_rows
+from ..dsp.impairments import array_rows, array_steering
 from ..dsp.mbml import range_factors
-from ..dsp.scenario import draw_targets
-from ..dsp.steering import range_steering
+from ..dsp.precoder import beampattern_precoder
+from ..dsp.scenario import draw_targets, training_sectors
+from ..dsp.steering import array_gain, range_steering
 from ..params import SystemParams
 
 #: Frames per noise generator in `draw_projected_frames` (streams are filled in parallel).
@@ -116,6 +117,21 @@ def projected_snapshots(projected, ranges, basis, params: SystemParams) -> np.nd
     rho = range_steering(np.asarray(ranges, dtype=np.float64), params)  # (S, B)
     weights = (basis.g.conj().T @ rho.conj()) / (basis.sigma ** 2)[:, None]  # (r, B)
     return np.einsum("bkr,rb->bk", projected, weights) / params.n_subcarriers
+
+
+def calibration_snapshots(rng: np.random.Generator, params: SystemParams, true_array, n_frames: int,
+                          basis: ProjectedBasis | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Labelled frames for a classical calibration: one target per frame on random training
+    sectors (`training_sectors`), the lambda/2 LS precoder of each sector, through the true
+    array; returns the range-matched snapshots ``v_n`` (B, K) (`projected_snapshots`) and the
+    label angles (B,)."""
+    basis = basis or ProjectedBasis.for_params(params)
+    theta_min, theta_max = training_sectors(rng, params, n_frames)
+    frames = draw_projected_frames(rng, params, true_array, basis, theta_min, theta_max, n_frames)
+    precoders = np.array([beampattern_precoder(lo, hi, params.nominal_spacing, params)
+                          for lo, hi in zip(theta_min, theta_max)])  # the lambda/2 precoder per frame
+    gain = array_gain(array_steering(frames.theta, true_array, params.wavelength).T, precoders)
+    return projected_snapshots(frames.combine(gain), frames.ranges, basis, params), frames.theta
 
 
 def _numpy_noise(seed: int, out: np.ndarray, noise_power: float) -> None:

@@ -1,0 +1,68 @@
+"""``isac impairments``: UL with the curriculum under displacement, gain and coupling errors."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .common import load_params, run_record, true_array, write_json
+from .impairments import impairments_study, rows_markdown
+from .options import add_spacing_options, count_value, impairments_value, input_file, output_dir
+from .report import replace_section, update_section
+
+DOC_BEGIN, DOC_END = "<!-- impairments:begin -->", "<!-- impairments:end -->"
+
+
+def impairments_main(args) -> int:
+    params = load_params(args)
+    if args.doc:
+        replace_section(Path(args.doc).read_text(), "", args.doc, DOC_BEGIN, DOC_END)  # markers checked before the work
+    ula = true_array(params, args.seed, args.true_spacing, args.impairments)
+    kinds = ula.kinds
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"true array: {'+'.join(kinds)} impairments ({args.true_spacing or f'drawn from seed {args.seed}'}); "
+          f"UL with the sector curriculum, {args.iterations} x {args.batch_size} frames, no labels")
+    start = time.perf_counter()
+    rows = impairments_study(params, ula.array, kinds, args.iterations, args.batch_size, args.eval_frames,
+                             args.calibration_frames, seed=args.seed)
+    wall = time.perf_counter() - start
+    text = (f"True array: {'+'.join(kinds)} impairments drawn from seed {args.seed}; test sector, "
+            f"{args.eval_frames} frames per hypothesis (the same frames for every row), Pfa {params.pfa:g}; "
+            f"{wall:.0f} s (`isac impairments --iterations {args.iterations} --batch-size {args.batch_size}`).\n\n"
+            + rows_markdown(rows))
+    print("\n" + text)
+    (out / "impairments.md").write_text(text + "\n")
+    record = {**run_record(args, params, ula), "kinds": list(kinds), "iterations": args.iterations,
+              "batch_size": args.batch_size, "eval_frames": args.eval_frames,
+              "calibration_frames": args.calibration_frames, "rows": [r.to_dict() for r in rows], "wall_s": wall}
+    write_json(out / "impairments.json", record)
+    if args.json:
+        write_json(args.json, record)
+    if args.doc:
+        update_section(args.doc, text, DOC_BEGIN, DOC_END)
+        print(f"updated the table of {args.doc}")
+    print(f"wrote {out}/impairments.md, {out}/impairments.json")
+    return 0
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("impairments", help="learn displacement, gain and coupling errors without labels",
+                            description="Beyond the paper: the true array has displacement, gain and coupling "
+                                        "errors (a_pert = C diag(g) a(theta; d)); Pmd on the test sector of the "
+                                        "known array, lambda/2, UL with the sector curriculum learning every "
+                                        "impairment or the spacing only, and LS calibration from labelled frames.")
+    parser.add_argument("--impairments", metavar="KINDS", type=impairments_value,
+                        default=("spacing", "gain", "coupling"),
+                        help="the true array's impairments, drawn with --seed (default spacing,gain,coupling)")
+    parser.add_argument("--iterations", type=count_value, default=400, help="UL iterations")
+    parser.add_argument("--batch-size", type=count_value, default=256, help="frames per iteration")
+    parser.add_argument("--eval-frames", type=count_value, default=10000, help="test frames per hypothesis")
+    parser.add_argument("--calibration-frames", type=count_value, default=2000,
+                        help="labelled frames of the LS calibration")
+    parser.add_argument("--out", default="out/impairments", type=output_dir, help="output folder")
+    parser.add_argument("--doc", metavar="FILE", type=input_file, default=None,
+                        help="replace the table between <!-- impairments:begin --> and <!-- impairments:end --> "
+                             "in FILE (docs/impairments.md)")
+    add_spacing_options(parser)
+    parser.set_defaults(func=impairments_main)
