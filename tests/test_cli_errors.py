@@ -58,6 +58,8 @@ def files(tmp_path_factory):
     np.save(root / "square.npy", np.full((8, 8), 0.005))
     np.savetxt(root / "mm.txt", good * 1e3)
     np.save(root / "good.npy", good)
+    np.savez(root / "odd.npz", spacing=good, gains=np.ones(16))
+    np.savez(root / "short.npz", spacing=good, gain=np.ones(3))
     (root / "folder").mkdir()
     (root / "afile").write_text("x")
     (root / "crafted.pt").write_bytes(pickle.dumps({"iteration": _Exploit(root / MARKER)}, protocol=2))
@@ -146,6 +148,14 @@ BAD_INPUTS = [
     (["snr-sweep", "--learned", "missing.npy"], "argument --learned: 'missing.npy': no such file"),
     (["snr-sweep", "--learned", "mm.txt", "--config", "small.toml", "--json", "s.json"], "metres expected"),
     (["snr-sweep", "--frames", "1000000000000", "--learned", "good.npy"], "GiB"),
+    ([*TRAIN, "--impairments", "spacing,gain"], "--out o.npy: a model with spacing, gain impairments is written as .npz"),
+    ([*TRAIN, "--impairments", "gain,tilt"], "argument --impairments: impairments 'gain,tilt': tilt is not an"),
+    ([*TRAIN, "--learn", "phase"], "argument --learn: impairments 'phase': phase is not an impairment type"),
+    ([*EVAL, "--assume", "odd.npz"], "array file odd.npz: holds ['gains', 'spacing']; expected 'spacing'"),
+    ([*EVAL, "--assume", "nominal", "--true-spacing", "short.npz"], "short.npz: ArrayImpairments.gain: expected 16"),
+    (["impairments", "--doc", "afile", "--config", "small.toml"], "afile: expected one <!-- impairments:begin -->"),
+    (["impairments", "--iterations", "0"], "argument --iterations: '0'"),
+    (["multi-target", "--learned", "odd.npz", "--config", "small.toml"], "array file odd.npz"),
     (["bench", "--seed", "-1"], "argument --seed: '-1'"),
     (["bench", "--out", "afile"], "argument --out: 'afile': is a file"),
 ]

@@ -19,11 +19,11 @@ import numpy as np
 from ..dsp.channels import complex_normal
 from ..dsp.detection import threshold_at_pfa
 from ..dsp.gospa import multitarget_report
+from ..dsp.impairments import impairment_errors
 from ..dsp.mbml import mbml_peak
 from ..dsp.metrics import position
 from ..dsp.multitarget import draw_scenes, minimum_separation, scene_echo, successive_detection
 from ..dsp.precoder import beampattern_precoder
-from ..dsp.spacing import spacing_errors
 
 #: Frames simulated at once (memory: about 0.5 MB per frame).
 CHUNK_FRAMES = 64
@@ -52,7 +52,7 @@ def multitarget_study(params, true_spacing, spacings: dict, snrs_db, max_targets
     precoders = {label: beampattern_precoder(*params.test_sector, d, params)
                  for label, d in spacings.items()}
     out = {label: {"threshold": h0_threshold(params, d, sector, pfa, h0_frames, seed), "curves": {},
-                   **spacing_errors(d, true_spacing)} for label, d in spacings.items()}
+                   **impairment_errors(d, true_spacing)} for label, d in spacings.items()}
     for T in max_targets_list:
         truth, estimates = [], {(label, snr): [] for label in spacings for snr in snrs_db}
         for start in range(0, frames, CHUNK_FRAMES):

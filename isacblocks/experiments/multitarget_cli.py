@@ -6,12 +6,20 @@ import argparse
 import time
 from pathlib import Path
 
+from ..dsp.impairments import load_array
 from ..dsp.multitarget import COUNT_DISTRIBUTIONS
-from ..dsp.spacing import load_spacing
 from ..errors import ConfigError
 from .common import load_params, run_record, table, true_array, write_json
 from .multitarget import multitarget_study, plot_multitarget
-from .options import add_spacing_options, count_value, input_file, output_dir, positive_real, real_in
+from .options import (
+    add_impairments_option,
+    add_spacing_options,
+    count_value,
+    input_file,
+    output_dir,
+    positive_real,
+    real_in,
+)
 from .snr import parse_snrs
 
 MAX_TARGETS_LIMIT = 16
@@ -42,10 +50,10 @@ def target_counts(text: str) -> tuple[int, ...]:
 
 def multitarget_main(args) -> int:
     params = load_params(args)
-    ula = true_array(params, args.seed, args.true_spacing)
-    spacings = {"known d": ula.spacing, "lambda/2": params.nominal_spacing}
+    ula = true_array(params, args.seed, args.true_spacing, args.impairments)
+    spacings = {"known d": ula.array, "lambda/2": params.nominal_spacing}
     if args.learned:
-        spacings[f"learned ({args.learned})"] = load_spacing(args.learned, params.n_antennas, params.wavelength)
+        spacings[f"learned ({args.learned})"] = load_array(args.learned, params.n_antennas, params.wavelength)
     else:
         print("no --learned FILE given: no learned spacing; curves for the known spacing and lambda/2 only "
               "(isac train or isac snr-sweep write one)")
@@ -55,7 +63,7 @@ def multitarget_main(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    result = multitarget_study(params, ula.spacing, spacings, args.snr, args.max_targets, args.frames, args.pfa,
+    result = multitarget_study(params, ula.array, spacings, args.snr, args.max_targets, args.frames, args.pfa,
                                args.h0_frames, seed=args.seed, c=args.gospa_c, distribution=args.distribution)
     wall = time.perf_counter() - start
     sep = result["separation"]
@@ -104,7 +112,9 @@ def register(sub) -> None:
     parser.add_argument("--distribution", choices=COUNT_DISTRIBUTIONS, default="uniform",
                         help="law of the number of targets on 0..T (binomial: p = 1/2)")
     parser.add_argument("--learned", metavar="FILE", type=input_file, default=None,
-                        help="a learned spacing (.npy or text, metres), e.g. from isac train (as in isac snr-sweep)")
+                        help="a learned spacing (.npy or text, metres), or a learned array (.npz), e.g. from "
+                             "isac train (as in isac snr-sweep)")
+    add_impairments_option(parser, "")
     parser.add_argument("--out", default="out/multitarget", type=output_dir, help="output folder")
     add_spacing_options(parser)
     parser.set_defaults(func=multitarget_main)
