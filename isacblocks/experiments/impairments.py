@@ -40,6 +40,7 @@ class ImpairmentRow:
     labelled: bool = False
     wall_s: float = 0.0
     history: list = field(default_factory=list)  # (iteration, Pmd) along a training run
+    array: object = None  # the array assumed: a spacing vector or an ArrayImpairments
 
     def to_dict(self) -> dict:
         return {"label": self.label, "pmd": self.pmd, "pmd_ci": list(self.pmd_ci), "rmse_position": self.rmse_position,
@@ -54,7 +55,7 @@ def impairments_study(params: SystemParams, true_array, kinds, iterations: int =
     def row(label, array, **extra) -> ImpairmentRow:
         report = evaluate_spacing(params, true_array, array, eval_frames, seed=EVAL_SEED)
         out = ImpairmentRow(label, report.pmd, tuple(report.pmd_ci), report.rmse_position,
-                            impairment_errors(array, true_array), **extra)
+                            impairment_errors(array, true_array), array=array, **extra)
         log(f"  {label:<40} Pmd {out.pmd:.4f} [{out.pmd_ci[0]:.4f}, {out.pmd_ci[1]:.4f}]")
         return out
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..dsp.impairments import ArrayImpairments, save_array
 from .common import load_params, run_record, true_array, write_json
 from .impairments import impairments_study, rows_markdown
 from .options import add_spacing_options, count_value, impairments_value, input_file, output_dir
@@ -37,12 +38,15 @@ def impairments_main(args) -> int:
               "batch_size": args.batch_size, "eval_frames": args.eval_frames,
               "calibration_frames": args.calibration_frames, "rows": [r.to_dict() for r in rows], "wall_s": wall}
     write_json(out / "impairments.json", record)
+    learned = [r for r in rows if r.frames_used and not r.labelled]
+    save_array(out / "learned_array.npz" if isinstance(learned[0].array, ArrayImpairments)
+               else out / "learned_spacing.npy", learned[0].array)  # the UL run learning every impairment
     if args.json:
         write_json(args.json, record)
     if args.doc:
         update_section(args.doc, text, DOC_BEGIN, DOC_END)
         print(f"updated the table of {args.doc}")
-    print(f"wrote {out}/impairments.md, {out}/impairments.json")
+    print(f"wrote {out}/impairments.md, {out}/impairments.json and the learned array")
     return 0
 
 

@@ -20,6 +20,7 @@ from .options import (
     positive_real,
     real_in,
 )
+from .report import replace_section, update_section
 from .snr import parse_snrs
 
 MAX_TARGETS_LIMIT = 16
@@ -53,13 +54,15 @@ def multitarget_main(args) -> int:
     ula = true_array(params, args.seed, args.true_spacing, args.impairments)
     spacings = {"known d": ula.array, "lambda/2": params.nominal_spacing}
     if args.learned:
-        spacings[f"learned ({args.learned})"] = load_array(args.learned, params.n_antennas, params.wavelength)
+        spacings[f"learned ({Path(args.learned).name})"] = load_array(args.learned, params.n_antennas, params.wavelength)
     else:
         print("no --learned FILE given: no learned spacing; curves for the known spacing and lambda/2 only "
               "(isac train or isac snr-sweep write one)")
     if args.h0_frames * args.pfa < 1:
         raise ConfigError(f"--h0-frames {args.h0_frames} cannot resolve --pfa {args.pfa:g} "
                           f"(need at least {int(-(-1 // args.pfa))})")
+    if args.doc:
+        replace_section(Path(args.doc).read_text(), "", args.doc, DOC_BEGIN, DOC_END)  # markers checked first
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -89,8 +92,37 @@ def multitarget_main(args) -> int:
     write_json(out / "multitarget.json", record)
     if args.json:
         write_json(args.json, record)
+    if args.doc:
+        update_section(args.doc, summary_table(result, args, wall), DOC_BEGIN, DOC_END)
+        print(f"updated the table of {args.doc}")
     print(f"\nwrote {out}/multitarget.json, {out}/multitarget.png  (wall time {wall:.0f} s)")
     return 0
+
+
+#: The (T, SNR_r) points of the documentation's table, where the run has them.
+DOC_POINTS = ((1, 10.0), (3, 10.0), (3, 20.0), (5, 15.0), (5, 20.0))
+DOC_BEGIN, DOC_END = "<!-- multitarget:begin -->", "<!-- multitarget:end -->"
+
+
+def summary_table(result: dict, args, wall: float) -> str:
+    """Mean GOSPA / per-target P_D / false targets per frame at `DOC_POINTS`, one column per array."""
+    labels = list(result["spacings"])
+    lines = [f"`isac multi-target` with {args.frames} frames per point, seed {args.seed}, true array "
+             f"{'+'.join(args.impairments)} ({wall:.0f} s of study); mean GOSPA (m) / per-target P_D / "
+             "false targets per frame:", "", "| T | SNR_r | " + " | ".join(labels) + " |",
+             "|---|---|" + "---|" * len(labels)]
+    for T, snr in DOC_POINTS:
+        cells = []
+        for label in labels:
+            curve = result["spacings"][label]["curves"].get(T)
+            if curve is None or snr not in curve["snr_db"]:
+                break
+            i = curve["snr_db"].index(snr)
+            cells.append(f"{curve['gospa_mean'][i]:.2f} / {curve['detection_probability'][i]:.3f} / "
+                         f"{curve['false_per_frame'][i]:.2f}")
+        if len(cells) == len(labels):
+            lines.append(f"| {T} | {snr:g} dB | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def register(sub) -> None:
@@ -115,6 +147,9 @@ def register(sub) -> None:
                         help="a learned spacing (.npy or text, metres), or a learned array (.npz), e.g. from "
                              "isac train (as in isac snr-sweep)")
     add_impairments_option(parser, "")
+    parser.add_argument("--doc", metavar="FILE", type=input_file, default=None,
+                        help="replace the table between <!-- multitarget:begin --> and <!-- multitarget:end --> in "
+                             "FILE (docs/multi-target.md)")
     parser.add_argument("--out", default="out/multitarget", type=output_dir, help="output folder")
     add_spacing_options(parser)
     parser.set_defaults(func=multitarget_main)
