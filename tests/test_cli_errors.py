@@ -148,7 +148,7 @@ BAD_INPUTS = [
     (["snr-sweep", "--learned", "missing.npy"], "argument --learned: 'missing.npy': no such file"),
     (["snr-sweep", "--learned", "mm.txt", "--config", "small.toml", "--json", "s.json"], "metres expected"),
     (["snr-sweep", "--frames", "1000000000000", "--learned", "good.npy"], "GiB"),
-    ([*TRAIN, "--impairments", "spacing,gain"], "--out o.npy: a model with spacing, gain impairments is written as .npz"),
+    ([*TRAIN, "--impairments", "spacing,gain"], "--out o.npy: a model with spacing, gain impairments is written"),
     ([*TRAIN, "--impairments", "gain,tilt"], "argument --impairments: impairments 'gain,tilt': tilt is not an"),
     ([*TRAIN, "--learn", "phase"], "argument --learn: impairments 'phase': phase is not an impairment type"),
     ([*EVAL, "--assume", "odd.npz"], "array file odd.npz: holds ['gains', 'spacing']; expected 'spacing'"),

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..dsp.impairments import ArrayImpairments, array_steering, check_array, draw_impairments, load_array
 from ..dsp.steering import element_positions
+from ..errors import ConfigError, ShapeError
 from ..params import SystemParams
 
 
@@ -30,7 +31,10 @@ class ImpairedULA:
         elif gain is None and coupling is None:
             array = spacing
         else:
-            array = ArrayImpairments(spacing, gain, coupling)
+            try:
+                array = ArrayImpairments(spacing, gain, coupling)
+            except (ConfigError, ShapeError) as exc:
+                raise type(exc)(f"ImpairedULA: {exc}") from None
         array = check_array(array, params.n_antennas, "ImpairedULA.spacing", ordered=True)
         if isinstance(array, ArrayImpairments) and array.kinds == ("spacing",):
             array = array.spacing

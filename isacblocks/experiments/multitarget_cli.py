@@ -54,7 +54,8 @@ def multitarget_main(args) -> int:
     ula = true_array(params, args.seed, args.true_spacing, args.impairments)
     spacings = {"known d": ula.array, "lambda/2": params.nominal_spacing}
     if args.learned:
-        spacings[f"learned ({Path(args.learned).name})"] = load_array(args.learned, params.n_antennas, params.wavelength)
+        learned = load_array(args.learned, params.n_antennas, params.wavelength)
+        spacings[f"learned ({Path(args.learned).name})"] = learned
     else:
         print("no --learned FILE given: no learned spacing; curves for the known spacing and lambda/2 only "
               "(isac train or isac snr-sweep write one)")
