@@ -8,8 +8,8 @@ from pathlib import Path
 from ..dsp.impairments import ArrayImpairments, save_array
 from .common import load_params, run_record, true_array, write_json
 from .impairments import impairments_study, rows_markdown
-from .options import add_spacing_options, count_value, impairments_value, input_file, output_dir
-from .report import replace_section, update_section
+from .options import add_doc_option, add_spacing_options, count_value, impairments_value, output_dir
+from .report import check_section, update_section
 
 DOC_BEGIN, DOC_END = "<!-- impairments:begin -->", "<!-- impairments:end -->"
 
@@ -17,7 +17,7 @@ DOC_BEGIN, DOC_END = "<!-- impairments:begin -->", "<!-- impairments:end -->"
 def impairments_main(args) -> int:
     params = load_params(args)
     if args.doc:
-        replace_section(Path(args.doc).read_text(), "", args.doc, DOC_BEGIN, DOC_END)  # markers checked before the work
+        check_section(args.doc, DOC_BEGIN, DOC_END)
     ula = true_array(params, args.seed, args.true_spacing, args.impairments)
     kinds = ula.kinds
     out = Path(args.out)
@@ -65,8 +65,6 @@ def register(sub) -> None:
     parser.add_argument("--calibration-frames", type=count_value, default=2000,
                         help="labelled frames of the LS calibration")
     parser.add_argument("--out", default="out/impairments", type=output_dir, help="output folder")
-    parser.add_argument("--doc", metavar="FILE", type=input_file, default=None,
-                        help="replace the table between <!-- impairments:begin --> and <!-- impairments:end --> "
-                             "in FILE (docs/impairments.md)")
+    add_doc_option(parser, DOC_BEGIN, DOC_END, "docs/impairments.md")
     add_spacing_options(parser)
     parser.set_defaults(func=impairments_main)

@@ -12,6 +12,7 @@ from ..errors import ConfigError
 from .common import load_params, run_record, table, true_array, write_json
 from .multitarget import multitarget_study, plot_multitarget
 from .options import (
+    add_doc_option,
     add_impairments_option,
     add_spacing_options,
     count_value,
@@ -20,7 +21,7 @@ from .options import (
     positive_real,
     real_in,
 )
-from .report import replace_section, update_section
+from .report import check_section, update_section
 from .snr import parse_snrs
 
 MAX_TARGETS_LIMIT = 16
@@ -63,7 +64,7 @@ def multitarget_main(args) -> int:
         raise ConfigError(f"--h0-frames {args.h0_frames} cannot resolve --pfa {args.pfa:g} "
                           f"(need at least {int(-(-1 // args.pfa))})")
     if args.doc:
-        replace_section(Path(args.doc).read_text(), "", args.doc, DOC_BEGIN, DOC_END)  # markers checked first
+        check_section(args.doc, DOC_BEGIN, DOC_END)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -148,9 +149,7 @@ def register(sub) -> None:
                         help="a learned spacing (.npy or text, metres), or a learned array (.npz), e.g. from "
                              "isac train (as in isac snr-sweep)")
     add_impairments_option(parser, "")
-    parser.add_argument("--doc", metavar="FILE", type=input_file, default=None,
-                        help="replace the table between <!-- multitarget:begin --> and <!-- multitarget:end --> in "
-                             "FILE (docs/multi-target.md)")
+    add_doc_option(parser, DOC_BEGIN, DOC_END, "docs/multi-target.md")
     parser.add_argument("--out", default="out/multitarget", type=output_dir, help="output folder")
     add_spacing_options(parser)
     parser.set_defaults(func=multitarget_main)

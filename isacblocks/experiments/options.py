@@ -153,6 +153,12 @@ def add_true_spacing_option(parser: argparse.ArgumentParser) -> None:
                              "impairment model with --seed")
 
 
+def add_doc_option(parser: argparse.ArgumentParser, begin: str, end: str, example: str) -> None:
+    """``--doc FILE``: the document whose table between the markers `begin` and `end` a command rewrites."""
+    parser.add_argument("--doc", metavar="FILE", type=input_file, default=None,
+                        help=f"replace the table between {begin} and {end} in FILE ({example})")
+
+
 def impairments_value(text: str) -> tuple[str, ...]:
     """``type=`` of ``--impairments``: a comma list of spacing, gain, coupling."""
     from ..dsp.impairments import parse_kinds

@@ -104,6 +104,15 @@ def replace_section(text: str, section: str, where: str = "README", begin: str =
     return f"{before}{begin}\n{section}\n{end}{after}"
 
 
+def check_section(path, begin: str, end: str) -> None:
+    """Refuse, before any work, a file without one `begin` ... `end` pair of markers."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
+    replace_section(text, "", str(path), begin, end)
+
+
 def update_section(readme, section: str, begin: str = BEGIN, end: str = END) -> None:
     """Replace the part of the file `readme` between `begin` and `end` by `section`."""
     path = Path(readme)
