@@ -100,3 +100,55 @@ def test_torch_noise_depends_on_the_seed_only():
     other = np.empty_like(first)
     torch_noise(4, other, 1.0)
     assert not np.any(other == first)
+
+
+# ------------------------------------------------------------- frames made on the training device
+def test_frames_made_on_the_device_give_the_host_paths_loss_and_gradient():
+    """`TrainConfig(frames="device")` (the CUDA default) forms ``C`` and the window columns in
+    torch; on the same noise the host path (the fused CPU kernel) gives the same loss and
+    gradient to float32 rounding.  Run here on torch's CPU device."""
+    import dataclasses
+
+    from isacblocks.learning.trainer import TrainConfig, Trainer, TrainingBatch
+
+    true_spacing = draw_spacing(np.random.default_rng(8), P)
+    trainer = Trainer(P, true_spacing, TrainConfig(schedule="ul", iterations=1, batch_size=48, frames="device",
+                                                   progress=False, seed=2))
+    batch = trainer.draw_batch(labelled=True)
+    assert batch.device_noise is not None and batch.frames.noise is None
+    host = TrainingBatch(dataclasses.replace(batch.frames, noise=batch.device_noise.numpy()), batch.theta_min,
+                         batch.theta_max, batch.labels)
+    for kind in ("ul", "sl"):
+        results = []
+        for b in (batch, host):
+            trainer.optimizer.zero_grad()
+            loss = trainer.loss(b, kind)
+            loss.backward()
+            results.append((float(loss.detach()), trainer.model.u.grad.clone()))
+        (loss_device, grad_device), (loss_host, grad_host) = results
+        assert loss_device == pytest.approx(loss_host, rel=1e-6)
+        assert float((grad_device - grad_host).norm() / grad_host.norm()) < 1e-4
+
+
+def test_device_noise_is_circular_gaussian_with_the_range_factors_power():
+    from isacblocks.learning.noise import device_noise
+
+    basis = ProjectedBasis.for_params(P)
+    noise = device_noise(5, (200, P.n_antennas, basis.rank), 2.0, basis.sigma, "cpu").numpy().astype(np.complex128)
+    white = noise / basis.sigma  # CN(0, 2) each
+    n = white.size  # 793 600 samples
+    assert abs(np.mean(np.abs(white) ** 2) / 2.0 - 1) < 5 / np.sqrt(n)  # var of |x|^2/N0 is 1
+    assert abs(np.mean(white ** 2)) / 2.0 < 5 / np.sqrt(n)  # circular: E[x^2] = 0
+    assert abs(np.mean(white.real * white.imag)) < 5 / np.sqrt(n)
+    again = device_noise(5, (200, P.n_antennas, basis.rank), 2.0, basis.sigma, "cpu").numpy()
+    assert np.array_equal(again, noise.astype(np.complex64))
+
+
+def test_frames_option_is_validated():
+    from isacblocks.errors import ConfigError
+    from isacblocks.learning.trainer import TrainConfig
+
+    assert TrainConfig(device="cpu").frames_on_device is False
+    assert TrainConfig(device="cpu", frames="device").frames_on_device is True
+    with pytest.raises(ConfigError, match="TrainConfig.frames = 'gpu': must be 'auto', 'host' or 'device'"):
+        TrainConfig(frames="gpu")

@@ -180,7 +180,8 @@ def _sector_peak(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params: S
                  window: bool = False, device: str = "cpu"):
     """Validate, find the sector rows and columns, and run the kernel (with the eq.-17 window if asked)."""
     kernel = peak_function(device, name)
-    Y_tilde = np.asarray(Y_tilde)
+    if not hasattr(Y_tilde, "__cuda_array_interface__"):  # device frames go to the CUDA kernel as they are
+        Y_tilde = np.asarray(Y_tilde)
     range_dict = range_dictionary(params)
     expected = (params.n_antennas, range_dict.rank if projected else params.n_subcarriers)
     if Y_tilde.ndim != 3 or Y_tilde.shape[1:] != expected:

@@ -45,3 +45,14 @@ def torch_noise(seed: int, out: np.ndarray, noise_power: float) -> None:
 def _pool(pid: int, threads: int) -> ThreadPoolExecutor:
     """One pool per process (`pid`: a forked child must not reuse its parent's threads)."""
     return ThreadPoolExecutor(threads, thread_name_prefix="isac-train-noise")
+
+
+def device_noise(seed: int, shape: tuple[int, ...], noise_power: float, scale, device) -> torch.Tensor:
+    """CN(0, noise_power) complex64 samples of `shape`, drawn on the torch `device` by a generator
+    there seeded with `seed`, times `scale` (float, broadcast over the last axis: the range
+    factor's ``sigma`` of projected frames).  The training noise when frames are made on the
+    device (`TrainConfig.frames`): nothing of the size of a batch crosses to it."""
+    generator = torch.Generator(device=device).manual_seed(int(seed) % 2**63)
+    parts = torch.randn((*shape, 2), generator=generator, device=device, dtype=torch.float32)
+    parts *= math.sqrt(noise_power / 2)
+    return torch.view_as_complex(parts) * torch.as_tensor(np.asarray(scale, dtype=np.float32), device=device)

@@ -35,11 +35,11 @@ from ..dsp.steering import array_gain
 from ..errors import ConfigError, TrainingError
 from ..params import SystemParams
 from ..sim.evaluation import evaluate_spacing
-from ..sim.montecarlo import ProjectedBasis, ProjectedFrames, draw_projected_frames
+from ..sim.montecarlo import ProjectedBasis, ProjectedFrames, draw_frame_factors, draw_projected_frames
 from ..validation import is_integer, is_real
 from . import differentiable as diff
 from .model import SpacingModel
-from .noise import torch_noise
+from .noise import device_noise, torch_noise
 
 SCHEDULES = ("sl", "ul", "sl+ul", "ul+sl")
 
@@ -71,8 +71,12 @@ class TrainConfig:
     max_loss_growth: float = 1e6  # stop when |loss| exceeds this multiple of the first loss
     progress: bool = True
     # "cpu", or "cuda": the torch parts (d, precoders, window, loss, Adam) and the map kernel's
-    # arg-max run on the CUDA device; frames are still drawn on the host and copied over.
+    # arg-max run on the CUDA device.
     device: str = "cpu"
+    # Where the frames' noise is drawn and the frames formed: "host" (numpy, the fused CPU kernel
+    # forms them), "device" (torch on `device`; only the targets' small factors cross to it), or
+    # "auto": "device" on cuda, "host" on cpu.
+    frames: str = "auto"
     # What the model learns (dsp.impairments): the spacing always; "gain" and "coupling" add the
     # per-element complex gains and coupling_band coupling coefficients.
     impairments: tuple[str, ...] = ("spacing",)
@@ -104,8 +108,14 @@ class TrainConfig:
         rule(is_integer(self.seed) and self.seed >= 0, "seed", "must be an integer >= 0")
         rule(is_integer(self.eval_seed) and self.eval_seed >= 0, "eval_seed", "must be an integer >= 0")
         rule(self.device in ("cpu", "cuda"), "device", "must be 'cpu' or 'cuda'")
+        rule(self.frames in ("auto", "host", "device"), "frames", "must be 'auto', 'host' or 'device'")
         self.impairments = parse_kinds(self.impairments)
         rule(is_integer(self.coupling_band) and self.coupling_band >= 1, "coupling_band", "must be an integer >= 1")
+
+    @property
+    def frames_on_device(self) -> bool:
+        """True when training frames are drawn and formed by torch on `device` (see `frames`)."""
+        return self.frames == "device" or (self.frames == "auto" and self.device == "cuda")
 
     @property
     def sl_iterations(self) -> int:
@@ -132,6 +142,7 @@ class TrainingBatch:
     theta_min: np.ndarray
     theta_max: np.ndarray
     labels: dict | None
+    device_noise: torch.Tensor | None = None  # (B, K, r) on the training device when frames are made there
 
 
 @dataclass
@@ -178,10 +189,17 @@ class Trainer:
     def draw_batch(self, labelled: bool) -> TrainingBatch:
         p = self.params
         theta_min, theta_max = training_sectors(self.rng, p, self.config.batch_size, self._max_center_deg())
-        frames = draw_projected_frames(self.rng, p, self.true_array, self.basis, theta_min, theta_max,
-                                       self.config.batch_size, noise_source=torch_noise)
+        noise = None
+        if self.config.frames_on_device:
+            frames, seed = draw_frame_factors(self.rng, p, self.true_array, self.basis, theta_min, theta_max,
+                                              self.config.batch_size)
+            noise = device_noise(seed, (self.config.batch_size, p.n_antennas, self.basis.rank), p.noise_power,
+                                 self.basis.sigma, self.device)
+        else:
+            frames = draw_projected_frames(self.rng, p, self.true_array, self.basis, theta_min, theta_max,
+                                           self.config.batch_size, noise_source=torch_noise)
         labels = {"theta": frames.theta, "range": frames.ranges} if labelled else None
-        return TrainingBatch(frames, theta_min, theta_max, labels)
+        return TrainingBatch(frames, theta_min, theta_max, labels, noise)
 
     # ------------------------------------------------------------------ step
     def loss(self, batch: TrainingBatch, kind: str) -> torch.Tensor:
@@ -212,6 +230,8 @@ class Trainer:
         data split as ``gain * signal + noise`` (each (B, K, C)), with the window's indices."""
         p = self.params
         gain_np, spacing_np = gain.detach().cpu().numpy(), self.model.array_numpy()
+        if batch.device_noise is not None:
+            return self._device_window_data(frames, batch, gain_np, spacing_np)
         if self.config.device == "cpu":  # one fused kernel: frames formed in it, window columns out of it
             scale = (frames.amplitude * gain_np).astype(np.complex64)
             peak, noise, delay = mbml_peak_factored(frames.noise, frames.steering, scale, frames.delay,
@@ -225,6 +245,23 @@ class Trainer:
         if self.config.device != "cpu":
             signal, noise = frames.window_columns(self.basis.v[:, cols].transpose(1, 0, 2))
         return signal, noise, rows, cols, row_valid, col_valid
+
+    def _device_window_data(self, frames: ProjectedFrames, batch: TrainingBatch, gain_np, spacing_np):
+        """`_window_data` for frames made on the training device: ``C = gain signal + noise`` formed
+        there, the map kernel reading it in place (on cuda), the window's columns synthesised there."""
+        p, dev = self.params, self.device
+        steering = torch.as_tensor(frames.steering, device=dev)
+        delay = torch.as_tensor(frames.delay, device=dev)
+        scale = torch.as_tensor((frames.amplitude * gain_np).astype(np.complex64), device=dev)
+        combined = ((steering * scale[:, None])[:, :, None] * delay[:, None, :] + batch.device_noise).contiguous()
+        peak = mbml_peak_projected(combined if self.config.device == "cuda" else combined.numpy(), batch.theta_min,
+                                   batch.theta_max, p.range_min_m, p.range_max_m, spacing_np, p,
+                                   device=self.config.device)
+        rows, cols, row_valid, col_valid = window_indices(peak.i_hat, peak.j_hat, p)
+        synth = torch.as_tensor(self.basis.v[:, cols].transpose(1, 0, 2).astype(np.complex64), device=dev)  # (B,r,C)
+        echo = steering * torch.as_tensor(frames.amplitude.astype(np.complex64), device=dev)[:, None]
+        signal = echo[:, :, None] * (delay[:, None, :] @ synth)  # amplitude a_rx(theta) (rho^T G V_sel)
+        return signal, batch.device_noise @ synth, rows, cols, row_valid, col_valid
 
     def step(self) -> dict:
         kind = self.config.loss_at(self.iteration)

@@ -63,7 +63,7 @@ class ProjectedFrames:
     amplitude: np.ndarray  # (B,) complex128
     steering: np.ndarray  # (B, K) complex64, a_rx(theta)
     delay: np.ndarray  # (B, r) complex64, rho(tau)^T G
-    noise: np.ndarray  # (B, K, r) complex64
+    noise: np.ndarray | None  # (B, K, r) complex64 (None: drawn elsewhere, `draw_frame_factors`)
     present: np.ndarray
     theta: np.ndarray
     ranges: np.ndarray
@@ -100,16 +100,27 @@ def draw_projected_frames(rng: np.random.Generator, params: SystemParams, true_s
     CN(0, noise_power) samples from the integer `seed` (default: `channels.frame_noise`,
     numpy's generators spread over threads); the learner passes torch's faster generator.
     """
+    frames, seed = draw_frame_factors(rng, params, true_spacing, basis, theta_min, theta_max, n_frames, present)
+    noise = np.empty((n_frames, params.n_antennas, basis.rank), dtype=np.complex64)
+    (noise_source or _numpy_noise)(seed, noise, params.noise_power)
+    noise *= basis.sigma.astype(np.float32)
+    frames.noise = noise
+    return frames
+
+
+def draw_frame_factors(rng: np.random.Generator, params: SystemParams, true_array, basis: ProjectedBasis,
+                       theta_min, theta_max, n_frames: int, present=None) -> tuple[ProjectedFrames, int]:
+    """The small part of `draw_projected_frames`: targets and the echo's factors, with ``noise=None``,
+    and the integer seed its noise is drawn from (the same draws from `rng`, in the same order), so
+    that the noise can be drawn elsewhere (e.g. on the training device)."""
     present = np.ones(n_frames, dtype=bool) if present is None else np.asarray(present, dtype=bool)
     theta, ranges = draw_targets(rng, theta_min, theta_max, params.range_min_m, params.range_max_m, n_frames)
     psi = complex_normal(rng, n_frames, params.target_gain_variance, dtype=np.complex128)
-    noise = np.empty((n_frames, params.n_antennas, basis.rank), dtype=np.complex64)
-    (noise_source or _numpy_noise)(int(rng.integers(2**63)), noise, params.noise_power)
-    noise *= basis.sigma.astype(np.float32)
-    steering = array_rows(theta, true_spacing, params.wavelength).astype(np.complex64)  # (B, K), a_pert(theta)^T
+    seed = int(rng.integers(2**63))
+    steering = array_rows(theta, true_array, params.wavelength).astype(np.complex64)  # (B, K), a_pert(theta)^T
     delay = (range_steering(ranges, params).T @ basis.g).astype(np.complex64)  # (B, r)
     amplitude = np.where(present, psi, 0.0) / np.sqrt(params.n_subcarriers)
-    return ProjectedFrames(amplitude, steering, delay, noise, present, theta, ranges)
+    return ProjectedFrames(amplitude, steering, delay, None, present, theta, ranges), seed
 
 
 def projected_snapshots(projected, ranges, basis, params: SystemParams) -> np.ndarray:
