@@ -11,10 +11,15 @@
 #
 # (The kernel benchmark needs no torch: the project is installed with --no-deps.)
 #
-# Steps: a virtual environment, installs (offline when wheels are present), nvidia-smi,
-# then `python -m benchmarks.gpu` at full size (K = 64, S = 256, batch 4096): the CUDA
-# kernel against the CPU kernel (same arg-max, statistic within 1e-5 relative) and frames/s
-# of MB-ML and MAPRT on GPU and CPU.  JSON and logs go to $OUT.
+# Steps: a virtual environment (seeing the machine's own torch), installs (offline when
+# wheels are present), nvidia-smi, then
+#   kernel:   `python -m benchmarks.gpu` at full size (K = 64, S = 256, batch 4096): the CUDA
+#             kernel against the CPU kernel (same arg-max, statistic within 1e-5 relative) and
+#             frames/s of MB-ML and MAPRT on GPU and CPU (about 3 minutes);
+#   training: `python -m benchmarks.gpu_training`: the training step at batch 3000 and a
+#             paper-scale SL curve (lr 4e-7) for $TRAIN_SECONDS seconds (default 240; the
+#             8-minute curve is `STEPS=training TRAIN_SECONDS=480`, a run of its own).
+# STEPS (default "kernel training") chooses.  JSON and logs go to $OUT.
 set -u
 OUT="${OUT:-out/gpu}"
 WHEELS="${WHEELS:-wheels}"
@@ -27,7 +32,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || echo "nv
 
 VENV="${VENV:-/tmp/isac-gpu-venv}"
 if [ ! -x "$VENV/bin/python" ]; then
-    "$PY" -m venv "$VENV" || { echo "venv creation failed"; exit 2; }
+    "$PY" -m venv --system-site-packages "$VENV" || { echo "venv creation failed"; exit 2; }
 fi
 PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
 if [ -d "$WHEELS" ]; then
@@ -45,8 +50,17 @@ if cuda.is_available():
     cuda.detect()
 PY
 
-timeout 270 "$VENV/bin/python" -m benchmarks.gpu --frames "${FRAMES:-4096}" --reps "${REPS:-5}" \
-    --cpu-frames "${CPU_FRAMES:-2048}" --out "$OUT/gpu.json"
-status=$?
-echo "== benchmarks.gpu exit status $status"
+STEPS="${STEPS:-kernel training}"
+TRAIN_SECONDS="${TRAIN_SECONDS:-240}"
+status=0
+if [[ " $STEPS " == *" kernel "* ]]; then
+    timeout 270 "$VENV/bin/python" -m benchmarks.gpu --frames "${FRAMES:-4096}" --reps "${REPS:-5}" \
+        --cpu-frames "${CPU_FRAMES:-2048}" --out "$OUT/gpu.json"
+    code=$?; echo "== benchmarks.gpu exit status $code"; [ $code -ne 0 ] && status=$code
+fi
+if [[ " $STEPS " == *" training "* ]]; then
+    timeout $((TRAIN_SECONDS + 150)) "$VENV/bin/python" -m benchmarks.gpu_training --seconds "$TRAIN_SECONDS" \
+        --out "$OUT/training.json"
+    code=$?; echo "== benchmarks.gpu_training exit status $code"; [ $code -ne 0 ] && status=$code
+fi
 exit $status

@@ -115,3 +115,21 @@ def test_unknown_section_is_a_config_error(tmp_path):
     args = _parse("--quick", "--out", str(tmp_path), "--only", "receivers,warp_drive")
     with pytest.raises(ConfigError, match="warp_drive"):
         args.func(args)
+
+
+def test_gpu_training_benchmark_runs_on_the_cpu(tmp_path):
+    """`benchmarks.gpu_training` (the device check's training step) at a tiny size on the CPU: it
+    writes the step's frames/s and an SL curve evaluated against lambda/2 and the known spacing."""
+    import json
+
+    from benchmarks import gpu_training
+
+    out = tmp_path / "training.json"
+    assert gpu_training.main(["--device", "cpu", "--batch", "16", "--steps", "2", "--seconds", "1",
+                              "--eval-frames", "1000", "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert "error" not in record
+    assert record["step"]["frames_per_s"] > 0 and len(record["step"]["samples_s"]) == 2
+    curve = record["sl_curve"]
+    assert curve["iterations"] >= 1 and curve["labelled_frames"] == 16 * curve["iterations"]
+    assert set(curve["pmd"]) == {"learned", "lambda/2", "known"}
