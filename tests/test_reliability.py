@@ -341,6 +341,9 @@ TRAIN_CASES = [
     ("max_loss_growth", 0.0, "must be > 0"),
     ("progress", None, None),
     ("device", "gpu", "must be 'cpu' or 'cuda'"),
+    ("frames", "gpu", "must be 'auto', 'host' or 'device'"),
+    ("impairments", "gain,tilt", "tilt is not an impairment type"),
+    ("coupling_band", 0, "integer >= 1"),
 ]
 
 
@@ -370,7 +373,7 @@ SHAPE_CASES = [
     ("delay_steering", lambda: delay_steering(np.zeros((3, 1)), S, 1e5), "expected a scalar or a vector", "(3, 1)"),
     ("range_steering", lambda: range_steering(np.zeros((2, 2)), P), "expected a scalar or a vector", "(2, 2)"),
     ("beampattern_precoder", lambda: beampattern_precoder(-0.5, 0.5, np.ones((4, 4)), P),
-     "vector of K >= 2", "(4, 4)"),
+     "expected 16 spacings", "(4, 4)"),
     ("isac_precoder", lambda: isac_precoder(np.ones(K), np.ones(K - 1), 0.5, 0.0), "same length K", "(15,)"),
     ("target_echo", lambda: target_echo(np.ones(2), np.ones((2, K)), np.ones((2, S - 1)), np.ones((2, S)), S),
      "symbols and delay_phases (B, 64)", "(2, 63)"),
@@ -387,7 +390,8 @@ SHAPE_CASES = [
      "expected Y (B, K, S) and x (B, S)", "(2, 63)"),
     ("maprt", lambda: maprt(np.ones((2, K, S - 1)), -0.5, 0.0, 0, 200, P.nominal_spacing, P), "(B, 16, 64)",
      "(2, 16, 63)"),
-    ("maprt", lambda: maprt(np.ones((2, K, S)), -0.5, 0.0, 0, 200, P.nominal_spacing[:-1], P), "(16,)", "(15,)"),
+    ("maprt", lambda: maprt(np.ones((2, K, S)), -0.5, 0.0, 0, 200, P.nominal_spacing[:-1], P), "expected 16 spacings",
+     "(15,)"),
     ("maprt", lambda: maprt(np.ones((2, K, S)), np.zeros(3), 0.0, 0, 200, P.nominal_spacing, P),
      "maprt: theta_min must be a scalar or shape (2,)", "(3,)"),
     ("ml_demap", lambda: ml_demap(np.ones((2, S)), np.ones((2, S - 1)), np.ones(4)), "same shape", "(2, 63)"),

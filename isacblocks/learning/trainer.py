@@ -109,7 +109,10 @@ class TrainConfig:
         rule(is_integer(self.eval_seed) and self.eval_seed >= 0, "eval_seed", "must be an integer >= 0")
         rule(self.device in ("cpu", "cuda"), "device", "must be 'cpu' or 'cuda'")
         rule(self.frames in ("auto", "host", "device"), "frames", "must be 'auto', 'host' or 'device'")
-        self.impairments = parse_kinds(self.impairments)
+        try:
+            self.impairments = parse_kinds(self.impairments)
+        except ConfigError as exc:
+            raise ConfigError(f"TrainConfig.impairments = {self.impairments!r}: {exc}") from None
         rule(is_integer(self.coupling_band) and self.coupling_band >= 1, "coupling_band", "must be an integer >= 1")
 
     @property
