@@ -203,3 +203,15 @@ def test_unsupervised_learning_recovers_gains_and_coupling():
     assert learned["gain_error_rms"] < 0.6 * start["gain_error_rms"]
     assert learned["coupling_error_rms"] < 0.8 * start["coupling_error_rms"]
     assert learned["spacing_error_mm"] < 1e-9  # held (only the u <-> d round trip)
+
+
+def test_streaming_chain_with_an_impaired_array():
+    """The block chain (TargetChannel through the ULA's a_pert, MAPRT) on an array with gains and
+    coupling: 400 frames per hypothesis; the known array's Pmd interval lies below lambda/2's."""
+    from isacblocks.experiments.baseline import baseline_sensing
+
+    ula = ImpairedULA.drawn(P, 0, ALL)
+    results = baseline_sensing(P, ula, 400, seed=0)
+    known, nominal = results["known"]["detection"], results["unknown"]["detection"]
+    assert known["pmd_ci"][1] < nominal["pmd_ci"][0]
+    assert results["known"]["gain_error_rms"] == 0.0 and results["unknown"]["coupling_error_rms"] > 0.1

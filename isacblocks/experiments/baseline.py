@@ -30,7 +30,7 @@ from ..blocks import (
 from ..blocks.sinks import records_report
 from ..core import Flowgraph, NullSink
 from ..dsp.detection import threshold_at_pfa
-from ..dsp.spacing import spacing_errors
+from ..dsp.impairments import ArrayImpairments, impairment_errors
 from ..executor import Executor, SerialExecutor, Task, task_seed
 from ..params import SystemParams
 from ..seeding import seed_sequence
@@ -162,8 +162,9 @@ def chain_run(params, true_spacing, spacing, n_frames: int, seed, max_items: int
 
 
 def _chain_task(key: str, params, ula: ImpairedULA, spacing, n_frames: int, seed, max_items: int, **options) -> Task:
-    return Task(key, chain_run, {"params": params, "true_spacing": np.asarray(ula.spacing),
-                                 "spacing": np.asarray(spacing), "n_frames": n_frames, "seed": seed,
+    return Task(key, chain_run, {"params": params, "true_spacing": ula.array,
+                                 "spacing": spacing if isinstance(spacing, ArrayImpairments) else np.asarray(spacing),
+                                 "n_frames": n_frames, "seed": seed,
                                  "max_items": max_items, **options})
 
 
@@ -176,7 +177,7 @@ def baseline_sensing(params, ula: ImpairedULA, frames_per_hypothesis: int, seed=
     Every receiver sees the same scenario, symbols and noise (same seed), so their
     difference is the spacing alone.
     """
-    spacings = spacings or {"known": ula.spacing, "unknown": params.nominal_spacing}
+    spacings = spacings or {"known": ula.array, "unknown": params.nominal_spacing}
     tasks = [_chain_task(label, params, ula, spacing, 2 * frames_per_hypothesis, seed, max_items, with_comm=False,
                          alternate=True) for label, spacing in spacings.items()]
     results = {}
@@ -184,7 +185,7 @@ def baseline_sensing(params, ula: ImpairedULA, frames_per_hypothesis: int, seed=
         report = records_report(run["records"], params.pfa)
         results[label] = {"detection": report.to_dict(), "invalid_frames": run["invalid_frames"],
                           "wall_s": run["wall_s"], "frames_per_s": 2 * frames_per_hypothesis / run["wall_s"],
-                          **spacing_errors(spacing, ula.spacing)}
+                          **impairment_errors(spacing, ula.array)}
     return results
 
 
@@ -230,7 +231,7 @@ def isac_sweep(params, ula: ImpairedULA, frames_per_point: int, seed=0, h0_frame
     for every spacing (common random numbers).
     """
     h0_frames = h0_frames or max(10 * frames_per_point, int(np.ceil(20 / params.pfa)))
-    spacings = spacings or {"known": ula.spacing, "unknown": params.nominal_spacing}
+    spacings = spacings or {"known": ula.array, "unknown": params.nominal_spacing}
     grid = isac_tradeoff_grid(n_grid)
     tasks = []
     for label, spacing in spacings.items():
@@ -253,5 +254,5 @@ def isac_sweep(params, ula: ImpairedULA, frames_per_point: int, seed=0, h0_frame
                            "frames": frames_per_point})
         mark_pareto(points)
         out[label] = {"threshold": threshold, "h0_frames": h0_frames,
-                      "points": points, **spacing_errors(spacing, ula.spacing)}
+                      "points": points, **impairment_errors(spacing, ula.array)}
     return out

@@ -44,7 +44,7 @@ def sensing_main(argv=None, args=None) -> int:
     args = args or sensing_parser().parse_args(argv)
     check_memory(results_bytes(2 * args.frames), f"--frames {args.frames}: the results of {2 * args.frames} frames")
     params = load_params(args)
-    ula = true_array(params, args.seed, args.true_spacing)
+    ula = true_array(params, args.seed, args.true_spacing, args.impairments)
     spacings = assumed_spacings(args.assume, params, ula)
     start = time.perf_counter()
     with executor_from_args(args) as executor, ProgressLine("sensing", heartbeat_s=HEARTBEAT_S) as progress:
@@ -88,7 +88,7 @@ def isac_main(argv=None, args=None) -> int:
     frames = 11 * args.frames * args.grid ** 2  # target frames and 10x as many target-free ones per point
     check_memory(results_bytes(frames), f"--frames {args.frames} --grid {args.grid}: the results of {frames} frames")
     params = load_params(args)
-    ula = true_array(params, args.seed, args.true_spacing)
+    ula = true_array(params, args.seed, args.true_spacing, args.impairments)
     spacings = assumed_spacings(args.assume, params, ula)
     start = time.perf_counter()
     with executor_from_args(args) as executor, ProgressLine("isac-sweep", heartbeat_s=HEARTBEAT_S) as progress:

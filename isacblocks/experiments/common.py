@@ -18,6 +18,7 @@ from ..dsp.impairments import ArrayImpairments, load_array
 from ..errors import ConfigError
 from ..params import SystemParams
 from .options import (
+    add_impairments_option,
     add_json_option,
     add_run_options,
     add_spacing_options,
@@ -38,6 +39,7 @@ def add_common_options(parser: argparse.ArgumentParser, frames: int, frames_help
     parser.add_argument("--assume", metavar="known|nominal|FILE", type=assume_value, action="append", default=None,
                         help="a spacing the receiver assumes: the true one (known), lambda/2 (nominal), or one "
                              "read from FILE; repeat for several (default: known and nominal)")
+    add_impairments_option(parser, "")
     add_json_option(parser)
     parser.add_argument("--frames", type=count_value, default=frames, help=f"{frames_help} (default {frames})")
     parser.add_argument("--max-items", type=count_value, default=64, help="frames per work() call (default 64)")
