@@ -229,6 +229,7 @@ BLOCK_CASES = [
     ("MAPRTDetector", "n_theta", lambda v: MAPRTDetector(P, n_theta=v), 0, "integer >= 1", True),
     ("MAPRTDetector", "device", lambda v: MAPRTDetector(P, device=v), "gpu", "expected one of 'cpu', 'cuda'", True),
     ("MBMLEstimator", "device", lambda v: MBMLEstimator(P, device=v), "gpu", "expected one of 'cpu', 'cuda'", True),
+    ("MBMLEstimator", "method", lambda v: MBMLEstimator(P, method=v), "svd", "expected one of 'fused', 'lowrank'", True),
     ("MAPRTDetector", "n_range", lambda v: MAPRTDetector(P, n_range=v), 1.5, "integer >= 1", True),
     ("MAPRTDetector", "sector", lambda v: MAPRTDetector(P, sector=v), (0.2, 0.1), "-pi/2 <= min < max <= pi/2",
      True),

@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import SyncBlock
+from ..dsp.angle_delay import PEAK_METHODS
 from ..dsp.comm import constellation, ml_demap
 from ..dsp.impairments import check_array
 from ..dsp.maprt import maprt
 from ..dsp.mbml import mbml_estimate
 from ..dsp.receiver import reciprocal_filter
+from ..errors import ConfigError
 from ..params import SystemParams
 from ..validation import check_int, check_sector
 from .items import ESTIMATE_ITEM, INVALID_FRAME_KEY, required_tags
@@ -108,12 +110,22 @@ class MBMLEstimator(SensingEstimator):
 
     Searches the ``params.angle_grid`` points inside each frame's sector and the
     ``params.range_grid`` (Numba kernel), soft-max over the eq.-17 window.  A learned ``d`` arrives
-    on message port ``spacing`` while the flowgraph runs.
+    on message port ``spacing`` while the flowgraph runs.  `method` (cpu only): "fused" (the
+    kernel) or "lowrank" (`dsp.angle_delay_lowrank`: about 1.6x the frames/s where the sectors
+    repeat, e.g. a fixed `sector`; the same outputs to float32 rounding, whatever the batch).
     """
+
+    def __init__(self, params: SystemParams, spacing=None, sector=None, name=None, device="cpu", method="fused"):
+        super().__init__(params, spacing, sector, name=name, device=device)
+        if method not in PEAK_METHODS:
+            raise ConfigError(f"{self.name}: method = {method!r}: expected one of {', '.join(map(repr, PEAK_METHODS))}")
+        if method != "fused" and self.device != "cpu":
+            raise ConfigError(f"{self.name}: method = {method!r} runs on the cpu, not on device = {self.device!r}")
+        self.method = method
 
     def estimate(self, Y_tilde, sectors):
         return mbml_estimate(Y_tilde, sectors[:, 0], sectors[:, 1], sectors[:, 2], sectors[:, 3], self.spacing,
-                             self.params, device=self.device)
+                             self.params, device=self.device, method=self.method)
 
 
 def _check_device(owner: str, device) -> str:

@@ -31,6 +31,8 @@ from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError, ShapeError
 from ..params import SystemParams
+from .angle_delay_lowrank import lowrank_peak
+from .cache import LRUCache
 from .impairments import check_array, receiver_steering
 from .steering import range_steering
 
@@ -201,7 +203,8 @@ def peak_search(owner: str, frames_shape: tuple, angle_dict, range_dict, row_lo,
 
 
 def angle_delay_peak(Y_tilde, angle_dict, range_dict, row_lo, row_hi, col_lo=0, col_hi=None,
-                     half_angle: int = 0, half_range: int = 0, projected: bool = False) -> AngleDelayPeak:
+                     half_angle: int = 0, half_range: int = 0, projected: bool = False,
+                     method: str = "fused") -> AngleDelayPeak:
     """Sector peak, arg-max and window of ``L = |Phi_pert^H Y~ Phi_d^*|`` (eq. 15-17).
 
     `Y_tilde`: (B, K, S) frames after the reciprocal filter (eq. 7), cast to complex64.
@@ -213,9 +216,15 @@ def angle_delay_peak(Y_tilde, angle_dict, range_dict, row_lo, row_hi, col_lo=0, 
     `half_angle`, `half_range`: delta_theta and delta_R of the window (eq. 12, 17).
     `projected`: `Y_tilde` is already range-projected, ``C = Y~ G`` (B, K, r), with the G
     of `range_dict` (Monte Carlo studies draw such frames directly).
+    `method`: "fused" (the Numba kernel below) or "lowrank" (`angle_delay_lowrank`: full
+    frames through a low-rank factor of each sector's rows, fewer FLOPs where sectors repeat;
+    the same outputs to float32 rounding; projected and non-finite frames use the kernel).
 
     Returns an `AngleDelayPeak`.  A frame containing NaN gets NaN statistic and window.
     """
+    if method not in PEAK_METHODS:
+        raise ConfigError(f"angle_delay_peak: method = {method!r}: expected one of "
+                          f"{', '.join(map(repr, PEAK_METHODS))}")
     Y_tilde = np.asarray(Y_tilde)
     search = peak_search("angle_delay_peak", Y_tilde.shape, angle_dict, range_dict, row_lo, row_hi, col_lo, col_hi,
                          half_angle, half_range, projected)
@@ -223,14 +232,69 @@ def angle_delay_peak(Y_tilde, angle_dict, range_dict, row_lo, row_hi, col_lo=0, 
     half_angle, half_range, n_frames = search.half_angle, search.half_range, Y_tilde.shape[0]
 
     # Writeable C-contiguous complex64 seen as float32 pairs: one kernel specialisation for all inputs.
-    frames = np.require(Y_tilde, np.complex64, ["C", "W"]).view(np.float32)
-
-    statistic, i_hat, j_hat, window, valid = _empty_peak(n_frames, half_angle, half_range)
-    _peak_kernel(frames, bool(projected), range_dict.project, angle_dict.re, angle_dict.im, range_dict.synth_re,
-                 range_dict.synth_im, rows[0], rows[1], cols[0], cols[1], half_angle, half_range,
-                 statistic, i_hat, j_hat, window, valid)
+    complex_frames = np.require(Y_tilde, np.complex64, ["C", "W"])
+    peak = _empty_peak(n_frames, half_angle, half_range)
+    fused = np.ones(n_frames, dtype=bool)
+    if method == "lowrank" and not projected:
+        fused = _lowrank_sectors(complex_frames, angle_dict, range_dict, rows, cols, half_angle, half_range, peak)
+    if fused.all():
+        _peak_kernel(complex_frames.view(np.float32), bool(projected), range_dict.project, angle_dict.re,
+                     angle_dict.im, range_dict.synth_re, range_dict.synth_im, rows[0], rows[1], cols[0], cols[1],
+                     half_angle, half_range, *peak)
+    elif fused.any():
+        index = np.flatnonzero(fused)
+        part = _empty_peak(index.size, half_angle, half_range)
+        _peak_kernel(np.ascontiguousarray(complex_frames[index]).view(np.float32), bool(projected),
+                     range_dict.project, angle_dict.re, angle_dict.im, range_dict.synth_re, range_dict.synth_im,
+                     rows[0][index], rows[1][index], cols[0][index], cols[1][index], half_angle, half_range, *part)
+        for whole, piece in zip(peak, part):
+            whole[index] = piece
+    statistic, i_hat, j_hat, window, valid = peak
     window[~valid] = np.nan
     return AngleDelayPeak(statistic, i_hat, j_hat, window, valid)
+
+
+#: The ways `angle_delay_peak` computes the sector map.
+PEAK_METHODS = ("fused", "lowrank")
+
+
+def _lowrank_sectors(frames, angle_dict: AngleDictionary, range_dict: RangeDictionary, rows, cols, half_angle: int,
+                     half_range: int, peak: AngleDelayPeak) -> np.ndarray:
+    """`angle_delay_lowrank.lowrank_peak` on the finite frames, one call per sector, into `peak`;
+    returns the mask of the frames left for the fused kernel (those holding NaN or Inf)."""
+    finite = np.isfinite(frames.view(np.float32)).all(axis=(1, 2))
+    herm, g, v, delay_conj = _lowrank_dictionaries(angle_dict, range_dict)
+    _, inverse = np.unique(rows[0] * (angle_dict.n_angles + 1) + rows[1], return_inverse=True)
+    inverse = inverse.ravel()
+    for group in np.unique(inverse[finite]):
+        index = np.flatnonzero((inverse == group) & finite)
+        part = _empty_peak(index.size, half_angle, half_range)
+        lowrank_peak(frames if index.size == frames.shape[0] else frames[index], herm, id(angle_dict), g, v,
+                     delay_conj, int(rows[0][index[0]]),
+                     int(rows[1][index[0]]), cols[0][index], cols[1][index], half_angle, half_range, part)
+        for whole, piece in zip(peak, part):
+            whole[index] = piece
+    return ~finite
+
+
+_LOWRANK_DICTIONARIES = LRUCache(8)
+
+
+def _lowrank_dictionaries(angle_dict: AngleDictionary, range_dict: RangeDictionary):
+    """``Phi_pert^H`` (N_theta, K), G (S, r), V (r, N_tau) and ``Phi_d^* = G V`` (S, N_tau), complex64,
+    from the prepared dictionaries (cached per pair; each entry keeps its dictionaries alive, so
+    their ids are not reused while cached)."""
+
+    def build():
+        herm = (angle_dict.re + 1j * angle_dict.im).astype(np.complex64)
+        rank = range_dict.rank
+        g = (range_dict.project[0:2 * rank:2, 0::2] - 1j * range_dict.project[0:2 * rank:2, 1::2]).T
+        v = (range_dict.synth_re[:, :rank] + 1j * range_dict.synth_im[:, :rank]).T
+        delay_conj = (g.astype(np.complex128) @ v.astype(np.complex128)).astype(np.complex64)
+        return (angle_dict, range_dict, herm, np.ascontiguousarray(g, dtype=np.complex64),
+                np.ascontiguousarray(v, dtype=np.complex64), delay_conj)
+
+    return _LOWRANK_DICTIONARIES.get((id(angle_dict), id(range_dict)), build)[2:]
 
 
 def angle_delay_peak_factored(noise, steering, scale, delay, angle_dict, range_dict, row_lo, row_hi, col_lo=0,

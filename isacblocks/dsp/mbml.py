@@ -100,13 +100,13 @@ def window_indices(i_hat, j_hat, params: SystemParams):
 
 
 def mbml_peak(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params: SystemParams,
-              device: str = "cpu") -> MapPeak:
+              device: str = "cpu", method: str = "fused") -> MapPeak:
     """Sector maximum of ``|Phi_pert(d)^H Y~ Phi_d^*|`` (eq. 15-16) and its grid indices.
 
     Same arguments as `mbml_estimate`; no window or soft-max is formed.
     """
     peak = _sector_peak(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params, False, "mbml_peak",
-                        device=device)
+                        device=device, method=method)
     return MapPeak(peak.statistic.astype(np.float64), peak.i_hat, peak.j_hat)
 
 
@@ -135,14 +135,17 @@ def mbml_peak_factored(noise, steering, scale, delay, theta_min, theta_max, r_mi
     return MapPeak(peak.statistic.astype(np.float64), peak.i_hat, peak.j_hat), noise_cols, delay_cols
 
 
-def mbml_estimate(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params: SystemParams, device: str = "cpu"):
+def mbml_estimate(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params: SystemParams, device: str = "cpu",
+                  method: str = "fused"):
     """Algorithm 1: detection statistic and soft position estimate of the MB-ML receiver.
 
     `Y_tilde`: (B, K, S) frames after the reciprocal filter (eq. 7), cast to complex64.
     `theta_min, theta_max` (rad), `r_min, r_max` (m): the prior sector, scalars or (B,).
     `spacing`: the (perturbed) spacing vector ``d``, shape (K,) (m).
     `device`: "cpu" (Numba kernel on the cores) or "cuda" (`angle_delay_cuda`, same outputs
-    to float32 rounding).
+    to float32 rounding).  `method` (cpu): "fused" (the kernel) or "lowrank"
+    (`angle_delay_lowrank`: fewer FLOPs for batches whose sectors repeat, same outputs to
+    float32 rounding).
 
     Steps: map on the sector (eq. 15), arg-max (eq. 16), window with ``delta_theta``,
     ``delta_R`` from `params` (eq. 12, 17), soft-max of the valid window magnitudes, and
@@ -154,7 +157,7 @@ def mbml_estimate(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params: 
     map maximum inside the sector, compared with a threshold in step 5.
     """
     peak = _sector_peak(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params, False, "mbml_estimate",
-                        window=True, device=device)
+                        window=True, device=device, method=method)
     return _soft_estimates(peak, params)
 
 
@@ -177,7 +180,7 @@ def _soft_estimates(peak, params: SystemParams):
 
 
 def _sector_peak(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params: SystemParams, projected: bool, name: str,
-                 window: bool = False, device: str = "cpu"):
+                 window: bool = False, device: str = "cpu", method: str = "fused"):
     """Validate, find the sector rows and columns, and run the kernel (with the eq.-17 window if asked)."""
     kernel = peak_function(device, name)
     if not hasattr(Y_tilde, "__cuda_array_interface__"):  # device frames go to the CUDA kernel as they are
@@ -189,8 +192,11 @@ def _sector_peak(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params: S
         raise ShapeError(f"{name}: {what} must have shape (B, {expected[0]}, {expected[1]}), got {Y_tilde.shape}")
     rows, cols = _sector_bounds(Y_tilde.shape[0], theta_min, theta_max, r_min, r_max, params, name)
     half_angle, half_range = (params.window_half_angle, params.window_half_range) if window else (0, 0)
+    options = {"method": method} if method != "fused" else {}
+    if options and device != "cpu":
+        raise ConfigError(f"{name}: method = {method!r} runs on the cpu; device = {device!r} has the fused kernel only")
     return kernel(Y_tilde, angle_dictionary(spacing, params), range_dict, rows[0], rows[1], cols[0],
-                  cols[1], half_angle, half_range, projected=projected)
+                  cols[1], half_angle, half_range, projected=projected, **options)
 
 
 def _sector_bounds(n_frames: int, theta_min, theta_max, r_min, r_max, params, name: str):

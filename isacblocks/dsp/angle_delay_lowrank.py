@@ -1,0 +1,115 @@
+"""The sector map of full frames through a low-rank factor of the sector's steering rows (eq. 15-17).
+
+A sector's rows of the angle dictionary, ``Phi_pert[:, rows]^H`` (R x K, R = 40-80 grid
+angles), span far fewer dimensions than R: the steering vectors of a 10-20 degree sector are
+nearly dependent (about ``K |sin(theta_1) - sin(theta_0)| / 2`` prolate dimensions, plus a
+few).  With the truncated SVD ``Phi_pert[:, rows]^H = L Q^H`` (singular values above
+`LOWRANK_RTOL` of the largest, plus `EXTRA_RANK`: the dropped part is below float32
+rounding), the map on the sector is
+
+    L (Q^H Y~) G V        (L: R x r_a, Q^H: r_a x K, r_a about 20-30)
+
+so the products over the S subcarriers and over the N_tau ranges run on r_a latent rows
+instead of R, as complex64 BLAS products.  For the test sector (R = 80, r_a = 23) that is
+60 % of the fused kernel's FLOPs (`benchmarks/roofline.py`).
+
+`angle_delay.angle_delay_peak(..., method="lowrank")` uses it for full (not projected),
+finite frames.  Every product is one matrix product per frame, so a frame's outputs do not
+depend on the other frames of its batch.  Statistics agree with the fused kernel to float32
+rounding and the arg-max is the same cell except where two cells tie at float32 precision
+(`tests/test_angle_delay.py`).  The eq.-17 window is computed directly from the frame,
+``|Phi_pert[:, rows]^H Y~ Phi_d^*[:, cols]|``, as in the fused kernel.  A sector's first use
+costs an SVD of its rows (about a millisecond, cached): the form pays off for streams whose
+sectors repeat (a fixed test sector, a few beams), not for a new sector in every frame.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numba as nb
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from .cache import LRUCache
+
+#: Singular values of the sector's rows kept: above this share of the largest (float32 rounding).
+LOWRANK_RTOL = 1e-7
+#: Latent rows kept beyond that count (margin against rounding in the factor itself).
+EXTRA_RANK = 2
+#: Frames per block of the products (bounds the (frames, R, N_tau) map held at once).
+CHUNK_FRAMES = 32
+
+_FACTORS = LRUCache(64)
+
+
+def sector_factors(angle_herm: np.ndarray, key, row_lo: int, row_hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(L, Q^H)`` complex64 of ``angle_herm[row_lo:row_hi]`` (R x K), cached per (`key`, rows)."""
+
+    def build():
+        rows = angle_herm[row_lo:row_hi].astype(np.complex128)
+        with threadpool_limits(limits=1, user_api="blas"):  # the same factor in every process
+            u, sigma, vh = np.linalg.svd(rows, full_matrices=False)
+        rank = min(int(np.count_nonzero(sigma > LOWRANK_RTOL * sigma[0])) + EXTRA_RANK, sigma.size)
+        left, right = (u[:, :rank] * sigma[:rank]).astype(np.complex64), vh[:rank].astype(np.complex64)
+        left.setflags(write=False)
+        right.setflags(write=False)
+        return left, right
+
+    return _FACTORS.get((key, int(row_lo), int(row_hi)), build)
+
+
+def lowrank_peak(frames: np.ndarray, angle_herm: np.ndarray, key, g: np.ndarray, v: np.ndarray,
+                 delay_conj: np.ndarray, row_lo: int, row_hi: int, col_lo: np.ndarray, col_hi: np.ndarray,
+                 half_angle: int, half_range: int, out) -> None:
+    """The sector peak of `frames` (B, K, S) complex64, all with rows ``[row_lo, row_hi)``.
+
+    `angle_herm` is ``Phi_pert^H`` (N_theta, K) complex64 (`key` names it for the factor
+    cache), ``Phi_d^* = g v`` the range factors, `delay_conj` ``Phi_d^*`` (S, N_tau)
+    complex64 for the window; `col_lo`, `col_hi` (B,) the frames' range columns.  Writes
+    ``out = (statistic, i_hat, j_hat, window, valid)`` (each indexed by frame, as
+    `angle_delay._empty_peak` allocates them).
+    """
+    left, right = sector_factors(angle_herm, key, row_lo, row_hi)
+    n_theta, n_tau = angle_herm.shape[0], v.shape[1]
+    statistic, i_hat, j_hat, window, valid = out
+    columns = np.arange(n_tau)
+
+    def chunk(start: int) -> None:
+        y = frames[start:start + CHUNK_FRAMES]
+        b = y.shape[0]
+        latent = np.matmul(np.matmul(np.matmul(right, y), g), v)  # Q^H Y~ G V, one product per frame: (b, r_a, N_tau)
+        power = np.abs(np.matmul(left, latent))  # |L (Q^H Y~ G V)|: (b, R, N_tau)
+        outside = (columns < col_lo[start:start + b, None]) | (columns >= col_hi[start:start + b, None])
+        if outside.any():
+            power[np.broadcast_to(outside[:, None, :], power.shape)] = -np.inf
+        flat = power.reshape(b, -1).argmax(axis=1)  # the first maximum in row-major order, as the kernel
+        statistic[start:start + b] = power.reshape(b, -1)[np.arange(b), flat]
+        i_hat[start:start + b] = row_lo + flat // n_tau
+        j_hat[start:start + b] = flat % n_tau
+        rows = i_hat[start:start + b, None] + np.arange(-half_angle, half_angle + 1)
+        cols = j_hat[start:start + b, None] + np.arange(-half_range, half_range + 1)
+        row_ok, col_ok = (rows >= 0) & (rows < n_theta), (cols >= 0) & (cols < n_tau)
+        a = angle_herm[np.clip(rows, 0, n_theta - 1)]  # (b, 2 dt + 1, K)
+        d = np.ascontiguousarray(delay_conj.T[np.clip(cols, 0, n_tau - 1)].transpose(0, 2, 1))  # (b, S, 2 dR + 1)
+        window[start:start + b] = np.abs(np.matmul(np.matmul(a, y), d))
+        valid[start:start + b] = row_ok[:, :, None] & col_ok[:, None, :]
+
+    # One BLAS thread per product and the frames spread over threads: small products on many
+    # BLAS threads wait for each other (and for any other process on the cores).
+    starts = range(0, frames.shape[0], CHUNK_FRAMES)
+    with threadpool_limits(limits=1, user_api="blas"):
+        workers = min(len(starts), nb.get_num_threads())
+        if workers <= 1:
+            for start in starts:
+                chunk(start)
+        else:
+            list(_pool(os.getpid(), workers).map(chunk, starts))
+
+
+@functools.cache
+def _pool(pid: int, workers: int) -> ThreadPoolExecutor:
+    """One pool per process (`pid`: a forked child must not reuse its parent's threads)."""
+    return ThreadPoolExecutor(workers, thread_name_prefix="isac-lowrank")
