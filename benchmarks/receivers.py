@@ -37,7 +37,7 @@ MAPRT_MIN_AGREEMENT = 0.99
 #: A clear detection: the dense statistic exceeds the largest target-free frame's by this factor.
 CLEAR_MARGIN = 1.25
 
-IMPLEMENTATIONS = ("mbml", "maprt", "dense numpy", "dense torch")
+IMPLEMENTATIONS = ("mbml", "mbml lowrank", "maprt", "dense numpy", "dense torch")
 
 
 def _receivers(params, spacing, dense_chunk: int):
@@ -49,6 +49,7 @@ def _receivers(params, spacing, dense_chunk: int):
 
     return {
         "mbml": lambda f: mbml_estimate(*args(f), spacing, params),
+        "mbml lowrank": lambda f: mbml_estimate(*args(f), spacing, params, method="lowrank"),
         "maprt": lambda f: maprt(*args(f), spacing, params),
         "dense numpy": lambda f: dense_np(*args(f)),
         "dense torch": lambda f: dense_torch(*args(f)),
@@ -90,10 +91,12 @@ def run(params, ula, batches, warmup: int, reps: int, seed: int, gflops: dict, b
     checks = cross_checks(params, frames, outputs, dense_np, ula.spacing)
     ratios = {str(b): throughput["mbml"][str(b)]["frames_per_s"]["median"]
               / throughput["dense torch"][str(b)]["frames_per_s"]["median"] for b in batches}
+    lowrank_ratios = {str(b): throughput["mbml lowrank"][str(b)]["frames_per_s"]["median"]
+                      / throughput["mbml"][str(b)]["frames_per_s"]["median"] for b in batches}
     return {"batches": list(batches), "warmup": warmup, "repetitions": reps,
             "frames": {"count": largest, "seed": seed, "targets": int(frames.present.sum()), "sector": sector},
             "dense_chunk": dense_chunk, "throughput": throughput, "flop_counts": counts, "roofline": roofline,
-            "mbml_over_dense_torch": ratios, "cross_checks": checks,
+            "mbml_over_dense_torch": ratios, "lowrank_over_fused": lowrank_ratios, "cross_checks": checks,
             "cross_checks_ok": all(c["ok"] for c in checks)}
 
 
@@ -110,12 +113,16 @@ def _as_estimate(result, peak=None) -> DenseEstimate:
 def cross_checks(params, frames: SensingFrames, outputs: dict, dense_np: DenseReceiverNumpy, spacing) -> list[dict]:
     """Compare the outputs of the last timed calls (all on the largest batch)."""
     peak = mbml_peak(frames.Y_tilde, frames.theta_min, frames.theta_max, frames.r_min, frames.r_max, spacing, params)
+    lowrank_peak = mbml_peak(frames.Y_tilde, frames.theta_min, frames.theta_max, frames.r_min, frames.r_max, spacing,
+                             params, method="lowrank")
     est = {"mbml": _as_estimate(outputs["mbml"], peak), "maprt": _as_estimate(outputs["maprt"]),
+           "mbml lowrank": _as_estimate(outputs["mbml lowrank"], lowrank_peak),
            "dense numpy": outputs["dense numpy"], "dense torch": outputs["dense torch"]}
     reference = est["dense numpy"]
     checks = [_same_grid_check("dense torch", est["dense torch"], "dense numpy", reference, frames, dense_np),
               _same_grid_check("mbml", est["mbml"], "dense numpy", reference, frames, dense_np),
               _same_grid_check("mbml", est["mbml"], "dense torch", est["dense torch"], frames, dense_np),
+              _same_grid_check("mbml lowrank", est["mbml lowrank"], "dense numpy", reference, frames, dense_np),
               _maprt_check(params, est["maprt"], reference, frames)]
     return checks
 

@@ -113,6 +113,14 @@ def flops_per_frame(params, theta_min: float, theta_max: float, r_min: float, r_
     maprt = 8 * K * S * m_padded + 8 * m_padded * (K + m_r) * _ceil4(m_theta)
     mbml = 8 * K * S * padded + 8 * padded * (K + C) * _ceil4(R) + 8 * padded * (K + w_r) * _ceil4(w_theta)
     mbml_minimal = 8 * K * S * n_tau + 8 * R * K * n_tau  # sector rows only, no low-rank range factor
+    from isacblocks.dsp.angle_delay_lowrank import sector_factors
+    from isacblocks.dsp.mbml import steering_dictionary
+
+    latent = sector_factors(steering_dictionary(params.nominal_spacing, params).conj().T, "roofline", row_lo,
+                            row_hi)[1].shape[0]
+    # Q^H Y~, (.) G, (.) V, L (.), and the window straight from the frame
+    mbml_lowrank = (8 * latent * K * S + 8 * latent * S * rank + 8 * latent * rank * n_tau + 8 * R * latent * n_tau
+                    + 8 * w_theta * K * S + 8 * w_theta * S * w_r)
     frame_bytes = 8 * K * S
     cells = n_theta * n_tau
     # dense: read Y, write + read Y Phi_d^* (8 K N_tau each way), write the complex map (8), read it for
@@ -127,14 +135,16 @@ def flops_per_frame(params, theta_min: float, theta_max: float, r_min: float, r_
             "maprt": "8 K S r'_m + 8 r'_m (K + n_range) 4ceil(n_theta/4)",
             "mbml": "8 K S r' + 8 r' (K + C) 4ceil(R/4) + 8 r' (K + W_R) 4ceil(W_theta/4)",
             "mbml_minimal_exact": "8 K S N_tau + 8 R K N_tau",
+            "mbml lowrank": "8 r_a K S + 8 r_a S r + 8 r_a r N_tau + 8 R r_a N_tau + 8 W_theta K S + 8 W_theta S W_R",
             "dense_bytes": "8 K S + 16 K N_tau + 32 N_theta N_tau",
             "mbml_bytes": "8 K S (the frame, read once)",
         },
-        "symbols": {"K": K, "S": S, "N_theta": n_theta, "N_tau": n_tau, "R": R, "C": C, "r'": padded,
+        "symbols": {"K": K, "S": S, "N_theta": n_theta, "N_tau": n_tau, "R": R, "C": C, "r'": padded, "r_a": latent,
                     "W_theta": w_theta, "W_R": w_r, "n_theta": m_theta, "n_range": m_r, "r'_m": m_padded},
         "flops": {"dense numpy": dense, "dense torch": dense, "maprt": maprt, "mbml": mbml,
-                  "mbml_minimal_exact": mbml_minimal},
-        "bytes": {"dense numpy": dense_bytes, "dense torch": dense_bytes, "maprt": frame_bytes, "mbml": frame_bytes},
+                  "mbml lowrank": mbml_lowrank, "mbml_minimal_exact": mbml_minimal},
+        "bytes": {"dense numpy": dense_bytes, "dense torch": dense_bytes, "maprt": frame_bytes, "mbml": frame_bytes,
+                  "mbml lowrank": frame_bytes + 8 * R * n_tau},
     }
 
 
@@ -145,7 +155,7 @@ def roof_for(impl: str, gflops: dict[str, float], bandwidth_gbs: float, flops: f
     MAPRT run the Numba kernel, which calls no BLAS, so they are held to the best complex64
     rate the machine showed.  The memory roof is bandwidth x FLOPs per byte.
     """
-    compute = {"dense numpy": gflops["numpy"], "dense torch": gflops["torch"],
+    compute = {"dense numpy": gflops["numpy"], "dense torch": gflops["torch"], "mbml lowrank": gflops["numpy"],
                "maprt": max(gflops.values()), "mbml": max(gflops.values())}[impl]
     memory = bandwidth_gbs * flops / nbytes
     return {"compute_gflops": compute, "memory_gflops": memory, "attainable_gflops": min(compute, memory),

@@ -51,16 +51,18 @@ def test_quick_bench_writes_every_section_and_the_cross_checks_agree(tmp_path):
     assert roof["memory_bandwidth"]["gbytes_per_s"]["median"] > 0
 
     rx = results["receivers"]
-    for name in ("mbml", "maprt", "dense numpy", "dense torch"):
+    for name in ("mbml", "mbml lowrank", "maprt", "dense numpy", "dense torch"):
         for batch in rx["batches"]:
             rate = rx["throughput"][name][str(batch)]["frames_per_s"]
             assert 0 < rate["min"] <= rate["median"] <= rate["max"]
         assert 0 < rx["roofline"][name]["fraction_of_roof"]
         assert rx["roofline"][name]["mflop_per_frame"] > 0
     assert rx["flop_counts"]["flops"]["mbml"] < rx["flop_counts"]["flops"]["dense torch"]
+    assert rx["flop_counts"]["flops"]["mbml lowrank"] < rx["flop_counts"]["flops"]["mbml"]
     pairs = {c["pair"]: c for c in rx["cross_checks"]}
     assert set(pairs) == {"dense torch vs dense numpy", "mbml vs dense numpy", "mbml vs dense torch",
-                          "maprt vs dense numpy"}
+                          "mbml lowrank vs dense numpy", "maprt vs dense numpy"}
+    assert pairs["mbml lowrank vs dense numpy"]["ok"]
     assert all(c["ok"] for c in pairs.values()), pairs
     assert pairs["mbml vs dense numpy"]["agreement"] == 1.0 and pairs["mbml vs dense numpy"]["frames"] > 0
     assert rx["cross_checks_ok"] and record["cross_checks_ok"]
