@@ -153,8 +153,15 @@ def main(argv=None) -> int:
         record["numba_cuda"] = md.version("numba-cuda")
     except Exception:
         record["numba_cuda"] = None
+    return run_and_record(record, lambda: run(args.frames, args.reps, args.cpu_frames, args.seed, args.small),
+                          args.out, ("device", "check_mbml", "check_mbml_projected", "check_maprt", "frames_per_s"))
+
+
+def run_and_record(record: dict, measure, out: str, summary: tuple[str, ...]) -> int:
+    """Add `measure()`'s results (or the traceback of its failure, as ``error``) to `record`, write
+    it as JSON to `out`, print the `summary` keys; the exit status (0, or 1 on failure)."""
     try:
-        record.update(run(args.frames, args.reps, args.cpu_frames, args.seed, args.small))
+        record.update(measure())
         status = 0
     except Exception:  # the record still says what failed
         import traceback
@@ -162,11 +169,10 @@ def main(argv=None) -> int:
         record["error"] = traceback.format_exc()
         print(record["error"], file=sys.stderr)
         status = 1
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as fh:
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as fh:
         json.dump(record, fh, indent=2)
-    print(json.dumps({k: record.get(k) for k in ("device", "check_mbml", "check_mbml_projected", "check_maprt",
-                                                   "frames_per_s", "error")}, indent=2))
+    print(json.dumps({k: record.get(k) for k in (*summary, "error")}, indent=2, default=str))
     return status
 
 

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -80,22 +79,11 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="out/gpu/training.json")
     args = parser.parse_args(argv)
+    from .gpu import run_and_record
+
     record = {"python": sys.version, "machine": platform.platform(), "cpu_count": os.cpu_count()}
-    try:
-        record.update(run(args.device, args.batch, args.steps, args.seconds, args.eval_frames, args.seed))
-        status = 0
-    except Exception:  # the record still says what failed
-        import traceback
-
-        record["error"] = traceback.format_exc()
-        print(record["error"], file=sys.stderr)
-        status = 1
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as fh:
-        json.dump(record, fh, indent=2)
-    print(json.dumps({k: record.get(k) for k in ("device", "step", "sl_curve", "error")}, indent=2, default=str))
-    return status
-
+    return run_and_record(record, lambda: run(args.device, args.batch, args.steps, args.seconds, args.eval_frames,
+                                              args.seed), args.out, ("device", "step", "sl_curve"))
 
 if __name__ == "__main__":
     sys.exit(main())
