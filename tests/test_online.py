@@ -197,3 +197,13 @@ def test_transmit_gradient_must_be_a_bool():
 
     with pytest.raises(ConfigError, match="transmit_gradient = 1: expected True or False"):
         OnlineSpacingTrainer(SystemParams(), threshold=0.0, transmit_gradient=1)
+
+
+def test_script_receiver_only_turns_the_transmit_gradient_off():
+    module = _script()
+    params = SystemParams()
+    for argv, expected in (([], True), (["--receiver-only"], False)):
+        args = module.parse_args(["--frames", "2000", *argv])
+        ula = module.true_array(params, args.seed, None)
+        _, _, trainer, _ = module.build(params, ula, args)
+        assert trainer.transmit_gradient is expected
