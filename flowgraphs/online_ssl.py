@@ -8,7 +8,10 @@ unlabelled frames.  The OnlineSpacingTrainer keeps the last --replay frames; aft
 frames whose angle (the label, else the MB-ML estimate) lies inside a gate that widens
 from --gate-start to --gate-end degrees over --gate-frames frames (learn near broadside
 first), and publishes the new d on its message port, which the MB-ML estimator and the
-sensing beamformer follow.
+sensing beamformer follow.  An unlabelled frame's gradient flows through the receiver and,
+with the frame's snapshot standing in for the true steering vector, through the transmit
+precoder of its sector (--receiver-only: the receiver alone, which cannot see a common
+scaling of the element positions and stalls above the known-spacing Pmd).
 
     ScenarioSource ─► SectorBeamformer ─► TargetChannel ─► ReciprocalFilter ─┬─► MBMLEstimator ─► DetectionMetricsSink
     SymbolSource ─► OFDMModulator ──────────┘                  │             └─► TagFilter ─► OnlineSpacingTrainer
@@ -79,7 +82,8 @@ def build(params, ula, args):
     trainer = OnlineSpacingTrainer(params, batch_size=args.batch, lr=args.lr, steps_per_batch=args.steps,
                                    step_frames=args.step_frames, replay=args.replay,
                                    gate_start_deg=args.gate_start, gate_end_deg=args.gate_end,
-                                   gate_frames=gate_frames, seed=args.seed)
+                                   gate_frames=gate_frames, transmit_gradient=not args.receiver_only,
+                                   seed=args.seed)
 
     fg = Flowgraph(max_items=64, name="online_ssl")
     fg.connect(scenario, beam, (channel, "precoder"))
@@ -159,6 +163,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--gate-end", type=real_in(0.0, 90.0), default=70.0, help="angle gate at the end (degrees)")
     parser.add_argument("--gate-frames", type=integer_at_least(0), default=None,
                         help="frames over which the gate widens (default: 3/4 of --frames)")
+    parser.add_argument("--receiver-only", action="store_true",
+                        help="gradient through the receiver only (not through the transmit precoder)")
     parser.add_argument("--segments", type=count_value, default=4, help="segments of the stream's Pmd table")
     parser.add_argument("--curve-points", type=count_value, default=4, help="evaluations along the stream")
     parser.add_argument("--curve-frames", type=integer_at_least(1000), default=2000,

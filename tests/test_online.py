@@ -159,3 +159,51 @@ def test_online_learning_reaches_the_known_spacing_pmd(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "final Pmd inside the known-spacing 95% interval" in result.stdout, result.stdout
     assert np.load(out).shape == (SystemParams().n_antennas,)
+
+
+def test_transmit_gain_term_has_the_gradient_of_the_true_transmit_gain():
+    """On a noise-free frame the snapshot is the true ``a_tx(theta)`` up to a scalar, so the factor's
+    gradient in ``u`` is that of ``log |a_tx(theta)^T f(d)|`` with the numpy LS precoder (eq. 5-6),
+    here by central differences; its value is 1 (the loss value is unchanged)."""
+    from isacblocks.dsp.precoder import beampattern_precoder
+    from isacblocks.learning import differentiable as diff
+    from isacblocks.sim.montecarlo import draw_projected_frames
+
+    params = SystemParams()
+    rng = np.random.default_rng(11)
+    true_spacing = params.nominal_spacing * (1 + 0.02 * rng.standard_normal(params.n_antennas))
+    init = params.nominal_spacing * (1 + 0.01 * rng.standard_normal(params.n_antennas))
+    trainer = OnlineSpacingTrainer(params, init_spacing=init, threshold=0.0, seed=0)
+    sector = np.radians([-35.0, -20.0])
+    frames = draw_projected_frames(rng, params, true_spacing, trainer.basis, *sector, 1)
+    projected = frames.steering[:, :, None] * frames.delay[:, None, :]  # no noise, unit amplitude
+    j_hat = np.array([np.argmin(np.abs(params.range_grid - frames.ranges[0]))])
+    sectors = np.array([[*sector, params.range_min_m, params.range_max_m]])
+    factor = trainer._transmit_gain(projected, sectors, j_hat, diff.grid_steering(trainer.model.spacing(), params))
+    torch.log(factor).sum().backward()
+    a_tx = frames.steering[0].astype(np.complex128)
+    u0, scale, h = trainer.model.u.detach().numpy().copy(), trainer.model.scale, 1e-6
+
+    def log_gain(u):
+        return np.log(np.abs(a_tx @ beampattern_precoder(*sector, scale * (1 + u), params)))
+
+    numeric = np.array([(log_gain(u0 + h * e) - log_gain(u0 - h * e)) / (2 * h) for e in np.eye(params.n_antennas)])
+    np.testing.assert_allclose(float(factor.detach()[0]), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(trainer.model.u.grad.numpy(), numeric, rtol=2e-3, atol=2e-3 * np.abs(numeric).max())
+
+
+def test_transmit_gradient_must_be_a_bool():
+    from isacblocks.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="transmit_gradient = 1: expected True or False"):
+        OnlineSpacingTrainer(SystemParams(), threshold=0.0, transmit_gradient=1)
+
+
+def test_script_receiver_only_turns_the_transmit_gradient_off():
+    module = _script()
+    params = SystemParams()
+    for argv, expected in (([], True), (["--receiver-only"], False)):
+        args = module.parse_args(["--frames", "2000", *argv])
+        ula = module.true_array(params, args.seed, None)
+        _, _, trainer, _ = module.build(params, ula, args)
+        assert trainer.transmit_gradient is expected

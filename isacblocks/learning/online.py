@@ -20,10 +20,17 @@ the label where there is one, else the MB-ML estimate at arrival -- satisfies
 over the first `gate_frames` received frames.  The source's sectors are whatever it
 draws; the gate selects.
 
-Streamed frames were already sent with the precoder in force, so online the gradient
-flows through the receiver only; the beamformer follows the learned ``d`` through its
-message port.  Frames are stored range-projected (``Y~ G``, K x r complex64, about
-29 kB each at K = 64): `replay` frames at most, the oldest dropped first.
+Transmit side: a streamed frame was already sent with the precoder in force, and the true
+transmit gain ``a_tx(theta)^T f(d)`` (eq. 1) is unknown; but the array is monostatic, so the
+frame's snapshot ``v`` at the estimated range is ``a_tx(theta)`` up to a scalar (eq. 7).  With
+`transmit_gradient` an unlabelled frame's map window is multiplied by
+``|v^T f(d)| / |v^T f(d)|`` (value 1, the denominator held constant): the gradient then
+flows, as in the offline trainer, through the LS precoder of the frame's sector (eq. 5-6)
+as well as through the receiver.  The receiver alone cannot see a common scaling of the
+element positions (it only moves the peak in ``sin theta``); the precoder can.  The
+beamformer follows the learned ``d`` through its message port.  Frames are stored
+range-projected (``Y~ G``, K x r complex64, about 29 kB each at K = 64): `replay` frames
+at most, the oldest dropped first.
 """
 
 from __future__ import annotations
@@ -35,8 +42,9 @@ from ..blocks.items import required_tags
 from ..core import SinkBlock
 from ..dsp.detection import threshold_at_pfa
 from ..dsp.mbml import mbml_estimate_projected, mbml_peak_projected, window_indices
+from ..dsp.steering import array_gain
 from ..errors import ConfigError
-from ..sim.montecarlo import ProjectedBasis, draw_projected_frames
+from ..sim.montecarlo import ProjectedBasis, draw_projected_frames, projected_snapshots
 from ..validation import check_int, check_real
 from . import differentiable as diff
 from .model import SpacingModel
@@ -72,13 +80,14 @@ class OnlineSpacingTrainer(SinkBlock):
     in metres); the gate ``|theta| <= g`` with ``g`` from `gate_start_deg` to `gate_end_deg` over
     `gate_frames` received frames (``gate_frames=0``: ``g = gate_end_deg`` from the start);
     `threshold` for the unlabelled frames (default: the ``params.pfa`` threshold of target-free
-    frames, estimated at start-up from 4 000 simulated noise frames).
+    frames, estimated at start-up from 4 000 simulated noise frames); `transmit_gradient`: the
+    unlabelled frames' gradient also through the transmit precoder (module docstring).
     """
 
     def __init__(self, params, init_spacing=None, batch_size: int = 128, lr: float = 6.25e-6,
                  steps_per_batch: int = 8, step_frames: int = 256, min_step_frames: int = 128, replay: int = 4096,
                  gate_start_deg: float = 15.0, gate_end_deg: float = 70.0, gate_frames: int = 15000,
-                 threshold: float | None = None, seed=0, name=None):
+                 threshold: float | None = None, transmit_gradient: bool = True, seed=0, name=None):
         k, s = params.n_antennas, params.n_subcarriers
         super().__init__(in_sig=[("Y_tilde", np.complex64, (k, s))], name=name)
         self.params = params
@@ -97,6 +106,9 @@ class OnlineSpacingTrainer(SinkBlock):
         self.gate_frames = check_int(self.name, "gate_frames", gate_frames, 0)
         if threshold is not None:
             threshold = check_real(self.name, "threshold", threshold, 0.0)
+        if not isinstance(transmit_gradient, bool):
+            raise ConfigError(f"{self.name}: transmit_gradient = {transmit_gradient!r}: expected True or False")
+        self.transmit_gradient = transmit_gradient
         self.model = SpacingModel(params, init_spacing)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr / self.model.scale)
         self.basis = ProjectedBasis.for_params(params)
@@ -177,7 +189,8 @@ class OnlineSpacingTrainer(SinkBlock):
         rows, cols, rv, cv = window_indices(peak.i_hat, peak.j_hat, p)
         valid = torch.as_tensor(rv[:, :, None] & cv[:, None, :])
         z = projected @ self.basis.v[:, cols].transpose(1, 0, 2).astype(np.complex64)  # Y~ Phi_d^*[:, cols]
-        window = diff.window_map(torch.as_tensor(z), torch.as_tensor(rows), diff.grid_steering(spacing, p))
+        grid_a = diff.grid_steering(spacing, p)
+        window = diff.window_map(torch.as_tensor(z), torch.as_tensor(rows), grid_a)
         total = torch.zeros((), dtype=torch.float64)
         if labelled.any():
             theta_hat, range_hat = diff.soft_estimate(window[labelled], valid[labelled],
@@ -186,8 +199,21 @@ class OnlineSpacingTrainer(SinkBlock):
             total = total + labelled.sum() * diff.supervised_loss(
                 theta_hat, range_hat, torch.as_tensor(labels[labelled, 0]), torch.as_tensor(labels[labelled, 1]))
         if unlabelled.any():
-            total = total + unlabelled.sum() * diff.unsupervised_loss(window[unlabelled], valid[unlabelled])
+            ul_window = window[unlabelled]
+            if self.transmit_gradient:
+                gain = self._transmit_gain(projected[unlabelled], sectors[unlabelled], peak.j_hat[unlabelled], grid_a)
+                ul_window = ul_window * gain[:, None, None]
+            total = total + unlabelled.sum() * diff.unsupervised_loss(ul_window, valid[unlabelled])
         return total / max(int(used.sum()), 1), used
+
+    def _transmit_gain(self, projected, sectors, j_hat, grid_a) -> torch.Tensor:
+        """``|v^T f(d)| / |v^T f(d)|`` (value 1, gradient of ``log |a_tx^T f(d)|``) per frame: the
+        snapshot ``v`` at the estimated range is ``a_tx(theta)`` up to a scalar (monostatic, eq. 7),
+        so it stands in for the unknown true steering vector of the transmit gain (eq. 1)."""
+        v = projected_snapshots(projected, self.params.range_grid[j_hat], self.basis, self.params)  # (B, K)
+        precoders = diff.ls_precoder(grid_a, sectors[:, 0], sectors[:, 1], self.params)
+        gain = torch.abs(array_gain(torch.as_tensor(v).to(precoders.dtype), precoders))
+        return gain / gain.detach().clamp_min(1e-30)
 
     def _step(self) -> None:
         buffer = self.buffer
