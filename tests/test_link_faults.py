@@ -37,7 +37,9 @@ def test_two_receivers_on_one_address_both_end_incomplete(tmp_path):
     args = common(tmp_path)
     rx1 = Cli("rx", *args, "--json", "rx1.json", cwd=tmp_path)
     rx2 = Cli("rx", *args, "--json", "rx2.json", cwd=tmp_path)
-    time.sleep(1.0)  # both connected before the first message
+    for rx in (rx1, rx2):  # both up (a fresh checkout compiles its kernels first) ...
+        rx.wait_for("waiting for frames")
+    time.sleep(1.0)  # ... and connected before the first message
     tx = Cli("tx", *args, "--frames", 400, "--max-items", 8, cwd=tmp_path)
     try:
         assert tx.finish(60) == 0, tx.stderr
