@@ -26,7 +26,7 @@ class ImpairedULA:
         spacing = params.nominal_spacing if spacing is None else spacing
         if isinstance(spacing, ArrayImpairments):
             if gain is not None or coupling is not None:
-                raise TypeError("ImpairedULA: give gain and coupling inside the ArrayImpairments, not beside it")
+                raise ConfigError("ImpairedULA: give gain and coupling inside the ArrayImpairments, not beside it")
             array = spacing
         elif gain is None and coupling is None:
             array = spacing
