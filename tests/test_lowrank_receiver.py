@@ -98,7 +98,7 @@ def test_outputs_do_not_depend_on_the_batch_and_bad_frames_stay_alone():
 
 
 def test_method_is_validated():
-    with pytest.raises(ConfigError, match="method = 'svd': expected one of 'fused', 'lowrank'"):
+    with pytest.raises(ConfigError, match="method = 'svd': full frames take one of 'fused', 'lowrank'"):
         mbml_estimate(np.zeros((1, P.n_antennas, P.n_subcarriers), np.complex64), *P.test_sector, 0.0, 200.0,
                       P.nominal_spacing, P, method="svd")
     with pytest.raises(ConfigError, match="mbml_estimator.*method = 'x'"):

@@ -25,20 +25,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import numba as nb
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError, ShapeError
 from ..params import SystemParams
+from ._map_kernels import _factored_kernel, _peak_kernel
+from .angle_delay_gemm import gemm_peak_factored, gemm_peak_projected
 from .angle_delay_lowrank import lowrank_peak
 from .cache import LRUCache
 from .impairments import check_array, receiver_steering
 from .steering import range_steering
-
-# Vectorising the reductions needs re-association; NaN/inf semantics are kept.
-_FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
-
 
 @dataclass(frozen=True)
 class AngleDictionary:
@@ -204,7 +201,7 @@ def peak_search(owner: str, frames_shape: tuple, angle_dict, range_dict, row_lo,
 
 def angle_delay_peak(Y_tilde, angle_dict, range_dict, row_lo, row_hi, col_lo=0, col_hi=None,
                      half_angle: int = 0, half_range: int = 0, projected: bool = False,
-                     method: str = "fused") -> AngleDelayPeak:
+                     method: str | None = None) -> AngleDelayPeak:
     """Sector peak, arg-max and window of ``L = |Phi_pert^H Y~ Phi_d^*|`` (eq. 15-17).
 
     `Y_tilde`: (B, K, S) frames after the reciprocal filter (eq. 7), cast to complex64.
@@ -216,15 +213,16 @@ def angle_delay_peak(Y_tilde, angle_dict, range_dict, row_lo, row_hi, col_lo=0, 
     `half_angle`, `half_range`: delta_theta and delta_R of the window (eq. 12, 17).
     `projected`: `Y_tilde` is already range-projected, ``C = Y~ G`` (B, K, r), with the G
     of `range_dict` (Monte Carlo studies draw such frames directly).
-    `method`: "fused" (the Numba kernel below) or "lowrank" (`angle_delay_lowrank`: full
-    frames through a low-rank factor of each sector's rows, fewer FLOPs where sectors repeat;
-    the same outputs to float32 rounding; projected and non-finite frames use the kernel).
+    `method` for full frames (`PEAK_METHODS`): "fused" (the default: the Numba kernel of
+    `_map_kernels`) or "lowrank" (`angle_delay_lowrank`: a low-rank factor of each sector's
+    rows, fewer FLOPs where sectors repeat; the same outputs to float32 rounding).  For
+    projected frames (`PROJECTED_METHODS`): "gemm" (the default: `angle_delay_gemm`, BLAS
+    products to find the peak, the fused kernel's arithmetic to pin it: its outputs bit for
+    bit) or "fused".  Non-finite frames always go to the fused kernel.
 
     Returns an `AngleDelayPeak`.  A frame containing NaN gets NaN statistic and window.
     """
-    if method not in PEAK_METHODS:
-        raise ConfigError(f"angle_delay_peak: method = {method!r}: expected one of "
-                          f"{', '.join(map(repr, PEAK_METHODS))}")
+    method = peak_method("angle_delay_peak", method, projected)
     Y_tilde = np.asarray(Y_tilde)
     search = peak_search("angle_delay_peak", Y_tilde.shape, angle_dict, range_dict, row_lo, row_hi, col_lo, col_hi,
                          half_angle, half_range, projected)
@@ -235,8 +233,15 @@ def angle_delay_peak(Y_tilde, angle_dict, range_dict, row_lo, row_hi, col_lo=0, 
     complex_frames = np.require(Y_tilde, np.complex64, ["C", "W"])
     peak = _empty_peak(n_frames, half_angle, half_range)
     fused = np.ones(n_frames, dtype=bool)
-    if method == "lowrank" and not projected:
+    if method == "lowrank":
         fused = _lowrank_sectors(complex_frames, angle_dict, range_dict, rows, cols, half_angle, half_range, peak)
+    elif method == "gemm":
+        fused = ~np.isfinite(complex_frames.view(np.float32)).all(axis=(1, 2))
+        finite = np.flatnonzero(~fused)
+        if finite.size:
+            _gemm_part(finite, n_frames, peak, lambda out: gemm_peak_projected(
+                _take(complex_frames, finite, n_frames), *_lowrank_dictionaries(angle_dict, range_dict)[::2],
+                _take_search(search, finite, n_frames), out))
     if fused.all():
         _peak_kernel(complex_frames.view(np.float32), bool(projected), range_dict.project, angle_dict.re,
                      angle_dict.im, range_dict.synth_re, range_dict.synth_im, rows[0], rows[1], cols[0], cols[1],
@@ -254,8 +259,44 @@ def angle_delay_peak(Y_tilde, angle_dict, range_dict, row_lo, row_hi, col_lo=0, 
     return AngleDelayPeak(statistic, i_hat, j_hat, window, valid)
 
 
-#: The ways `angle_delay_peak` computes the sector map.
+#: The ways `angle_delay_peak` computes the sector map of full frames (the first is the default) ...
 PEAK_METHODS = ("fused", "lowrank")
+#: ... and of range-projected (or factored) frames.
+PROJECTED_METHODS = ("gemm", "fused")
+
+
+def peak_method(owner: str, method, projected: bool) -> str:
+    """`method` checked against the frames it is for; None is the frames' default."""
+    methods, what = (PROJECTED_METHODS, "projected frames") if projected else (PEAK_METHODS, "full frames")
+    if method is None:
+        return methods[0]
+    if method not in methods:
+        raise ConfigError(f"{owner}: method = {method!r}: {what} take one of {', '.join(map(repr, methods))}")
+    return method
+
+
+def _take(array, index, n_frames: int):
+    """`array` on the frames `index` (itself when that is every frame: no copy)."""
+    return array if index.size == n_frames else np.ascontiguousarray(array[index])
+
+
+def _take_search(search: PeakSearch, index, n_frames: int) -> PeakSearch:
+    """`search` restricted to the frames `index`."""
+    if index.size == n_frames:
+        return search
+    return PeakSearch(search.angle_dict, search.range_dict, tuple(v[index] for v in search.rows),
+                      tuple(v[index] for v in search.cols), search.half_angle, search.half_range)
+
+
+def _gemm_part(index, n_frames: int, peak: AngleDelayPeak, run) -> None:
+    """``run(out)`` on the frames `index` of `peak`: in place when that is every frame."""
+    if index.size == n_frames:
+        run(peak)
+        return
+    part = _empty_peak(index.size, peak.window.shape[1] // 2, peak.window.shape[2] // 2)
+    run(part)
+    for whole, piece in zip(peak, part):
+        whole[index] = piece
 
 
 def _lowrank_sectors(frames, angle_dict: AngleDictionary, range_dict: RangeDictionary, rows, cols, half_angle: int,
@@ -298,8 +339,8 @@ def _lowrank_dictionaries(angle_dict: AngleDictionary, range_dict: RangeDictiona
 
 
 def angle_delay_peak_factored(noise, steering, scale, delay, angle_dict, range_dict, row_lo, row_hi, col_lo=0,
-                              col_hi=None, half_angle: int = 0, half_range: int = 0,
-                              window_cols: int = 0) -> tuple[AngleDelayPeak, np.ndarray, np.ndarray]:
+                              col_hi=None, half_angle: int = 0, half_range: int = 0, window_cols: int = 0,
+                              method: str | None = None) -> tuple[AngleDelayPeak, np.ndarray, np.ndarray]:
     """`angle_delay_peak` on range-projected frames given by their factors, ``C = scale a d^T + N``.
 
     The frames ``C[b] = scale[b] steering[b] delay[b]^T + noise[b]`` (each (K, r)) are never
@@ -314,6 +355,7 @@ def angle_delay_peak_factored(noise, steering, scale, delay, angle_dict, range_d
     eq.-17 window): ``noise V[:, cols]`` (B, K, 2n+1) and ``delay V[:, cols]`` (B, 2n+1),
     complex64, so a learner forms the window's data ``g scale a (d V) + N V`` without
     touching the full frames.  Otherwise both are empty (B, K, 0) and (B, 0).
+    `method`: "gemm" (the default) or "fused", as for projected frames in `angle_delay_peak`.
     """
     noise = np.asarray(noise)
     search = peak_search("angle_delay_peak_factored", noise.shape, angle_dict, range_dict, row_lo, row_hi, col_lo,
@@ -326,17 +368,38 @@ def angle_delay_peak_factored(noise, steering, scale, delay, angle_dict, range_d
     window_cols = int(window_cols)
     if window_cols < 0:
         raise ConfigError(f"angle_delay_peak_factored: window_cols must be >= 0, got {window_cols}")
-    as_pairs = [np.require(v, np.complex64, ["C"]).view(np.float32) for v in (noise, steering, delay)]
-    scale = np.require(scale, np.complex64, ["C"]).view(np.float32).reshape(n_frames, 2)
-    statistic, i_hat, j_hat, window, valid = _empty_peak(n_frames, search.half_angle, search.half_range)
+    method = peak_method("angle_delay_peak_factored", method, projected=True)
+    parts = [np.require(v, np.complex64, ["C"]) for v in (noise, steering, scale, delay)]
+    peak = _empty_peak(n_frames, search.half_angle, search.half_range)
     n_cols = 2 * window_cols + 1 if window_cols else 0
     noise_cols = np.empty((n_frames, n_ant, n_cols), dtype=np.complex64)
     delay_cols = np.empty((n_frames, n_cols), dtype=np.complex64)
-    rd, ad = search.range_dict, search.angle_dict
-    _factored_kernel(as_pairs[0], as_pairs[1], scale, as_pairs[2], ad.re, ad.im, rd.synth_re, rd.synth_im,
-                     search.rows[0], search.rows[1], search.cols[0], search.cols[1], search.half_angle,
-                     search.half_range, window_cols, statistic, i_hat, j_hat, window, valid,
-                     noise_cols.view(np.float32), delay_cols.view(np.float32))
+    herm, _, v, _ = _lowrank_dictionaries(search.angle_dict, search.range_dict)
+
+    def fused_kernel(noise, steering, scale, delay, search, out, noise_cols, delay_cols):
+        rd, ad = search.range_dict, search.angle_dict
+        _factored_kernel(noise.view(np.float32), steering.view(np.float32), scale.view(np.float32).reshape(-1, 2),
+                         delay.view(np.float32), ad.re, ad.im, rd.synth_re, rd.synth_im, search.rows[0],
+                         search.rows[1], search.cols[0], search.cols[1], search.half_angle, search.half_range,
+                         window_cols, *out, noise_cols.view(np.float32), delay_cols.view(np.float32))
+
+    def gemm_kernel(noise, steering, scale, delay, search, out, noise_cols, delay_cols):
+        gemm_peak_factored(noise, steering, scale, delay, herm, v, search, window_cols, out, noise_cols, delay_cols)
+
+    by_gemm = np.full(n_frames, method == "gemm")  # finite frames only: the fused kernel defines NaN's outputs
+    for part in parts if method == "gemm" else ():
+        by_gemm &= np.isfinite(part.view(np.float32).reshape(n_frames, -1)).all(axis=1)
+    for kernel, index in ((gemm_kernel, np.flatnonzero(by_gemm)), (fused_kernel, np.flatnonzero(~by_gemm))):
+        if index.size == n_frames:
+            kernel(*parts, search, peak, noise_cols, delay_cols)
+        elif index.size:
+            out = (_empty_peak(index.size, search.half_angle, search.half_range),
+                   np.empty((index.size, n_ant, n_cols), np.complex64), np.empty((index.size, n_cols), np.complex64))
+            kernel(*(np.ascontiguousarray(part[index]) for part in parts), _take_search(search, index, n_frames),
+                   *out)
+            for whole, piece in zip((*peak, noise_cols, delay_cols), (*out[0], *out[1:])):
+                whole[index] = piece
+    statistic, i_hat, j_hat, window, valid = peak
     window[~valid] = np.nan
     return AngleDelayPeak(statistic, i_hat, j_hat, window, valid), noise_cols, delay_cols
 
@@ -394,199 +457,3 @@ def _bounds(lo, hi, n_frames: int, size: int, name: str) -> tuple[np.ndarray, np
         raise ConfigError(f"angle_delay_peak: frame {b} has an empty or out-of-range {name} sector "
                           f"[{lo[b]}, {hi[b]}); needs 0 <= lo < hi <= {size}")
     return lo, hi
-
-
-@nb.njit(nogil=True, cache=True, fastmath=_FASTMATH)
-def _dot4(a_re, a_im, row0, row_end, x_re, x_im, col):
-    """``sum_l a[row0 + m, l] x[col, l]`` for m = 0..3: four complex64 dot products.
-
-    Rows at or past `row_end` repeat the last row (the caller ignores them).  Returns the
-    eight float32 sums ``(re_0, im_0, ..., re_3, im_3)``.
-    """
-    r0 = row0
-    r1 = min(row0 + 1, row_end - 1)
-    r2 = min(row0 + 2, row_end - 1)
-    r3 = min(row0 + 3, row_end - 1)
-    s0r = s0i = s1r = s1i = s2r = s2i = s3r = s3i = np.float32(0.0)
-    for l in range(x_re.shape[1]):
-        xr = x_re[col, l]
-        xi = x_im[col, l]
-        s0r += a_re[r0, l] * xr - a_im[r0, l] * xi
-        s0i += a_re[r0, l] * xi + a_im[r0, l] * xr
-        s1r += a_re[r1, l] * xr - a_im[r1, l] * xi
-        s1i += a_re[r1, l] * xi + a_im[r1, l] * xr
-        s2r += a_re[r2, l] * xr - a_im[r2, l] * xi
-        s2i += a_re[r2, l] * xi + a_im[r2, l] * xr
-        s3r += a_re[r3, l] * xr - a_im[r3, l] * xi
-        s3i += a_re[r3, l] * xi + a_im[r3, l] * xr
-    return s0r, s0i, s1r, s1i, s2r, s2i, s3r, s3i
-
-
-@nb.njit(nogil=True, cache=True, fastmath=_FASTMATH)
-def _project_range(yf, p, ct):
-    """``C = Y~ G`` for one frame, two antennas by two columns at a time.
-
-    `yf` (K, 2S) is the frame as float32 pairs, `p` the real form of G (2r', 2S); the
-    result goes to ``ct[0] + j ct[1]`` = C^T, each (r', K).
-    """
-    n_ant = yf.shape[0]
-    rank = p.shape[0] // 2
-    for k0 in range(0, n_ant, 2):
-        k1 = min(k0 + 1, n_ant - 1)
-        for q0 in range(0, rank, 2):
-            q1 = min(q0 + 1, rank - 1)
-            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = np.float32(0.0)
-            for t in range(yf.shape[1]):
-                y0 = yf[k0, t]
-                y1 = yf[k1, t]
-                p0 = p[2 * q0, t]
-                p1 = p[2 * q0 + 1, t]
-                p2 = p[2 * q1, t]
-                p3 = p[2 * q1 + 1, t]
-                s00 += y0 * p0
-                s01 += y0 * p1
-                s02 += y0 * p2
-                s03 += y0 * p3
-                s10 += y1 * p0
-                s11 += y1 * p1
-                s12 += y1 * p2
-                s13 += y1 * p3
-            ct[0, q0, k0], ct[1, q0, k0], ct[0, q1, k0], ct[1, q1, k0] = s00, s01, s02, s03
-            ct[0, q0, k1], ct[1, q0, k1], ct[0, q1, k1], ct[1, q1, k1] = s10, s11, s12, s13
-
-
-@nb.njit(nogil=True, cache=True, fastmath=_FASTMATH)
-def _map_rows(ct, ah_re, ah_im, vt_re, vt_im, row0, row_end, c0, c1, w_re, w_im, out):
-    """``|L|^2`` (eq. 15) of rows ``row0 + m < row_end`` (m = 0..3), columns ``[c0, c1)``, into ``out[m, :c1-c0]``.
-
-    ``w = Phi_pert[:, rows]^H C`` (4, r), then ``w V`` column by column.
-    """
-    for q in range(ct.shape[1]):
-        s = _dot4(ah_re, ah_im, row0, row_end, ct[0], ct[1], q)
-        for m in range(4):
-            w_re[m, q] = s[2 * m]
-            w_im[m, q] = s[2 * m + 1]
-    for j in range(c1 - c0):
-        s = _dot4(w_re, w_im, 0, 4, vt_re, vt_im, c0 + j)
-        for m in range(4):
-            out[m, j] = s[2 * m] * s[2 * m] + s[2 * m + 1] * s[2 * m + 1]
-
-
-@nb.njit(nogil=True, cache=True, fastmath=_FASTMATH)
-def _frame_peak(ct, ah_re, ah_im, vt_re, vt_im, row_lo, row_hi, col_lo, col_hi, half_angle, half_range,
-                window, valid):
-    """One frame given ``C^T`` (2, r, K): map on the sector (eq. 15), arg-max (eq. 16) and
-    window (eq. 17); returns ``(max, i^, j^)``."""
-    rank = ct.shape[1]
-    n_theta, n_tau = ah_re.shape[0], vt_re.shape[0]
-    w_re = np.empty((4, rank), dtype=np.float32)
-    w_im = np.empty((4, rank), dtype=np.float32)
-    out = np.empty((4, n_tau), dtype=np.float32)
-    best = np.float32(-1.0)
-    bi, bj = row_lo, col_lo
-    for row0 in range(row_lo, row_hi, 4):
-        _map_rows(ct, ah_re, ah_im, vt_re, vt_im, row0, row_hi, col_lo, col_hi, w_re, w_im, out)
-        for m in range(min(4, row_hi - row0)):
-            for j in range(col_hi - col_lo):
-                if out[m, j] > best:
-                    best = out[m, j]
-                    bi = row0 + m
-                    bj = col_lo + j
-    # NaN never compares greater: best stays -1 exactly when the sector is all NaN.
-    peak = np.sqrt(best) if best >= 0 else np.float32(np.nan)
-    # The window, clipped to the map; entries outside it stay invalid.
-    for n in range(window.shape[0]):
-        for m in range(window.shape[1]):
-            window[n, m] = 0.0
-            valid[n, m] = False
-    r0, r1 = max(bi - half_angle, 0), min(bi + half_angle + 1, n_theta)
-    c0, c1 = max(bj - half_range, 0), min(bj + half_range + 1, n_tau)
-    for row0 in range(r0, r1, 4):
-        _map_rows(ct, ah_re, ah_im, vt_re, vt_im, row0, r1, c0, c1, w_re, w_im, out)
-        for m in range(min(4, r1 - row0)):
-            for j in range(c1 - c0):
-                n, k = row0 + m - bi + half_angle, c0 + j - bj + half_range
-                window[n, k] = np.sqrt(out[m, j])
-                valid[n, k] = True
-    return peak, bi, bj
-
-
-@nb.njit(parallel=True, nogil=True, cache=True)
-def _peak_kernel(frames, projected, p, ah_re, ah_im, vt_re, vt_im, row_lo, row_hi, col_lo, col_hi,
-                 half_angle, half_range, statistic, i_hat, j_hat, window, valid):
-    """`_frame_peak` on every frame, frames spread over Numba's threads.
-
-    `frames` (B, K, 2S) are frames as float32 pairs, or with `projected` the range-projected
-    frames ``C`` (B, K, 2r); C^T is zero-padded to r' rows.
-    """
-    n_ant, padded = frames.shape[1], vt_re.shape[1]
-    for b in nb.prange(frames.shape[0]):
-        ct = np.zeros((2, padded, n_ant), dtype=np.float32)
-        if projected:
-            for k in range(n_ant):
-                for q in range(frames.shape[2] // 2):
-                    ct[0, q, k] = frames[b, k, 2 * q]
-                    ct[1, q, k] = frames[b, k, 2 * q + 1]
-        else:
-            _project_range(frames[b], p, ct)
-        statistic[b], i_hat[b], j_hat[b] = _frame_peak(
-            ct, ah_re, ah_im, vt_re, vt_im, row_lo[b], row_hi[b], col_lo[b], col_hi[b],
-            half_angle, half_range, window[b], valid[b])
-
-
-@nb.njit(nogil=True, cache=True)
-def _cmul64(ar, ai, br, bi):
-    """complex64 ``a * b`` rounded as numpy's SIMD loop rounds it: ``re = fma(ar, br, -(ai bi))``,
-    ``im = fma(ar, bi, ai br)`` (the exact float32 product ``ar br`` is formed in float64)."""
-    p_re = np.float64(np.float32(ai * bi))
-    p_im = np.float64(np.float32(ai * br))
-    return (np.float32(np.float64(ar) * np.float64(br) - p_re),
-            np.float32(np.float64(ar) * np.float64(bi) + p_im))
-
-
-@nb.njit(nogil=True, cache=True)
-def _factored_frame(noise, steering, scale, delay, ct):
-    """``C^T = (a scale d^T + N)^T`` of one frame into `ct` (2, r', K), rounded as numpy's
-    complex64 ``(steering * scale) * delay + noise`` is (see `_cmul64`)."""
-    for k in range(noise.shape[0]):
-        ar, ai = _cmul64(steering[2 * k], steering[2 * k + 1], scale[0], scale[1])
-        for q in range(noise.shape[1] // 2):
-            cr, ci = _cmul64(ar, ai, delay[2 * q], delay[2 * q + 1])
-            ct[0, q, k] = cr + noise[k, 2 * q]
-            ct[1, q, k] = ci + noise[k, 2 * q + 1]
-
-
-@nb.njit(nogil=True, cache=True, fastmath=_FASTMATH)
-def _synth_columns(x, vt_re, vt_im, first, n_tau, out):
-    """``x V[:, clip(first + m)]`` for m = 0..n-1: `x` (2r,) float32 pairs, `out` (2n,) float32 pairs."""
-    rank = x.shape[0] // 2
-    for m in range(out.shape[0] // 2):
-        j = min(max(first + m, 0), n_tau - 1)
-        re = np.float32(0.0)
-        im = np.float32(0.0)
-        for q in range(rank):
-            xr, xi = x[2 * q], x[2 * q + 1]
-            re += xr * vt_re[j, q] - xi * vt_im[j, q]
-            im += xr * vt_im[j, q] + xi * vt_re[j, q]
-        out[2 * m] = re
-        out[2 * m + 1] = im
-
-
-@nb.njit(parallel=True, nogil=True, cache=True)
-def _factored_kernel(noise, steering, scale, delay, ah_re, ah_im, vt_re, vt_im, row_lo, row_hi, col_lo, col_hi,
-                     half_angle, half_range, window_cols, statistic, i_hat, j_hat, window, valid, noise_cols,
-                     delay_cols):
-    """`_frame_peak` on every factored frame (see `angle_delay_peak_factored`), plus the
-    range-synthesised factors on the window's columns."""
-    n_ant, padded, n_tau = noise.shape[1], vt_re.shape[1], vt_re.shape[0]
-    for b in nb.prange(noise.shape[0]):
-        ct = np.zeros((2, padded, n_ant), dtype=np.float32)
-        _factored_frame(noise[b], steering[b], scale[b], delay[b], ct)
-        statistic[b], i_hat[b], j_hat[b] = _frame_peak(
-            ct, ah_re, ah_im, vt_re, vt_im, row_lo[b], row_hi[b], col_lo[b], col_hi[b],
-            half_angle, half_range, window[b], valid[b])
-        if window_cols > 0:
-            first = j_hat[b] - window_cols
-            for k in range(n_ant):
-                _synth_columns(noise[b, k], vt_re, vt_im, first, n_tau, noise_cols[b, k])
-            _synth_columns(delay[b], vt_re, vt_im, first, n_tau, delay_cols[b])

@@ -25,14 +25,10 @@ sectors repeat (a fixed test sector, a few beams), not for a new sector in every
 
 from __future__ import annotations
 
-import functools
-import os
-from concurrent.futures import ThreadPoolExecutor
-
-import numba as nb
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from .blas_threads import map_blocks
 from .cache import LRUCache
 
 #: Singular values of the sector's rows kept: above this share of the largest (float32 rounding).
@@ -97,19 +93,5 @@ def lowrank_peak(frames: np.ndarray, angle_herm: np.ndarray, key, g: np.ndarray,
         window[start:start + b] = np.abs(np.matmul(np.matmul(a, y), d))
         valid[start:start + b] = row_ok[:, :, None] & col_ok[:, None, :]
 
-    # One BLAS thread per product and the frames spread over threads: small products on many
-    # BLAS threads wait for each other (and for any other process on the cores).
-    starts = range(0, frames.shape[0], CHUNK_FRAMES)
-    with threadpool_limits(limits=1, user_api="blas"):
-        workers = min(len(starts), nb.get_num_threads())
-        if workers <= 1:
-            for start in starts:
-                chunk(start)
-        else:
-            list(_pool(os.getpid(), workers).map(chunk, starts))
-
-
-@functools.cache
-def _pool(pid: int, workers: int) -> ThreadPoolExecutor:
-    """One pool per process (`pid`: a forked child must not reuse its parent's threads)."""
-    return ThreadPoolExecutor(workers, thread_name_prefix="isac-lowrank")
+    # One BLAS thread per product and the frames spread over threads (`blas_threads`).
+    map_blocks(chunk, range(0, frames.shape[0], CHUNK_FRAMES))

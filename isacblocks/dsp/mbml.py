@@ -119,7 +119,7 @@ def mbml_peak_projected(C, theta_min, theta_max, r_min, r_max, spacing, params: 
 
 
 def mbml_peak_factored(noise, steering, scale, delay, theta_min, theta_max, r_min, r_max, spacing,
-                       params: SystemParams, window_cols: int = 0):
+                       params: SystemParams, window_cols: int = 0, method: str | None = None):
     """`mbml_peak_projected` on frames given by their factors ``C = scale a d^T + N``
     (`angle_delay.angle_delay_peak_factored`); also the window columns' synthesised factors.
 
@@ -131,7 +131,7 @@ def mbml_peak_factored(noise, steering, scale, delay, theta_min, theta_max, r_mi
     rows, cols = _sector_bounds(noise.shape[0], theta_min, theta_max, r_min, r_max, params, "mbml_peak_factored")
     peak, noise_cols, delay_cols = angle_delay_peak_factored(
         noise, steering, scale, delay, angle_dictionary(spacing, params), range_dictionary(params), rows[0],
-        rows[1], cols[0], cols[1], window_cols=window_cols)
+        rows[1], cols[0], cols[1], window_cols=window_cols, method=method)
     return MapPeak(peak.statistic.astype(np.float64), peak.i_hat, peak.j_hat), noise_cols, delay_cols
 
 

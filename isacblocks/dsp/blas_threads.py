@@ -1,0 +1,37 @@
+"""Many small BLAS products spread over threads, one BLAS thread each.
+
+Small products on many BLAS threads wait for each other (and for any other process on the
+cores): a receiver that does one product per frame (or per block of frames) runs the blocks
+on a thread pool instead, with BLAS held to one thread.  numpy's products and Numba's
+``nogil`` functions release the GIL, so the blocks run in parallel.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numba as nb
+from threadpoolctl import ThreadpoolController
+
+_CONTROLLER = ThreadpoolController()  # finding the BLAS libraries once: a limit then costs ~20 us
+
+
+def map_blocks(work, starts) -> None:
+    """``work(start)`` for every start in `starts`, on up to ``numba.get_num_threads()`` threads,
+    with BLAS held to one thread; an exception in any block is raised here."""
+    starts = list(starts)
+    with _CONTROLLER.limit(limits=1, user_api="blas"):
+        workers = min(len(starts), nb.get_num_threads())
+        if workers <= 1:
+            for start in starts:
+                work(start)
+        else:
+            list(_pool(os.getpid(), workers).map(work, starts))
+
+
+@functools.cache
+def _pool(pid: int, workers: int) -> ThreadPoolExecutor:
+    """One pool per process and size (`pid`: a forked child must not reuse its parent's threads)."""
+    return ThreadPoolExecutor(workers, thread_name_prefix="isac-blas")
