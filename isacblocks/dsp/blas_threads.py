@@ -18,11 +18,21 @@ from threadpoolctl import ThreadpoolController
 _CONTROLLER = ThreadpoolController()  # finding the BLAS libraries once: a limit then costs ~20 us
 
 
+def one_blas_thread():
+    """A context in which numpy's BLAS runs on the calling thread only.
+
+    BLAS worker threads woken by a product busy-wait for a while after it (OpenBLAS: about
+    2^28 cycles); a parallel kernel started meanwhile shares its cores with them.  A loop that
+    alternates small products with such kernels (a training step) runs its products here.
+    """
+    return _CONTROLLER.limit(limits=1, user_api="blas")
+
+
 def map_blocks(work, starts) -> None:
     """``work(start)`` for every start in `starts`, on up to ``numba.get_num_threads()`` threads,
     with BLAS held to one thread; an exception in any block is raised here."""
     starts = list(starts)
-    with _CONTROLLER.limit(limits=1, user_api="blas"):
+    with one_blas_thread():
         workers = min(len(starts), nb.get_num_threads())
         if workers <= 1:
             for start in starts:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..dsp.blas_threads import one_blas_thread
 from ..dsp.impairments import ArrayImpairments, check_array, impairment_errors, parse_kinds, spacing_of
 from ..dsp.mbml import mbml_peak_factored, mbml_peak_projected, window_indices
 from ..dsp.scenario import training_sectors
@@ -268,13 +269,16 @@ class Trainer:
 
     def step(self) -> dict:
         kind = self.config.loss_at(self.iteration)
-        batch = self.draw_batch(labelled=(kind == "sl"))
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss(batch, kind)
-        value = float(loss.detach())
-        self._guard(value, kind)
-        loss.backward()
-        self.optimizer.step()
+        # numpy's products here are small; on more BLAS threads they would leave those threads
+        # spinning on the cores the map kernel is about to use (`blas_threads.one_blas_thread`)
+        with one_blas_thread():
+            batch = self.draw_batch(labelled=(kind == "sl"))
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.loss(batch, kind)
+            value = float(loss.detach())
+            self._guard(value, kind)
+            loss.backward()
+            self.optimizer.step()
         self._apply_lr_schedule()
         self._check_spacing()
         if kind == "sl":
