@@ -244,7 +244,7 @@ def angle_delay_peak(Y_tilde, angle_dict, range_dict, row_lo, row_hi, col_lo=0, 
         finite = np.flatnonzero(~fused)
         if finite.size:
             _gemm_part(finite, n_frames, peak, lambda out: gemm_peak_projected(
-                _take(complex_frames, finite, n_frames), *_lowrank_dictionaries(angle_dict, range_dict)[::2],
+                _take(complex_frames, finite, n_frames), *_search_dictionaries(angle_dict, range_dict),
                 _take_search(search, finite, n_frames), out))
     if fused.all():
         _peak_kernel(complex_frames.view(np.float32), bool(projected), range_dict.project, angle_dict.re,
@@ -277,6 +277,16 @@ def peak_method(owner: str, method, projected: bool) -> str:
     if method not in methods:
         raise ConfigError(f"{owner}: method = {method!r}: {what} take one of {', '.join(map(repr, methods))}")
     return method
+
+
+def _search_dictionaries(angle_dict: AngleDictionary, range_dict: RangeDictionary):
+    """``Phi_pert^H`` (N_theta, K) and V (r, N_tau) as complex64 for `angle_delay_gemm`: formed per
+    call (a fraction of a millisecond), as a learner's dictionary changes at every step."""
+    herm = (angle_dict.re + 1j * angle_dict.im).astype(np.complex64)
+    rank = range_dict.rank
+    v = np.ascontiguousarray((range_dict.synth_re[:, :rank] + 1j * range_dict.synth_im[:, :rank]).T,
+                             dtype=np.complex64)
+    return herm, v
 
 
 def _take(array, index, n_frames: int):
@@ -331,13 +341,11 @@ def _lowrank_dictionaries(angle_dict: AngleDictionary, range_dict: RangeDictiona
     their ids are not reused while cached)."""
 
     def build():
-        herm = (angle_dict.re + 1j * angle_dict.im).astype(np.complex64)
+        herm, v = _search_dictionaries(angle_dict, range_dict)
         rank = range_dict.rank
         g = (range_dict.project[0:2 * rank:2, 0::2] - 1j * range_dict.project[0:2 * rank:2, 1::2]).T
-        v = (range_dict.synth_re[:, :rank] + 1j * range_dict.synth_im[:, :rank]).T
         delay_conj = (g.astype(np.complex128) @ v.astype(np.complex128)).astype(np.complex64)
-        return (angle_dict, range_dict, herm, np.ascontiguousarray(g, dtype=np.complex64),
-                np.ascontiguousarray(v, dtype=np.complex64), delay_conj)
+        return angle_dict, range_dict, herm, np.ascontiguousarray(g, dtype=np.complex64), v, delay_conj
 
     return _LOWRANK_DICTIONARIES.get((id(angle_dict), id(range_dict)), build)[2:]
 
@@ -378,7 +386,7 @@ def angle_delay_peak_factored(noise, steering, scale, delay, angle_dict, range_d
     n_cols = 2 * window_cols + 1 if window_cols else 0
     noise_cols = np.empty((n_frames, n_ant, n_cols), dtype=np.complex64)
     delay_cols = np.empty((n_frames, n_cols), dtype=np.complex64)
-    herm, _, v, _ = _lowrank_dictionaries(search.angle_dict, search.range_dict)
+    herm, v = _search_dictionaries(search.angle_dict, search.range_dict)
 
     def fused_kernel(noise, steering, scale, delay, search, out, noise_cols, delay_cols):
         rd, ad = search.range_dict, search.angle_dict
