@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
+import warnings
 import weakref
 
 import numpy as np
@@ -445,6 +446,68 @@ def test_stop_on_running_flowgraph_returns_within_one_second(source_cls):
     assert not fg.running and not _thread_alive(fg)
     if source_cls is Counter:  # the items that did arrive are the stream's first ones, in order
         np.testing.assert_array_equal(sink.data, np.arange(len(sink.data)))
+
+
+class SlowSink(VectorSink):
+    """A VectorSink that takes at most 3 items per call, 1 ms each call: items pile up upstream."""
+
+    def work(self, inputs, outputs):
+        time.sleep(1e-3)
+        return super().work([x[:3] for x in inputs], outputs)
+
+
+class Chunked(Counter):
+    """A Counter that writes at most `chunk` items per call (sources out of step by a few items)."""
+
+    def __init__(self, chunk, name=None):
+        super().__init__(name=name)
+        self.chunk = chunk
+
+    def work(self, inputs, outputs):
+        return super().work(inputs, [outputs[0][:self.chunk]])
+
+
+def test_drain_ends_every_stream_at_one_count_with_nothing_left_in_flight():
+    """drain(): the sources end at the largest count either wrote; every item already written
+    reaches every sink (no StreamWarning, no item dropped), then the run ends by itself."""
+    a, b = Chunked(5, name="a"), Chunked(3, name="b")
+    sums, only_a, only_b = SlowSink(np.int64, name="sums"), SlowSink(np.int64, name="only_a"), \
+        VectorSink(np.int64, name="only_b")
+    add = Add(name="add")
+    fg = Flowgraph(max_items=8, name="drained")
+    fg.connect(a, (add, 0))
+    fg.connect(b, (add, 1))
+    fg.connect(add, sums)
+    fg.connect(a, only_a)
+    fg.connect(b, only_b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fg.start()
+        deadline = time.monotonic() + 5
+        while len(sums._chunks) < 5 and time.monotonic() < deadline:
+            time.sleep(0.002)
+        fg.drain(timeout=10)
+    assert not fg.running and not _thread_alive(fg)
+    n = max(a.produced, b.produced)
+    assert a.produced == b.produced == n > 0 and fg.dropped == {}
+    for sink in (only_a, only_b):
+        np.testing.assert_array_equal(sink.data, np.arange(n))
+    np.testing.assert_array_equal(sums.data, 2 * np.arange(n))
+
+
+def test_drain_ends_a_source_waiting_for_outside_input_at_once():
+    src, idle = Counter(name="src"), IdleSource(name="idle")
+    from_src, from_idle = VectorSink(np.int64, name="from_src"), VectorSink(np.int64, name="from_idle")
+    fg = Flowgraph(max_items=16, name="drained_idle")
+    fg.connect(src, from_src)
+    fg.connect(idle, from_idle)
+    fg.start()
+    time.sleep(0.02)
+    t0 = time.monotonic()
+    fg.drain(timeout=5)
+    assert time.monotonic() - t0 < 1.0 and not fg.running
+    np.testing.assert_array_equal(from_src.data, np.arange(src.produced))
+    assert src.produced > 0 and from_idle.data.size == 0
 
 
 def test_start_twice_raises_and_connect_while_running_raises():

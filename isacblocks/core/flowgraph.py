@@ -81,6 +81,7 @@ class Flowgraph:
         self._msg_edges: list[tuple[Block, str, Block, str]] = []
         self._thread: threading.Thread | None = None
         self._stop_event = threading.Event()
+        self._drain_event = threading.Event()
         self._error: BaseException | None = None
         self._running = False
         self.work_calls: dict[str, int] = {}
@@ -227,6 +228,7 @@ class Flowgraph:
         order = self._prepare()
         self._error = None
         self._stop_event.clear()
+        self._drain_event.clear()
         self._running = True
         self.work_calls = {b.name: 0 for b in order}
         self.dropped = {}
@@ -244,6 +246,20 @@ class Flowgraph:
     def stop(self, timeout: float = 1.0) -> None:
         """Ask the scheduler to stop after the current work() call and wait for it (at most `timeout` s)."""
         self._stop_event.set()
+        self.wait(timeout=timeout, _reraise=False)
+
+    def drain(self, timeout: float | None = None) -> None:
+        """End the stream at its sources and let the rest of the flowgraph finish what is in
+        flight, then wait for it (at most `timeout` s; None: until it has finished).
+
+        Unlike `stop()`, nothing already produced is left in a buffer: every block downstream
+        runs to the end of its input, and sinks end as at a natural end of stream (a
+        network sink sends its end-of-stream marker after the last item).  The sources end
+        at one common item count, the largest any of them has already written, so that the
+        streams of a flowgraph whose sources run in step stay equally long; a source with
+        nothing to give (its work() returns 0, e.g. a network source waiting) ends where it is.
+        """
+        self._drain_event.set()
         self.wait(timeout=timeout, _reraise=False)
 
     def wait(self, timeout: float | None = None, _reraise: bool = True) -> None:
@@ -297,10 +313,13 @@ class Flowgraph:
         idle_sleep = 0.0
         quiet_rounds = 0
         self._zero = zero = []
+        drain_at: dict | None = None  # source -> the item count it ends at, once drain() was called
         while not self._stop_event.is_set():
             progress = False
             zero.clear()
             t0 = time.perf_counter()
+            if drain_at is None and self._drain_event.is_set():
+                drain_at = _drain_counts([b for b in streaming if not b.in_sig and not done[id(b)]])
             for plan in plans:
                 block = plan[1]
                 if block._inbox:
@@ -308,7 +327,17 @@ class Flowgraph:
                     progress = True
                 if done[id(block)]:
                     continue
-                produced = plan[0](self, plan, max_items)
+                n_max = max_items
+                if drain_at is not None and id(block) in drain_at:
+                    n_max = min(max_items, drain_at[id(block)] - block._writers[0].buffer.nwritten)
+                    if n_max <= 0:
+                        done[id(block)] = True
+                        _retire(block)
+                        progress = True
+                        continue
+                produced = plan[0](self, plan, n_max)
+                if drain_at is not None and produced == 0 and zero and zero[-1] is block and id(block) in drain_at:
+                    produced = WORK_DONE  # a draining source with nothing to give ends where it is
                 if produced == WORK_DONE:
                     done[id(block)] = True
                     self._ended.append(block)
@@ -663,6 +692,13 @@ def _handle_messages(block: Block) -> None:
         block.handle_messages()
     except Exception as exc:
         raise _wrap(block, "a message handler", exc) from exc
+
+
+def _drain_counts(sources: list[Block]) -> dict:
+    """The item count each live source ends at when the flowgraph drains: the largest any has
+    written (see `Flowgraph.drain`)."""
+    target = max((b._writers[0].buffer.nwritten for b in sources), default=0)
+    return {id(b): target for b in sources}
 
 
 def _retire(block: Block) -> None:

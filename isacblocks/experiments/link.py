@@ -312,7 +312,7 @@ def link_verdict(link: RxLink) -> LinkVerdict:
     announced = None if config is None or config.get("frames", -1) < 0 else int(config["frames"])
     ended = any(s["eos_received"] for s in per)
     # frames past the end of another stream: lost in transit unless every stream ended properly
-    # (a transmitter stopped by Ctrl-C ends its streams a few frames apart)
+    # (a sender that stops its streams at once, rather than draining them, ends them a few frames apart)
     surplus = total["leftover"] if all(s["eos_received"] for s in per) else 0
     missed_start = stats["first_index"] or 0
     lost = missed_start + stats["gaps"] + total["unpaired"] + total["leftover"] - surplus + total["untagged"] \

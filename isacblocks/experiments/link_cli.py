@@ -202,7 +202,7 @@ def tx_main(argv=None, args=None) -> int:
         print("\ntx: interrupted; sending the queued frames and the end of stream (Ctrl-C again to give up)",
               flush=True)
         try:
-            link.flowgraph.stop(timeout=None)
+            link.flowgraph.drain(timeout=None)
         except KeyboardInterrupt:
             for sink in link.sinks.values():
                 sink.abort()
