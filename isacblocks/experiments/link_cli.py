@@ -202,7 +202,10 @@ def tx_main(argv=None, args=None) -> int:
         print("\ntx: interrupted; sending the queued frames and the end of stream (Ctrl-C again to give up)",
               flush=True)
         try:
-            link.flowgraph.drain(timeout=None)
+            if y_r.peers:  # every frame made reaches every stream before the end of stream
+                link.flowgraph.drain(timeout=None)
+            else:  # no receiver to drain into: the sinks' stop() says so and gives up
+                link.flowgraph.stop(timeout=None)
         except KeyboardInterrupt:
             for sink in link.sinks.values():
                 sink.abort()
