@@ -152,3 +152,43 @@ def test_frames_option_is_validated():
     assert TrainConfig(device="cpu", frames="device").frames_on_device is True
     with pytest.raises(ConfigError, match="TrainConfig.frames = 'gpu': must be 'auto', 'host' or 'device'"):
         TrainConfig(frames="gpu")
+
+
+def _batch_arrays(batch):
+    f = batch.frames
+    return [batch.theta_min, batch.theta_max, f.noise, f.steering, f.delay, f.amplitude, f.theta, f.ranges]
+
+
+def test_batches_drawn_ahead_are_the_batches_drawn_in_order():
+    """Trainer.step draws the next iteration's batch on a background thread: the batch each
+    step uses, and the generator state a checkpoint keeps, are those of drawing in order."""
+    from isacblocks.learning.trainer import TrainConfig, Trainer
+
+    spacing = draw_spacing(np.random.default_rng(1), P)
+    config = TrainConfig(schedule="ul", iterations=50, batch_size=8, seed=5, progress=False)
+    stepped, in_order = Trainer(P, spacing, config), Trainer(P, spacing, config)
+    used = []
+    original = stepped.loss
+    stepped.loss = lambda batch, kind: (used.append(batch), original(batch, kind))[1]
+    for _ in range(3):
+        stepped.step()
+    assert stepped._ahead is not None and stepped._ahead.iteration == 3  # the fourth batch is under way
+    for batch in used:
+        for got, expect in zip(_batch_arrays(batch), _batch_arrays(in_order.draw_batch(labelled=False))):
+            np.testing.assert_array_equal(got, expect)
+        assert batch.labels is None
+    assert stepped.state_dict()["rng"] == in_order.rng.bit_generator.state
+    # draw_batch forgets the batch drawn ahead and draws it again from the same state
+    for got, expect in zip(_batch_arrays(stepped.draw_batch(labelled=True)),
+                           _batch_arrays(in_order.draw_batch(labelled=True))):
+        np.testing.assert_array_equal(got, expect)
+    assert stepped._ahead is None
+
+
+def test_the_last_iteration_draws_nothing_ahead():
+    from isacblocks.learning.trainer import TrainConfig, Trainer
+
+    spacing = draw_spacing(np.random.default_rng(1), P)
+    trainer = Trainer(P, spacing, TrainConfig(schedule="ul", iterations=2, batch_size=8, seed=5, progress=False))
+    trainer.run()
+    assert trainer.iteration == 2 and trainer._ahead is None

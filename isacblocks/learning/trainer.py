@@ -10,6 +10,10 @@ One training iteration (batch B, one random sector per frame, Sec. V-A):
 5. the supervised loss (eq. 20, needs label tags) or the unsupervised one (eq. 21);
 6. an Adam step on ``d``.
 
+The next iteration's batch (step 2's frames, which do not depend on ``d``) is drawn on a
+background thread while the current step runs (`Trainer._step_batch`); the numbers are
+those of drawing in order.
+
 Schedules: ``sl``, ``ul``, ``sl+ul`` and ``ul+sl`` with a labelled-data ratio (SL
 iterations / total iterations).  A sector curriculum (beyond the paper) widens the
 training sectors' centres from broadside to ``train_center_deg`` over the run.
@@ -18,11 +22,14 @@ training sectors' centres from broadside to ``train_center_deg`` over the run.
 from __future__ import annotations
 
 import copy
+import functools
 import math
+import os
 import pickle
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -150,6 +157,21 @@ class TrainingBatch:
 
 
 @dataclass
+class _DrawAhead:
+    """A batch drawn ahead for `iteration`, and the generator's state before it."""
+
+    iteration: int
+    rng_state: dict
+    future: Future
+
+
+@functools.cache
+def _draw_pool(pid: int) -> ThreadPoolExecutor:
+    """The thread that draws batches ahead, one per process (`pid`: a forked child gets its own)."""
+    return ThreadPoolExecutor(1, thread_name_prefix="isac-train-draw")
+
+
+@dataclass
 class TrainResult:
     spacing: np.ndarray
     history: list[dict] = field(default_factory=list)
@@ -181,18 +203,26 @@ class Trainer:
         self._first_loss: float | None = None
         self._labeled_frames = 0
         self._wall_s = 0.0
+        self._ahead: _DrawAhead | None = None  # the next iteration's batch, being drawn (`_step_batch`)
 
     # ------------------------------------------------------------------ data
-    def _max_center_deg(self) -> float | None:
+    def _max_center_deg(self, iteration: int) -> float | None:
         if not self.config.curriculum:
             return None
         hi = max(abs(v) for v in self.params.train_center_deg)
-        fraction = self.iteration / max(self.config.iterations - 1, 1)
+        fraction = iteration / max(self.config.iterations - 1, 1)
         return self.config.curriculum_start_deg + (hi - self.config.curriculum_start_deg) * fraction
 
     def draw_batch(self, labelled: bool) -> TrainingBatch:
+        """The next batch of the data generator (for this iteration's curriculum)."""
+        self._cancel_ahead()
+        batch = self._draw(self.iteration)
+        return batch if labelled else replace(batch, labels=None)
+
+    def _draw(self, iteration: int) -> TrainingBatch:
+        """A batch for `iteration` from `self.rng` (labels included)."""
         p = self.params
-        theta_min, theta_max = training_sectors(self.rng, p, self.config.batch_size, self._max_center_deg())
+        theta_min, theta_max = training_sectors(self.rng, p, self.config.batch_size, self._max_center_deg(iteration))
         noise = None
         if self.config.frames_on_device:
             frames, seed = draw_frame_factors(self.rng, p, self.true_array, self.basis, theta_min, theta_max,
@@ -202,8 +232,42 @@ class Trainer:
         else:
             frames = draw_projected_frames(self.rng, p, self.true_array, self.basis, theta_min, theta_max,
                                            self.config.batch_size, noise_source=torch_noise)
-        labels = {"theta": frames.theta, "range": frames.ranges} if labelled else None
+        labels = {"theta": frames.theta, "range": frames.ranges}
         return TrainingBatch(frames, theta_min, theta_max, labels, noise)
+
+    def _step_batch(self, labelled: bool) -> TrainingBatch:
+        """This iteration's batch, then the next iteration's drawn ahead on a background thread.
+
+        A batch depends on the data generator and the iteration only, never on ``d``, so
+        drawing it while this step's precoders, map and backward run changes no number; the
+        draw (about a fifth of a step on the host) then overlaps work that leaves a core idle.
+        Checkpoints keep the generator as it was before the batch drawn ahead.  Frames made on
+        a torch device (`TrainConfig.frames`) are drawn in the step: there only small factors
+        are drawn on the host.
+        """
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead.iteration == self.iteration:
+            batch = ahead.future.result()
+        else:
+            if ahead is not None:
+                self._ahead = ahead
+                self._cancel_ahead()
+            batch = self._draw(self.iteration)
+        if not self.config.frames_on_device and self.iteration + 1 < self.config.iterations:
+            self._ahead = _DrawAhead(self.iteration + 1, self.rng.bit_generator.state,
+                                     _draw_pool(os.getpid()).submit(self._draw, self.iteration + 1))
+        return batch if labelled else replace(batch, labels=None)
+
+    def _cancel_ahead(self) -> None:
+        """Forget the batch drawn ahead (if any): the generator goes back to where it was before it."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead.future.exception()  # wait for it; its error, if any, is the next draw's too
+            self.rng.bit_generator.state = ahead.rng_state
+
+    def _rng_state(self) -> dict:
+        """The data generator's state as if nothing had been drawn ahead."""
+        return self._ahead.rng_state if self._ahead is not None else self.rng.bit_generator.state
 
     # ------------------------------------------------------------------ step
     def loss(self, batch: TrainingBatch, kind: str) -> torch.Tensor:
@@ -272,7 +336,7 @@ class Trainer:
         # numpy's products here are small; on more BLAS threads they would leave those threads
         # spinning on the cores the map kernel is about to use (`blas_threads.one_blas_thread`)
         with one_blas_thread():
-            batch = self.draw_batch(labelled=(kind == "sl"))
+            batch = self._step_batch(labelled=(kind == "sl"))
             self.optimizer.zero_grad(set_to_none=True)
             loss = self.loss(batch, kind)
             value = float(loss.detach())
@@ -352,7 +416,7 @@ class Trainer:
     def state_dict(self) -> dict:
         """Everything a resumed run needs to continue exactly: d, Adam, the data RNG, history."""
         return {"iteration": self.iteration, "model": {k: v.clone() for k, v in self.model.state_dict().items()},
-                "optimizer": copy.deepcopy(self.optimizer.state_dict()), "rng": self.rng.bit_generator.state,
+                "optimizer": copy.deepcopy(self.optimizer.state_dict()), "rng": self._rng_state(),
                 "history": list(self.history), "evaluations": list(self.evaluations),
                 "labeled_frames": self._labeled_frames, "first_loss": self._first_loss, "wall_s": self._wall_s,
                 "config": asdict(self.config), "params": self.params.to_dict(),
@@ -399,6 +463,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         for group in self.optimizer.param_groups:  # the schedule in force comes from this run's config
             group["lr"] = self._lr_at(state["iteration"])
+        self._cancel_ahead()
         self.rng.bit_generator.state = state["rng"]
         self.iteration = state["iteration"]
         self.history = list(state["history"])
