@@ -245,13 +245,12 @@ class Trainer:
         a torch device (`TrainConfig.frames`) are drawn in the step: there only small factors
         are drawn on the host.
         """
-        ahead, self._ahead = self._ahead, None
+        ahead = self._ahead
         if ahead is not None and ahead.iteration == self.iteration:
+            self._ahead = None
             batch = ahead.future.result()
         else:
-            if ahead is not None:
-                self._ahead = ahead
-                self._cancel_ahead()
+            self._cancel_ahead()
             batch = self._draw(self.iteration)
         if not self.config.frames_on_device and self.iteration + 1 < self.config.iterations:
             self._ahead = _DrawAhead(self.iteration + 1, self.rng.bit_generator.state,
