@@ -8,6 +8,8 @@ import torch
 from isacblocks import SystemParams, TrainingError
 from isacblocks.dsp import beampattern_precoder, draw_spacing, ula_steering
 from isacblocks.dsp.mbml import mbml_estimate_projected, mbml_peak_projected, window_indices
+from isacblocks.dsp.impairments import array_rows, draw_impairments
+from isacblocks.dsp.precoder import sector_beampattern, sector_span
 from isacblocks.dsp.steering import array_gain
 from isacblocks.learning import differentiable as diff
 from isacblocks.learning.trainer import TrainConfig, Trainer
@@ -46,6 +48,33 @@ def test_torch_ls_precoder_equals_numpy(true_spacing, sector_deg):
     ours = diff.ls_precoder(grid_a, np.array([lo]), np.array([hi]), P)[0].numpy()
     ref = beampattern_precoder(lo, hi, true_spacing, P)
     np.testing.assert_allclose(ours, ref, atol=1e-9)
+
+
+def test_batched_torch_precoders_equal_numpy_on_every_sector_and_array():
+    """The normal-equation form of the learner (one Cholesky factor, prefix-sum right-hand sides)
+    against LAPACK's SVD least squares per sector: random training sectors, sectors clipped at
+    the grid's ends, a one-point sector, and an array with gains and coupling."""
+    rng = np.random.default_rng(8)
+    lo = np.radians(np.concatenate([rng.uniform(-85, 70, 40), [-90.0, 80.0, 10.0]]))
+    hi = np.concatenate([lo[:40] + np.radians(rng.uniform(5, 20, 40)), np.radians([-75.0, 90.0, 10.0])])
+    lo[-1] = P.angle_grid[400] - 1e-9  # exactly one grid point inside
+    hi[-1] = P.angle_grid[400] + 1e-9
+    for array in (draw_spacing(np.random.default_rng(5), P),
+                  draw_impairments(6, P, kinds=("spacing", "gain", "coupling"))):
+        rows = array_rows(P.angle_grid, array, P.wavelength)  # (N_theta, K), a_pert(theta_n)^T
+        ours = diff.ls_precoder(torch.as_tensor(rows), lo, hi, P).numpy()
+        ref = np.array([beampattern_precoder(a, b, array, P) for a, b in zip(lo, hi)])
+        np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-12)
+
+
+def test_sector_beampattern_is_k_on_the_grid_points_inside_the_sector():
+    lo, hi = np.radians([-30.0, 5.0, -90.0]), np.radians([-12.5, 5.0, -80.0])
+    grid = P.angle_grid
+    expect = np.where((grid >= lo[:, None]) & (grid <= hi[:, None]), 64.0, 0.0)
+    np.testing.assert_array_equal(sector_beampattern(lo, hi, P), expect)
+    first, end = sector_span(lo, hi, P)
+    for f, e, row in zip(first, end, expect):
+        assert np.array_equal(np.flatnonzero(row), np.arange(f, e))
 
 
 def _frames(true_spacing, n=16, seed=0):

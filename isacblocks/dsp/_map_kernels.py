@@ -208,37 +208,14 @@ def _factored_frames(noise, steering, scale, delay, out):
                 out[b, k, 2 * q + 1] = ci + noise[b, k, 2 * q + 1]
 
 
-@nb.njit(nogil=True, cache=True, fastmath=_FASTMATH)
-def _synth_columns(x, vt_re, vt_im, first, n_tau, out):
-    """``x V[:, clip(first + m)]`` for m = 0..n-1: `x` (2r,) float32 pairs, `out` (2n,) float32 pairs."""
-    rank = x.shape[0] // 2
-    for m in range(out.shape[0] // 2):
-        j = min(max(first + m, 0), n_tau - 1)
-        re = np.float32(0.0)
-        im = np.float32(0.0)
-        for q in range(rank):
-            xr, xi = x[2 * q], x[2 * q + 1]
-            re += xr * vt_re[j, q] - xi * vt_im[j, q]
-            im += xr * vt_im[j, q] + xi * vt_re[j, q]
-        out[2 * m] = re
-        out[2 * m + 1] = im
-
-
 @nb.njit(parallel=True, nogil=True, cache=True)
 def _factored_kernel(noise, steering, scale, delay, ah_re, ah_im, vt_re, vt_im, row_lo, row_hi, col_lo, col_hi,
-                     half_angle, half_range, window_cols, statistic, i_hat, j_hat, window, valid, noise_cols,
-                     delay_cols):
-    """`_frame_peak` on every factored frame (see `angle_delay_peak_factored`), plus the
-    range-synthesised factors on the window's columns."""
-    n_ant, padded, n_tau = noise.shape[1], vt_re.shape[1], vt_re.shape[0]
+                     half_angle, half_range, statistic, i_hat, j_hat, window, valid):
+    """`_frame_peak` on every factored frame (see `angle_delay_peak_factored`)."""
+    n_ant, padded = noise.shape[1], vt_re.shape[1]
     for b in nb.prange(noise.shape[0]):
         ct = np.zeros((2, padded, n_ant), dtype=np.float32)
         _factored_frame(noise[b], steering[b], scale[b], delay[b], ct)
         statistic[b], i_hat[b], j_hat[b] = _frame_peak(
             ct, ah_re, ah_im, vt_re, vt_im, row_lo[b], row_hi[b], col_lo[b], col_hi[b],
             half_angle, half_range, window[b], valid[b])
-        if window_cols > 0:
-            first = j_hat[b] - window_cols
-            for k in range(n_ant):
-                _synth_columns(noise[b, k], vt_re, vt_im, first, n_tau, noise_cols[b, k])
-            _synth_columns(delay[b], vt_re, vt_im, first, n_tau, delay_cols[b])

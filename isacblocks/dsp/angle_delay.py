@@ -36,6 +36,7 @@ from ..params import SystemParams
 from ._map_kernels import _factored_kernel, _peak_kernel
 from .angle_delay_gemm import gemm_peak_factored, gemm_peak_projected
 from .angle_delay_lowrank import lowrank_peak
+from .blas_threads import one_blas_thread
 from .cache import LRUCache
 from .impairments import check_array, receiver_steering
 from .steering import range_steering
@@ -365,8 +366,9 @@ def angle_delay_peak_factored(noise, steering, scale, delay, angle_dict, range_d
     With ``window_cols = n > 0`` it also returns the range-synthesised factors on the
     ``2 n + 1`` columns ``clip(j^ + m, 0, N_tau - 1)``, m = -n..n (the columns of the
     eq.-17 window): ``noise V[:, cols]`` (B, K, 2n+1) and ``delay V[:, cols]`` (B, 2n+1),
-    complex64, so a learner forms the window's data ``g scale a (d V) + N V`` without
-    touching the full frames.  Otherwise both are empty (B, K, 0) and (B, 0).
+    complex64 (`synthesise_columns`, the same for both methods), so a learner forms the
+    window's data ``g scale a (d V) + N V`` without touching the full frames.  Otherwise
+    both are empty (B, K, 0) and (B, 0).
     `method`: "gemm" (the default) or "fused", as for projected frames in `angle_delay_peak`.
     """
     noise = np.asarray(noise)
@@ -383,37 +385,45 @@ def angle_delay_peak_factored(noise, steering, scale, delay, angle_dict, range_d
     method = peak_method("angle_delay_peak_factored", method, projected=True)
     parts = [np.require(v, np.complex64, ["C"]) for v in (noise, steering, scale, delay)]
     peak = _empty_peak(n_frames, search.half_angle, search.half_range)
-    n_cols = 2 * window_cols + 1 if window_cols else 0
-    noise_cols = np.empty((n_frames, n_ant, n_cols), dtype=np.complex64)
-    delay_cols = np.empty((n_frames, n_cols), dtype=np.complex64)
     herm, v = _search_dictionaries(search.angle_dict, search.range_dict)
 
-    def fused_kernel(noise, steering, scale, delay, search, out, noise_cols, delay_cols):
+    def fused_kernel(noise, steering, scale, delay, search, out):
         rd, ad = search.range_dict, search.angle_dict
         _factored_kernel(noise.view(np.float32), steering.view(np.float32), scale.view(np.float32).reshape(-1, 2),
                          delay.view(np.float32), ad.re, ad.im, rd.synth_re, rd.synth_im, search.rows[0],
-                         search.rows[1], search.cols[0], search.cols[1], search.half_angle, search.half_range,
-                         window_cols, *out, noise_cols.view(np.float32), delay_cols.view(np.float32))
+                         search.rows[1], search.cols[0], search.cols[1], search.half_angle, search.half_range, *out)
 
-    def gemm_kernel(noise, steering, scale, delay, search, out, noise_cols, delay_cols):
-        gemm_peak_factored(noise, steering, scale, delay, herm, v, search, window_cols, out, noise_cols, delay_cols)
+    def gemm_kernel(noise, steering, scale, delay, search, out):
+        gemm_peak_factored(noise, steering, scale, delay, herm, v, search, out)
 
     by_gemm = np.full(n_frames, method == "gemm")  # finite frames only: the fused kernel defines NaN's outputs
     for part in parts if method == "gemm" else ():
         by_gemm &= np.isfinite(part.view(np.float32).reshape(n_frames, -1)).all(axis=1)
     for kernel, index in ((gemm_kernel, np.flatnonzero(by_gemm)), (fused_kernel, np.flatnonzero(~by_gemm))):
-        if index.size == n_frames:
-            kernel(*parts, search, peak, noise_cols, delay_cols)
-        elif index.size:
-            out = (_empty_peak(index.size, search.half_angle, search.half_range),
-                   np.empty((index.size, n_ant, n_cols), np.complex64), np.empty((index.size, n_cols), np.complex64))
-            kernel(*(np.ascontiguousarray(part[index]) for part in parts), _take_search(search, index, n_frames),
-                   *out)
-            for whole, piece in zip((*peak, noise_cols, delay_cols), (*out[0], *out[1:])):
-                whole[index] = piece
+        _gemm_part(index, n_frames, peak, lambda out, index=index, kernel=kernel: kernel(
+            *(_take(part, index, n_frames) for part in parts), _take_search(search, index, n_frames), out))
+    noise_cols, delay_cols = synthesise_columns(parts[0], parts[3], window_synthesis(v, peak.j_hat, window_cols))
     statistic, i_hat, j_hat, window, valid = peak
     window[~valid] = np.nan
     return AngleDelayPeak(statistic, i_hat, j_hat, window, valid), noise_cols, delay_cols
+
+
+def window_synthesis(v: np.ndarray, j_hat, window_cols: int) -> np.ndarray:
+    """V's columns ``clip(j^ + m, 0, N_tau - 1)``, m = -n..n with ``n = window_cols``, per frame:
+    (B, r, 2n+1) complex64 from V (r, N_tau) (the eq.-17 window's range columns; (B, r, 0) for n = 0)."""
+    offsets = np.arange(-window_cols, window_cols + 1) if window_cols > 0 else np.arange(0)
+    cols = np.clip(np.asarray(j_hat, dtype=np.int64)[:, None] + offsets, 0, v.shape[1] - 1)
+    return np.ascontiguousarray(np.asarray(v, dtype=np.complex64)[:, cols].transpose(1, 0, 2))
+
+
+def synthesise_columns(noise, delay, synth) -> tuple[np.ndarray, np.ndarray]:
+    """``(noise S, delay S)`` per frame: range-projected factors (`angle_delay_peak_factored`)
+    `noise` (B, K, r) and `delay` (B, r) on synthesis columns `synth` S (B, r, C), as
+    complex64 (B, K, C) and (B, C) from complex64 BLAS products."""
+    synth = np.asarray(synth, dtype=np.complex64)
+    noise, delay = np.asarray(noise, dtype=np.complex64), np.asarray(delay, dtype=np.complex64)
+    with one_blas_thread():  # a product per frame: many small ones (`blas_threads`)
+        return np.matmul(noise, synth), np.matmul(delay[:, None, :], synth)[:, 0]
 
 
 def angle_delay_map_dense(Y_tilde, spacing, params: SystemParams) -> np.ndarray:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from ._map_kernels import _FASTMATH, _factored_frames, _frame_window, _scan_block, _synth_columns
+from ._map_kernels import _FASTMATH, _factored_frames, _frame_window, _scan_block
 from .blas_threads import map_blocks
 
 #: Rows whose maximum of ``|L|^2`` is within this share of the frame's maximum are recomputed.
@@ -160,18 +160,6 @@ def _pin_projected(frames, ah_re, ah_im, vt_re, vt_im, row_lo, row_hi, col_lo, c
             half_angle, half_range, window[b], valid[b])
 
 
-@nb.njit(nogil=True, cache=True)
-def _window_columns(noise, delay, vt_re, vt_im, j_hat, window_cols, noise_cols, delay_cols):
-    """The window columns' synthesised factors ``N V[:, cols]`` and ``d V[:, cols]`` of every
-    frame, as `_map_kernels._factored_kernel` computes them (float32 pairs)."""
-    n_tau = vt_re.shape[0]
-    for b in range(noise.shape[0]):
-        first = j_hat[b] - window_cols
-        for k in range(noise.shape[1]):
-            _synth_columns(noise[b, k], vt_re, vt_im, first, n_tau, noise_cols[b, k])
-        _synth_columns(delay[b], vt_re, vt_im, first, n_tau, delay_cols[b])
-
-
 def gemm_peak_projected(frames, herm, v, search, out) -> None:
     """Statistic, arg-max and window of finite projected frames ``C`` (B, K, r) complex64 into
     ``out = (statistic, i_hat, j_hat, window, valid)``; `search` is `angle_delay.PeakSearch`."""
@@ -189,14 +177,12 @@ def gemm_peak_projected(frames, herm, v, search, out) -> None:
     map_blocks(block, range(0, frames.shape[0], CHUNK_FRAMES))
 
 
-def gemm_peak_factored(noise, steering, scale, delay, herm, v, search, window_cols: int, out, noise_cols,
-                       delay_cols) -> None:
+def gemm_peak_factored(noise, steering, scale, delay, herm, v, search, out) -> None:
     """`gemm_peak_projected` on factored frames ``C = scale a d^T + N`` (complex64 arrays as
-    `angle_delay.angle_delay_peak_factored` takes them), with the window columns' factors."""
+    `angle_delay.angle_delay_peak_factored` takes them)."""
     ad, rd, (row_lo, row_hi), (col_lo, col_hi) = search.angle_dict, search.range_dict, search.rows, search.cols
     pairs = [array.view(np.float32) for array in (noise, steering, delay)]
     scale_pairs = scale.view(np.float32).reshape(-1, 2)
-    nc, dc = noise_cols.view(np.float32), delay_cols.view(np.float32)
     v_split = split_synthesis(v)
 
     def block(start: int) -> None:
@@ -204,11 +190,8 @@ def gemm_peak_factored(noise, steering, scale, delay, herm, v, search, window_co
         frames = np.empty(noise[part].shape, dtype=np.complex64)
         _factored_frames(pairs[0][part], pairs[1][part], scale_pairs[part], pairs[2][part], frames.view(np.float32))
         blocks, n_blocks = search_blocks(frames, herm, v_split, row_lo[part], row_hi[part], col_lo[part], col_hi[part])
-        peak = tuple(array[part] for array in out)
         _pin_projected(frames.view(np.float32), ad.re, ad.im, rd.synth_re, rd.synth_im, row_lo[part], row_hi[part],
-                       col_lo[part], col_hi[part], blocks, n_blocks, search.half_angle, search.half_range, *peak)
-        if window_cols > 0:
-            _window_columns(pairs[0][part], pairs[2][part], rd.synth_re, rd.synth_im, peak[2], window_cols, nc[part],
-                            dc[part])
+                       col_lo[part], col_hi[part], blocks, n_blocks, search.half_angle, search.half_range,
+                       *(array[part] for array in out))
 
     map_blocks(block, range(0, noise.shape[0], CHUNK_FRAMES))

@@ -18,30 +18,30 @@ _PRECODERS = LRUCache(PRECODER_CACHE_SIZE)
 def sector_beampattern(theta_min, theta_max, params: SystemParams) -> np.ndarray:
     """The desired beampattern ``b`` of eq. 5 on ``params.angle_grid``: K inside
     ``[theta_min, theta_max]`` (ends included), 0 outside; float64 (N_theta,) for scalar
-    bounds, (B, N_theta) for bounds of shape (B,)."""
+    bounds, (B, N_theta) for bounds of shape (B,).  Inside is the grid rows of `sector_span`."""
+    first, end = sector_span(theta_min, theta_max, params)
+    index = np.arange(params.n_angle_grid)
+    return np.where((index >= first[..., None]) & (index < end[..., None]), float(params.n_antennas), 0.0)
+
+
+def sector_span(theta_min, theta_max, params: SystemParams) -> tuple[np.ndarray, np.ndarray]:
+    """The grid rows ``[first, end)`` of ``params.angle_grid`` (ascending) inside
+    ``[theta_min, theta_max]``, ends included: int64 arrays shaped as the bounds."""
     grid = params.angle_grid
-    lo, hi = np.asarray(theta_min)[..., None], np.asarray(theta_max)[..., None]
-    return np.where((grid >= lo) & (grid <= hi), float(params.n_antennas), 0.0)
+    return (np.searchsorted(grid, np.asarray(theta_min), side="left"),
+            np.searchsorted(grid, np.asarray(theta_max), side="right"))
 
 
-def ls_solution(steering_rows, desired, xp=np):
-    """Unit-norm LS precoders ``f = argmin ||b - A^T f||`` (eq. 6): numpy by SVD least squares (LAPACK
-    gelsd), torch by QR (the same minimiser, differentiable, one factorisation for all sectors).
+def ls_solution(steering_rows, desired) -> np.ndarray:
+    """Unit-norm LS precoders ``f = argmin ||b - A^T f||`` (eq. 6) by SVD least squares (LAPACK gelsd).
 
     `steering_rows` is ``A^T`` (N_theta, K), row n ``a(theta_n)^T``; `desired` is ``b``
     (N_theta,) or one per column (N_theta, B).  Returns f (K,) or (K, B), each column of
-    unit norm.  `xp`: numpy, or torch (differentiable in `steering_rows`).
+    unit norm.  The learner's differentiable form is `learning.differentiable.ls_precoder`.
     """
-    if xp is np:
-        with threadpool_limits(limits=1, user_api="blas"):  # the same bits in every process (it is cached)
-            f, *_ = np.linalg.lstsq(steering_rows, desired.astype(np.complex128), rcond=None)
-        return f / np.linalg.norm(f, axis=0)
-    # The same least-squares solution through one QR of A^T shared by all B sectors (A^T has full
-    # column rank K): f = R^-1 Q^H b.  torch's batched gelsd costs ~35 ms per training step at
-    # B = 256 and more in backward; the QR ~2 ms, with the same minimiser.
-    q, r = xp.linalg.qr(steering_rows)
-    f = xp.linalg.solve_triangular(r, q.conj().T @ desired.to(steering_rows.dtype), upper=True)
-    return f / xp.linalg.vector_norm(f, dim=0, keepdim=True)
+    with threadpool_limits(limits=1, user_api="blas"):  # the same bits in every process (it is cached)
+        f, *_ = np.linalg.lstsq(steering_rows, desired.astype(np.complex128), rcond=None)
+    return f / np.linalg.norm(f, axis=0)
 
 
 def beampattern_precoder(theta_min: float, theta_max: float, spacing, params: SystemParams) -> np.ndarray:

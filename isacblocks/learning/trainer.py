@@ -300,7 +300,7 @@ class Trainer:
         gain_np, spacing_np = gain.detach().cpu().numpy(), self.model.array_numpy()
         if batch.device_noise is not None:
             return self._device_window_data(frames, batch, gain_np, spacing_np)
-        if self.config.device == "cpu":  # one fused kernel: frames formed in it, window columns out of it
+        if self.config.device == "cpu":  # frames formed inside the map kernel; the window columns after it
             scale = (frames.amplitude * gain_np).astype(np.complex64)
             peak, noise, delay = mbml_peak_factored(frames.noise, frames.steering, scale, frames.delay,
                                                     batch.theta_min, batch.theta_max, p.range_min_m, p.range_max_m,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..dsp.angle_delay import synthesise_columns
 from ..dsp.channels import complex_normal, frame_noise
 from ..dsp.impairments import array_rows, array_steering
 from ..dsp.mbml import range_factors
@@ -79,8 +80,8 @@ class ProjectedFrames:
     def window_columns(self, synth_columns) -> tuple[np.ndarray, np.ndarray]:
         """``(signal V_sel, noise V_sel)`` for per-frame columns of V, `synth_columns` (B, r, C);
         the window's range-projected data is ``gain * first + second``, each (B, K, C)."""
-        synth_columns = synth_columns.astype(np.complex64)
-        return self.echo_columns(np.einsum("br,brc->bc", self.delay, synth_columns)), self.noise @ synth_columns
+        noise_cols, delay_cols = synthesise_columns(self.noise, self.delay, synth_columns)
+        return self.echo_columns(delay_cols), noise_cols
 
     def echo_columns(self, delay_columns) -> np.ndarray:
         """The echo on synthesised columns, ``amplitude a_rx(theta) (rho^T G V_sel)`` (B, K, C), from
