@@ -7,8 +7,8 @@ import torch
 
 from isacblocks import SystemParams, TrainingError
 from isacblocks.dsp import beampattern_precoder, draw_spacing, ula_steering
-from isacblocks.dsp.mbml import mbml_estimate_projected, mbml_peak_projected, window_indices
 from isacblocks.dsp.impairments import array_rows, draw_impairments
+from isacblocks.dsp.mbml import mbml_estimate_projected, mbml_peak_projected, window_indices
 from isacblocks.dsp.precoder import sector_beampattern, sector_span
 from isacblocks.dsp.steering import array_gain
 from isacblocks.learning import differentiable as diff
@@ -65,6 +65,29 @@ def test_batched_torch_precoders_equal_numpy_on_every_sector_and_array():
         ours = diff.ls_precoder(torch.as_tensor(rows), lo, hi, P).numpy()
         ref = np.array([beampattern_precoder(a, b, array, P) for a, b in zip(lo, hi)])
         np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-12)
+
+
+def test_factored_window_equals_the_window_of_the_formed_frames_with_its_gradients(true_spacing):
+    rng = np.random.default_rng(9)
+    B, C, R = 6, 2 * P.window_half_range + 1, 2 * P.window_half_angle + 1
+    cplx = lambda *shape: rng.standard_normal(shape) + 1j * rng.standard_normal(shape)  # noqa: E731
+    echo, delay_cols, noise_cols = cplx(B, P.n_antennas), cplx(B, C), cplx(B, P.n_antennas, C)
+    rows = torch.as_tensor(rng.integers(0, P.n_angle_grid - R, B)[:, None] + np.arange(R))
+    gain_value = cplx(B)
+    results = []
+    for factored in (False, True):
+        spacing = torch.tensor(true_spacing, requires_grad=True)
+        gain = torch.tensor(gain_value, requires_grad=True)
+        grid_a = diff.grid_steering(spacing, P)
+        if factored:
+            window = diff.factored_window_map(gain, *map(torch.as_tensor, (echo, delay_cols, noise_cols)), rows, grid_a)
+        else:  # z formed entry by entry
+            z = gain[:, None, None] * torch.as_tensor(echo[:, :, None] * delay_cols[:, None, :] + 0j)
+            window = diff.window_map(z + torch.as_tensor(noise_cols), rows, grid_a)
+        (window ** 2).sum().backward()
+        results.append((window.detach().numpy(), spacing.grad.numpy(), gain.grad.numpy()))
+    for ours, ref in zip(results[1], results[0]):
+        np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
 
 
 def test_sector_beampattern_is_k_on_the_grid_points_inside_the_sector():

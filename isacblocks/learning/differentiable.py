@@ -6,6 +6,7 @@ Each mirrors a numpy function of `isacblocks.dsp` (tests check they agree):
 * `grid_steering`    <-> `dsp.mbml.steering_dictionary` (eq. 13)
 * `ls_precoder`      <-> `dsp.beampattern_precoder` (eq. 5-6), many sectors at once
 * `window_map`       <-> the window of `dsp.mbml_estimate` (eq. 15, 17), on projected frames
+  (`factored_window_map`: the same on frames given as rank-one echo plus noise)
 * `soft_estimate`    <-> eq. 18-19 (soft-max and weighted means)
 
 The arg-max (eq. 16) needs no gradient; it comes from the Numba kernel.
@@ -62,6 +63,22 @@ def window_map(z: torch.Tensor, rows: torch.Tensor, grid_a: torch.Tensor) -> tor
     (B, K, C); `rows` (B, R) index the angle grid of `grid_a` (`grid_steering`).
     """
     return torch.abs(grid_a.conj().to(z.dtype)[rows] @ z)
+
+
+def factored_window_map(gain: torch.Tensor, echo: torch.Tensor, delay_cols: torch.Tensor, noise_cols: torch.Tensor,
+                        rows: torch.Tensor, grid_a: torch.Tensor) -> torch.Tensor:
+    """`window_map` of ``z = gain echo delay_cols^T + noise_cols`` without forming ``z``, (B, R, C).
+
+    The echo of projected frames is rank one (`sim.montecarlo.ProjectedFrames`): `gain` (B,),
+    `echo` (B, K), `delay_cols` (B, C), `noise_cols` (B, K, C).  By linearity
+    ``Phi[:, rows]^H z = gain (Phi[:, rows]^H echo) delay_cols^T + Phi[:, rows]^H noise_cols``:
+    the gradient reaches `gain` through a (B, R) product instead of the (B, K, C) frames.
+    """
+    rows_h = grid_a.conj()[rows]  # (B, R, K)
+    dtype = rows_h.dtype
+    echo_part = (rows_h @ echo.to(dtype)[:, :, None]) * (gain.to(dtype)[:, None, None]
+                                                         * delay_cols.to(dtype)[:, None, :])
+    return torch.abs(echo_part + rows_h @ noise_cols.to(dtype))
 
 
 def soft_estimate(window: torch.Tensor, valid: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,

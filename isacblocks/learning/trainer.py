@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..dsp.angle_delay import synthesise_columns
 from ..dsp.blas_threads import one_blas_thread
 from ..dsp.impairments import ArrayImpairments, check_array, impairment_errors, parse_kinds, spacing_of
 from ..dsp.mbml import mbml_peak_factored, mbml_peak_projected, window_indices
@@ -280,9 +281,9 @@ class Trainer:
         true_tx = torch.as_tensor(batch.frames.steering).to(dev, torch.complex128)  # a_tx = a_rx (monostatic)
         gain = array_gain(true_tx, precoders)  # a_tx(theta)^T f(d)
         frames = batch.frames
-        signal, noise, rows, cols, row_valid, col_valid = self._window_data(frames, batch, gain)
-        z = gain[:, None, None] * torch.as_tensor(signal).to(dev) + torch.as_tensor(noise).to(dev)
-        window = diff.window_map(z, torch.as_tensor(rows).to(dev), grid_a)
+        echo, delay_cols, noise_cols, rows, cols, row_valid, col_valid = self._window_data(frames, batch, gain)
+        window = diff.factored_window_map(gain, *(torch.as_tensor(x).to(dev) for x in (echo, delay_cols, noise_cols)),
+                                          torch.as_tensor(rows).to(dev), grid_a)
         valid = torch.as_tensor(row_valid[:, :, None] & col_valid[:, None, :]).to(dev)
         rows_t, cols_t = torch.as_tensor(rows).to(dev), torch.as_tensor(cols).to(dev)
         if kind == "ul":
@@ -295,24 +296,25 @@ class Trainer:
 
     def _window_data(self, frames: ProjectedFrames, batch: TrainingBatch, gain: torch.Tensor):
         """The arg-max of the sector map (eq. 16, no gradient) and the window's range-projected
-        data split as ``gain * signal + noise`` (each (B, K, C)), with the window's indices."""
+        data ``gain echo delay_cols^T + noise_cols`` as its factors: the echo ``amplitude a_rx``
+        (B, K), its range columns (B, C) and the noise's (B, K, C); then the window's indices."""
         p = self.params
         gain_np, spacing_np = gain.detach().cpu().numpy(), self.model.array_numpy()
         if batch.device_noise is not None:
             return self._device_window_data(frames, batch, gain_np, spacing_np)
         if self.config.device == "cpu":  # frames formed inside the map kernel; the window columns after it
             scale = (frames.amplitude * gain_np).astype(np.complex64)
-            peak, noise, delay = mbml_peak_factored(frames.noise, frames.steering, scale, frames.delay,
-                                                    batch.theta_min, batch.theta_max, p.range_min_m, p.range_max_m,
-                                                    spacing_np, p, window_cols=p.window_half_range)
-            signal = frames.echo_columns(delay)
+            peak, noise_cols, delay_cols = mbml_peak_factored(
+                frames.noise, frames.steering, scale, frames.delay, batch.theta_min, batch.theta_max, p.range_min_m,
+                p.range_max_m, spacing_np, p, window_cols=p.window_half_range)
         else:
             peak = mbml_peak_projected(frames.combine(gain_np), batch.theta_min, batch.theta_max, p.range_min_m,
                                        p.range_max_m, spacing_np, p, device=self.config.device)
         rows, cols, row_valid, col_valid = window_indices(peak.i_hat, peak.j_hat, p)
         if self.config.device != "cpu":
-            signal, noise = frames.window_columns(self.basis.v[:, cols].transpose(1, 0, 2))
-        return signal, noise, rows, cols, row_valid, col_valid
+            noise_cols, delay_cols = synthesise_columns(frames.noise, frames.delay,
+                                                        self.basis.v[:, cols].transpose(1, 0, 2))
+        return frames.echo(), delay_cols, noise_cols, rows, cols, row_valid, col_valid
 
     def _device_window_data(self, frames: ProjectedFrames, batch: TrainingBatch, gain_np, spacing_np):
         """`_window_data` for frames made on the training device: ``C = gain signal + noise`` formed
@@ -327,9 +329,9 @@ class Trainer:
                                    device=self.config.device)
         rows, cols, row_valid, col_valid = window_indices(peak.i_hat, peak.j_hat, p)
         synth = torch.as_tensor(self.basis.v[:, cols].transpose(1, 0, 2).astype(np.complex64), device=dev)  # (B,r,C)
-        echo = steering * torch.as_tensor(frames.amplitude.astype(np.complex64), device=dev)[:, None]
-        signal = echo[:, :, None] * (delay[:, None, :] @ synth)  # amplitude a_rx(theta) (rho^T G V_sel)
-        return signal, batch.device_noise @ synth, rows, cols, row_valid, col_valid
+        echo = torch.as_tensor(frames.echo(), device=dev)
+        return (echo, (delay[:, None, :] @ synth)[:, 0], batch.device_noise @ synth, rows, cols, row_valid,
+                col_valid)
 
     def step(self) -> dict:
         kind = self.config.loss_at(self.iteration)

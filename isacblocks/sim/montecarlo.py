@@ -83,11 +83,14 @@ class ProjectedFrames:
         noise_cols, delay_cols = synthesise_columns(self.noise, self.delay, synth_columns)
         return self.echo_columns(delay_cols), noise_cols
 
+    def echo(self) -> np.ndarray:
+        """The echo's antenna factor ``amplitude a_rx(theta)`` (B, K) complex64."""
+        return self.steering * self.amplitude.astype(np.complex64)[:, None]
+
     def echo_columns(self, delay_columns) -> np.ndarray:
         """The echo on synthesised columns, ``amplitude a_rx(theta) (rho^T G V_sel)`` (B, K, C), from
         ``delay V_sel`` (B, C)."""
-        echo = self.steering * self.amplitude.astype(np.complex64)[:, None]
-        return echo[:, :, None] * np.asarray(delay_columns, dtype=np.complex64)[:, None, :]
+        return self.echo()[:, :, None] * np.asarray(delay_columns, dtype=np.complex64)[:, None, :]
 
 
 def draw_projected_frames(rng: np.random.Generator, params: SystemParams, true_spacing, basis: ProjectedBasis,
