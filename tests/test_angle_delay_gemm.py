@@ -14,7 +14,7 @@ import pytest
 
 from isacblocks import SystemParams
 from isacblocks.dsp.angle_delay import angle_delay_peak, angle_delay_peak_factored
-from isacblocks.dsp.angle_delay_gemm import SEARCH_MARGIN, search_blocks, split_synthesis
+from isacblocks.dsp.angle_delay_gemm import SEARCH_MARGIN, search_blocks, search_synthesis
 from isacblocks.dsp.mbml import angle_dictionary, range_dictionary, range_factors, sector_rows, steering_dictionary
 from isacblocks.dsp.scenario import training_sectors
 from isacblocks.dsp.spacing import draw_spacing
@@ -114,7 +114,7 @@ def test_search_error_is_far_inside_the_margin():
     frames, _, rows = training_frames(200, 9)
     C = frames.combine(np.ones(200))
     herm = steering_dictionary(SPACING, P).conj().T  # (N_theta, K)
-    _, _, v = range_factors(P)
+    _, sigma, v = range_factors(P)
     worst = 0.0
     # the search's power map, through the same code path as gemm_peak_projected
     from isacblocks.dsp import angle_delay_gemm as gemm_module
@@ -128,7 +128,7 @@ def test_search_error_is_far_inside_the_margin():
 
     gemm_module._candidate_blocks = capture
     try:
-        search_blocks(C, herm.astype(np.complex64), split_synthesis(v.astype(np.complex64)), rows[0], rows[1],
+        search_blocks(C, herm.astype(np.complex64), search_synthesis(v.astype(np.complex64), sigma), rows[0], rows[1],
                       np.zeros(200, np.int64), np.full(200, P.n_range_grid, np.int64))
     finally:
         gemm_module._candidate_blocks = original
@@ -138,6 +138,21 @@ def test_search_error_is_far_inside_the_margin():
         approx = power[offsets[f]:offsets[f + 1]]
         worst = max(worst, np.abs(approx - exact).max() / exact.max())
     assert worst < SEARCH_MARGIN / 100, worst
+
+
+def test_the_search_leaves_out_only_columns_it_bounds():
+    """The search drops the range factor's columns below `SEARCH_RANK_RTOL` of its largest norm
+    (53 of 62 for the paper's grid); frames whose left-out columns could move the map (here ones
+    where those columns carry the target: 1e3 x the column's scale) are pinned whole and still
+    give the fused kernel's result."""
+    _, sigma, v = range_factors(P)
+    synthesis = search_synthesis(v, sigma)
+    assert synthesis.rank == int(np.count_nonzero(sigma >= 1e-5 * sigma.max())) < v.shape[0]
+    frames, _, rows = training_frames(60, 12)
+    C = frames.combine(np.ones(60))
+    C[::2, :, synthesis.rank:] *= np.float32(1e3) * frames.steering[::2, :, None] / np.abs(C[::2, :, synthesis.rank:])
+    half = (P.window_half_angle, P.window_half_range)
+    assert_same_peak(peak(C, rows, "gemm", half=half), peak(C, rows, "fused", half=half))
 
 
 def test_methods_are_checked_against_the_frames():
