@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..dsp.angle_delay import synthesise_columns
+from ..dsp.angle_delay import synthesise_columns, window_synthesis
 from ..dsp.blas_threads import one_blas_thread
 from ..dsp.impairments import ArrayImpairments, check_array, impairment_errors, parse_kinds, spacing_of
 from ..dsp.mbml import mbml_peak_factored, mbml_peak_projected, window_indices
@@ -313,7 +313,7 @@ class Trainer:
         rows, cols, row_valid, col_valid = window_indices(peak.i_hat, peak.j_hat, p)
         if self.config.device != "cpu":
             noise_cols, delay_cols = synthesise_columns(frames.noise, frames.delay,
-                                                        self.basis.v[:, cols].transpose(1, 0, 2))
+                                                        window_synthesis(self.basis.v, peak.j_hat, p.window_half_range))
         return frames.echo(), delay_cols, noise_cols, rows, cols, row_valid, col_valid
 
     def _device_window_data(self, frames: ProjectedFrames, batch: TrainingBatch, gain_np, spacing_np):
@@ -328,7 +328,7 @@ class Trainer:
                                    batch.theta_max, p.range_min_m, p.range_max_m, spacing_np, p,
                                    device=self.config.device)
         rows, cols, row_valid, col_valid = window_indices(peak.i_hat, peak.j_hat, p)
-        synth = torch.as_tensor(self.basis.v[:, cols].transpose(1, 0, 2).astype(np.complex64), device=dev)  # (B,r,C)
+        synth = torch.as_tensor(window_synthesis(self.basis.v, peak.j_hat, p.window_half_range), device=dev)  # (B,r,C)
         echo = torch.as_tensor(frames.echo(), device=dev)
         return (echo, (delay[:, None, :] @ synth)[:, 0], batch.device_noise @ synth, rows, cols, row_valid,
                 col_valid)
