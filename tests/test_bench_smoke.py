@@ -12,6 +12,7 @@ import json
 import os
 
 import pytest
+import torch
 
 from benchmarks import cli as bench_cli
 from benchmarks import suite
@@ -135,3 +136,17 @@ def test_gpu_training_benchmark_runs_on_the_cpu(tmp_path):
     curve = record["sl_curve"]
     assert curve["iterations"] >= 1 and curve["labelled_frames"] == 16 * curve["iterations"]
     assert set(curve["pmd"]) == {"learned", "lambda/2", "known"}
+
+
+def test_training_profile_times_every_part_of_a_step_and_restores_what_it_wrapped():
+    from benchmarks import training_profile
+    from isacblocks.learning import trainer as trainer_module
+
+    before = (trainer_module.Trainer._draw, trainer_module._draw_pool, torch.Tensor.backward)
+    per_step, parts = training_profile.profile(batch_size=8, steps=2)
+    labels = [label for _, _, label in training_profile.PARTS] + ["backward"]
+    assert set(parts) == set(labels), sorted(set(labels) - set(parts))
+    top_level = sum(value for label, value in parts.items() if not label.startswith(" "))
+    assert 0 < top_level <= per_step
+    assert parts["  BLAS search"] <= parts["map kernel"] and parts["  noise"] <= parts["draw"]
+    assert (trainer_module.Trainer._draw, trainer_module._draw_pool, torch.Tensor.backward) == before
