@@ -76,9 +76,10 @@ def factored_window_map(gain: torch.Tensor, echo: torch.Tensor, delay_cols: torc
     """
     rows_h = grid_a.conj()[rows]  # (B, R, K)
     dtype = rows_h.dtype
-    echo_part = (rows_h @ echo.to(dtype)[:, :, None]) * (gain.to(dtype)[:, None, None]
-                                                         * delay_cols.to(dtype)[:, None, :])
-    return torch.abs(echo_part + rows_h @ noise_cols.to(dtype))
+    # one product for both terms: Phi[:, rows]^H [echo, noise_cols], (B, R, 1 + C)
+    mapped = rows_h @ torch.cat([echo.to(dtype)[:, :, None], noise_cols.to(dtype)], dim=2)
+    echo_cols = gain.to(dtype)[:, None, None] * delay_cols.to(dtype)[:, None, :]
+    return torch.abs(mapped[:, :, :1] * echo_cols + mapped[:, :, 1:])
 
 
 def soft_estimate(window: torch.Tensor, valid: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
