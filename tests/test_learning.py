@@ -8,8 +8,8 @@ import torch
 from isacblocks import SystemParams, TrainingError
 from isacblocks.dsp import beampattern_precoder, draw_spacing, ula_steering
 from isacblocks.dsp.impairments import array_rows, draw_impairments
-from isacblocks.dsp.mbml import mbml_estimate_projected, mbml_peak_projected, window_indices
-from isacblocks.dsp.precoder import sector_beampattern, sector_span
+from isacblocks.dsp.mbml import mbml_estimate_projected, mbml_peak_projected, sector_rows, window_indices
+from isacblocks.dsp.precoder import sector_beampattern
 from isacblocks.dsp.steering import array_gain
 from isacblocks.learning import differentiable as diff
 from isacblocks.learning.trainer import TrainConfig, Trainer
@@ -95,7 +95,7 @@ def test_sector_beampattern_is_k_on_the_grid_points_inside_the_sector():
     grid = P.angle_grid
     expect = np.where((grid >= lo[:, None]) & (grid <= hi[:, None]), 64.0, 0.0)
     np.testing.assert_array_equal(sector_beampattern(lo, hi, P), expect)
-    first, end = sector_span(lo, hi, P)
+    first, end = sector_rows(lo, hi, P)
     for f, e, row in zip(first, end, expect):
         assert np.array_equal(np.flatnonzero(row), np.arange(f, e))
 

@@ -9,6 +9,7 @@ from ..errors import ConfigError, ShapeError
 from ..params import SystemParams
 from .cache import LRUCache
 from .impairments import array_key, array_steering, check_array
+from .mbml import sector_rows
 
 #: How many (sector, spacing, grid) precoders `beampattern_precoder` keeps.
 PRECODER_CACHE_SIZE = 64
@@ -17,19 +18,11 @@ _PRECODERS = LRUCache(PRECODER_CACHE_SIZE)
 
 def sector_beampattern(theta_min, theta_max, params: SystemParams) -> np.ndarray:
     """The desired beampattern ``b`` of eq. 5 on ``params.angle_grid``: K inside
-    ``[theta_min, theta_max]`` (ends included), 0 outside; float64 (N_theta,) for scalar
-    bounds, (B, N_theta) for bounds of shape (B,).  Inside is the grid rows of `sector_span`."""
-    first, end = sector_span(theta_min, theta_max, params)
+    ``[theta_min, theta_max]`` (ends included, the grid rows of `mbml.sector_rows`), 0 outside;
+    float64 (N_theta,) for scalar bounds, (B, N_theta) for bounds of shape (B,)."""
+    first, end = sector_rows(theta_min, theta_max, params)
     index = np.arange(params.n_angle_grid)
     return np.where((index >= first[..., None]) & (index < end[..., None]), float(params.n_antennas), 0.0)
-
-
-def sector_span(theta_min, theta_max, params: SystemParams) -> tuple[np.ndarray, np.ndarray]:
-    """The grid rows ``[first, end)`` of ``params.angle_grid`` (ascending) inside
-    ``[theta_min, theta_max]``, ends included: int64 arrays shaped as the bounds."""
-    grid = params.angle_grid
-    return (np.searchsorted(grid, np.asarray(theta_min), side="left"),
-            np.searchsorted(grid, np.asarray(theta_max), side="right"))
 
 
 def ls_solution(steering_rows, desired) -> np.ndarray:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..dsp.precoder import sector_span
+from ..dsp.mbml import sector_rows
 from ..dsp.steering import steering_rows
 from ..params import SystemParams
 
@@ -42,10 +42,10 @@ def ls_precoder(grid_a: torch.Tensor, theta_min, theta_max, params: SystemParams
     equations ``(A^* A^T) f = A^* b``: ``A^T`` has full column rank and a condition number
     of about 4 on the paper's grid, so they lose nothing at float64.  The desired pattern
     `dsp.precoder.sector_beampattern` is K on the sector's grid rows ``[first, end)``
-    (`dsp.precoder.sector_span`), so ``A^* b`` is K times a difference of prefix sums of
+    (`dsp.mbml.sector_rows`), so ``A^* b`` is K times a difference of prefix sums of
     the rows: one Cholesky factor of the K x K Gram matrix serves every sector.
     """
-    first, end = sector_span(np.asarray(theta_min), np.asarray(theta_max), params)
+    first, end = sector_rows(theta_min, theta_max, params)
     rows_conj = grid_a.conj()
     prefix = torch.cat([torch.zeros_like(rows_conj[:1]), torch.cumsum(rows_conj, dim=0)])
     device = grid_a.device

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..dsp.angle_delay import synthesise_columns
 from ..dsp.channels import complex_normal, frame_noise
 from ..dsp.impairments import array_rows, array_steering
 from ..dsp.mbml import range_factors
@@ -77,20 +76,9 @@ class ProjectedFrames:
         out += self.noise
         return out
 
-    def window_columns(self, synth_columns) -> tuple[np.ndarray, np.ndarray]:
-        """``(signal V_sel, noise V_sel)`` for per-frame columns of V, `synth_columns` (B, r, C);
-        the window's range-projected data is ``gain * first + second``, each (B, K, C)."""
-        noise_cols, delay_cols = synthesise_columns(self.noise, self.delay, synth_columns)
-        return self.echo_columns(delay_cols), noise_cols
-
     def echo(self) -> np.ndarray:
         """The echo's antenna factor ``amplitude a_rx(theta)`` (B, K) complex64."""
         return self.steering * self.amplitude.astype(np.complex64)[:, None]
-
-    def echo_columns(self, delay_columns) -> np.ndarray:
-        """The echo on synthesised columns, ``amplitude a_rx(theta) (rho^T G V_sel)`` (B, K, C), from
-        ``delay V_sel`` (B, C)."""
-        return self.echo()[:, :, None] * np.asarray(delay_columns, dtype=np.complex64)[:, None, :]
 
 
 def draw_projected_frames(rng: np.random.Generator, params: SystemParams, true_spacing, basis: ProjectedBasis,
