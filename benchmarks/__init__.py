@@ -1,21 +1,12 @@
-"""Throughput, overhead and memory benchmarks of isacblocks (``isac bench``).
+"""Developer scripts beside the package that the installed ``isac bench`` does not need.
 
-Everything is measured in one run, on the same inputs, against dense reference-style
-implementations written here (`benchmarks.dense_reference`), with warm-up, repetitions,
-medians and min-max.  Sections:
+The benchmark suite itself, its timing utilities and the dense references it measures
+against are installed with the package as `isacblocks.bench` (``isac bench``).  What stays
+here runs from a source checkout only:
 
-* `benchmarks.roofline`   -- the machine's complex64 matmul GFLOP/s (numpy, torch), memory
-  bandwidth, and the FLOPs / bytes per frame of each receiver;
-* `benchmarks.receivers`  -- receiver frames/s (MB-ML, MAPRT, dense numpy, dense torch) and
-  the cross-checks between them;
-* `benchmarks.training`   -- `Trainer.step()` vs a dense torch autograd step;
-* `benchmarks.chain`      -- the tx -> channel -> rx flowgraph, scheduler overhead, work()
-  call overhead;
-* `benchmarks.zmq_bench`  -- ZeroMQ PUSH/PULL and PUB/SUB loopback, one and two processes;
-* `benchmarks.memory`     -- peak RSS of a training step, RSS of a streaming flowgraph;
-* `benchmarks.suite`      -- runs them all, checks the goals, writes Markdown and JSON.
-
-The package lives beside `isacblocks/` in the source tree (it is not installed); the
-``isac bench`` command finds it there.  Run from the repository root with
-``python -m benchmarks.suite [--quick]`` as well.
+* ``training_profile.py`` -- where a training step's time goes, part by part, on one thread
+  (``python -m benchmarks.training_profile``): a profiler for working on `Trainer.step()`;
+* ``gpu_training.py`` -- the training step and a paper-scale SL curve on a CUDA device
+  (``python -m benchmarks.gpu_training``), run by ``device_check.sh``;
+* ``device_check.sh`` -- the one-shot check of the CUDA path on a GPU machine.
 """

@@ -13,7 +13,7 @@
 #
 # Steps: a virtual environment (seeing the machine's own torch), installs (offline when
 # wheels are present), nvidia-smi, then
-#   kernel:   `python -m benchmarks.gpu` at full size (K = 64, S = 256, batch 4096): the CUDA
+#   kernel:   `python -m isacblocks.bench.gpu` at full size (K = 64, S = 256, batch 4096): the CUDA
 #             kernel against the CPU kernel (same arg-max, statistic within 1e-5 relative) and
 #             frames/s of MB-ML and MAPRT on GPU and CPU (about 3 minutes);
 #   training: `python -m benchmarks.gpu_training`: the training step at batch 3000 and a
@@ -54,9 +54,9 @@ STEPS="${STEPS:-kernel training}"
 TRAIN_SECONDS="${TRAIN_SECONDS:-240}"
 status=0
 if [[ " $STEPS " == *" kernel "* ]]; then
-    timeout 270 "$VENV/bin/python" -m benchmarks.gpu --frames "${FRAMES:-4096}" --reps "${REPS:-5}" \
+    timeout 270 "$VENV/bin/python" -m isacblocks.bench.gpu --frames "${FRAMES:-4096}" --reps "${REPS:-5}" \
         --cpu-frames "${CPU_FRAMES:-2048}" --out "$OUT/gpu.json"
-    code=$?; echo "== benchmarks.gpu exit status $code"; [ $code -ne 0 ] && status=$code
+    code=$?; echo "== isacblocks.bench.gpu exit status $code"; [ $code -ne 0 ] && status=$code
 fi
 if [[ " $STEPS " == *" training "* ]]; then
     timeout $((TRAIN_SECONDS + 150)) "$VENV/bin/python" -m benchmarks.gpu_training --seconds "$TRAIN_SECONDS" \

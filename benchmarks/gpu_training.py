@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="out/gpu/training.json")
     args = parser.parse_args(argv)
-    from .gpu import run_and_record
+    from isacblocks.bench.gpu import run_and_record
 
     record = {"python": sys.version, "machine": platform.platform(), "cpu_count": os.cpu_count()}
     return run_and_record(record, lambda: run(args.device, args.batch, args.steps, args.seconds, args.eval_frames,

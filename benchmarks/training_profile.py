@@ -24,11 +24,10 @@ import isacblocks.dsp.angle_delay as angle_delay
 import isacblocks.dsp.angle_delay_gemm as angle_delay_gemm
 import isacblocks.learning.differentiable as differentiable
 import isacblocks.learning.trainer as trainer_module
+from isacblocks.bench.training import make_trainer
 from isacblocks.blocks.ula import ImpairedULA
 from isacblocks.dsp.blas_threads import one_blas_thread
 from isacblocks.params import SystemParams
-
-from .training import make_trainer
 
 #: (module or class, attribute, label): the parts timed; an indented label is inside the one above.
 PARTS = ((trainer_module.Trainer, "_draw", "draw"),

@@ -14,8 +14,8 @@ import os
 import pytest
 import torch
 
-from benchmarks import cli as bench_cli
-from benchmarks import suite
+from isacblocks.bench import cli as bench_cli
+from isacblocks.bench import suite
 from isacblocks.errors import ConfigError
 
 

@@ -183,10 +183,10 @@ def test_training_on_cuda_without_a_device_is_a_config_error():
 
 @pytest.mark.slow  # about a minute on the simulator; the kernel itself is checked above in the default suite
 def test_gpu_bench_section_runs_on_the_simulator_and_reports_agreement():
-    """`isac bench --device cuda`'s gpu section (`benchmarks.gpu.run`, tiny system) and its Markdown."""
+    """`isac bench --device cuda`'s gpu section (`isacblocks.bench.gpu.run`, tiny system) and its Markdown."""
     code = textwrap.dedent("""
         import json
-        from benchmarks import gpu, suite
+        from isacblocks.bench import gpu, suite
         record = gpu.run(8, 1, 8, 0, small=True)
         record.update(wall_s=1.0, load_average={"start": [0.0, 0.0, 0.0], "end": [0.0, 0.0, 0.0]})  # as a section
         print(json.dumps({"md": "\\\\n".join(suite._gpu_md(record)), "mbml": record["check_mbml"],

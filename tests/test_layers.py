@@ -3,7 +3,12 @@ packages import each other, directly or around a circle.
 
 The graph is read from the source with `ast` (every ``import`` and ``from ... import``, also
 those inside functions), one node per subpackage of `isacblocks` (``isacblocks.dsp``, ...),
-per top-level module (``isacblocks.params``, ...) and ``benchmarks``.
+per top-level module (``isacblocks.params``, ...) and ``benchmarks`` (the developer scripts beside
+the package).
+
+`isacblocks.bench` (``isac bench``) is the top layer: it may import anything in the package,
+and nothing in the package imports it except the ``isac`` command (`isacblocks.cli`).  Its
+dense reference implementations are what the benchmark measures against, not library code.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 #: What `dsp` must not import: everything that is built on it.
-ABOVE_DSP = ("sim", "executor", "blocks", "experiments", "learning", "zmq", "core", "cli")
+ABOVE_DSP = ("sim", "executor", "blocks", "experiments", "learning", "zmq", "core", "cli", "bench")
+#: The benchmark layer, and the only node of the package that may import it.
+BENCH, BENCH_IMPORTER = "isacblocks.bench", "isacblocks.cli"
 
 
 def _node(module: str) -> str | None:
@@ -79,7 +86,21 @@ def test_the_graph_is_read_from_the_source():
     assert "isacblocks.dsp" in edges["isacblocks.sim"]  # sim is built on dsp
     assert "isacblocks.executor" in edges["isacblocks.sim"]
     assert "isacblocks.sim" in edges["isacblocks.learning"]
-    assert "isacblocks.experiments" in edges["benchmarks"]
+    assert "isacblocks.experiments" in edges[BENCH]
+    assert BENCH in edges[BENCH_IMPORTER]
+    assert BENCH in edges["benchmarks"]  # the developer scripts build on the installed benchmark
+
+
+def test_only_the_cli_imports_the_benchmark_layer():
+    importers = sorted(node for node, targets in _graph().items()
+                       if BENCH in targets and node not in (BENCH_IMPORTER, "benchmarks"))
+    assert not importers, f"the library imports the benchmarks (isacblocks.bench): {importers}"
+
+
+def test_the_package_never_imports_the_source_tree_scripts():
+    """`benchmarks/` is not installed: an import of it from the package breaks `pip install .`."""
+    offenders = [(module, name) for module, name in _module_edges("isacblocks") if _node(name) == "benchmarks"]
+    assert not offenders, f"the package imports benchmarks/: {offenders}"
 
 
 def test_dsp_imports_nothing_built_on_it():

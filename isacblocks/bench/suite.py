@@ -1,9 +1,9 @@
 """``isac bench``: every benchmark in one run, the goals, a Markdown table and JSON.
 
-Run ``isac bench [--quick] [--out DIR]`` or, from the repository root,
-``python -m benchmarks.suite [--quick]``.  Writes ``DIR/bench.json`` and ``DIR/bench.md``
-and prints the Markdown.  ``--quick`` uses small batches and few repetitions (CI smoke
-run, under a minute); its numbers show that everything runs, not what the machine can do.
+Run ``isac bench [--quick] [--out DIR]`` (or ``python -m isacblocks.bench [--quick]``).
+Writes ``DIR/bench.json`` and ``DIR/bench.md`` and prints the Markdown.  ``--quick`` uses small
+batches and few repetitions (CI smoke run, about a minute); its numbers show that everything
+runs, not what the machine can do.
 
 Other jobs may share the machine's cores: the load average is recorded at the start and
 end of every section and printed with the results.
@@ -600,9 +600,3 @@ def run(quick: bool = False, out: str = "out/bench", seed: int = 0, config_file:
         print(f"updated the benchmark section of {readme}")
     failed = any("error" in sec for sec in results.values()) or not record["cross_checks_ok"]
     return record, 1 if failed else 0
-
-
-if __name__ == "__main__":
-    from .cli import main
-
-    sys.exit(main())

@@ -4,7 +4,7 @@ A `RepeatSource` streams (64, 256) complex64 frames (131 kB each) into a `PushSi
 `PubSink` bound on ``tcp://127.0.0.1``; a `PullSource` or `SubSource` feeds a
 `CountingSink`.  "In-process": both flowgraphs run in this process, each in its own
 scheduler thread.  "Two processes": the receiving flowgraph runs in a child process
-(``python -m benchmarks.zmq_bench --address ...``), which prints its counters as JSON.
+(``python -m isacblocks.bench.zmq_bench --address ...``), which prints its counters as JSON.
 
 Throughput is measured at the receiver, from the arrival of the first work() call's
 items to the last item (the first call's items are not counted), so connection set-up
@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from isacblocks.core import WORK_DONE, Flowgraph, SinkBlock, SourceBlock, port
 from isacblocks.zmq import PubSink, PullSource, PushSink, SubSource
+
+from .timing import child_env
 
 FRAME_SHAPE = (64, 256)
 ADDRESS = "tcp://127.0.0.1:0"
@@ -118,11 +118,9 @@ def loopback(kind: str, n_frames: int, two_process: bool, max_items: int = 64, s
     tx.connect(RepeatSource(n_frames, shape, max_items, name="repeat"), sink)
     child = rx = counter = None
     if two_process:
-        root = Path(__file__).resolve().parent.parent
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
-        child = subprocess.Popen([sys.executable, "-m", "benchmarks.zmq_bench", "--kind", kind, "--address",
+        child = subprocess.Popen([sys.executable, "-m", "isacblocks.bench.zmq_bench", "--kind", kind, "--address",
                                   sink.endpoint, "--max-items", str(max_items), "--shape", *map(str, shape)],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=root)
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env())
     else:
         rx, counter = receive(kind, sink.endpoint, shape, max_items)
         rx.start()
@@ -177,7 +175,7 @@ def run(n_frames: int, reps: int, max_items: int = 64) -> dict:
 
 def main(argv=None) -> int:
     """The receiving side of a two-process run: print the counters as one JSON line."""
-    parser = argparse.ArgumentParser(description="ZeroMQ benchmark receiver (started by benchmarks.zmq_bench)")
+    parser = argparse.ArgumentParser(description="ZeroMQ benchmark receiver (started by isacblocks.bench.zmq_bench)")
     parser.add_argument("--kind", choices=("push", "pub"), required=True)
     parser.add_argument("--address", required=True)
     parser.add_argument("--max-items", type=int, default=64)

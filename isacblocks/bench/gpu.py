@@ -1,6 +1,6 @@
 """The CUDA angle-delay kernel at full size: correctness against the CPU kernel, and frames/s.
 
-    python -m benchmarks.gpu --out out/gpu.json [--frames 4096] [--reps 5] [--cpu-frames 2048]
+    python -m isacblocks.bench.gpu --out out/gpu.json [--frames 4096] [--reps 5] [--cpu-frames 2048]
 
 On the paper's system (K = 64, S = 256, 720 x 200 grid, test sector) and one batch of
 `--frames` frames (half with a target):
@@ -79,7 +79,7 @@ def run(frames: int, reps: int, cpu_frames: int, seed: int, small: bool = False)
 
     from .workload import sensing_frames
 
-    check_device("cuda", "benchmarks.gpu")
+    check_device("cuda", "isacblocks.bench.gpu")
     params = (SystemParams(n_antennas=8, n_subcarriers=16, n_taps=1, n_angle_grid=24, n_range_grid=12) if small
               else SystemParams())
     cpu_frames = min(cpu_frames, frames)

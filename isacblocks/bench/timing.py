@@ -49,6 +49,21 @@ class Timing:
                 f"samples_{unit}": [s * unit_scale for s in self.samples]}
 
 
+def child_env(base: dict | None = None) -> dict:
+    """The environment of a benchmark's child process (``python -m isacblocks.bench.<module>``).
+
+    ``PYTHONPATH`` starts with the folder that holds the `isacblocks` this process imported, so
+    the child runs the same code whether the package is installed, installed editable, or
+    imported from a checkout on ``sys.path``, and whatever the working directory holds.
+    """
+    import isacblocks
+
+    env = dict(os.environ if base is None else base)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(isacblocks.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))
+    return env
+
+
 def time_call(fn: Callable[[], object]) -> float:
     """Seconds one call of `fn` takes."""
     start = time.perf_counter()

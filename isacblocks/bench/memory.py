@@ -1,6 +1,6 @@
 """Memory: peak RSS of one training step, and the RSS of a receiver flowgraph streaming for a while.
 
-Each measurement runs in a child process of its own (``python -m benchmarks.memory
+Each measurement runs in a child process of its own (``python -m isacblocks.bench.memory
 ...``), so that nothing else this benchmark allocated counts.  The peak RSS is the child's
 high-water mark, VmHWM from ``/proc/self/status``: ``getrusage(RUSAGE_SELF).ru_maxrss``
 measures the same thing but on Linux also carries over the parent's peak RSS at the spawn
@@ -14,11 +14,11 @@ workspaces touched on first use are part of its baseline, then:
 * ``train --impl isacblocks --batch 3000``: `Trainer.step()` at batch 3000;
 * ``train --impl dense --batch B1 B2 [B]``: the dense torch step at batch sizes B1 < B2, and
   at the goal's batch B when its tensor-size estimate
-  (`benchmarks.dense_reference.dense_training_peak_bytes`) stays within
+  (`isacblocks.bench.dense_reference.dense_training_peak_bytes`) stays within
   `DENSE_RUN_LIMIT_BYTES`.  At batch 3000 it does not (about 13 GiB), so the peak there is
   extrapolated linearly from B1 and B2.  The high-water mark is the process's, which a
   one-time transient of the first step can hold above the peaks of small batches, so the
-  fit uses each step's own peak, sampled every millisecond (`benchmarks.timing.RssSampler`);
+  fit uses each step's own peak, sampled every millisecond (`isacblocks.bench.timing.RssSampler`);
   both are reported.
 
 ``stream --seconds T``: the tx -> channel -> rx flowgraph with `MBMLEstimator` streams
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -40,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .timing import RssSampler, peak_rss_bytes, rss_bytes, ru_maxrss_bytes
+from .timing import RssSampler, child_env, peak_rss_bytes, rss_bytes, ru_maxrss_bytes
 
 #: Batch size of the untimed first training step of a memory child.
 WARMUP_BATCH = 2
@@ -53,12 +52,10 @@ MIB = 2**20
 
 
 def _child(args: list[str], timeout_s: float) -> dict:
-    root = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.memory", *args], capture_output=True, text=True,
-                          env=env, cwd=root, timeout=timeout_s)
+    proc = subprocess.run([sys.executable, "-m", "isacblocks.bench.memory", *args], capture_output=True, text=True,
+                          env=child_env(), timeout=timeout_s)
     if proc.returncode != 0:
-        raise RuntimeError(f"benchmarks.memory {' '.join(args)} failed ({proc.returncode}): "
+        raise RuntimeError(f"isacblocks.bench.memory {' '.join(args)} failed ({proc.returncode}): "
                            f"{proc.stderr.strip()[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

@@ -5,7 +5,7 @@ size: draw a batch with a random training sector per frame, the forward pass thr
 the precoder and the receiver with gradient w.r.t. ``d``, backward, Adam.  Each step
 draws its own data, as in training.  The library's step works on range-projected frames
 and recomputes only the eq.-17 window in torch (DESIGN.md §5); the dense step builds the
-full frames and the full 720 x 200 map with autograd (`benchmarks.dense_reference`).
+full frames and the full 720 x 200 map with autograd (`isacblocks.bench.dense_reference`).
 
 Cross-check: on one shared draw, at the same spacing, both losses (UL and SL) and their
 gradients w.r.t. ``u`` (``d = (lambda/2)(1 + u)``) must agree.
@@ -14,7 +14,7 @@ Thread-pool sensitivity (`environment_sensitivity`): the step mixes a Numba para
 kernel (OpenMP threading layer), torch (its own OpenMP pool) and numpy's BLAS threads on
 the same cores.  OpenMP threads busy-wait after a parallel region by default, which on a
 2-core machine steals the cores from the next library's work.  The same step is timed in
-child processes (``python -m benchmarks.training``) with the default environment and with
+child processes (``python -m isacblocks.bench.training``) with the default environment and with
 ``OMP_WAIT_POLICY=PASSIVE`` (idle threads sleep), to show how much of the step that costs.
 """
 
@@ -34,7 +34,7 @@ import torch
 from isacblocks.learning.trainer import TrainConfig, Trainer, TrainingBatch
 
 from .dense_reference import DenseTrainer
-from .timing import Timing, measure, time_call
+from .timing import Timing, child_env, measure, time_call
 from .workload import training_draw
 
 LOSS_RTOL = 1e-6
@@ -86,16 +86,14 @@ def run(params, ula, batch_size: int, warmup: int, reps: int, seed: int, check_b
 def environment_sensitivity(batch_size: int, steps: int, seed: int, config: str | None = None,
                             timeout_s: float = 600.0) -> dict:
     """Median `Trainer.step()` time in fresh child processes, default environment vs passive OpenMP waits."""
-    root = Path(__file__).resolve().parent.parent
     variants = {"default": {}, "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"}}
     out = {"batch": batch_size, "steps": steps}
     for label, extra in variants.items():
-        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        env = child_env({k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"})
         env.update(extra)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
-        cmd = [sys.executable, "-m", "benchmarks.training", "--batch", str(batch_size), "--steps", str(steps),
+        cmd = [sys.executable, "-m", "isacblocks.bench.training", "--batch", str(batch_size), "--steps", str(steps),
                "--seed", str(seed), *(["--config", str(Path(config).resolve())] if config else [])]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=root, timeout=timeout_s)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout_s)
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
         samples = json.loads(proc.stdout.strip().splitlines()[-1])["step_s"]
@@ -144,7 +142,7 @@ def main(argv=None) -> int:
     from isacblocks import SystemParams
     from isacblocks.experiments.common import true_array
 
-    parser = argparse.ArgumentParser(description="time Trainer.step() (child of benchmarks.training)")
+    parser = argparse.ArgumentParser(description="time Trainer.step() (child of isacblocks.bench.training)")
     parser.add_argument("--batch", type=int, required=True)
     parser.add_argument("--steps", type=int, required=True)
     parser.add_argument("--seed", type=int, default=0)

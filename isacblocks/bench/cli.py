@@ -1,10 +1,8 @@
-"""``isac bench``: receiver, training, runtime, ZeroMQ and memory benchmarks in one run.
+"""``isac bench``: receiver, training, runtime, stream, ZeroMQ and memory benchmarks in one run.
 
-The benchmarks live in ``benchmarks/`` beside the package in the source tree (they hold
-dense reference implementations that are no part of the library, and are not installed),
-so ``isac bench`` needs a source checkout, e.g. the editable install ``pip install -e .``:
-the ``isac`` command finds this module there (`isacblocks.cli.register_bench`).  Also
-runnable as ``python -m benchmarks.cli`` (or ``python -m benchmarks.suite``).
+Installed with the package: ``isac`` registers the command from here like any other
+(`isacblocks.cli`), and ``python -m isacblocks.bench`` runs the same.  Importing this module
+imports neither torch nor the sections; they load when the command runs.
 """
 
 from __future__ import annotations
@@ -18,8 +16,14 @@ from isacblocks.experiments.runner import run_command
 SECTION_NAMES = "roofline, receivers, training, chain, work_overhead, zmq, gnuradio, memory; gpu with --device cuda"
 
 
+DESCRIPTION = ("Measure in one run, on the same inputs: receiver frames/s (MB-ML, MAPRT, dense numpy and torch "
+               "references) with cross-checks, the roofline, the training step vs dense torch autograd, the whole "
+               "flowgraph and the scheduler's overhead, work() call overhead, ZeroMQ loopback throughput, and "
+               "memory.  Writes OUT/bench.json and OUT/bench.md and prints the tables.")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``isac bench``, ``python -m benchmarks.cli`` and ``python -m benchmarks.suite``."""
+    """The options of ``isac bench`` and ``python -m isacblocks.bench``."""
     parser.add_argument("--quick", action="store_true",
                         help="small batches and few repetitions (CI smoke run, under a minute)")
     parser.add_argument("--out", default="out/bench", type=output_dir,
@@ -47,19 +51,17 @@ def bench_main(args) -> int:
 
 def register(sub) -> None:
     parser = sub.add_parser("bench", help="throughput, overhead and memory benchmarks (Markdown + JSON)",
-                            description="Measure in one run, on the same inputs: receiver frames/s (MB-ML, MAPRT, "
-                                        "dense numpy and torch references) with cross-checks, the roofline, the "
-                                        "training step vs dense torch autograd, the whole flowgraph and the "
-                                        "scheduler's overhead, work() call overhead, ZeroMQ loopback throughput, "
-                                        "and memory.  Writes OUT/bench.json and OUT/bench.md and prints the tables.")
+                            description=DESCRIPTION)
     add_arguments(parser)
     parser.set_defaults(func=bench_main)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.cli")
-    register(parser.add_subparsers(dest="command", required=True))
-    return run_command(parser, ["bench", *(sys.argv[1:] if argv is None else argv)])
+    """``python -m isacblocks.bench [options]``: the options of ``isac bench``."""
+    parser = argparse.ArgumentParser(prog="python -m isacblocks.bench", description=DESCRIPTION)
+    add_arguments(parser)
+    parser.set_defaults(func=bench_main, command="bench")
+    return run_command(parser, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,10 @@
 """Dense reference-style implementations of Algorithm 1, in numpy and in torch.
 
+REFERENCE CODE, NOT LIBRARY CODE: these are the baselines `isac bench` measures the library
+against (receivers, training step, memory).  They ship inside `isacblocks.bench` only so that
+an installed package can run the benchmark; nothing outside `isacblocks.bench` may import them
+(`tests/test_layers.py`), and they are not part of the library's API.
+
 This is how the reference code (and a PyTorch user) computes the MB-ML receiver: the
 full ``N_theta x N_tau`` map ``L = |Phi_pert(d)^H Y~ Phi_d^*|`` (eq. 15) of every frame by
 matrix products over the whole angle grid, masked to the prior sector, arg-max (eq.
@@ -186,7 +191,7 @@ class DenseTrainer:
         return self.scale * (1.0 + self.u)
 
     def loss(self, draw, kind: str = "ul") -> torch.Tensor:
-        """The UL (eq. 21) or SL (eq. 20) loss of one `benchmarks.workload.TrainingDraw`."""
+        """The UL (eq. 21) or SL (eq. 20) loss of one `isacblocks.bench.workload.TrainingDraw`."""
         p = self.params
         K, S = p.n_antennas, p.n_subcarriers
         A = steering_torch(self.angles, self.spacing(), p.wavelength)  # (N_theta, K), row n = a(theta_n)^T
