@@ -50,6 +50,15 @@ def run_with_timeout(fg, timeout: float = 10.0) -> None:
         raise box["error"]
 
 
+@pytest.fixture(params=["single", "threaded"])
+def each_scheduler(request, monkeypatch):
+    """Run the test once with each scheduler as the flowgraphs' default."""
+    from isacblocks.core import flowgraph
+
+    monkeypatch.setattr(flowgraph, "DEFAULT_SCHEDULER", request.param)
+    return request.param
+
+
 @pytest.fixture
 def run_fg():
     """`run_fg(fg, timeout=10)`: run a flowgraph to completion or fail on a hang."""

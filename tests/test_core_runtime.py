@@ -30,6 +30,8 @@ from isacblocks.core import (
 )
 from isacblocks.errors import BlockError, ConfigError, ConnectError, ShapeError
 
+pytestmark = pytest.mark.usefixtures("each_scheduler")
+
 
 # --------------------------------------------------------------------------- test blocks
 class RunningSum(SyncBlock):

@@ -24,6 +24,8 @@ from isacblocks.core import (
 )
 from isacblocks.errors import BlockError, ConfigError
 
+pytestmark = pytest.mark.usefixtures("each_scheduler")
+
 
 # --------------------------------------------------------------------------- example blocks
 class AverageSnapshots(DecimBlock):

@@ -13,6 +13,7 @@ import pytest
 from isacblocks import SystemParams
 from isacblocks.blocks import DetectionMetricsSink, OFDMModulator, SERSink, SymbolSource
 from isacblocks.core import (
+    WORK_WAITING,
     Block,
     Flowgraph,
     GeneralBlock,
@@ -26,6 +27,8 @@ from isacblocks.core import (
     VectorSource,
 )
 from isacblocks.errors import BlockError, ConnectError
+
+pytestmark = pytest.mark.usefixtures("each_scheduler")
 
 
 # --------------------------------------------------------------------------- run twice
@@ -159,23 +162,41 @@ def test_a_block_waiting_for_the_outside_is_not_reported_and_stop_ends_it():
     fg.wait()  # no error was stored
 
 
-def test_a_block_that_blocks_inside_work_is_not_reported():
-    """A block that waits inside work() (as a socket poll with a timeout does) and returns 0
-    is waiting for something, even if it does not say so."""
+def test_a_block_that_says_it_waits_is_not_reported_and_stop_ends_it():
+    """A block that waits for the outside says so per call (WORK_WAITING), as a socket poll
+    with a timeout does; the flowgraph keeps calling it until stop()."""
     class Polls(Refuses):
+        def work(self, inputs, outputs):
+            n = super().work(inputs, outputs)
+            if not n:
+                self.polls = getattr(self, "polls", 0) + 1
+                return WORK_WAITING
+            return n
+
+    polls = Polls(name="polls")
+    fg = Flowgraph(max_items=2, name="polling_fg")
+    fg.connect(VectorSource(np.arange(10, dtype=np.int64)), polls)
+    fg.start()
+    time.sleep(0.2)
+    assert fg.running
+    fg.stop()
+    fg.wait()
+    assert polls.polls >= 10  # called again and again, with a back-off of at most 1 ms
+
+
+def test_a_block_that_blocks_inside_work_but_returns_zero_is_reported(run_fg):
+    """No timing guess: a work() that sleeps and returns 0 without saying it waits is stuck."""
+    class Sleeps(Refuses):
         def work(self, inputs, outputs):
             n = super().work(inputs, outputs)
             if not n:
                 time.sleep(0.005)
             return n
 
-    fg = Flowgraph(max_items=2, name="polling_fg")
-    fg.connect(VectorSource(np.arange(10, dtype=np.int64)), Polls(name="polls"))
-    fg.start()
-    time.sleep(0.2)
-    assert fg.running
-    fg.stop()
-    fg.wait()
+    fg = Flowgraph(max_items=2, name="sleeping_fg")
+    fg.connect(VectorSource(np.arange(10, dtype=np.int64)), Sleeps(name="sleeps"))
+    with pytest.raises(BlockError, match=r"'sleeping_fg' is stuck.*\['sleeps'\].*WORK_WAITING"):
+        run_fg(fg, timeout=10)
 
 
 # --------------------------------------------------------------------------- params

@@ -4,6 +4,7 @@ from .basic import Head, MessageCollector, NullSink, TagDebug, TagFilter, Thrott
 from .block import (
                     WORK_CALLED_PRODUCE,
                     WORK_DONE,
+                    WORK_WAITING,
                     Block,
                     DecimBlock,
                     GeneralBlock,
@@ -13,6 +14,7 @@ from .block import (
                     StreamWarning,
                     SyncBlock,
 )
+from .detail import BlockDetail
 from .file import FileSink, FileSource
 from .flowgraph import Flowgraph
 from .harness import HarnessResult, run_block
@@ -20,6 +22,7 @@ from .ports import PortSpec, port
 from .tags import Tag
 
 __all__ = ["Block", "SyncBlock", "SourceBlock", "SinkBlock", "GeneralBlock", "DecimBlock", "InterpBlock",
-           "WORK_DONE", "WORK_CALLED_PRODUCE", "StreamWarning", "Flowgraph", "PortSpec", "port",
+           "WORK_DONE", "WORK_CALLED_PRODUCE", "WORK_WAITING", "BlockDetail", "StreamWarning", "Flowgraph",
+           "PortSpec", "port",
            "Tag", "VectorSource", "FileSource", "FileSink", "Head", "Throttle", "TagDebug", "VectorSink", "NullSink",
            "TagFilter", "MessageCollector", "run_block", "HarnessResult"]

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import ConfigError, ShapeError
 from ..validation import check_int, is_real
-from .block import WORK_DONE, Block, GeneralBlock, SinkBlock, SourceBlock
+from .block import WORK_DONE, WORK_WAITING, Block, GeneralBlock, SinkBlock, SourceBlock
 from .ports import port
 from .tags import Tag
 
@@ -193,10 +193,10 @@ class Throttle(Block):
         if allowed <= 0:
             due = self._t0 + self.count / self.rate
             if self.sleep(min(self.max_sleep, due - now)):
-                return 0
+                return WORK_WAITING
             allowed = int((time.monotonic() - self._t0) * self.rate) + 1 - self.count
             if allowed <= 0:
-                return 0
+                return WORK_WAITING
         m = min(len(inputs[0]), allowed)
         outputs[0][:m] = inputs[0][:m]
         self.count += m

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from fractions import Fraction
@@ -33,6 +32,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..validation import check_int
+from .detail import BlockDetail
 from .ports import PortSpec, as_port_specs
 from .tags import Tag
 
@@ -42,6 +42,13 @@ WORK_DONE = -1
 #: Returned by a general block's general_work() that called `produce()` per output port
 #: (GNU Radio's WORK_CALLED_PRODUCE).
 WORK_CALLED_PRODUCE = -2
+
+#: Returned by work() that produced nothing because it waits for the world outside the
+#: flowgraph (a socket, a device, the clock): the scheduler calls it again soon, and a
+#: flowgraph in which nothing moves is not reported as stuck while a block says so
+#: (FutureSDR's ``WorkIo::block_on``, GNU Radio 4's work status).  A work() that returns
+#: 0 instead says that it waits for more input or output room inside the flowgraph.
+WORK_WAITING = -3
 
 #: The tag propagation policies (GNU Radio's TPP_ALL_TO_ALL, TPP_ONE_TO_ONE, TPP_DONT).
 TAG_POLICIES = ("all_to_all", "one_to_one", "none")
@@ -74,11 +81,11 @@ class Block:
     #: (see `DecimBlock`).
     tag_propagation = "all_to_all"
 
-    #: Whether work() may return 0 because it waits for something outside the flowgraph
-    #: (a socket, a device, the clock).  The scheduler reports a flowgraph in which no
-    #: block can make progress as stuck (`BlockError` naming the blocks), unless a live
-    #: block says it waits for the outside.  Sources (`SourceBlock`) say so by default;
-    #: a network sink that waits for a receiver should say so too.
+    #: Whether the block may wait for something outside the flowgraph (a socket, a device,
+    #: the clock) at any time.  The scheduler reports a flowgraph in which no block can
+    #: make progress as stuck (`BlockError` naming the blocks), unless a live block says it
+    #: waits for the outside: per call, by returning `WORK_WAITING` (preferred), or for the
+    #: whole run with this flag.  Sources (`SourceBlock`) set it by default.
     waits_for_external_input = False
 
     def __init__(self, in_sig: Sequence = (), out_sig: Sequence = (), name: str | None = None):
@@ -88,10 +95,9 @@ class Block:
         self._msg_out: dict[str, list[tuple[Block, str]]] = {}
         self._msg_handlers: dict[str, Callable[[Any], None] | None] = {}
         self._inbox: deque[tuple[str, Any]] = deque()
-        # Set by the scheduler (or the harness) while the block runs.
-        self._readers: list = []
-        self._writers: list = []
-        self._stop_event: threading.Event = threading.Event()
+        #: The scheduler state of the current run (buffers, stop request, counters):
+        #: installed fresh by the flowgraph at the start of every run.
+        self.detail = BlockDetail()
 
     # ------------------------------------------------------------------ contract
     def work(self, inputs: list[np.ndarray], outputs: list[np.ndarray]) -> int:
@@ -119,31 +125,31 @@ class Block:
     def sleep(self, seconds: float) -> bool:
         """Sleep up to `seconds` inside work(); wake at once when the flowgraph is asked to
         stop.  Returns True when a stop was requested."""
-        return self._stop_event.wait(max(0.0, float(seconds)))
+        return self.detail.stop_event.wait(max(0.0, float(seconds)))
 
     @property
     def stop_requested(self) -> bool:
         """Whether `Flowgraph.stop()` was called during this run."""
-        return self._stop_event.is_set()
+        return self.detail.stop_event.is_set()
 
     # ---------------------------------------------------------------------- tags
     def nitems_read(self, port: int) -> int:
         """Absolute number of items consumed so far on input `port`."""
-        return self._readers[port].nread
+        return self.detail.readers[port].nread
 
     def nitems_written(self, port: int) -> int:
         """Absolute number of items produced so far on output `port`."""
-        return self._writers[port].nwritten
+        return self.detail.writers[port].nwritten
 
     def add_tag(self, port: int, offset: int, key: str, value: Any, srcid: str | None = None) -> None:
         """Attach a tag to absolute item `offset` of output `port` (GNU Radio's add_item_tag)."""
-        self._writers[port].add_tag(Tag(int(offset), key, value, srcid if srcid is not None else self.name))
+        self.detail.writers[port].add_tag(Tag(int(offset), key, value, srcid if srcid is not None else self.name))
 
     add_item_tag = add_tag
 
     def get_tags_in_range(self, port: int, start: int, end: int, key: str | None = None) -> list[Tag]:
         """Tags on input `port` with absolute offsets in ``[start, end)``, optionally of one key."""
-        return self._readers[port].tags_in_range(start, end, key)
+        return self.detail.readers[port].tags_in_range(start, end, key)
 
     def get_tags_in_window(self, port: int, rel_start: int, rel_end: int, key: str | None = None) -> list[Tag]:
         """Like `get_tags_in_range`, relative to the first item of the current work() call."""
@@ -200,6 +206,7 @@ class Block:
             raise ConfigError(f"block {self.name!r}: no input message port {port!r}; "
                               f"registered: {sorted(self._msg_handlers)}")
         self._inbox.append((port, msg))
+        self.detail.wake()
 
     def handle_messages(self) -> int:
         """Deliver the queued messages to their handlers; returns how many were handled."""
@@ -319,8 +326,6 @@ class GeneralBlock(Block):
     def __init__(self, in_sig: Sequence = (), out_sig: Sequence = (), name: str | None = None):
         super().__init__(in_sig=in_sig, out_sig=out_sig, name=name)
         self.relative_rate = Fraction(1)
-        self._consumed: list[int] = [0] * len(self.in_sig)
-        self._produced: list[int | None] = [None] * len(self.out_sig)
 
     def set_relative_rate(self, interpolation, decimation=1) -> None:
         """Output items per input item, for tag offsets: a ratio of integers (exact, as GNU
@@ -346,13 +351,15 @@ class GeneralBlock(Block):
 
     def consume(self, port: int, n: int) -> None:
         """Mark `n` more items of input `port` as used in this general_work() call."""
-        self._consumed[port] += int(n)
+        self.detail.consumed[port] += int(n)
 
     def consume_each(self, n: int) -> None:
         """Mark `n` more items of every input as used in this general_work() call."""
-        for port in range(len(self._consumed)):
-            self._consumed[port] += int(n)
+        consumed = self.detail.consumed
+        for port in range(len(consumed)):
+            consumed[port] += int(n)
 
     def produce(self, port: int, n: int) -> None:
         """Say that `n` items were written to output `port` (then return `WORK_CALLED_PRODUCE`)."""
-        self._produced[port] = (self._produced[port] or 0) + int(n)
+        produced = self.detail.produced
+        produced[port] = (produced[port] or 0) + int(n)

@@ -1,15 +1,24 @@
 """Stream buffers between blocks: one writer, any number of readers (fan-out), tags.
 
-A buffer is a linear array of ``capacity`` items.  The writer fills a contiguous
-window at its end; readers see contiguous views of what they have not consumed.
-When the tail runs out of room, the unread items are moved to the front (compaction),
-so every view handed to work() is contiguous and zero-copy.  Compaction only happens
-in the writer's turn, after all readers of the previous items have run.
+Two layouts with one interface (`space`, `write_view`, `commit`, `view_at`, the tag
+methods), both handing work() contiguous zero-copy views:
+
+* `Buffer` (the single-thread scheduler): a linear array of ``capacity`` items.  The
+  writer fills a contiguous window at its end; when the tail runs out of room, the
+  unread items are moved to the front (compaction).  Compaction only happens in the
+  writer's turn, after all readers of the previous items have run.
+* `RingBuffer` (the threaded scheduler, where readers run while the writer writes): a
+  ring that never moves an item, so a reader's view stays valid while the writer fills
+  the free part.  A write that does not fit before the end of the array starts again
+  at the front (a bip buffer); the skipped tail is left unused until the ring wraps.
+  A read that would straddle such a jump (rare: batches are aligned) is copied.
 """
 
 from __future__ import annotations
 
 import bisect
+import threading
+from collections import deque
 from operator import attrgetter
 
 import numpy as np
@@ -61,6 +70,15 @@ class Buffer:
     def write_view(self, n: int) -> np.ndarray:
         start = self.nwritten - self.base
         return self.data[start:start + n]
+
+    def view_at(self, offset: int, n: int) -> np.ndarray:
+        """Read-only view of the `n` items from absolute `offset` on."""
+        start = offset - self.base
+        return self.readonly[start:start + n]
+
+    def fill(self) -> int:
+        """Items held that some reader has not consumed yet."""
+        return self.nwritten - min((r.nread for r in self.readers), default=self.nwritten)
 
     def commit(self, n: int) -> None:
         self.nwritten += n
@@ -115,6 +133,100 @@ class Buffer:
         return reader
 
 
+class RingBuffer(Buffer):
+    """`Buffer`'s interface on a ring that never moves an item (see the module docstring).
+
+    Thread safety: one writer thread and one thread per reader.  The item counters are
+    plain ints written by one thread each; the layout (the segments) and the tags are
+    changed under a lock.  A reader's unread items are never overwritten: the writer only
+    writes where every reader has passed.
+    """
+
+    def __init__(self, spec: PortSpec, capacity: int):
+        super().__init__(spec, capacity)
+        self._lock = threading.Lock()
+        # Runs of items stored contiguously: [absolute start, absolute end, physical start].
+        self._segments: deque[list[int]] = deque()
+        self._head = 0  # physical position of the next write, as `space()` chose it
+
+    def _layout(self) -> tuple[int, int]:
+        """Release what every reader has consumed; return (physical end of the data, free
+        contiguous room there, or at the front when that is larger)."""
+        oldest = min((r.nread for r in self.readers), default=self.nwritten)
+        segments = self._segments
+        while segments and segments[0][1] <= oldest:
+            segments.popleft()
+        if oldest > self.base:
+            self.base = oldest
+            self._prune_tags(oldest)
+        if not segments:
+            return 0, self.capacity
+        first, last = segments[0], segments[-1]
+        start = first[2] + (oldest - first[0])
+        end = last[2] + (last[1] - last[0])
+        if len(segments) > 1:  # wrapped (a later run starts at the front): the free room lies between
+            return end, start - end
+        tail = self.capacity - end
+        return (end, tail) if tail >= start else (0, start)
+
+    def space(self) -> int:
+        with self._lock:
+            self._head, room = self._layout()
+        return room
+
+    def write_view(self, n: int) -> np.ndarray:
+        return self.data[self._head:self._head + n]
+
+    def commit(self, n: int) -> None:
+        with self._lock:
+            segments = self._segments
+            last = segments[-1] if segments else None
+            if last is not None and last[2] + (last[1] - last[0]) == self._head:
+                last[1] += n
+            else:
+                segments.append([self.nwritten, self.nwritten + n, self._head])
+            self._head += n
+            self.nwritten += n
+            if not self.readers:
+                self._layout()
+
+    def view_at(self, offset: int, n: int) -> np.ndarray:
+        with self._lock:
+            for start, end, phys in self._segments:
+                if start <= offset < end:
+                    if offset + n <= end:
+                        first = phys + offset - start
+                        return self.readonly[first:first + n]
+                    break
+            else:
+                if n == 0:
+                    return self.readonly[:0]
+                raise IndexError(f"items {offset}..{offset + n} are not held by this buffer")
+            pieces, left = [], n
+            for start, end, phys in self._segments:  # straddles a jump: copy the pieces
+                if end <= offset or left == 0:
+                    continue
+                lo = max(start, offset)
+                take = min(end - lo, left)
+                pieces.append(self.data[phys + lo - start:phys + lo - start + take])
+                left -= take
+        joined = np.concatenate(pieces)
+        joined.flags.writeable = False
+        return joined
+
+    def add_tag(self, tag: Tag) -> None:
+        with self._lock:
+            super().add_tag(tag)
+
+    def add_sorted_tags(self, tags: list[Tag]) -> None:
+        with self._lock:
+            super().add_sorted_tags(tags)
+
+    def tags_in_range(self, start: int, end: int, key: str | None) -> list[Tag]:
+        with self._lock:
+            return super().tags_in_range(start, end, key)
+
+
 class Reader:
     """One consumer's position in a `Buffer`."""
 
@@ -128,9 +240,7 @@ class Reader:
         return self.buffer.nwritten - self.nread
 
     def read_view(self, n: int) -> np.ndarray:
-        buf = self.buffer
-        start = self.nread - buf.base
-        return buf.readonly[start:start + n]
+        return self.buffer.view_at(self.nread, n)
 
     def tags_in_range(self, start: int, end: int, key: str | None = None) -> list[Tag]:
         return self.buffer.tags_in_range(start, end, key)

@@ -1,9 +1,12 @@
 """`Flowgraph`: connect blocks and run them (GNU Radio's top_block).
 
-The scheduler is a single thread that visits the blocks in topological order.  Each
-visit hands a block everything its inputs hold (up to ``max_items`` per call) and
-as much output space as its buffers have, so batches flow through the graph in one
-pass.  A block ends when it returns `WORK_DONE` (a source at the end of its stream, a
+The flowgraph is the graph: blocks, stream and message connections, and their checks
+(dtypes, item shapes, configurations, unconnected ports, cycles).  Running it is the
+scheduler's job (`isacblocks.core.scheduler`): ``Flowgraph(scheduler="threaded")`` (the
+default) runs a thread per block over ring buffers, so the blocks of a chain work at
+once on different cores; ``scheduler="single"`` visits the blocks in topological order
+in one thread.  Either hands a block up to ``max_items`` items per call, with the same
+contract and the same errors.  A block ends when it returns `WORK_DONE` (a source at the end of its stream, a
 sink that has seen enough) or when its inputs are exhausted; the flowgraph ends when
 every sink has ended.  An exception inside ``work()`` stops the run and is re-raised
 from `run()` / `wait()` as a `BlockError` naming the block.
@@ -15,8 +18,9 @@ reach a block but can never be consumed (a partial frame at the end of a stream,
 longer of two unequal streams into a sync block) are counted in `Flowgraph.dropped` and
 reported with a `StreamWarning`.  A return value of work() that is not an int count
 within the items offered raises `BlockError`.  A graph in which no block can progress,
-with no live block waiting for the outside (`Block.waits_for_external_input`), ends with
-a `BlockError` naming the stuck blocks.  Each run starts from fresh state.
+with no live block waiting for the outside (a work() that returns `WORK_WAITING`, or
+`Block.waits_for_external_input`), ends with a `BlockError` naming the stuck blocks.  Each
+run starts from fresh state; `performance()` gives per-block counters of the last run.
 """
 
 from __future__ import annotations
@@ -24,24 +28,21 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-import warnings
 
 import numpy as np
 
 from ..errors import BlockError, ConfigError, ConnectError
 from ..validation import is_integer
-from .block import (
-    TAG_POLICIES,
-    WORK_CALLED_PRODUCE,
-    WORK_DONE,
-    Block,
-    DecimBlock,
-    GeneralBlock,
-    InterpBlock,
-    StreamWarning,
-)
+from .block import TAG_POLICIES, Block, DecimBlock, GeneralBlock, InterpBlock
 from .buffer import Buffer, Writer
-from .tags import Tag
+from .detail import BlockDetail
+from .executor import BlockExecutor, RunBook, forecast, handle_messages, wrap_error
+from .scheduler import SCHEDULERS, Run
+
+#: The scheduler a `Flowgraph` uses unless told otherwise.  A thread per block: on the
+#: machines this library targets (two or more cores) the blocks of a receiver chain --
+#: whose kernels release the GIL -- overlap, and the results are those of "single".
+DEFAULT_SCHEDULER = "threaded"
 
 
 def _endpoint(item, direction: str) -> tuple[Block, int]:
@@ -69,11 +70,18 @@ class Flowgraph:
     max_items:
         Most items handed to one work() call (the batch size).  Buffers hold
         ``2 * max_items`` items.
+    scheduler:
+        ``"threaded"`` (default: a thread per block, see `isacblocks.core.scheduler`) or
+        ``"single"`` (one thread visits the blocks in turn).
     """
 
-    def __init__(self, max_items: int = 64, name: str = "flowgraph"):
+    def __init__(self, max_items: int = 64, name: str = "flowgraph", scheduler: str | None = None):
         if not is_integer(max_items) or max_items < 1:
             raise ConfigError(f"Flowgraph.max_items = {max_items!r}: must be an integer >= 1")
+        scheduler = DEFAULT_SCHEDULER if scheduler is None else scheduler
+        if scheduler not in SCHEDULERS:
+            raise ConfigError(f"Flowgraph.scheduler = {scheduler!r}: expected one of {sorted(SCHEDULERS)}")
+        self._scheduler = SCHEDULERS[scheduler]()
         self.max_items = int(max_items)
         self.name = name
         self.blocks: list[Block] = []
@@ -84,14 +92,14 @@ class Flowgraph:
         self._drain_event = threading.Event()
         self._error: BaseException | None = None
         self._running = False
-        self.work_calls: dict[str, int] = {}
         #: Items never consumed in the last run, per block and input port name (see `StreamWarning`).
         self.dropped: dict[str, dict[str, int]] = {}
-        self._drop_notes: list = []
         self._owners: dict = {}
-        self._zero: list = []
-        self._ended: list = []
-        self._unequal: list = []
+        self._order: list[Block] = []
+        self._executors: list[BlockExecutor] = []
+        self._book = RunBook({})
+        self._t_start: float | None = None
+        self._wall_s = 0.0
 
     # -------------------------------------------------------------- building
     def _add(self, block: Block) -> None:
@@ -153,6 +161,8 @@ class Flowgraph:
 
     # -------------------------------------------------------------- running
     def _prepare(self) -> list[Block]:
+        """Check the graph, then give every block a fresh `BlockDetail` with new buffers and
+        build the executors the scheduler drives."""
         for block in self.blocks:
             for index, spec in enumerate(block.in_sig):
                 if not any(d is block and p == index for _, _, d, p in self._edges):
@@ -176,22 +186,27 @@ class Flowgraph:
         for src, src_port, dst, dst_port in self._edges:
             key = (id(src), src_port)
             need[key] = max(need.get(key, 1), _output_multiple(src), _min_input(dst, dst_port))
+        buffer_type = self._scheduler.buffer_type
         buffers: dict[tuple[int, int], Buffer] = {}
         self._owners = {}
         for block in order:
-            block._writers = []
-            block._stop_event = self._stop_event
+            writers = []
             for index, spec in enumerate(block.out_sig):
-                buf = Buffer(spec, 2 * max(self.max_items, need.get((id(block), index), 1)))
+                buf = buffer_type(spec, 2 * max(self.max_items, need.get((id(block), index), 1)))
                 buffers[(id(block), index)] = buf
-                block._writers.append(Writer(buf))
+                writers.append(Writer(buf))
                 self._owners[id(buf)] = (block, index)
-        for block in order:
-            block._readers = [None] * len(block.in_sig)
+            block.detail = BlockDetail([None] * len(block.in_sig), writers, self._stop_event)
+        upstream: dict[int, list] = {id(b): [None] * len(b.in_sig) for b in order}
+        downstream: dict[int, list] = {id(b): [] for b in order}
         for src, src_port, dst, dst_port in self._edges:
-            dst._readers[dst_port] = buffers[(id(src), src_port)].add_reader()
+            dst.detail.readers[dst_port] = buffers[(id(src), src_port)].add_reader()
+            upstream[id(dst)][dst_port] = src.detail
+            downstream[id(src)].append(dst.detail)
+        self._book = RunBook(self._owners)
+        patient = self._scheduler.patient
+        self._executors = [BlockExecutor(b, self._book, patient, upstream[id(b)], downstream[id(b)]) for b in order]
         return order
-
     def _topological_order(self) -> list[Block]:
         indegree = {id(b): 0 for b in self.blocks}
         for _, _, dst, _ in self._edges:
@@ -230,11 +245,8 @@ class Flowgraph:
         self._stop_event.clear()
         self._drain_event.clear()
         self._running = True
-        self.work_calls = {b.name: 0 for b in order}
+        self._order = order
         self.dropped = {}
-        self._drop_notes = []
-        self._unequal = []
-        self._ended = []
         if _threaded:
             self._thread = threading.Thread(target=self._run_guarded, args=(order,),
                                             name=f"isacblocks-{self.name}", daemon=True)
@@ -282,323 +294,92 @@ class Flowgraph:
 
     def _run_guarded(self, order: list[Block]) -> None:
         started: list[Block] = []
+        self._t_start = time.perf_counter()
         try:
             for block in order:
                 block.start()
                 started.append(block)
-            self._loop(order)
+            run = Run(self.name, order, self._executors, self.max_items, self._stop_event, self._drain_event,
+                      lambda done: self._stuck_message(order, done))
+            self._scheduler.run(run)
         except BaseException as exc:  # noqa: BLE001 - stored and re-raised from wait()
             self._error = exc
         finally:
             for block in started:
                 try:
-                    _handle_messages(block)
+                    handle_messages(block)
                     block.stop()
                 except BaseException as exc:  # noqa: BLE001
                     if self._error is None:
-                        self._error = _wrap(block, "stop()", exc)
+                        self._error = wrap_error(block, "stop()", exc)
+            self._wall_s = time.perf_counter() - self._t_start
+            self.dropped = self._book.dropped
             if self._error is None:
                 try:
-                    self._report_unconsumed()
+                    self._book.report(self.name)
                 except BaseException as exc:  # noqa: BLE001 - e.g. warnings turned into errors
                     self._error = exc
             self._running = False
 
-    def _loop(self, order: list[Block]) -> None:
-        max_items = self.max_items
-        streaming = [b for b in order if b.in_sig or b.out_sig]
-        sinks = [b for b in streaming if not b.out_sig] or streaming
-        done = {id(b): not (b.in_sig or b.out_sig) for b in order}
-        plans = [_plan(block) for block in order]
-        idle_sleep = 0.0
-        quiet_rounds = 0
-        self._zero = zero = []
-        drain_at: dict | None = None  # source -> the item count it ends at, once drain() was called
-        while not self._stop_event.is_set():
-            progress = False
-            zero.clear()
-            t0 = time.perf_counter()
-            if drain_at is None and self._drain_event.is_set():
-                drain_at = _drain_counts([b for b in streaming if not b.in_sig and not done[id(b)]])
-            for plan in plans:
-                block = plan[1]
-                if block._inbox:
-                    _handle_messages(block)
-                    progress = True
-                if done[id(block)]:
-                    continue
-                n_max = max_items
-                if drain_at is not None and id(block) in drain_at:
-                    n_max = min(max_items, drain_at[id(block)] - block._writers[0].buffer.nwritten)
-                    if n_max <= 0:
-                        done[id(block)] = True
-                        _retire(block)
-                        progress = True
-                        continue
-                produced = plan[0](self, plan, n_max)
-                if drain_at is not None and produced == 0 and zero and zero[-1] is block and id(block) in drain_at:
-                    produced = WORK_DONE  # a draining source with nothing to give ends where it is
-                if produced == WORK_DONE:
-                    done[id(block)] = True
-                    self._ended.append(block)
-                    _retire(block)
-                    progress = True
-                elif produced:
-                    progress = True
-            if all(done[id(b)] for b in sinks):
-                return
-            if progress:
-                idle_sleep = 0.0
-                quiet_rounds = 0
-                continue
-            # Nothing moved.  If no live block waits for the outside and no work() call
-            # blocked (a socket poll with a timeout does), nothing ever will: report it.
-            if time.perf_counter() - t0 < _BLOCKING_CALL_S and not any(
-                    b.waits_for_external_input and not done[id(b)] for b in order):
-                quiet_rounds += 1
-                if quiet_rounds >= _STUCK_ROUNDS:
-                    raise BlockError(self._stuck_message(order, done))
-            else:
-                quiet_rounds = 0
-            # e.g. a network source waiting: back off briefly, stay responsive to stop().
-            idle_sleep = min(1e-3, idle_sleep * 2 or 1e-5)
-            time.sleep(idle_sleep)
+    # -------------------------------------------------------------- counters
+    @property
+    def work_calls(self) -> dict[str, int]:
+        """work() calls per block name in the current (or last) run."""
+        return {b.name: b.detail.calls for b in self.blocks}
+
+    def performance(self) -> list[dict]:
+        """Per-block performance counters of the current (or last) run, one row per block
+        (GNU Radio's perf counters): ``block`` (name), ``type``, ``calls`` (work() calls),
+        ``items_in`` / ``items_out`` (items consumed / produced, summed over ports), ``work_s``
+        (seconds inside work()), ``work_share`` (of the run's wall time so far),
+        ``items_per_s`` (items produced -- consumed, for a sink -- per second inside work()),
+        and ``buffer_fill`` (mean fill of its output buffers when work() was called, 0..1; None
+        for a sink).  The block whose ``work_share`` is largest limits the flowgraph; a full
+        output buffer upstream of it says the same from the other side."""
+        wall = self.wall_s
+        rows = []
+        for block in self._order or self.blocks:
+            d = block.detail
+            items = d.items_out if block.out_sig else d.items_in
+            rows.append({"block": block.name, "type": type(block).__name__, "calls": d.calls,
+                         "items_in": d.items_in, "items_out": d.items_out, "work_s": d.work_s,
+                         "work_share": d.work_s / wall if wall > 0 else 0.0,
+                         "items_per_s": items / d.work_s if d.work_s > 0 else None,
+                         "buffer_fill": d.buffer_fill()})
+        return rows
+
+    @property
+    def wall_s(self) -> float:
+        """Wall time of the current run so far, or of the last run (0 before any)."""
+        if self._running and self._t_start is not None:
+            return time.perf_counter() - self._t_start
+        return self._wall_s
+
+    @property
+    def scheduler(self) -> str:
+        """The scheduler's name ("single" or "threaded")."""
+        return self._scheduler.name
 
     def _stuck_message(self, order: list[Block], done: dict) -> str:
-        called = {id(b) for b in self._zero}
         lines = []
         for block in order:
             if done[id(block)] or not (block.in_sig or block.out_sig):
                 continue
             state = []
-            for spec, r in zip(block.in_sig, block._readers):
+            for spec, r in zip(block.in_sig, block.detail.readers):
                 upstream, _ = self._owners[id(r.buffer)]
                 ended = "ended" if r.buffer.done else "running"
                 state.append(f"{spec.name}: {r.available()} item(s) waiting (upstream {upstream.name!r} {ended})")
-            what = "work() returned 0" if id(block) in called else "not called (no input or no output space)"
+            what = "work() returned 0" if block.detail.status == "zero" else "not called (no input or no output space)"
             detail = f"; {', '.join(state)}" if state else ""
             lines.append(f"{block.name!r} ({type(block).__name__}): {what}{detail}")
-        stuck = [b.name for b in order if id(b) in called] or \
+        stuck = [b.name for b in order if b.detail.status == "zero" and not done[id(b)]] or \
             [b.name for b in order if not done[id(b)] and (b.in_sig or b.out_sig)]
         return (f"flowgraph {self.name!r} is stuck: no block can make progress; stuck blocks {stuck}: "
                 + "; ".join(lines)
                 + ". A block that waits for something outside the flowgraph sets "
-                  "waits_for_external_input = True; a block that needs more input says so in forecast()")
-
-    def _record_drop(self, block: Block, port: int, n: int, why: str) -> None:
-        if n <= 0:
-            return
-        ports = self.dropped.setdefault(block.name, {})
-        name = block.in_sig[port].name
-        ports[name] = ports.get(name, 0) + n
-        self._drop_notes.append((block, why))
-
-    def _report_unconsumed(self) -> None:
-        """At the end of a run: items left on the inputs of blocks that ended with their
-        input streams (partial frames, unequal stream lengths), counted and warned about."""
-        for block, readers in self._unequal:
-            ended = next(i for i, r in enumerate(readers) if r.buffer.done and r.buffer.nwritten == r.nread)
-            src = self._owners[id(readers[ended].buffer)][0].name
-            for i, r in enumerate(readers):
-                left = r.buffer.nwritten - r.nread
-                if i == ended or left <= 0:
-                    continue
-                other = self._owners[id(r.buffer)][0].name
-                self._record_drop(block, i, left, (
-                    f"the streams into it have unequal lengths: {block.in_sig[ended].name} (from {src!r}) ended "
-                    f"after {readers[ended].nread} item(s); {block.in_sig[i].name} (from {other!r}) brought "
-                    f"{r.buffer.nwritten}"
-                    f"{'' if r.buffer.done else ' by the end of the run (its stream had not ended)'}"))
-        self._unequal = []
-        notes = self._drop_notes
-        for block, why in notes:
-            counts = ", ".join(f"{port}: {n}" for port, n in self.dropped[block.name].items())
-            warnings.warn(f"flowgraph {self.name!r}: block {block.name!r} ({type(block).__name__}) dropped "
-                          f"input item(s) ({counts}): {why}", StreamWarning, stacklevel=3)
-        self._drop_notes = []
-
-    def _call_work(self, block: Block, inputs: list, outputs: list) -> int:
-        """``block.work(inputs, outputs)``, counted, with a raise named after the block and the
-        return value checked to be an integer (the range is the caller's rule)."""
-        try:
-            produced = block.work(inputs, outputs)
-        except Exception as exc:
-            raise _wrap(block, "work()", exc) from exc
-        self.work_calls[block.name] += 1
-        return produced if type(produced) is int else _as_count(block, produced)
-
-    def _visit(self, plan: tuple, max_items: int) -> int:
-        """One work() call of a sync block (consumed == produced on every port)."""
-        _, block, readers, buffers, propagate = plan
-        n = max_items
-        for r in readers:
-            available = r.buffer.nwritten - r.nread
-            if available < n:
-                n = available
-        for buf in buffers:
-            space = buf.space()
-            if space < n:
-                n = space
-        if n <= 0:
-            if readers and n == 0 and any(r.buffer.done and r.buffer.nwritten == r.nread for r in readers):
-                self._end_sync(block, readers)
-                return WORK_DONE
-            return 0
-        inputs = [r.read_view(n) for r in readers]
-        outputs = [buf.write_view(n) for buf in buffers]
-        produced = self._call_work(block, inputs, outputs)
-        if not 0 < produced <= n:
-            if produced == 0:
-                self._zero.append(block)
-                return 0
-            if produced == WORK_DONE:
-                return WORK_DONE
-            raise BlockError(f"block {block.name!r}: work() returned {produced}, expected 0..{n} "
-                             "(or WORK_DONE)")
-        if propagate:
-            _propagate_tags(readers, buffers, produced, propagate)
-        for r in readers:
-            r.nread += produced
-        for buf in buffers:
-            buf.commit(produced)
-        return produced
-
-    def _end_sync(self, block: Block, readers) -> None:
-        """A sync block ends with its shortest input; the others' extra items are counted at the end."""
-        if len(readers) > 1:
-            self._unequal.append((block, list(readers)))
-
-    def _end_short(self, block: Block, readers, needs: list[int]) -> int:
-        """A rate-changing block whose input ended with fewer items than its next output needs."""
-        for i, r in enumerate(readers):
-            left = r.buffer.nwritten - r.nread
-            self._record_drop(block, i, left, (
-                f"its input ended with {left} item(s) on {block.in_sig[i].name}, fewer than the {needs[i]} "
-                "it needs for its next output (a partial frame at the end of the stream)"))
-        return WORK_DONE
-
-    def _visit_fixed(self, plan: tuple, max_items: int) -> int:
-        """One work() call of a `DecimBlock` / `InterpBlock`."""
-        _, block, readers, buffers, policy = plan
-        interp = getattr(block, "interpolation", 1)
-        decim = getattr(block, "decimation", 1)
-        cap = max(interp, max_items // interp * interp)
-        avail = min(r.buffer.nwritten - r.nread for r in readers)
-        groups = min(cap // interp, avail // decim)
-        for buf in buffers:
-            space = buf.space() // interp
-            if space < groups:
-                groups = space
-        if groups <= 0:
-            if avail < decim:
-                short = [r for r in readers if r.buffer.nwritten - r.nread < decim]
-                if any(r.buffer.done for r in short):
-                    return self._end_short(block, readers, [decim] * len(readers))
-            return 0
-        n_in, n_out = groups * decim, groups * interp
-        inputs = [r.read_view(n_in) for r in readers]
-        outputs = [buf.write_view(n_out) for buf in buffers]
-        produced = self._call_work(block, inputs, outputs)
-        if produced == WORK_DONE:
-            return WORK_DONE
-        if not 0 <= produced <= n_out or produced % interp:
-            rule = f"0..{n_out}" + (f", a multiple of interpolation = {interp}" if interp > 1 else "")
-            raise BlockError(f"block {block.name!r}: work() returned {produced}, expected {rule} (or WORK_DONE)")
-        if produced == 0:
-            self._zero.append(block)
-            return 0
-        consumed = produced // interp * decim
-        if policy:
-            starts = [r.nread for r in readers]
-            _propagate_rate(policy, readers, buffers, starts, [consumed] * len(readers),
-                            interp, decim)
-        for r in readers:
-            r.nread += consumed
-        for buf in buffers:
-            buf.commit(produced)
-        return produced
-
-    def _visit_general(self, plan: tuple, max_items: int) -> int:
-        """One general_work() call of a `GeneralBlock`."""
-        _, block, readers, buffers, policy = plan
-        om = block.output_multiple
-        n = max(om, max_items // om * om)
-        for buf in buffers:
-            space = buf.space() // om * om
-            if space < n:
-                n = space
-        if n <= 0:
-            return 0
-        avail = [r.buffer.nwritten - r.nread for r in readers]
-        while True:
-            needs = _forecast(block, n, len(readers))
-            short = next((i for i, need in enumerate(needs) if need > avail[i]), None)
-            if short is None:
-                break
-            if n > om:
-                n = max(om, -(-(n // 2) // om) * om)
-                continue
-            r = readers[short]
-            if r.buffer.done:
-                return self._end_short(block, readers, needs)
-            if needs[short] > r.buffer.capacity:
-                raise BlockError(f"block {block.name!r}: forecast() asks for {needs[short]} items on "
-                                 f"{block.in_sig[short].name} for {n} output item(s), more than its buffer holds "
-                                 f"({r.buffer.capacity}); raise Flowgraph(max_items=...)")
-            return 0
-        if readers and all(r.buffer.done and not a for r, a in zip(readers, avail)):
-            return WORK_DONE
-        block._consumed = [0] * len(readers)
-        block._produced = [None] * len(buffers)
-        inputs = [r.read_view(a) for r, a in zip(readers, avail)]
-        outputs = [buf.write_view(n) for buf in buffers]
-        try:
-            ret = block.general_work(inputs, outputs)
-        except Exception as exc:
-            raise _wrap(block, "general_work()", exc) from exc
-        self.work_calls[block.name] += 1
-        if type(ret) is not int:
-            ret = _as_count(block, ret, "general_work()")
-        consumed = block._consumed
-        for i, c in enumerate(consumed):
-            if not 0 <= c <= avail[i]:
-                raise BlockError(f"block {block.name!r}: general_work() consumed {c} items of "
-                                 f"{block.in_sig[i].name}, expected 0..{avail[i]} (the items it was given)")
-        if ret == WORK_CALLED_PRODUCE:
-            produced = [p or 0 for p in block._produced]
-        elif ret == WORK_DONE:
-            produced = [0] * len(buffers)
-        elif ret >= 0:
-            produced = [ret] * len(buffers)
-        else:
-            raise BlockError(f"block {block.name!r}: general_work() returned {ret}, expected 0..{n}, "
-                             "WORK_CALLED_PRODUCE or WORK_DONE")
-        for j, p in enumerate(produced):
-            if not 0 <= p <= n:
-                raise BlockError(f"block {block.name!r}: general_work() produced {p} items on "
-                                 f"{block.out_sig[j].name}, expected 0..{n} (the output space it was given)")
-        if policy and any(consumed):
-            starts = [r.nread for r in readers]
-            rate = block.relative_rate
-            _propagate_rate(policy, readers, buffers, starts, consumed, rate.numerator, rate.denominator)
-        for r, c in zip(readers, consumed):
-            r.nread += c
-        for buf, p in zip(buffers, produced):
-            if p:
-                buf.commit(p)
-        if ret == WORK_DONE:
-            return WORK_DONE
-        if any(consumed) or any(produced):
-            return 1
-        self._zero.append(block)
-        return 0
-
-
-#: A round of the scheduler in which nothing moved and that took at least this long had a
-#: work() call that blocked (waiting on a socket, a device): not a stuck graph.
-_BLOCKING_CALL_S = 1e-3
-#: Consecutive quick rounds without progress after which a flowgraph is reported stuck.
-_STUCK_ROUNDS = 3
+                  "returns WORK_WAITING (or sets waits_for_external_input = True); a block that needs more input "
+                  "says so in forecast()")
 
 
 def _same(a, b) -> bool:
@@ -634,14 +415,6 @@ def _params_mismatch(src: Block, dst: Block) -> str | None:
     return None
 
 
-def _as_count(block: Block, value, where: str = "work()") -> int:
-    """The slow path of the return-value check: numpy integers pass, anything else raises."""
-    if isinstance(value, np.integer) and not isinstance(value, np.bool_):
-        return int(value)
-    raise BlockError(f"block {block.name!r}: {where} returned {value!r} ({type(value).__name__}); expected an int "
-                     "count of items (or WORK_DONE)")
-
-
 def _output_multiple(block: Block) -> int:
     if isinstance(block, InterpBlock):
         return block.interpolation
@@ -655,98 +428,9 @@ def _min_input(block: Block, port: int) -> int:
         return block.decimation
     if isinstance(block, GeneralBlock):
         try:
-            return max(1, _forecast(block, block.output_multiple, len(block.in_sig))[port])
+            return max(1, forecast(block, block.output_multiple, len(block.in_sig))[port])
         except BlockError:
             raise
         except Exception as exc:
-            raise _wrap(block, "forecast()", exc) from exc
+            raise wrap_error(block, "forecast()", exc) from exc
     return 1
-
-
-def _forecast(block: Block, n: int, ninputs: int) -> list[int]:
-    needs = block.forecast(n, ninputs)
-    try:
-        needs = [int(x) for x in needs]
-        ok = len(needs) == ninputs and all(x >= 0 for x in needs)
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise BlockError(f"block {block.name!r}: forecast({n}, {ninputs}) returned {needs!r}; expected "
-                         f"{ninputs} non-negative item count(s)")
-    return needs
-
-
-def _plan(block: Block) -> tuple:
-    """What the scheduler's visit needs of a block, looked up once per run."""
-    buffers = [w.buffer for w in block._writers]
-    policy = block.tag_propagation if block._readers and buffers and block.tag_propagation != "none" else None
-    if isinstance(block, GeneralBlock):
-        return Flowgraph._visit_general, block, block._readers, buffers, policy
-    if isinstance(block, (DecimBlock, InterpBlock)):
-        return Flowgraph._visit_fixed, block, block._readers, buffers, policy
-    return Flowgraph._visit, block, block._readers, buffers, policy
-
-
-def _handle_messages(block: Block) -> None:
-    try:
-        block.handle_messages()
-    except Exception as exc:
-        raise _wrap(block, "a message handler", exc) from exc
-
-
-def _drain_counts(sources: list[Block]) -> dict:
-    """The item count each live source ends at when the flowgraph drains: the largest any has
-    written (see `Flowgraph.drain`)."""
-    target = max((b._writers[0].buffer.nwritten for b in sources), default=0)
-    return {id(b): target for b in sources}
-
-
-def _retire(block: Block) -> None:
-    """A block that has ended: its outputs end, and it stops holding back its upstream buffers."""
-    for w in block._writers:
-        w.buffer.done = True
-    for r in block._readers:
-        r.buffer.readers = [x for x in r.buffer.readers if x is not r]
-
-
-def _propagate_tags(readers, buffers, n: int, policy: str) -> None:
-    for index, r in enumerate(readers):
-        tags = r.buffer.tags_in_range(r.nread, r.nread + n, None)
-        if not tags:
-            continue
-        targets = buffers if policy == "all_to_all" else buffers[index:index + 1]
-        for buf in targets:
-            shift = buf.nwritten - r.nread
-            if shift:
-                buf.add_sorted_tags([Tag(offset + shift, key, value, srcid) for offset, key, value, srcid in tags])
-            else:
-                buf.add_sorted_tags(tags)
-
-
-def _propagate_rate(policy: str, readers, buffers, starts, counts, interp: int, decim: int) -> None:
-    """Tags of the consumed items across a rate change, as GNU Radio's block_executor:
-    offset ``o`` goes to ``floor(o * interp / decim + 1/2)`` (exact rational arithmetic)."""
-    for index, r in enumerate(readers):
-        if not counts[index]:
-            continue
-        tags = r.buffer.tags_in_range(starts[index], starts[index] + counts[index], None)
-        if not tags:
-            continue
-        if interp != decim:
-            two_d = 2 * decim
-            tags = [Tag((2 * offset * interp + decim) // two_d, key, value, srcid)
-                    for offset, key, value, srcid in tags]
-        targets = buffers if policy == "all_to_all" else buffers[index:index + 1]
-        for buf in targets:
-            buf.add_sorted_tags(tags)
-
-
-def _wrap(block: Block, where: str, exc: BaseException) -> BlockError:
-    if isinstance(exc, BlockError) and str(exc).startswith(f"block {block.name!r}"):
-        return exc
-    error = BlockError(f"block {block.name!r} ({type(block).__name__}) raised in {where}: "
-                       f"{type(exc).__name__}: {exc}")
-    error.block = block
-    error.__cause__ = exc
-    return error
-

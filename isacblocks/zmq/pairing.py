@@ -34,6 +34,7 @@ import zmq
 
 from ..core import WORK_DONE, SourceBlock
 from ..core.buffer import Buffer, Writer
+from ..core.detail import BlockDetail
 from ..errors import ConfigError
 from ..validation import check_int
 from .endpoint import SEQ_KEY, check_seconds
@@ -56,7 +57,7 @@ class _Stream:
         """An empty staging buffer, written by the source as a flowgraph would, and zero counters."""
         self.buffer = Buffer(self.source.out_sig[0], self.capacity)
         self.reader = self.buffer.add_reader()
-        self.source._writers = [Writer(self.buffer)]
+        self.source.detail = BlockDetail(writers=[Writer(self.buffer)])
         self.foreign = self.unpaired = self.leftover = self.untagged = 0
 
     def receive(self) -> int:
@@ -267,7 +268,7 @@ class PairedPullSource(SourceBlock):
         else:
             out[:n] = staged[np.asarray(pick)]
         position = {start + rel: k for k, rel in enumerate(pick)}
-        writer = self._writers[port]
+        writer = self.detail.writers[port]
         base = writer.nwritten
         for tag in s.buffer.tags_in_range(start, start + pick[-1] + 1, None):
             k = position.get(tag.offset)

@@ -266,7 +266,7 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
         out[produced:produced + n] = p.items[p.consumed:p.consumed + n]
         if p.tags:
             local = self.nitems_written(0) + produced
-            writer = self._writers[0]
+            writer = self.detail.writers[0]
             for tag in rebase_tags(p.tags, p.first + p.consumed, local, n):
                 writer.add_tag(tag)  # srcid as sent: None stays None (GNU Radio's #f)
         p.consumed += n
