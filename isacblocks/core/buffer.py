@@ -147,11 +147,12 @@ class RingBuffer(Buffer):
         self._lock = threading.Lock()
         # Runs of items stored contiguously: [absolute start, absolute end, physical start].
         self._segments: deque[list[int]] = deque()
-        self._head = 0  # physical position of the next write, as `space()` chose it
+        self._end = self._tail = 0  # where the data ends and the room after it, as `space()` found
+        self._head = 0  # physical position of the current write
 
-    def _layout(self) -> tuple[int, int]:
-        """Release what every reader has consumed; return (physical end of the data, free
-        contiguous room there, or at the front when that is larger)."""
+    def _layout(self) -> tuple[int, int, int]:
+        """Release what every reader has consumed; return (physical end of the data, the free
+        room after it, the free room at the front of the array)."""
         oldest = min((r.nread for r in self.readers), default=self.nwritten)
         segments = self._segments
         while segments and segments[0][1] <= oldest:
@@ -160,21 +161,24 @@ class RingBuffer(Buffer):
             self.base = oldest
             self._prune_tags(oldest)
         if not segments:
-            return 0, self.capacity
+            return 0, self.capacity, 0
         first, last = segments[0], segments[-1]
         start = first[2] + (oldest - first[0])
         end = last[2] + (last[1] - last[0])
         if len(segments) > 1:  # wrapped (a later run starts at the front): the free room lies between
-            return end, start - end
-        tail = self.capacity - end
-        return (end, tail) if tail >= start else (0, start)
+            return end, start - end, 0
+        return end, self.capacity - end, start
 
     def space(self) -> int:
+        """The most items one write can take now: after the data, or at the front when more
+        room is free there (the write then starts at the front: see `write_view`)."""
         with self._lock:
-            self._head, room = self._layout()
-        return room
+            self._end, self._tail, front = self._layout()
+        return max(self._tail, front)
 
     def write_view(self, n: int) -> np.ndarray:
+        """Room for `n` items (at most what `space()` said): after the data when they fit there."""
+        self._head = self._end if n <= self._tail else 0
         return self.data[self._head:self._head + n]
 
     def commit(self, n: int) -> None:
@@ -185,7 +189,6 @@ class RingBuffer(Buffer):
                 last[1] += n
             else:
                 segments.append([self.nwritten, self.nwritten + n, self._head])
-            self._head += n
             self.nwritten += n
             if not self.readers:
                 self._layout()

@@ -139,6 +139,8 @@ class BlockExecutor:
         """``block.work(inputs, outputs)``, timed and counted, with a raise named after the block and
         the return value checked to be an integer (the range is the caller's rule)."""
         block, detail = self.block, self.detail
+        if block._inbox:  # posted before the items now offered were written: handled first
+            handle_messages(block)
         if self.buffers:
             fill = 0.0
             for buf in self.buffers:
@@ -301,6 +303,8 @@ class BlockExecutor:
         detail.produced = [None] * len(buffers)
         inputs = [r.read_view(a) for r, a in zip(readers, avail)]
         outputs = [buf.write_view(n) for buf in buffers]
+        if block._inbox:
+            handle_messages(block)
         start = time.perf_counter()
         try:
             ret = block.general_work(inputs, outputs)
