@@ -42,8 +42,8 @@ def test_quick_bench_writes_every_section_and_the_cross_checks_agree(tmp_path):
     assert meta["mode"] == "quick" and len(meta["load_average_start"]) == 3
     for key in ("cpu_model", "logical_cores", "numpy_blas", "numba", "torch", "torch_threads"):
         assert key in meta["machine"]
-    assert set(results) == {"roofline", "receivers", "training", "chain", "work_overhead", "zmq", "gnuradio",
-                            "memory"}
+    assert set(results) == {"roofline", "receivers", "training", "chain", "work_overhead", "stream", "zmq",
+                            "gnuradio", "memory"}
     for sec in results.values():
         assert sec["wall_s"] > 0 and len(sec["load_average"]["start"]) == 3
 
@@ -81,6 +81,21 @@ def test_quick_bench_writes_every_section_and_the_cross_checks_agree(tmp_path):
     assert set(results["work_overhead"]) >= {"64", "4096"}
     assert results["work_overhead"]["64"]["us_per_call"] > 0
 
+    stream = results["stream"]
+    rows = {row["path"]: row for row in stream["rows"]}
+    assert not [row for row in rows.values() if "error" in row], rows
+    assert stream["kernel_frames_per_s"] > 0 and rows["kernel: mbml_estimate, frames in memory"]["frames"] == 512
+    single = rows["chain, single scheduler"]
+    assert single["frames"] == suite.QUICK.stream_chain_frames and single["vs_kernel"] > 0
+    assert {b["type"] for b in single["blocks"]} >= {"TargetChannel", "ReciprocalFilter", "MBMLEstimator"}
+    threaded = rows["chain, threaded scheduler"]
+    assert threaded["available"] == stream["schedulers_supported"]
+    link = rows["link: isac tx -> isac rx, two processes"]
+    assert link["frames"] == suite.QUICK.stream_link_frames and link["frames_per_s"]["median"] > 0
+    assert all(run["complete"] for run in link["runs"])
+    for path in ("online stream, no learner", "online stream, with learner"):
+        assert rows[path]["available"] or rows[path]["why"]
+
     zmq = results["zmq"]["results"]
     assert set(zmq) == {"push_pull_in_process", "push_pull_two_process", "pub_sub_in_process", "pub_sub_two_process"}
     for key, run in zmq.items():
@@ -104,7 +119,8 @@ def test_quick_bench_writes_every_section_and_the_cross_checks_agree(tmp_path):
     goals = {g["goal"] for g in record["goals"]}
     for fragment in ("MB-ML vs dense torch", "fraction of own roofline", "training step vs dense torch",
                      "work() overhead", "scheduler overhead", "ZeroMQ push pull", "training step peak RSS",
-                     "RSS flat"):
+                     "RSS flat", "threaded scheduler vs single", "in-process chain vs the fused kernel",
+                     "two-process link vs the fused kernel"):
         assert any(fragment in g for g in goals), fragment
     text = (tmp_path / "bench" / "bench.md").read_text()
     assert text.startswith("# isac bench (quick)") and "## Goals" in text and "load average" in text

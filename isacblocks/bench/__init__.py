@@ -17,7 +17,14 @@ against, not library code), with warm-up, repetitions, medians and min-max.  Sec
 * `isacblocks.bench.gpu`        -- the CUDA kernel against the CPU one (``--device cuda``);
 * `isacblocks.bench.suite`      -- runs them, checks the goals, writes Markdown and JSON.
 
+`benchmark_flowgraph` times a flowgraph of your own: frames/s over fresh runs and the
+per-block counters (work() calls and time, items, buffer fill) of the median run.
+
 The ``isac bench`` command runs the suite (also ``python -m isacblocks.bench``).  Only the
 ``isac`` command imports this package; nothing in the library does (`tests/test_layers.py`).
 Importing it does not import torch: the sections do, when they run.
 """
+
+from .flowgraph import FlowgraphBenchmark, benchmark_flowgraph
+
+__all__ = ["FlowgraphBenchmark", "benchmark_flowgraph"]

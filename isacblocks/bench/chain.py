@@ -1,9 +1,12 @@
 """The whole chain and the runtime's own costs.
 
-* Frames/s of the tx -> channel -> rx flowgraph (`isacblocks.experiments.baseline.isac_flowgraph`,
-  with communication: scenario, symbols, OFDM, both beamformers, combiner, target and UE
-  channels, reciprocal filter, the sensing receiver, ML demapper, metric sinks), with
-  `MBMLEstimator` and with the MAPRT detector, 64 frames per work() call.
+* Frames/s of the tx -> channel -> rx flowgraph (`isacblocks.experiments.baseline.isac_flowgraph`'s
+  wiring, with communication: scenario, symbols, OFDM, both beamformers, combiner, target and
+  UE channels, reciprocal filter, the sensing receiver, ML demapper, metric sinks), with
+  `MBMLEstimator` and with the MAPRT detector, 64 frames per work() call, on the
+  single-threaded scheduler (`Flowgraph(scheduler="single")` where the runtime has
+  schedulers): the overhead below is defined for one thread; the `stream` section compares
+  the schedulers.
 * Scheduler overhead: every block's work() is wrapped with a timer (an instance attribute
   shadowing the method, so the library is untouched); the overhead is the run's wall time
   not spent inside any work(), as a share of the wall time.  The timer's own cost per
@@ -11,20 +14,32 @@
   includes each block's start-up work (the LS precoders are cached per process, so the
   warm-up run pays for them).
 * work() call overhead: the marginal cost of one more no-op sync block in a
-  source -> N no-ops -> sink chain, per work() call, at 64 and 4096 items per call.
+  source -> N no-ops -> sink chain, per work() call, at 64 and 4096 items per call (the
+  single-threaded scheduler too: the runtime's cost per call, not a thread hand-off's).
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 
 import numpy as np
 
-from isacblocks.blocks import MBMLEstimator
-from isacblocks.core import Flowgraph, NullSink, SyncBlock, VectorSource, port
-from isacblocks.experiments.baseline import isac_flowgraph
+from isacblocks.blocks import MAPRTDetector, MBMLEstimator
+from isacblocks.core import Flowgraph, GeneralBlock, NullSink, SyncBlock, VectorSource, port
+from isacblocks.experiments.baseline import receivers, transmitter
 
 from .timing import Timing, round_robin, time_call
+
+
+def scheduler_support() -> bool:
+    """Whether `Flowgraph` takes a ``scheduler`` argument ("single" | "threaded")."""
+    return "scheduler" in inspect.signature(Flowgraph).parameters
+
+
+def single_threaded() -> dict:
+    """The `Flowgraph` keyword for the single-threaded scheduler (none on a runtime without schedulers)."""
+    return {"scheduler": "single"} if scheduler_support() else {}
 
 
 class NoOpSync(SyncBlock):
@@ -50,12 +65,14 @@ def _timed(work, counters: dict):
 
 
 def instrument(fg: Flowgraph) -> dict[str, dict]:
-    """Wrap every block's work() with a timer; returns the live per-block counters."""
+    """Wrap every block's work() (a general block's general_work()) with a timer; returns the
+    live per-block counters."""
     stats: dict[str, dict] = {}
     for block in fg.blocks:
         counters = {"calls": 0, "seconds": 0.0, "type": type(block).__name__}
         stats[block.name] = counters
-        block.work = _timed(block.work, counters)
+        method = "general_work" if isinstance(block, GeneralBlock) else "work"
+        setattr(block, method, _timed(getattr(block, method), counters))
     return stats
 
 
@@ -76,9 +93,13 @@ def timer_cost_per_call(calls: int = 200_000) -> float:
     return max(0.0, (timings["timed"].median - timings["plain"].median) / calls)
 
 
-def _chain(params, ula, n_frames: int, receiver: str, seed: int, max_items: int):
-    estimator = MBMLEstimator(params, ula.spacing) if receiver == "mbml" else None  # None: MAPRT
-    return isac_flowgraph(params, ula, ula.spacing, n_frames, seed=seed, estimator=estimator, max_items=max_items)
+def _chain(params, ula, n_frames: int, receiver: str, seed: int, max_items: int) -> Flowgraph:
+    """`isac_flowgraph`'s wiring (with comm, the true spacing assumed) on the single-threaded scheduler."""
+    estimator = MBMLEstimator(params, ula.spacing) if receiver == "mbml" else MAPRTDetector(params, ula.spacing)
+    fg = Flowgraph(max_items=max_items, name="isac", **single_threaded())
+    tx = transmitter(fg, params, ula, ula.spacing, n_frames, seed)
+    receivers(fg, params, tx, estimator, None, with_comm=True)
+    return fg
 
 
 def chain_throughput(params, ula, receiver: str, n_frames: int, warmup_frames: int, reps: int, seed: int,
@@ -89,14 +110,14 @@ def chain_throughput(params, ula, receiver: str, n_frames: int, warmup_frames: i
     instrumented: the wrapper costs well under a microsecond per work() call against
     milliseconds of work, and that cost is measured and taken off the overhead anyway.
     """
-    _chain(params, ula, warmup_frames, receiver, seed, max_items).flowgraph.run()
+    _chain(params, ula, warmup_frames, receiver, seed, max_items).run()
     timer = timer_cost_per_call()
     timing = Timing()
     runs = []
     for rep in range(reps):
-        chain = _chain(params, ula, n_frames, receiver, seed + rep, max_items)
-        stats = instrument(chain.flowgraph)
-        wall = time_call(chain.flowgraph.run)
+        fg = _chain(params, ula, n_frames, receiver, seed + rep, max_items)
+        stats = instrument(fg)
+        wall = time_call(fg.run)
         timing.samples.append(wall)
         calls = sum(s["calls"] for s in stats.values())
         inside = sum(s["seconds"] for s in stats.values())
@@ -107,6 +128,7 @@ def chain_throughput(params, ula, receiver: str, n_frames: int, warmup_frames: i
                                        for name, s in stats.items()), key=lambda b: -b["seconds"])})
     median_run = sorted(runs, key=lambda r: r["scheduler_overhead"])[len(runs) // 2]
     return {"receiver": receiver, "frames": n_frames, "items_per_call": max_items,
+            "scheduler": single_threaded().get("scheduler", "default"),
             "frames_per_s": timing.rate(n_frames), "timing": timing.to_dict(1e3, "ms"),
             "timer_cost_per_call_us": timer * 1e6,
             "scheduler_overhead": {"median": median_run["scheduler_overhead"],
@@ -117,7 +139,7 @@ def chain_throughput(params, ula, receiver: str, n_frames: int, warmup_frames: i
 
 def _noop_run(n_noop: int, items_per_call: int, calls: int, result: dict) -> None:
     data = np.zeros(items_per_call * calls, dtype=np.complex64)
-    fg = Flowgraph(max_items=items_per_call, name=f"noop{n_noop}")
+    fg = Flowgraph(max_items=items_per_call, name=f"noop{n_noop}", **single_threaded())
     noops = [NoOpSync(name=f"noop{i}") for i in range(n_noop)]
     fg.connect(VectorSource(data, name="src"), *noops, NullSink(np.complex64, (), name="sink"))
     fg.run()

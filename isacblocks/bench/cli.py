@@ -13,12 +13,14 @@ import sys
 from isacblocks.experiments.options import add_device_option, add_json_option, add_run_options, output_dir
 from isacblocks.experiments.runner import run_command
 
-SECTION_NAMES = "roofline, receivers, training, chain, work_overhead, zmq, gnuradio, memory; gpu with --device cuda"
+SECTION_NAMES = ("roofline, receivers, training, chain, work_overhead, stream, zmq, gnuradio, memory; "
+                 "gpu with --device cuda")
 
 
 DESCRIPTION = ("Measure in one run, on the same inputs: receiver frames/s (MB-ML, MAPRT, dense numpy and torch "
                "references) with cross-checks, the roofline, the training step vs dense torch autograd, the whole "
-               "flowgraph and the scheduler's overhead, work() call overhead, ZeroMQ loopback throughput, and "
+               "flowgraph and the scheduler's overhead, work() call overhead, one stream (kernel, chain per "
+               "scheduler, two-process link, online) against the kernel alone, ZeroMQ loopback throughput, and "
                "memory.  Writes OUT/bench.json and OUT/bench.md and prints the tables.")
 
 

@@ -22,10 +22,10 @@ from isacblocks import SystemParams
 from isacblocks.errors import ConfigError
 from isacblocks.experiments.common import table, true_array, write_json
 
-from . import chain, gnuradio_bench, gpu, memory, receivers, roofline, training, zmq_bench
+from . import chain, gnuradio_bench, gpu, memory, receivers, roofline, stream, training, zmq_bench
 from .timing import fmt_rate, load_average, machine_description
 
-SECTIONS = ("roofline", "receivers", "training", "chain", "work_overhead", "zmq", "gnuradio", "memory")
+SECTIONS = ("roofline", "receivers", "training", "chain", "work_overhead", "stream", "zmq", "gnuradio", "memory")
 #: Run only with ``--device cuda`` (or named in ``--only``): the CUDA kernel against the CPU kernel.
 DEVICE_SECTIONS = ("gpu",)
 
@@ -60,6 +60,13 @@ class BenchConfig:
     stream_seconds: float
     stream_warmup_calls: int
     stream_interval_s: float
+    stream_kernel_frames: int
+    stream_kernel_reps: int
+    stream_chain_frames: int
+    stream_chain_warmup_frames: int
+    stream_chain_reps: int
+    stream_link_frames: int
+    stream_link_reps: int
 
 
 FULL = BenchConfig(
@@ -72,6 +79,8 @@ FULL = BenchConfig(
     zmq_frames=3000, zmq_reps=3,
     memory_batch=3000, dense_memory_batches=(64, 192),
     stream_seconds=60.0, stream_warmup_calls=4, stream_interval_s=1.0,
+    stream_kernel_frames=512, stream_kernel_reps=5, stream_chain_frames=2048, stream_chain_warmup_frames=64,
+    stream_chain_reps=3, stream_link_frames=2048, stream_link_reps=3,
 )
 
 QUICK = BenchConfig(
@@ -84,6 +93,8 @@ QUICK = BenchConfig(
     zmq_frames=256, zmq_reps=1,
     memory_batch=64, dense_memory_batches=(4, 12),
     stream_seconds=3.0, stream_warmup_calls=2, stream_interval_s=0.25,
+    stream_kernel_frames=512, stream_kernel_reps=2, stream_chain_frames=128, stream_chain_warmup_frames=64,
+    stream_chain_reps=2, stream_link_frames=256, stream_link_reps=1,
 )
 
 #: The benchmark goals (what each measurement is held to).
@@ -95,6 +106,8 @@ GOAL_SCHEDULER = 0.05
 GOAL_ZMQ_GBS = 1.0
 GOAL_TRAIN_RSS_GB = 4.0
 GOAL_TRAIN_RSS_BATCH = 3000
+GOAL_THREADED_OVER_SINGLE = 1.4  # the threaded scheduler's chain against the single-threaded one
+GOAL_STREAM_OVER_KERNEL = 0.6  # the chain and the link, each against the fused kernel alone
 
 
 # ----------------------------------------------------------------------------------- running
@@ -152,6 +165,10 @@ def run_sections(config: BenchConfig, params, seed: int, sections, config_file: 
                               for rx in ("mbml", "maprt")})
     section("work_overhead", lambda: {str(n): chain.work_overhead(n, config.noop_calls, config.noop_blocks, 1,
                                                                   config.noop_reps) for n in (64, 4096)})
+    section("stream", lambda: stream.run(params, ula, seed, config.mode == "quick", config.stream_kernel_frames,
+                                         config.stream_kernel_reps, config.stream_chain_frames,
+                                         config.stream_chain_warmup_frames, config.stream_chain_reps,
+                                         config.stream_link_frames, config.stream_link_reps, config_file))
     section("zmq", lambda: zmq_bench.run(config.zmq_frames, config.zmq_reps))
     section("gnuradio", lambda: gnuradio_bench.run(config.zmq_frames, config.zmq_reps))
     section("memory", lambda: {
@@ -252,6 +269,9 @@ def evaluate_goals(results: dict, config: BenchConfig) -> list[dict]:
                                f"({inst['scheduler_us_per_call']:.0f} us per work() call)",
                                share["median"] <= GOAL_SCHEDULER,
                                "wall time outside every block's work(), timer cost removed; median of the repetitions"))
+    st = results.get("stream")
+    if _ok(st):
+        goals += _stream_goals(st, quick_note)
     zq = results.get("zmq")
     if _ok(zq):
         for key in ("push_pull_in_process", "push_pull_two_process"):
@@ -279,6 +299,40 @@ def evaluate_goals(results: dict, config: BenchConfig) -> list[dict]:
         goals.append(_goal(f"receiver flowgraph RSS flat while streaming {s['seconds']:.0f} s", "flat",
                            f"{s['rss_start_mib']:.0f} -> {s['rss_end_mib']:.0f} MiB (max {s['rss_max_mib']:.0f}), "
                            f"{s['frames_while_sampled']} frames", s["flat"], s["criterion"]))
+    return goals
+
+
+def _stream_goals(sec: dict, quick_note: str) -> list[dict]:
+    rows = {r["path"]: r for r in sec["rows"]}
+    kernel = sec["kernel_frames_per_s"]
+    single, threaded = rows.get("chain, single scheduler"), rows.get("chain, threaded scheduler")
+    goals = []
+    target = f">= {GOAL_THREADED_OVER_SINGLE:g}x"
+    name = "stream: chain, threaded scheduler vs single"
+    if single and threaded and single["available"] and threaded["available"]:
+        ratio = threaded["frames_per_s"]["median"] / single["frames_per_s"]["median"]
+        goals.append(_goal(name, target, f"{ratio:.2f}x ({threaded['frames_per_s']['median']:.0f} vs "
+                                         f"{single['frames_per_s']['median']:.0f} frames/s)",
+                           ratio >= GOAL_THREADED_OVER_SINGLE,
+                           f"README chain without comm, MB-ML, {sec['max_items']} frames per work() call"
+                           + quick_note))
+    else:
+        why = (threaded or {}).get("why") or (threaded or single or {}).get("error") or "not measured"
+        goals.append(_goal(name, target, "n/a", None, why))
+    chains = [r for r in (single, threaded) if r and r["available"]]
+    best = max(chains, key=lambda r: r["frames_per_s"]["median"], default=None)
+    link = rows.get("link: isac tx -> isac rx, two processes")
+    target = f">= {GOAL_STREAM_OVER_KERNEL:g}x the kernel"
+    for name, row, note in (("stream: in-process chain vs the fused kernel", best,
+                             f"the faster scheduler ({best['scheduler']})" if best else ""),
+                            ("stream: two-process link vs the fused kernel", link,
+                             "rx's processed frames over rx's wall time")):
+        if row and row.get("available"):
+            goals.append(_goal(name, target, f"{row['vs_kernel']:.2f}x ({row['frames_per_s']['median']:.0f} vs "
+                                             f"{kernel:.0f} frames/s)", row["vs_kernel"] >= GOAL_STREAM_OVER_KERNEL,
+                               f"{note}; kernel: mbml_estimate on frames in memory" + quick_note))
+        else:
+            goals.append(_goal(name, target, "n/a", None, (row or {}).get("error") or "not measured"))
     return goals
 
 
@@ -314,6 +368,8 @@ def markdown(record: dict) -> str:
         lines += _chain_md(res["chain"])
     if "work_overhead" in res:
         lines += _work_md(res["work_overhead"])
+    if "stream" in res:
+        lines += _stream_md(res["stream"])
     if "zmq" in res:
         lines += _zmq_md(res["zmq"])
     if "gnuradio" in res:
@@ -467,7 +523,9 @@ def _chain_md(sec: dict) -> list[str]:
         rows.append([name, r["frames"], fmt_rate(r["frames_per_s"], 1), inst["work_calls"],
                      f"{share['median']:.2%} [{share['min']:.2%}-{share['max']:.2%}]",
                      _f(inst["scheduler_us_per_call"]), top])
-    return ["## Whole chain: tx -> channels -> rx flowgraph, 64 frames per work() call " + _load(sec), "",
+    scheduler = sec["mbml"].get("scheduler", "default")
+    return [f"## Whole chain: tx -> channels -> rx flowgraph, 64 frames per work() call, {scheduler} scheduler "
+            + _load(sec), "",
             table(["receiver", "frames", "frames/s median [min-max]", "work() calls", "scheduler overhead",
                    "scheduler us/call", "largest work() shares of wall time (median run)"], rows), ""]
 
@@ -479,6 +537,27 @@ def _work_md(sec: dict) -> list[str]:
                                       f"{_f(v['us_per_call_max'], 2)}]"] for n, v in sec.items() if n.isdigit()]
     return ["## work() call overhead of a no-op sync block " + _load(sec), "",
             table(["items per call", "calls per block", "us per call median [min-max]"], rows), ""]
+
+
+def _stream_md(sec: dict) -> list[str]:
+    if (err := _error_md("Stream", sec)) is not None:
+        return err
+    rows = []
+    for r in sec["rows"]:
+        if not r["available"]:
+            rows.append([r["path"], "-", "n/a", "-", r.get("why") or f"failed: {r.get('error')}"])
+            continue
+        if "scheduler" in r:
+            note = f"{r['counters']} counters; largest work() shares: {', '.join(r['largest_work_shares'])}"
+        elif "first_to_last_frames_per_s" in r:
+            note = f"first to last frame: {_f(r['first_to_last_frames_per_s'], 0)} frames/s"
+        else:
+            note = ""
+        rows.append([r["path"], r["frames"], fmt_rate(r["frames_per_s"]),
+                     f"{r['vs_kernel']:.2f}x", note])
+    return [f"## Stream: one stream through MB-ML, against the kernel alone ({sec['max_items']} frames per work() "
+            "call) " + _load(sec), "",
+            table(["path", "frames", "frames/s median [min-max]", "vs kernel", "note"], rows), ""]
 
 
 def _zmq_md(sec: dict) -> list[str]:
@@ -598,5 +677,6 @@ def run(quick: bool = False, out: str = "out/bench", seed: int = 0, config_file:
 
         update_section(readme, readme_section(record), BENCH_BEGIN, BENCH_END)
         print(f"updated the benchmark section of {readme}")
-    failed = any("error" in sec for sec in results.values()) or not record["cross_checks_ok"]
+    failed = (any("error" in sec for sec in results.values()) or not record["cross_checks_ok"]
+              or any("error" in row for row in results.get("stream", {}).get("rows", ())))
     return record, 1 if failed else 0
