@@ -15,7 +15,17 @@ import numpy as np
 import pytest
 import zmq
 
-from isacblocks.core import WORK_DONE, Flowgraph, SinkBlock, SourceBlock, Tag, VectorSink, VectorSource, port
+from isacblocks.core import (
+    WORK_DONE,
+    WORK_WAITING,
+    Flowgraph,
+    SinkBlock,
+    SourceBlock,
+    Tag,
+    VectorSink,
+    VectorSource,
+    port,
+)
 from isacblocks.errors import ConfigError
 from isacblocks.zmq import (
     EOS_KEY,
@@ -201,7 +211,7 @@ class GatedCounter(SourceBlock):
             return WORK_DONE
         n = min(len(outputs[0]), self.gate - self.count)
         if n <= 0:
-            return 0
+            return WORK_WAITING  # for the test to open the gate
         outputs[0][:n] = np.arange(self.count, self.count + n)
         for i in range(n):
             self.add_tag(0, self.nitems_written(0) + i, "seq", self.count + i)

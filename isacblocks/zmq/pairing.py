@@ -22,66 +22,171 @@ What cannot be paired is counted, never output (`stats()`):
 The block ends when one stream has ended (end of stream, or its `idle_timeout`) and
 nothing of it is left to pair.  Tags other than the sequence tags are passed on, each
 on the output item of its input item; the output ports are named after the streams.
+
+How it runs: each stream's source hands over whole messages (`PullSource.take`), whose
+items stay where ZeroMQ received them until they are copied once, into the output.  The
+sequence records are decoded as arrays (`SeqDecoder`, the fixed-layout fast path of
+`isacblocks.zmq.seqtags`, with the general decoder for anything else), so pairing compares
+arrays: a stretch in which every stream holds the run's items with the same indices is
+paired in one step, and only where something differs (a gap, a foreign or untagged item)
+does the block go item by item, with the counts above.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 
 import numpy as np
 import zmq
 
-from ..core import WORK_DONE, SourceBlock
-from ..core.buffer import Buffer, Writer
-from ..core.detail import BlockDetail
+from ..core import WORK_DONE, WORK_WAITING, SourceBlock
+from ..core.tags import Tag
 from ..errors import ConfigError
 from ..validation import check_int
 from .endpoint import SEQ_KEY, check_seconds
-from .sources import PullSource
+from .sources import PullSource, _Pending
+from .wire import SeqDecoder
 
 __all__ = ["PairedPullSource"]
 
 _log = logging.getLogger("isacblocks.zmq")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_new_tag = tuple.__new__  # Tag(...) without NamedTuple's Python-level __new__
 
 
 class _Stream:
-    """One received stream: its PULL source, the staging buffer it fills, and counters."""
+    """One received stream: its PULL source, the messages staged from it, and counters.
 
-    def __init__(self, source: PullSource, capacity: int):
+    Staged items have positions counted from the start of the run (`head` is the first
+    not yet paired or dropped).  Per staged item, `codes` holds the code of its stream id
+    (`PairedPullSource._code`; 0: no valid sequence tag) and `indices` its index; `tags`
+    the other tags as ``(position, tag)`` (tags keep the sender's offset until output).
+    """
+
+    def __init__(self, source: PullSource, capacity: int, code):
         self.source = source
         self.capacity = capacity
+        self._code = code
+        source._seq_decoder = SeqDecoder(SEQ_KEY)
         self.reset()
 
     def reset(self) -> None:
-        """An empty staging buffer, written by the source as a flowgraph would, and zero counters."""
-        self.buffer = Buffer(self.source.out_sig[0], self.capacity)
-        self.reader = self.buffer.add_reader()
-        self.source.detail = BlockDetail(writers=[Writer(self.buffer)])
+        """Nothing staged, zero counters."""
+        self.chunks: deque[np.ndarray] = deque()  # staged messages' items, in order
+        self.chunk_start = 0  # position of chunks[0][0]
+        self.head = 0
+        self.staged = 0  # position of the next item to stage
+        self.codes = np.zeros(0, np.int64)  # from position `head` on
+        self.indices = np.zeros(0, np.int64)
+        self.tags: deque[tuple[int, Tag]] = deque()
         self.foreign = self.unpaired = self.leftover = self.untagged = 0
-
-    def receive(self) -> int:
-        """Move what has arrived into the staging buffer (no waiting)."""
-        space = self.buffer.space()
-        if space == 0:
-            return 0
-        n = self.source.fill(self.buffer.write_view(space), wait=False)
-        self.buffer.commit(n)
-        return n
 
     @property
     def available(self) -> int:
-        return self.reader.available()
+        return self.staged - self.head
 
-    def keys(self) -> list:
-        """The ``(stream_id, index)`` of each staged item (None where an item has no valid tag)."""
-        start = self.reader.nread
-        keys: list = [None] * self.available
-        for tag in self.buffer.tags_in_range(start, start + len(keys), SEQ_KEY):
+    def receive(self) -> int:
+        """Stage the messages that have arrived, up to `capacity` items (no waiting)."""
+        n = 0
+        while self.available < self.capacity:
+            pending = self.source.take(wait=False)
+            if pending is None:
+                break
+            self._stage(pending)
+            n += len(pending.items)
+        return n
+
+    def discard(self) -> int:
+        """Drop what is staged and what has arrived (no waiting, at most `capacity` more items);
+        returns how many items."""
+        n = staged = self.available
+        self.consume(n)
+        while n - staged < self.capacity and (pending := self.source.take(wait=False)) is not None:
+            n += len(pending.items)
+        return n
+
+    def _stage(self, p: _Pending) -> None:
+        m = len(p.items)
+        codes = np.zeros(m, np.int64)
+        indices = np.zeros(m, self.indices.dtype)
+        base, first, other = self.staged, p.first, []
+        done = 0
+        for run in p.runs:  # the header's order: general tags before each run, then the run
+            indices = self._general(p.tags[done:run.at], first, m, base, codes, indices, other)
+            done = run.at
+            inside = (run.offsets >= np.uint64(first)) & (run.offsets < np.uint64(first + m))
+            rel = (run.offsets[inside] - np.uint64(first)).astype(np.int64)
+            if rel.size > 1 and not (np.diff(rel) > 0).all():  # one item tagged twice: the last one counts
+                for r, index in zip(rel.tolist(), run.indices[inside].tolist()):
+                    codes[r], indices[r] = self._code(run.layout.stream_id), index
+            else:
+                codes[rel] = self._code(run.layout.stream_id)
+                indices[rel] = run.indices[inside]
+        indices = self._general(p.tags[done:], first, m, base, codes, indices, other)
+        other.sort(key=_position)  # stable: the header's order among the tags of one item
+        self.tags.extend(other)
+        if self.indices.dtype != indices.dtype:
+            self.indices = self.indices.astype(object)
+        self.chunks.append(p.items)
+        self.codes = np.concatenate((self.codes, codes))
+        self.indices = np.concatenate((self.indices, indices))
+        self.staged += m
+
+    def _general(self, tags, first, m, base, codes, indices, other) -> np.ndarray:
+        """Sort generally decoded tags into the sequence arrays and the `other` tags; returns
+        `indices` (as an object array if an index does not fit in int64)."""
+        for tag in tags:
+            rel = tag.offset - first
+            if not 0 <= rel < m:  # not on an item of this message (gr-zeromq drops such tags)
+                continue
+            if tag.key != SEQ_KEY:
+                other.append((base + rel, tag))
+                continue
             value = tag.value
-            if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], int):
-                keys[tag.offset - start] = value
-        return keys
+            if not (isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], int)):
+                continue  # not a valid sequence tag: the item counts as untagged unless another is
+            code = self._code(value[0])
+            if not code:
+                continue
+            if not _INT64_MIN <= value[1] <= _INT64_MAX and indices.dtype != object:
+                indices = indices.astype(object)
+            codes[rel], indices[rel] = code, int(value[1])
+        return indices
+
+    def consume(self, n: int) -> None:
+        """Forget the first `n` staged items (paired, or dropped and counted)."""
+        if n <= 0:
+            return
+        self.head += n
+        self.codes, self.indices = self.codes[n:], self.indices[n:]
+        chunks = self.chunks
+        while chunks and self.chunk_start + len(chunks[0]) <= self.head:
+            self.chunk_start += len(chunks.popleft())
+        tags = self.tags
+        while tags and tags[0][0] < self.head:
+            tags.popleft()
+
+    def copy(self, ranges: list[list[int]], out: np.ndarray) -> None:
+        """Copy the staged items of `ranges` (``[start, stop)`` relative to `head`) into `out`, in order."""
+        k = 0
+        for start, stop in ranges:
+            position, pos = self.chunk_start, self.head + start
+            for chunk in self.chunks:
+                end = position + len(chunk)
+                if pos < end and pos < self.head + stop:
+                    take = min(end, self.head + stop) - pos
+                    out[k:k + take] = chunk[pos - position:pos - position + take]
+                    k += take
+                    pos += take
+                position = end
+                if pos >= self.head + stop:
+                    break
+
+
+def _position(entry: tuple[int, Tag]) -> int:
+    return entry[0]
 
 
 class PairedPullSource(SourceBlock):
@@ -101,7 +206,11 @@ class PairedPullSource(SourceBlock):
         s between "waiting for a sender" log lines before the first message (0: none).
     max_pending:
         items staged per stream while waiting for the other streams (memory bound; the
-        sender is held back by ZeroMQ's high-water marks when it is reached).
+        sender is held back by ZeroMQ's high-water marks when it is reached).  A stream
+        stages whole messages, so it may hold up to one message more.
+
+    A stream id is a PMT value that can be a dict key (the sinks send a str); a sequence
+    tag whose stream id is not (a list, a dict, an array) counts as no sequence tag.
     """
 
     waits_for_external_input = True
@@ -117,20 +226,35 @@ class PairedPullSource(SourceBlock):
         self.timeout = int(timeout)
         self.idle_timeout = check_seconds(self.name, "idle_timeout", idle_timeout)
         self.waiting_interval = check_seconds(self.name, "waiting_interval", waiting_interval) or 0.0
+        self._ids: dict = {}
         self.streams = {
             key: _Stream(PullSource(dtype, shape, address, timeout=self.timeout, pass_tags=True, hwm=hwm, bind=bind,
                                     context=context, name=f"{self.name}.{key}", idle_timeout=self.idle_timeout),
-                         int(max_pending))
+                         int(max_pending), self._code)
             for key, (dtype, shape, address) in streams.items()}
         self._reset()
 
     # ------------------------------------------------------------------ state
     def _reset(self) -> None:
         self.stream_id = None  # the run being paired: the first stream_id seen
+        self._run = 0  # its code
+        self._ids.clear()
+        self._values: list = [None]  # code -> stream id
         self.paired = 0
         self.first_index: int | None = None
         self.last_index: int | None = None
         self._started_at = self._last_waiting_line = time.monotonic()
+
+    def _code(self, stream_id) -> int:
+        """A small integer per stream id seen in this run (0: a stream id that cannot be a dict key)."""
+        try:
+            code = self._ids.get(stream_id)
+            if code is None:
+                code = self._ids[stream_id] = len(self._values)
+                self._values.append(stream_id)
+        except TypeError:
+            return 0
+        return code
 
     @property
     def sources(self) -> dict[str, PullSource]:
@@ -180,7 +304,7 @@ class PairedPullSource(SourceBlock):
             for s in streams:
                 s.receive()
             produced = self._pair(streams, outputs)
-        return produced
+        return produced or WORK_WAITING  # a stream's next items are still on their way
 
     def _wait(self, streams: list[_Stream]) -> None:
         """Wait up to `timeout` ms for a message on a stream that has nothing staged."""
@@ -202,50 +326,75 @@ class PairedPullSource(SourceBlock):
         if not any(s.source.ended and not s.available for s in streams):
             return False
         for s in streams:
-            while s.receive():
-                pass
-            s.leftover += s.available
-            s.reader.nread += s.available
+            s.leftover += s.discard()
         return True
 
     def _pair(self, streams: list[_Stream], outputs) -> int:
-        """Pair the staged items into `outputs`; returns how many pairs were written."""
+        """Pair the staged items into `outputs`; returns how many pairs were written.
+
+        Item by item: skip (and count) a head item without a sequence tag or of another run;
+        if the heads' indices differ, drop (and count as unpaired) those behind the largest;
+        otherwise the heads are a pair.  Where every head holds the run's items with equal
+        indices for a stretch, that stretch is paired at once (the same outcome)."""
         room = len(outputs[0])
-        keys = [s.keys() for s in streams]
+        avail = [s.available for s in streams]
+        codes = [s.codes for s in streams]
+        indices = [s.indices for s in streams]
         heads = [0] * len(streams)
-        picks: list[list[int]] = [[] for _ in streams]
-        while len(picks[0]) < room:
-            if any(h >= len(k) for h, k in zip(heads, keys)):
+        picks: list[list[list[int]]] = [[] for _ in streams]  # [start, stop) runs of paired positions
+        produced = 0
+        while produced < room:
+            span = min(room - produced, *(a - h for a, h in zip(avail, heads)))
+            if span <= 0:
                 break
-            if not self._drop_unusable(streams, keys, heads):
+            if self._run:
+                count = self._stretch(codes, indices, heads, span)
+                if count:
+                    for i, h in enumerate(heads):
+                        _extend(picks[i], h, h + count)
+                        heads[i] = h + count
+                    self._count_pairs(indices[0][heads[0] - count], indices[0][heads[0] - 1], count)
+                    produced += count
+                    continue
+            if not self._drop_unusable(streams, codes, heads):
                 continue
-            index = max(keys[i][heads[i]][1] for i in range(len(streams)))
-            behind = [i for i in range(len(streams)) if keys[i][heads[i]][1] < index]
+            index = max(indices[i][heads[i]] for i in range(len(streams)))
+            behind = [i for i in range(len(streams)) if indices[i][heads[i]] < index]
             for i in behind:
                 streams[i].unpaired += 1
                 heads[i] += 1
             if behind:
                 continue
-            for i in range(len(streams)):
-                picks[i].append(heads[i])
-                heads[i] += 1
-            self._count_pair(index)
-        produced = len(picks[0])
-        for port, (s, pick, head) in enumerate(zip(streams, picks, heads)):
+            for i, h in enumerate(heads):
+                _extend(picks[i], h, h + 1)
+                heads[i] = h + 1
+            self._count_pairs(index, index, 1)
+            produced += 1
+        for port, (s, ranges, head) in enumerate(zip(streams, picks, heads)):
             if produced:
-                self._emit(s, port, outputs[port], pick)
-            s.reader.nread += head
+                self._emit(s, port, outputs[port], ranges, produced)
+            s.consume(head)
         return produced
 
-    def _drop_unusable(self, streams, keys, heads) -> bool:
+    def _stretch(self, codes, indices, heads, span: int) -> int:
+        """How many items from the heads on every stream holds of the run, with equal indices."""
+        h0 = heads[0]
+        same = codes[0][h0:h0 + span] == self._run
+        first = indices[0][h0:h0 + span]
+        for c, x, h in zip(codes[1:], indices[1:], heads[1:]):
+            same &= (c[h:h + span] == self._run) & (x[h:h + span] == first)
+        return span if same.all() else int(np.argmin(same))
+
+    def _drop_unusable(self, streams, codes, heads) -> bool:
         """Skip (and count) head items without a tag or of another run; True if every head is usable."""
         usable = True
         for i, s in enumerate(streams):
-            key = keys[i][heads[i]]
-            if key is None:
+            code = codes[i][heads[i]]
+            if not code:
                 s.untagged += 1
-            elif self.stream_id is None or key[0] == self.stream_id:
-                self.stream_id = key[0] if self.stream_id is None else self.stream_id
+            elif not self._run or code == self._run:
+                if not self._run:
+                    self._run, self.stream_id = int(code), self._values[code]
                 continue
             else:
                 s.foreign += 1
@@ -253,24 +402,56 @@ class PairedPullSource(SourceBlock):
             usable = False
         return usable
 
-    def _count_pair(self, index: int) -> None:
+    def _count_pairs(self, first, last, n: int) -> None:
         if self.first_index is None:
-            self.first_index = index
-        self.last_index = index
-        self.paired += 1
+            self.first_index = int(first)
+        self.last_index = int(last)
+        self.paired += n
 
-    def _emit(self, s: _Stream, port: int, out: np.ndarray, pick: list[int]) -> None:
-        """Copy the picked staged items (positions after the reader) to `out`, with their tags."""
-        n, start = len(pick), s.reader.nread
-        staged = s.reader.read_view(pick[-1] + 1)
-        if pick[-1] == n - 1:  # the usual case: the first n staged items, in order
-            out[:n] = staged[:n]
+    def _emit(self, s: _Stream, port: int, out: np.ndarray, ranges: list[list[int]], n: int) -> None:
+        """Copy the picked staged items to `out`, with their tags (other than the sequence tags)."""
+        s.copy(ranges, out)
+        if not s.tags:
+            return
+        base = self.detail.writers[port].nwritten
+        head = s.head
+        moved = []
+        if len(ranges) == 1 and ranges[0][0] == 0:  # the usual case: the first n staged items
+            end = head + n
+            for position, tag in s.tags:
+                if position >= end:
+                    break
+                moved.append(_new_tag(Tag, (base + position - head, tag.key, tag.value, tag.srcid)))
         else:
-            out[:n] = staged[np.asarray(pick)]
-        position = {start + rel: k for k, rel in enumerate(pick)}
-        writer = self.detail.writers[port]
-        base = writer.nwritten
-        for tag in s.buffer.tags_in_range(start, start + pick[-1] + 1, None):
-            k = position.get(tag.offset)
-            if k is not None and tag.key != SEQ_KEY:
-                writer.add_tag(tag.moved(base + k))
+            output, k = {}, 0
+            for start, stop in ranges:
+                for rel in range(start, stop):
+                    output[head + rel] = k
+                    k += 1
+            end = head + ranges[-1][1]
+            for position, tag in s.tags:
+                if position >= end:
+                    break
+                k = output.get(position)
+                if k is not None:
+                    moved.append(_new_tag(Tag, (base + k, tag.key, tag.value, tag.srcid)))
+        if moved:
+            _add_tags(self.detail.writers[port], moved)
+
+
+def _extend(ranges: list[list[int]], start: int, stop: int) -> None:
+    """Append ``[start, stop)`` to `ranges`, merged with the last run when they touch."""
+    if ranges and ranges[-1][1] == start:
+        ranges[-1][1] = stop
+    else:
+        ranges.append([start, stop])
+
+
+def _add_tags(writer, tags: list[Tag]) -> None:
+    """Add tags of non-decreasing offsets, after the writer's tags at equal offsets."""
+    buffer = getattr(writer, "buffer", None)
+    if buffer is not None and hasattr(buffer, "add_sorted_tags"):
+        buffer.add_sorted_tags(tags)
+    else:
+        for tag in tags:
+            writer.add_tag(tag)

@@ -101,7 +101,9 @@ __all__ = [
     "dumps",
     "equal",
     "loads",
+    "read",
     "serialize",
+    "write",
 ]
 
 
@@ -266,6 +268,11 @@ def serialize(obj: Any) -> bytes:
     return bytes(out)
 
 
+def write(obj: Any, out: bytearray) -> None:
+    """Append the serialisation of ``obj`` to ``out`` (the bytes :func:`serialize` returns)."""
+    _write(obj, out, 0)
+
+
 def dumps(obj: Any) -> bytes:
     """Alias of :func:`serialize`."""
     return serialize(obj)
@@ -404,6 +411,12 @@ def deserialize(buf: Any, offset: int = 0) -> tuple[Any, int]:
     view = byte_view(buf)
     if not 0 <= offset <= len(view):
         raise WireFormatError(f"offset {offset} outside a buffer of {len(view)} bytes")
+    return _read(view, offset, 0)
+
+
+def read(view: memoryview, offset: int) -> tuple[Any, int]:
+    """:func:`deserialize` on a flat byte view (``byte_view``) at ``0 <= offset <= len(view)``,
+    without checking either again (for parsers that read many PMTs from one view)."""
     return _read(view, offset, 0)
 
 

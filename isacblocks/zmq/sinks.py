@@ -16,7 +16,7 @@ import numpy as np
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from ..core import SinkBlock, port
+from ..core import WORK_WAITING, SinkBlock, port
 from ..core.tags import Tag
 from ..errors import BlockError, ConfigError
 from ..validation import is_integer
@@ -30,6 +30,7 @@ from .endpoint import (
     _ZmqEndpoint,
     check_seconds,
 )
+from .seqtags import SeqLayout, SeqRecords
 from .wire import WireFormatError, encode_header
 
 __all__ = ["PubSink", "PushSink"]
@@ -106,6 +107,11 @@ class _ZmqSink(_ZmqEndpoint, SinkBlock):
                 raise ConfigError(f"{self.name}: start_tags[{key!r}]: {exc}") from None
         self.idle_timeout = check_seconds(self.name, "idle_timeout", idle_timeout)
         self.stream_id = stream_id
+        if stream_id is not None:
+            try:
+                self._seq_layout = SeqLayout(stream_id, self.name, SEQ_KEY)
+            except WireFormatError as exc:
+                raise ConfigError(f"{self.name}: stream_id = {stream_id!r}: {exc}") from None
         self.stream_length = None if stream_length is None else int(stream_length)
         if max_items_per_message is not None and (not is_integer(max_items_per_message) or max_items_per_message < 1):
             raise ConfigError(f"{self.name}: max_items_per_message = {max_items_per_message!r}: must be an integer "
@@ -175,7 +181,7 @@ class _ZmqSink(_ZmqEndpoint, SinkBlock):
             self._poll_control()
             if not self._writable(self.timeout):
                 self._check_idle()
-                return 0
+                return WORK_WAITING  # for a receiver, outside the flowgraph
             base = self.nitems_read(0)
             step = self.max_items_per_message or n
             sent = 0
@@ -208,7 +214,7 @@ class _ZmqSink(_ZmqEndpoint, SinkBlock):
                 self._last_progress = time.monotonic()
             else:
                 self._check_idle()
-            return sent
+            return sent if sent or not n else WORK_WAITING
 
     def _check_idle(self) -> None:
         """Raise `LinkIdleError` when nothing could be queued for `idle_timeout` s since the last
@@ -232,23 +238,30 @@ class _ZmqSink(_ZmqEndpoint, SinkBlock):
             tags = self.get_tags_in_range(0, offset, offset + len(chunk))
             if offset == 0 and self.start_tags:
                 tags = [Tag(0, key, value, self.name) for key, value in self.start_tags.items()] + tags
-            tags += self._link_tags(offset, len(chunk))
-            header = encode_header(offset, tags)
+            seq, after = self._link_tags(offset, len(chunk))
+            header = encode_header(offset, tags, seq, after)
         body = self._pool.get(len(header) + chunk.nbytes)
         body[:len(header)] = np.frombuffer(header, dtype=np.uint8)
         body[len(header):] = np.frombuffer(chunk, dtype=np.uint8)
         return self._pool.frame(body), False, False  # one copy, into a recycled buffer
 
-    def _link_tags(self, offset: int, n: int) -> list[Tag]:
-        """The sequence tags (``stream_id``) of items ``offset .. offset + n - 1`` and the
-        end-of-stream tag on item ``stream_length - 1`` when it is among them."""
-        tags = []
+    def _link_tags(self, offset: int, n: int) -> tuple[SeqRecords | None, list[Tag]]:
+        """The sequence tags (``stream_id``) of items ``offset .. offset + n - 1``, as records for
+        the fast encoder (`isacblocks.zmq.seqtags`), and the end-of-stream tag on item
+        ``stream_length - 1`` when it is among them (the tags after them)."""
+        seq = None
         if self.stream_id is not None:
-            tags = [Tag(i, SEQ_KEY, (self.stream_id, i), self.name) for i in range(offset, offset + n)]
+            index = np.arange(offset, offset + n, dtype=np.int64)
+            seq = SeqRecords(self._seq_layout, index, index)
+            if not self._seq_layout.fits(index):  # beyond int32 the general encoder writes PST_INT64
+                return None, seq.tags() + self._eos_tags(offset, n)
+        return seq, self._eos_tags(offset, n)
+
+    def _eos_tags(self, offset: int, n: int) -> list[Tag]:
         last = self.stream_length
         if last is not None and offset < last <= offset + n:
-            tags.append(Tag(last - 1, EOS_KEY, True, self.name))
-        return tags
+            return [Tag(last - 1, EOS_KEY, True, self.name)]
+        return []
 
     def stop(self) -> None:
         try:

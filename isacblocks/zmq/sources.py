@@ -14,13 +14,15 @@ from typing import Any
 import numpy as np
 import zmq
 
-from ..core import WORK_DONE, SourceBlock, port
+from ..core import WORK_DONE, WORK_WAITING, SourceBlock, port
 from ..core.tags import Tag
 from ..errors import BlockError
 from .endpoint import EOS_KEY, ItemSizeMismatch, ZmqWarning, _key_bytes, _ZmqEndpoint, check_seconds
+from .seqtags import SeqRun
 from .wire import (
     HEADER_MAGIC,
     HEADER_VERSION,
+    SeqDecoder,
     WireFormatError,
     decode_header,
     decode_message,
@@ -36,12 +38,14 @@ _log = logging.getLogger("isacblocks.zmq")
 
 
 class _Pending:
-    """The part of a received message not yet written to the output."""
+    """The part of a received message not yet written to the output: its items, its tags at the
+    sender's offsets (`first` is the sender's offset of ``items[0]``) and, when the source reads
+    sequence records as arrays (`_ZmqSource.take`), those records as `SeqRun`s."""
 
-    __slots__ = ("items", "tags", "first", "consumed")
+    __slots__ = ("items", "tags", "first", "consumed", "runs")
 
-    def __init__(self, items: np.ndarray, tags: list[Tag], first: int):
-        self.items, self.tags, self.first, self.consumed = items, tags, first, 0
+    def __init__(self, items: np.ndarray, tags: list[Tag], first: int, runs: list[SeqRun] | tuple = ()):
+        self.items, self.tags, self.first, self.consumed, self.runs = items, tags, first, 0, runs
 
 
 class _ZmqSource(_ZmqEndpoint, SourceBlock):
@@ -62,6 +66,8 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
         self.idle_timeout = check_seconds(self.name, "idle_timeout", idle_timeout)
         self.waiting_interval = check_seconds(self.name, "waiting_interval", waiting_interval) or 0.0
         self._item_bytes = spec.itemsize
+        #: Set by `PairedPullSource`: sequence records decoded as arrays (`SeqDecoder`), for `take`.
+        self._seq_decoder: SeqDecoder | None = None
         self._reset()
         self._init_endpoint(address, timeout, hwm, bind, context)
 
@@ -119,8 +125,8 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
 
     def work(self, inputs, outputs):
         produced = self.fill(outputs[0], wait=True)
-        if produced == 0 and self.ended:
-            return WORK_DONE
+        if produced == 0:
+            return WORK_DONE if self.ended else WORK_WAITING  # waiting for a sender, outside the flowgraph
         return produced
 
     def fill(self, out: np.ndarray, wait: bool) -> int:
@@ -140,6 +146,26 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
         if produced == 0 and not self.ended:
             self._check_idle()
         return produced
+
+    def take(self, wait: bool) -> _Pending | None:
+        """The next received message with items, as it came (items viewed in the message, tags
+        at the sender's offsets), instead of writing it to an output: for a block that
+        reads several sources itself (`PairedPullSource`).  Waits up to `timeout` ms for a
+        message if `wait`; None when none came (then checks the idle timeout)."""
+        with self._lock:
+            if self.closed:
+                raise BlockError(f"block {self.name!r}: socket is closed (close() was called while running)")
+            while self._pending is None and not (self._eos_seen or self.timed_out):
+                if not self._receive(wait):
+                    break
+                wait = False
+            pending, self._pending = self._pending, None
+        if pending is None:
+            if not self.ended:
+                self._check_idle()
+            return None
+        self.items_received += len(pending.items)
+        return pending
 
     def _check_idle(self) -> None:
         """End the stream after `idle_timeout` s without a message (once one has come); before
@@ -187,6 +213,7 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
             self.messages_received += 1
             self._eos_seen = self.eos
             return
+        runs: list[SeqRun] | tuple = ()
         if self.pass_tags:
             if bytes(buf[:3]) != _HEADER_PREFIX and buf.nbytes % self._item_bytes == 0:
                 self._reject(f"message of {buf.nbytes} bytes has no gr-zeromq tag header (first bytes "
@@ -194,7 +221,10 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
                              f"{self._item_bytes}-byte items: the sender runs with pass_tags=False while this "
                              "source has pass_tags=True", mismatch=True)
                 return
-            first, tags, payload = decode_message(buf)
+            if self._seq_decoder is not None:
+                first, tags, runs, payload = self._seq_decoder.decode_message(buf)
+            else:
+                first, tags, payload = decode_message(buf)
         else:
             header_tags = self._header_tags(buf) if bytes(buf[:3]) == _HEADER_PREFIX else None
             if header_tags is not None:
@@ -205,7 +235,7 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
                 return
             first, tags, payload = None, [], buf
         if first is not None:
-            self._check_item_size(first, tags, payload.nbytes)
+            self._check_item_size(first, tags, runs, payload.nbytes)
         items = items_from_payload(payload, self.out_sig[0].dtype, self.out_sig[0].shape)
         self.messages_received += 1
         if first is not None:
@@ -221,9 +251,9 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
                 self._eos_seen = True
                 tags = [t for t in tags if t.key != EOS_KEY]
         if len(items):
-            self._pending = _Pending(items, tags, first if first is not None else 0)
+            self._pending = _Pending(items, tags, first if first is not None else 0, runs)
 
-    def _check_item_size(self, first: int, tags: list[Tag], nbytes: int) -> None:
+    def _check_item_size(self, first: int, tags: list[Tag], runs, nbytes: int) -> None:
         """Raise `ItemSizeMismatch` when the tag header shows that the sender's items have
         another size than this source's.
 
@@ -234,7 +264,10 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
         A sender with smaller items whose messages carry no tag near their end is not seen.
         """
         mine = self._item_bytes
-        beyond = max((t.offset for t in tags), default=first) - first + 1
+        top = max((t.offset for t in tags), default=first)
+        for run in runs:
+            top = max(top, int(run.offsets.max()))
+        beyond = top - first + 1
         if nbytes and beyond * mine > nbytes:
             self._size_mismatch(f"at most {nbytes // beyond}", f"a tag sits on item {beyond - 1} of a message of "
                                                                f"{nbytes} bytes")
@@ -264,6 +297,8 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
         p = self._pending
         n = min(len(out) - produced, len(p.items) - p.consumed)
         out[produced:produced + n] = p.items[p.consumed:p.consumed + n]
+        if p.runs:
+            p.tags, p.runs = SeqDecoder.merged(p.tags, p.runs), ()
         if p.tags:
             local = self.nitems_written(0) + produced
             writer = self.detail.writers[0]

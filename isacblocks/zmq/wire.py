@@ -57,11 +57,13 @@ import numpy as np
 from isacblocks.core.tags import Tag
 from isacblocks.zmq import pmt
 from isacblocks.zmq.pmt import WireFormatError
+from isacblocks.zmq.seqtags import SeqLayout, SeqRecords, SeqRun
 
 __all__ = [
     "HEADER_MAGIC",
     "HEADER_SIZE",
     "HEADER_VERSION",
+    "SeqDecoder",
     "WireFormatError",
     "decode_header",
     "decode_message",
@@ -94,28 +96,64 @@ def _u64(value: int, what: str) -> int:
     return ivalue
 
 
-def encode_header(first_offset: int, tags: Sequence[Tag]) -> bytes:
+def encode_header(first_offset: int, tags: Sequence[Tag], seq: SeqRecords | None = None,
+                  after: Sequence[Tag] = ()) -> bytes:
     """The gr-zeromq tag header for a message whose first item has absolute offset
-    ``first_offset``, carrying ``tags`` (absolute offsets, sent as given)."""
-    parts = [_HEADER.pack(HEADER_MAGIC, HEADER_VERSION, _u64(first_offset, "first offset"),
-                          len(tags))]
+    ``first_offset``, carrying ``tags`` (absolute offsets, sent as given).
+
+    ``seq`` (a `SeqRecords`) and ``after`` are more tags, written after ``tags`` in that
+    order: the header is the same, byte for byte, as ``encode_header(first_offset, [*tags,
+    *seq.tags(), *after])``, but the sequence records are written by numpy from their
+    template (`isacblocks.zmq.seqtags`) instead of one tag at a time.
+    """
+    count = len(tags) + len(after) + (len(seq) if seq is not None else 0)
+    out = bytearray(_HEADER.pack(HEADER_MAGIC, HEADER_VERSION, _u64(first_offset, "first offset"), count))
     for tag in tags:
-        if not isinstance(tag.key, str):
+        _encode_tag(tag, out)
+    if seq is not None and len(seq):
+        out += seq.layout.encode(seq.offsets, seq.indices)
+    for tag in after:
+        _encode_tag(tag, out)
+    return bytes(out)
+
+
+#: Serialised symbols of tag keys and srcids (a handful per stream, sent with every tag).
+_SYMBOLS: dict[str, bytes] = {}
+
+
+def _symbol(name: str) -> bytes:
+    raw = _SYMBOLS.get(name)
+    if raw is None:
+        raw = pmt.serialize(name)
+        if len(_SYMBOLS) >= 1024:
+            _SYMBOLS.clear()
+        _SYMBOLS[name] = raw
+    return raw
+
+
+def _encode_tag(tag: Tag, out: bytearray) -> None:
+    """Append one tag (u64 offset, key, value, srcid) to `out`, as ``pmt.serialize`` writes each part."""
+    key, value, srcid = tag.key, tag.value, tag.srcid
+    if not isinstance(key, str):
+        raise WireFormatError(
+            f"tag key must be a str (sent as a PMT symbol), got {type(key).__name__}"
+        )
+    for part, item in (("value", value), ("srcid", srcid)):
+        if _holds_empty_tuple(item):
             raise WireFormatError(
-                f"tag key must be a str (sent as a PMT symbol), got {type(tag.key).__name__}"
+                f"tag {key!r} at offset {tag.offset}: its {part} {item!r} holds an empty "
+                "tuple (), which kills the receiving thread of GNU Radio's zeromq sources "
+                "(pmt::deserialize cannot read it); send None or [] instead"
             )
-        for part, value in (("value", tag.value), ("srcid", tag.srcid)):
-            if _holds_empty_tuple(value):
-                raise WireFormatError(
-                    f"tag {tag.key!r} at offset {tag.offset}: its {part} {value!r} holds an empty "
-                    "tuple (), which kills the receiving thread of GNU Radio's zeromq sources "
-                    "(pmt::deserialize cannot read it); send None or [] instead"
-                )
-        parts.append(_TAG_OFFSET.pack(_u64(tag.offset, "tag offset")))
-        parts.append(pmt.serialize(tag.key))
-        parts.append(pmt.serialize(tag.value))
-        parts.append(pmt.serialize(False if tag.srcid is None else tag.srcid))
-    return b"".join(parts)
+    out += _TAG_OFFSET.pack(_u64(tag.offset, "tag offset"))
+    out += _symbol(key)
+    pmt.write(value, out)
+    if srcid is None:
+        out.append(pmt.PST_FALSE)
+    elif type(srcid) is str:
+        out += _symbol(srcid)
+    else:
+        pmt.write(srcid, out)
 
 
 def _holds_empty_tuple(value: Any, depth: int = 0) -> bool:
@@ -178,6 +216,16 @@ def decode_header(buf: Any) -> tuple[int, list[Tag], int]:
     message cannot hold, or a malformed / truncated tag.
     """
     view = _view(buf)
+    first_offset, ntags, offset = _fixed_header(view)
+    tags: list[Tag] = []
+    for index in range(ntags):
+        tag, offset = _decode_tag(view, offset, index, ntags)
+        tags.append(tag)
+    return first_offset, tags, offset
+
+
+def _fixed_header(view: memoryview) -> tuple[int, int, int]:
+    """``(first_offset, ntags, offset of the first tag)`` of the header in `view`, checked."""
     if len(view) < HEADER_SIZE:
         raise WireFormatError(
             f"message of {len(view)} bytes is too small to hold the {HEADER_SIZE}-byte "
@@ -199,30 +247,32 @@ def decode_header(buf: Any) -> tuple[int, list[Tag], int]:
             f"gr-zeromq header announces {ntags} tags but only {len(view) - offset} bytes "
             f"follow (each tag takes at least {_MIN_TAG_SIZE})"
         )
-    tags: list[Tag] = []
-    for index in range(ntags):
-        if offset + _TAG_OFFSET.size > len(view):
-            raise WireFormatError(
-                f"truncated gr-zeromq header: tag {index} of {ntags} has no offset "
-                f"(message ends at {len(view)})"
-            )
-        (tag_offset,) = _TAG_OFFSET.unpack_from(view, offset)
-        offset += _TAG_OFFSET.size
-        try:
-            key, offset = pmt.deserialize(view, offset)
-            value, offset = pmt.deserialize(view, offset)
-            srcid, offset = pmt.deserialize(view, offset)
-        except WireFormatError as exc:
-            raise WireFormatError(f"gr-zeromq header, tag {index} of {ntags}: {exc}") from None
-        if not isinstance(key, str):
-            raise WireFormatError(
-                f"gr-zeromq header, tag {index} of {ntags}: key is a "
-                f"{type(key).__name__}, expected a PMT symbol"
-            )
-        if srcid is False:
-            srcid = None
-        tags.append(Tag(tag_offset, key, value, srcid))
-    return first_offset, tags, offset
+    return first_offset, ntags, offset
+
+
+def _decode_tag(view: memoryview, offset: int, index: int, ntags: int) -> tuple[Tag, int]:
+    """The tag at byte `offset` of the header (the `index`-th of `ntags`) and the offset after it."""
+    if offset + _TAG_OFFSET.size > len(view):
+        raise WireFormatError(
+            f"truncated gr-zeromq header: tag {index} of {ntags} has no offset "
+            f"(message ends at {len(view)})"
+        )
+    (tag_offset,) = _TAG_OFFSET.unpack_from(view, offset)
+    offset += _TAG_OFFSET.size
+    try:
+        key, offset = pmt.read(view, offset)
+        value, offset = pmt.read(view, offset)
+        srcid, offset = pmt.read(view, offset)
+    except WireFormatError as exc:
+        raise WireFormatError(f"gr-zeromq header, tag {index} of {ntags}: {exc}") from None
+    if not isinstance(key, str):
+        raise WireFormatError(
+            f"gr-zeromq header, tag {index} of {ntags}: key is a "
+            f"{type(key).__name__}, expected a PMT symbol"
+        )
+    if srcid is False:
+        srcid = None
+    return Tag(tag_offset, key, value, srcid), offset
 
 
 def decode_message(buf: Any) -> tuple[int, list[Tag], memoryview]:
@@ -235,6 +285,87 @@ def decode_message(buf: Any) -> tuple[int, list[Tag], memoryview]:
     view = _view(buf)
     first_offset, tags, header_size = decode_header(view)
     return first_offset, tags, view[header_size:]
+
+
+class SeqDecoder:
+    """`decode_header` with the sequence records of a link read as arrays (`isacblocks.zmq.seqtags`).
+
+    Where a tag of key `key` starts in a header, the layouts learnt so far are tried: the
+    records that equal a layout's template outside the offset and index bytes are read with
+    numpy, as one `SeqRun`.  Every other tag goes through the general decoder; a sequence
+    tag decoded that way teaches its layout (when the layout's encoder gives back exactly
+    the tag's bytes), so the next records of that sender take the fast path.  The result is
+    the general decoder's, with the matched records moved into runs
+    (`SeqDecoder.merged` puts them back); malformed input raises the same errors.
+    """
+
+    #: Layouts kept (senders seen: a few stream ids and srcids per link).
+    MAX_LAYOUTS = 8
+
+    def __init__(self, key: str):
+        self.key = key
+        self.layouts: list[SeqLayout] = []
+        self._key_bytes = pmt.serialize(key)
+
+    def decode_header(self, buf: Any) -> tuple[int, list[Tag], list[SeqRun], int]:
+        """``(first_offset, tags, runs, header_size)``: `tags` the generally decoded tags (in order),
+        `runs` the sequence records read by the fast path, each standing before ``tags[run.at]``."""
+        view = _view(buf)
+        first_offset, ntags, offset = _fixed_header(view)
+        tags: list[Tag] = []
+        runs: list[SeqRun] = []
+        data = None
+        key_bytes, key_end = self._key_bytes, _TAG_OFFSET.size + len(self._key_bytes)
+        index = 0
+        while index < ntags:
+            if self.layouts and view[offset + _TAG_OFFSET.size:offset + key_end] == key_bytes:
+                if data is None:
+                    data = np.frombuffer(view, dtype=np.uint8)
+                for layout in self.layouts:
+                    count = layout.match(data, offset, ntags - index)
+                    if count:
+                        offsets, indices = layout.fields(data, offset, count)
+                        runs.append(SeqRun(len(tags), layout, offsets, indices))
+                        offset += count * layout.size
+                        index += count
+                        break
+                else:
+                    count = 0
+                if count:
+                    continue
+            start = offset
+            tag, offset = _decode_tag(view, offset, index, ntags)
+            tags.append(tag)
+            index += 1
+            if tag.key == self.key:
+                self._learn(tag, view[start:offset])
+        return first_offset, tags, runs, offset
+
+    def decode_message(self, buf: Any) -> tuple[int, list[Tag], list[SeqRun], memoryview]:
+        """`decode_message` with the sequence records as runs: ``(first_offset, tags, runs, payload)``."""
+        view = _view(buf)
+        first_offset, tags, runs, header_size = self.decode_header(view)
+        return first_offset, tags, runs, view[header_size:]
+
+    def _learn(self, tag: Tag, raw: memoryview) -> None:
+        layout = SeqLayout.of_tag(tag)
+        if layout is None or any(known.template.tobytes() == layout.template.tobytes() for known in self.layouts):
+            return
+        if layout.encode(np.array([tag.offset], np.uint64), np.array([tag.value[1]])) != raw:
+            return  # the sender wrote this tag in another (valid) way: keep to the general decoder
+        self.layouts.insert(0, layout)
+        del self.layouts[self.MAX_LAYOUTS:]
+
+    @staticmethod
+    def merged(tags: list[Tag], runs: list[SeqRun]) -> list[Tag]:
+        """Every tag of the header in its order: `tags` with the runs' records put back."""
+        out: list[Tag] = []
+        done = 0
+        for run in runs:
+            out += tags[done:run.at]
+            done = run.at
+            out += run.tags()
+        return out + tags[done:]
 
 
 def items_from_payload(
