@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from isacblocks.bench import cli as bench_cli
+from isacblocks.bench import stream as stream_section
 from isacblocks.bench import suite
 from isacblocks.errors import ConfigError
 
@@ -84,16 +85,16 @@ def test_quick_bench_writes_every_section_and_the_cross_checks_agree(tmp_path):
     stream = results["stream"]
     rows = {row["path"]: row for row in stream["rows"]}
     assert not [row for row in rows.values() if "error" in row], rows
-    assert stream["kernel_frames_per_s"] > 0 and rows["kernel: mbml_estimate, frames in memory"]["frames"] == 512
-    single = rows["chain, single scheduler"]
+    assert stream["kernel_frames_per_s"] > 0 and rows[stream_section.KERNEL]["frames"] == 512
+    single = rows[stream_section.CHAIN.format("single")]
     assert single["frames"] == suite.QUICK.stream_chain_frames and single["vs_kernel"] > 0
     assert {b["type"] for b in single["blocks"]} >= {"TargetChannel", "ReciprocalFilter", "MBMLEstimator"}
-    threaded = rows["chain, threaded scheduler"]
+    threaded = rows[stream_section.CHAIN.format("threaded")]
     assert threaded["available"] == stream["schedulers_supported"]
-    link = rows["link: isac tx -> isac rx, two processes"]
+    link = rows[stream_section.LINK]
     assert link["frames"] == suite.QUICK.stream_link_frames and link["frames_per_s"]["median"] > 0
     assert all(run["complete"] for run in link["runs"])
-    for path in ("online stream, no learner", "online stream, with learner"):
+    for path in stream_section.ONLINE:
         assert rows[path]["available"] or rows[path]["why"]
 
     zmq = results["zmq"]["results"]

@@ -11,9 +11,12 @@ In one run, frames/s of:
   `benchmark_flowgraph` (fresh flowgraph per run, one small warm-up run first);
 * link: the same chain split over two processes on loopback, ``isac tx --no-comm`` ->
   ``isac rx --estimator mbml --no-comm``; frames/s is rx's processed frames over rx's wall
-  time (from rx's JSON; the first-to-last-frame rate is recorded too);
+  time (from rx's JSON; rx starts once tx waits for a receiver, so tx's start-up is not in
+  it, rx's first calls are); the arrival rate at rx's sockets (first to last frame
+  received) is recorded too;
 * online: the online stream without and with the learner
-  (`isacblocks.learning.online.run_online_stream`, n/a where it does not exist).
+  (`isacblocks.learning.online.run_online_stream`, n/a where it does not exist; the stream's
+  own seconds, building it excluded).
 
 Each rate is given with its ratio to the kernel's.  The spacing is the true one throughout
 (the known-spacing receiver), so every path runs the same kernel on the same grid.
@@ -46,6 +49,11 @@ from .workload import sensing_frames
 SCHEDULERS = ("single", "threaded")
 #: Frames per work() call of the chains and of the link (as in the chain section).
 MAX_ITEMS = 64
+#: The rows' names.
+KERNEL = "kernel: mbml_estimate, frames in memory"
+CHAIN = "chain, {} scheduler"
+LINK = "link: isac tx -> isac rx, two processes"
+ONLINE = ("online stream, no learner", "online stream, with learner")
 
 
 def _rate_row(path: str, frames: int, rate: dict | None, kernel_fps: float | None, **extra) -> dict:
@@ -67,7 +75,7 @@ def kernel_row(params, ula, frames: int, reps: int, seed: int) -> dict:
         mbml_estimate(f.Y_tilde, f.theta_min, f.theta_max, f.r_min, f.r_max, ula.spacing, params)
 
     timing = measure(call, 1, reps)
-    return _rate_row("kernel: mbml_estimate, frames in memory", frames, timing.rate(frames), None, vs_kernel=1.0,
+    return _rate_row(KERNEL, frames, timing.rate(frames), None, vs_kernel=1.0,
                      timing=timing.to_dict(1e3, "ms"))
 
 
@@ -88,7 +96,7 @@ def chain_rows(params, ula, frames: int, warmup_frames: int, reps: int, seed: in
     supported = scheduler_support()
     rows = []
     for scheduler in SCHEDULERS:
-        path = f"chain, {scheduler} scheduler"
+        path = CHAIN.format(scheduler)
         if not supported and scheduler != "single":
             rows.append(_na_row(path, "Flowgraph has no scheduler argument"))
             continue
@@ -168,7 +176,7 @@ def link_run(frames: int, seed: int, config: str | None, timeout_s: float = 300.
                                f"{(rx.stderr or rx.stdout)[-1500:]} {tx_err[-500:]}")
         record = json.loads(open(rx_json).read())
     return {"frames": record["frames_processed"], "wall_s": record["wall_s"],
-            "first_to_last_frames_per_s": record["frames_per_s"], "complete": record["complete"]}
+            "arrival_frames_per_s": record["frames_per_s"], "complete": record["complete"]}
 
 
 def link_row(frames: int, reps: int, seed: int, config: str | None, kernel_fps: float | None) -> dict:
@@ -176,40 +184,36 @@ def link_row(frames: int, reps: int, seed: int, config: str | None, kernel_fps: 
     if any(r["frames"] != frames for r in runs):
         raise RuntimeError(f"isac rx processed {[r['frames'] for r in runs]} frames, expected {frames}")
     rates = Timing([r["wall_s"] for r in runs]).rate(frames)
-    steady = statistics.median(r["first_to_last_frames_per_s"] for r in runs)
-    return _rate_row("link: isac tx -> isac rx, two processes", frames, rates, kernel_fps, runs=runs,
-                     first_to_last_frames_per_s=steady)
+    steady = statistics.median(r["arrival_frames_per_s"] for r in runs)
+    return _rate_row(LINK, frames, rates, kernel_fps, runs=runs, arrival_frames_per_s=steady)
 
 
 # --------------------------------------------------------------------------------- online
-def _online_rows(quick: bool) -> list[dict]:
-    """The online stream without and with the learner: ``[{"path", "frames", "wall_s"}]``, or
-    n/a rows where `isacblocks.learning.online.run_online_stream` does not exist."""
-    paths = ("online stream, no learner", "online stream, with learner")
+def _online_rows(quick: bool, seed: int = 0) -> list[dict]:
+    """The online stream without and with the learner: ``[{"path", "frames", "wall_s", ...}]``,
+    or n/a rows where `isacblocks.learning.online.run_online_stream` does not exist."""
     try:
         from isacblocks.learning.online import run_online_stream
     except ImportError:
-        return [_na_row(path, "isacblocks.learning.online.run_online_stream does not exist") for path in paths]
+        return [_na_row(path, "isacblocks.learning.online.run_online_stream does not exist") for path in ONLINE]
     frames = 256 if quick else 2048
     rows = []
-    for path, learn in zip(paths, (False, True)):
-        start = time.perf_counter()
-        result = run_online_stream(frames=frames, learn=learn)
-        wall = time.perf_counter() - start
-        result = result if isinstance(result, dict) else {}
-        rows.append({"path": path, "frames": int(result.get("frames", frames)),
-                     "wall_s": float(result.get("wall_s", wall))})
+    for path, learner in zip(ONLINE, (False, True)):
+        result = run_online_stream(frames=frames, learner=learner, seed=seed)
+        rows.append({"path": path, "frames": int(result["frames"]), "wall_s": float(result["seconds"]),
+                     "learning_steps": result.get("steps")})
     return rows
 
 
-def online_rows(quick: bool, kernel_fps: float | None) -> list[dict]:
+def online_rows(quick: bool, seed: int, kernel_fps: float | None) -> list[dict]:
     rows = []
-    for row in _online_rows(quick):
+    for row in _online_rows(quick, seed):
         if "wall_s" not in row:
             rows.append(row)
             continue
         rate = Timing([row["wall_s"]]).rate(row["frames"])
-        rows.append(_rate_row(row["path"], row["frames"], rate, kernel_fps, wall_s=row["wall_s"]))
+        extra = {k: v for k, v in row.items() if k not in ("path", "frames")}
+        rows.append(_rate_row(row["path"], row["frames"], rate, kernel_fps, **extra))
     return rows
 
 
@@ -222,17 +226,17 @@ def run(params, ula, seed: int, quick: bool, kernel_frames: int, kernel_reps: in
     kernel_fps = kernel["frames_per_s"]["median"]
     rows = [kernel]
 
-    def attempt(path: str, fn) -> list:
+    def attempt(paths, fn) -> list:
         try:
             out = fn()
-        except Exception as exc:  # noqa: BLE001 - recorded in the row; the section goes on
+        except Exception as exc:  # noqa: BLE001 - recorded in the rows; the section goes on
             return [{"path": path, "frames": None, "available": False, "frames_per_s": None,
-                     "error": f"{type(exc).__name__}: {exc}"}]
+                     "error": f"{type(exc).__name__}: {exc}"} for path in paths]
         return out if isinstance(out, list) else [out]
 
-    rows += attempt("chain", lambda: chain_rows(params, ula, chain_frames, chain_warmup_frames, chain_reps, seed,
-                                                kernel_fps))
-    rows += attempt("link", lambda: link_row(link_frames, link_reps, seed, config, kernel_fps))
-    rows += attempt("online stream", lambda: online_rows(quick, kernel_fps))
+    rows += attempt([CHAIN.format(s) for s in SCHEDULERS],
+                    lambda: chain_rows(params, ula, chain_frames, chain_warmup_frames, chain_reps, seed, kernel_fps))
+    rows += attempt([LINK], lambda: link_row(link_frames, link_reps, seed, config, kernel_fps))
+    rows += attempt(ONLINE, lambda: online_rows(quick, seed, kernel_fps))
     return {"kernel_frames_per_s": kernel_fps, "max_items": MAX_ITEMS, "schedulers_supported": scheduler_support(),
             "rows": rows}

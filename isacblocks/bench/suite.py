@@ -305,7 +305,7 @@ def evaluate_goals(results: dict, config: BenchConfig) -> list[dict]:
 def _stream_goals(sec: dict, quick_note: str) -> list[dict]:
     rows = {r["path"]: r for r in sec["rows"]}
     kernel = sec["kernel_frames_per_s"]
-    single, threaded = rows.get("chain, single scheduler"), rows.get("chain, threaded scheduler")
+    single, threaded = rows.get(stream.CHAIN.format("single")), rows.get(stream.CHAIN.format("threaded"))
     goals = []
     target = f">= {GOAL_THREADED_OVER_SINGLE:g}x"
     name = "stream: chain, threaded scheduler vs single"
@@ -321,7 +321,7 @@ def _stream_goals(sec: dict, quick_note: str) -> list[dict]:
         goals.append(_goal(name, target, "n/a", None, why))
     chains = [r for r in (single, threaded) if r and r["available"]]
     best = max(chains, key=lambda r: r["frames_per_s"]["median"], default=None)
-    link = rows.get("link: isac tx -> isac rx, two processes")
+    link = rows.get(stream.LINK)
     target = f">= {GOAL_STREAM_OVER_KERNEL:g}x the kernel"
     for name, row, note in (("stream: in-process chain vs the fused kernel", best,
                              f"the faster scheduler ({best['scheduler']})" if best else ""),
@@ -549,8 +549,10 @@ def _stream_md(sec: dict) -> list[str]:
             continue
         if "scheduler" in r:
             note = f"{r['counters']} counters; largest work() shares: {', '.join(r['largest_work_shares'])}"
-        elif "first_to_last_frames_per_s" in r:
-            note = f"first to last frame: {_f(r['first_to_last_frames_per_s'], 0)} frames/s"
+        elif r.get("learning_steps") is not None:
+            note = f"{r['learning_steps']} learning steps"
+        elif "arrival_frames_per_s" in r:
+            note = f"arrival at rx's sockets (first to last frame): {_f(r['arrival_frames_per_s'], 0)} frames/s"
         else:
             note = ""
         rows.append([r["path"], r["frames"], fmt_rate(r["frames_per_s"]),
