@@ -135,3 +135,80 @@ def test_register_adds_tx_and_rx():
     rx = parser.parse_args(["rx", "--estimator", "mbml", "--assume", "nominal"])
     assert tx.frames == 5 and not tx.with_comm and tx.alternate and callable(tx.func)
     assert rx.estimator == "mbml" and rx.assume == "nominal" and rx.with_comm and callable(rx.func)
+
+
+# ------------------------------------------------------------------------- the receiver's form
+def _test_sector_frames(params, spacing, n, seed):
+    """Reciprocal-filtered frames with a target in the test sector in every other frame (12 dB)."""
+    from isacblocks.dsp.channels import complex_normal
+    from isacblocks.dsp.impairments import array_steering
+    from isacblocks.dsp.steering import range_steering
+
+    rng = np.random.default_rng(seed)
+    Y = complex_normal(rng, (n, params.n_antennas, params.n_subcarriers), params.noise_power, dtype=np.complex128)
+    a = array_steering(rng.uniform(*params.test_sector), spacing, params.wavelength).T
+    rho = range_steering(rng.uniform(5.0, 190.0, n), params).T
+    Y[::2] += 4.0 * a[::2, :, None] * rho[::2, None, :]
+    return Y.astype(np.complex64)
+
+
+def test_auto_form_takes_the_low_rank_map_once_a_sector_repeats_with_the_fused_estimates():
+    """The test sector of every frame: fused for the first LOWRANK_AFTER - 1 frames, then low-rank,
+    within the tolerances the low-rank form is held to (tests/test_lowrank_receiver.py), and
+    bit for bit the same whatever the batches."""
+    from isacblocks.dsp.mbml import mbml_estimate
+    from isacblocks.dsp.spacing import draw_spacing
+    from isacblocks.experiments.link import LOWRANK_AFTER, LinkMBMLEstimator
+
+    params = SystemParams()
+    spacing = draw_spacing(np.random.default_rng(4), params)
+    n = 40
+    Y = _test_sector_frames(params, spacing, n, 1)
+    Y[20, 3, 7] = np.nan  # a broken frame takes the fused kernel in either form
+    sectors = np.tile([*params.test_sector, params.range_min_m, params.range_max_m], (n, 1))
+    whole = LinkMBMLEstimator(params, spacing)
+    got = whole.estimate(Y, sectors)
+    assert whole.lowrank_frames == n - (LOWRANK_AFTER - 1)
+    assert whole.describe() == f"auto: low-rank for {n - LOWRANK_AFTER + 1} of {n} frames"
+    fused = mbml_estimate(Y, *sectors.T, spacing, params)
+    early = slice(0, LOWRANK_AFTER - 1)
+    for mine, ref in zip(got, fused):
+        assert np.array_equal(mine[early], ref[early])  # before the sector repeats: the fused kernel itself
+    np.testing.assert_allclose(got[0], fused[0], rtol=1e-5)
+    np.testing.assert_allclose(got[1], fused[1], atol=1e-5)  # rad
+    np.testing.assert_allclose(got[2], fused[2], atol=1e-3)  # m
+    assert np.isnan(got[0][20]) and np.isfinite(np.delete(got[0], 20)).all()
+    for size in (1, 7):
+        cut = LinkMBMLEstimator(params, spacing)
+        parts = [cut.estimate(Y[s:s + size], sectors[s:s + size]) for s in range(0, n, size)]
+        for k in range(3):
+            assert np.array_equal(np.concatenate([p[k] for p in parts]), got[k], equal_nan=True)
+
+
+def test_auto_form_keeps_the_fused_kernel_for_sectors_that_do_not_repeat():
+    from isacblocks.dsp.mbml import mbml_estimate
+    from isacblocks.experiments.link import LinkMBMLEstimator
+
+    params = SystemParams()
+    spacing = params.nominal_spacing
+    n = 24
+    Y = _test_sector_frames(params, spacing, n, 2)
+    centres = np.radians(np.linspace(-60.0, 60.0, n))  # a new sector in every frame (isac tx --sector train)
+    sectors = np.stack([centres - 0.1, centres + 0.1, np.full(n, 10.0), np.full(n, 150.0)], axis=1)
+    est = LinkMBMLEstimator(params, spacing)
+    got = est.estimate(Y, sectors)
+    assert est.lowrank_frames == 0
+    for mine, ref in zip(got, mbml_estimate(Y, *sectors.T, spacing, params)):
+        assert np.array_equal(mine, ref)
+
+
+def test_estimator_forms():
+    from isacblocks.experiments.link import LinkMBMLEstimator
+
+    params = SystemParams()
+    assert make_estimator("mbml", params, params.nominal_spacing).form == "auto"
+    assert make_estimator("mbml", params, params.nominal_spacing, "fused").describe() == "fused"
+    with pytest.raises(ConfigError, match="form = 'svd': expected one of 'auto', 'fused', 'lowrank'"):
+        LinkMBMLEstimator(params, form="svd")
+    with pytest.raises(ConfigError, match="expected 'maprt' or 'mbml'"):
+        make_estimator("ml", params, params.nominal_spacing)

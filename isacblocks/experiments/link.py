@@ -35,6 +35,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,6 +48,7 @@ from ..blocks import (
     SERSink,
 )
 from ..core import Flowgraph, NullSink, SinkBlock
+from ..dsp.mbml import mbml_estimate, sector_rows
 from ..errors import BlockError, ConfigError
 from ..zmq import PairedPullSource, PushSink
 from .baseline import Transmitter, receivers, transmitter
@@ -247,22 +249,104 @@ class RxLink:
         return self.source.sources
 
 
-def make_estimator(kind: str, params, spacing):
-    """``"maprt"`` (the baseline) or ``"mbml"`` (Algorithm 1) receiver assuming `spacing`."""
+#: The forms of the MB-ML map `isac rx` can use (``--mbml-form``); "auto" picks per sector.
+MBML_FORMS = ("auto", "fused", "lowrank")
+
+#: Frames of one prior sector after which "auto" computes that sector in the low-rank form.
+LOWRANK_AFTER = 8
+
+#: Sectors whose frames "auto" counts (the most recent ones; as many as the low-rank factors cached).
+LOWRANK_SECTORS = 64
+
+
+class LinkMBMLEstimator(MBMLEstimator):
+    """`MBMLEstimator` that computes each frame's map in the faster of its two exact forms.
+
+    `form` "fused" is the Numba kernel, "lowrank" the low-rank factor of the sector's steering
+    rows (`dsp.angle_delay_lowrank`), "auto" the low-rank form for a frame whose prior sector
+    (its rows of the angle grid) has come in at least `repeats` frames so far, the fused
+    kernel otherwise.  The low-rank form needs one SVD per sector (about a millisecond,
+    cached) and then costs about 60 % of the fused kernel's FLOPs, so it pays where sectors
+    repeat (the test sector: every frame; a few beams), not for a new sector in every frame
+    (``isac tx --sector train``).  Both forms give the same statistic to float32 rounding
+    and the same grid cell up to ties at float32 precision (tests/test_lowrank_receiver.py);
+    frames holding NaN or Inf always take the fused kernel.
+
+    The choice depends only on the frames before and including this one, never on how the
+    stream is cut into batches, and each form's output for a frame does not depend on the
+    other frames of its batch: the same stream gives bit-identical estimates in one process
+    and over the link, whatever the batch sizes.  `lowrank_frames` counts the frames computed
+    in the low-rank form in this run.
+    """
+
+    def __init__(self, params, spacing=None, form: str = "auto", repeats: int = LOWRANK_AFTER, name=None):
+        super().__init__(params, spacing, name=name)
+        if form not in MBML_FORMS:
+            raise ConfigError(f"{self.name}: form = {form!r}: expected one of {', '.join(map(repr, MBML_FORMS))}")
+        self.form = form
+        self.repeats = int(repeats)
+        self.method = form if form != "auto" else "fused"
+        self.reset()
+
+    def reset(self) -> None:
+        self._seen: OrderedDict = OrderedDict()  # sector rows -> frames seen
+        self.lowrank_frames = 0
+        self.frames = 0
+
+    def estimate(self, Y_tilde, sectors):
+        n = len(Y_tilde)
+        lowrank = np.full(n, self.form == "lowrank") if self.form != "auto" else self._lowrank(sectors)
+        self.frames += n
+        self.lowrank_frames += int(lowrank.sum())
+        if lowrank.all() or not lowrank.any():
+            return mbml_estimate(Y_tilde, sectors[:, 0], sectors[:, 1], sectors[:, 2], sectors[:, 3], self.spacing,
+                                 self.params, method="lowrank" if lowrank.all() else "fused")
+        out = [np.empty(n) for _ in range(3)]
+        for mask, method in ((lowrank, "lowrank"), (~lowrank, "fused")):
+            index = np.flatnonzero(mask)
+            part = mbml_estimate(Y_tilde[index], *(sectors[index, k] for k in range(4)), self.spacing, self.params,
+                                 method=method)
+            for whole, piece in zip(out, part):
+                whole[index] = piece
+        return tuple(out)
+
+    def _lowrank(self, sectors) -> np.ndarray:
+        """Per frame, in order: whether its sector has now come in `repeats` frames (counted per rows)."""
+        lo, hi = sector_rows(sectors[:, 0], sectors[:, 1], self.params)
+        seen = self._seen
+        lowrank = np.zeros(len(sectors), dtype=bool)
+        for k, key in enumerate(zip(lo.tolist(), hi.tolist())):
+            count = seen.pop(key, 0) + 1
+            seen[key] = count
+            if len(seen) > LOWRANK_SECTORS:
+                seen.popitem(last=False)
+            lowrank[k] = count >= self.repeats
+        return lowrank
+
+    def describe(self) -> str:
+        """The form, and for "auto" how many frames took the low-rank one."""
+        if self.form != "auto":
+            return self.form
+        return f"auto: low-rank for {self.lowrank_frames} of {self.frames} frames"
+
+
+def make_estimator(kind: str, params, spacing, mbml_form: str = "auto"):
+    """``"maprt"`` (the baseline) or ``"mbml"`` (Algorithm 1, a `LinkMBMLEstimator` of form
+    `mbml_form`) receiver assuming `spacing`."""
     if kind == "maprt":
         return MAPRTDetector(params, spacing)
     if kind == "mbml":
-        return MBMLEstimator(params, spacing)
+        return LinkMBMLEstimator(params, spacing, form=mbml_form)
     raise ConfigError(f"estimator = {kind!r}: expected 'maprt' or 'mbml'")
 
 
 def rx_flowgraph(params, spacing, address: str, with_comm: bool = True, estimator="maprt",
                  threshold: float | None = None, max_items: int = 64, hwm: int = LINK_HWM, timeout: int = 100,
                  expect: dict | None = None, idle_timeout: float | None = LINK_IDLE_TIMEOUT,
-                 waiting_interval: float = 5.0, context=None) -> RxLink:
+                 waiting_interval: float = 5.0, context=None, mbml_form: str = "auto") -> RxLink:
     """Reciprocal filter, sensing estimator and metric sinks fed by a `PairedPullSource`
-    connected to `stream_addresses(address)`; `estimator` is ``"maprt"``, ``"mbml"`` or a
-    `SensingEstimator`.
+    connected to `stream_addresses(address)`; `estimator` is ``"maprt"``, ``"mbml"`` (a
+    `LinkMBMLEstimator` of form `mbml_form`) or a `SensingEstimator`.
 
     `expect` is checked against the transmitter's ``link_config`` (see `LinkMonitor`);
     by default the item shapes and `with_comm`.  `idle_timeout` (s) ends the run when a
@@ -278,7 +362,7 @@ def rx_flowgraph(params, spacing, address: str, with_comm: bool = True, estimato
               **(expect or {})}
     fg = Flowgraph(max_items=max_items, name="isac-rx")
     monitor = LinkMonitor(params, expect)
-    estimator = make_estimator(estimator, params, spacing) if isinstance(estimator, str) else estimator
+    estimator = make_estimator(estimator, params, spacing, mbml_form) if isinstance(estimator, str) else estimator
     ports = Transmitter(sources["Y_r"], sources["symbols"], sources.get("messages"), sources.get("y_c"),
                         sources.get("csi"), None)  # the streams, as the transmitter's ports
     fg.connect(sources["Y_r"], monitor)

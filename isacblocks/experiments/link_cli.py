@@ -40,6 +40,7 @@ from .link import (
     LINK_HWM,
     LINK_IDLE_TIMEOUT,
     LINK_STREAMS,
+    MBML_FORMS,
     link_verdict,
     rx_flowgraph,
     stream_addresses,
@@ -99,6 +100,10 @@ def rx_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argumen
     _shared_options(parser, "receiver")
     parser.add_argument("--estimator", choices=("maprt", "mbml"), default="maprt",
                         help="sensing receiver: MAPRT baseline or MB-ML (Algorithm 1) (default maprt)")
+    parser.add_argument("--mbml-form", choices=MBML_FORMS, default="auto",
+                        help="MB-ML map: the fused kernel, the low-rank form, or auto: low-rank for the sectors "
+                             "that repeat (the test sector), the same estimates to float32 rounding "
+                             "(default %(default)s)")
     parser.add_argument("--threshold", type=float, default=None,
                         help="detection threshold (default: the (1 - Pfa) quantile of the H0 frames received)")
     parser.add_argument("--save-records", metavar="PATH", type=output_file, default=None,
@@ -233,7 +238,7 @@ def rx_main(argv=None, args=None) -> int:
     expect = {"true_spacing": ula.spacing} if args.assume == "known" else {}
     link = rx_flowgraph(params, spacing, args.address, with_comm=args.with_comm, estimator=args.estimator,
                         threshold=args.threshold, max_items=args.max_items, hwm=args.hwm, expect=expect,
-                        idle_timeout=args.idle_timeout, waiting_interval=WAITING_INTERVAL)
+                        idle_timeout=args.idle_timeout, waiting_interval=WAITING_INTERVAL, mbml_form=args.mbml_form)
     for name, endpoint in stream_addresses(args.address, link.sources).items():
         print(f"rx: {name:8s} <- {endpoint}")
     print(f"rx: {args.estimator.upper()} receiver assuming the {args.assume} spacing; waiting for frames ...",
@@ -312,8 +317,9 @@ def _final_report(link, params, args, ula, elapsed: float, verdict, code: int) -
                  f"{det['rmse_range']:.3f}"]
     ser_cell = fmt_interval(ser["ser"], ser["ser_ci"]) if ser and ser["symbols"] else "-"
     row = [len(rec), len(rec) - h1, h1, *cells, ser_cell, f"{link.monitor.rate:.1f}"]
-    print(f"\nISAC link receiver ({args.estimator}, {args.assume} spacing, Pfa = {params.pfa})"
-          + (" - interrupted" if interrupted else ""))
+    form = link.estimator.describe() if hasattr(link.estimator, "describe") else None
+    print(f"\nISAC link receiver ({args.estimator}{f' ({form})' if form else ''}, {args.assume} spacing, "
+          f"Pfa = {params.pfa})" + (" - interrupted" if interrupted else ""))
     print(table(headers, [row]))
     if "error" in det:
         print(f"(no detection metrics: {det['error']})")
@@ -333,7 +339,7 @@ def _final_report(link, params, args, ula, elapsed: float, verdict, code: int) -
         print(f"wrote {args.save_records}")
     if args.json:
         write_json(args.json, {**run_record(args, params, ula), "role": "rx", "estimator": args.estimator,
-                               "assume": args.assume, "interrupted": interrupted, "wall_s": elapsed,
+                               "mbml_form": form, "assume": args.assume, "interrupted": interrupted, "wall_s": elapsed,
                                "complete": verdict.complete, "exit_code": code, "reason": verdict.reason,
                                "link": {**pairing, **verdict.counts},
                                "frames_received": link.monitor.frames, "frames_processed": len(rec),

@@ -34,6 +34,7 @@ does the block go item by item, with the counts above.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 from collections import deque
@@ -61,8 +62,9 @@ class _Stream:
 
     Staged items have positions counted from the start of the run (`head` is the first
     not yet paired or dropped).  Per staged item, `codes` holds the code of its stream id
-    (`PairedPullSource._code`; 0: no valid sequence tag) and `indices` its index; `tags`
-    the other tags as ``(position, tag)`` (tags keep the sender's offset until output).
+    (`PairedPullSource._code`; 0: no valid sequence tag) and `indices` its index; the other
+    tags are `tag_list`, with their items' positions in `tag_pos` (sorted), from `tag_head` on
+    (tags keep the sender's offset until output).
     """
 
     def __init__(self, source: PullSource, capacity: int, code):
@@ -80,7 +82,9 @@ class _Stream:
         self.staged = 0  # position of the next item to stage
         self.codes = np.zeros(0, np.int64)  # from position `head` on
         self.indices = np.zeros(0, np.int64)
-        self.tags: deque[tuple[int, Tag]] = deque()
+        self.tag_pos: list[int] = []
+        self.tag_list: list[Tag] = []
+        self.tag_head = 0
         self.foreign = self.unpaired = self.leftover = self.untagged = 0
 
     @property
@@ -125,8 +129,10 @@ class _Stream:
                 codes[rel] = self._code(run.layout.stream_id)
                 indices[rel] = run.indices[inside]
         indices = self._general(p.tags[done:], first, m, base, codes, indices, other)
-        other.sort(key=_position)  # stable: the header's order among the tags of one item
-        self.tags.extend(other)
+        if other:
+            other.sort(key=_position)  # stable: the header's order among the tags of one item
+            self.tag_pos += [position for position, _ in other]
+            self.tag_list += [tag for _, tag in other]
         if self.indices.dtype != indices.dtype:
             self.indices = self.indices.astype(object)
         self.chunks.append(p.items)
@@ -164,9 +170,11 @@ class _Stream:
         chunks = self.chunks
         while chunks and self.chunk_start + len(chunks[0]) <= self.head:
             self.chunk_start += len(chunks.popleft())
-        tags = self.tags
-        while tags and tags[0][0] < self.head:
-            tags.popleft()
+        if self.tag_pos:
+            self.tag_head = bisect.bisect_left(self.tag_pos, self.head, self.tag_head)
+            if self.tag_head > 4096 or self.tag_head == len(self.tag_pos):
+                del self.tag_pos[:self.tag_head], self.tag_list[:self.tag_head]
+                self.tag_head = 0
 
     def copy(self, ranges: list[list[int]], out: np.ndarray) -> None:
         """Copy the staged items of `ranges` (``[start, stop)`` relative to `head`) into `out`, in order."""
@@ -411,30 +419,23 @@ class PairedPullSource(SourceBlock):
     def _emit(self, s: _Stream, port: int, out: np.ndarray, ranges: list[list[int]], n: int) -> None:
         """Copy the picked staged items to `out`, with their tags (other than the sequence tags)."""
         s.copy(ranges, out)
-        if not s.tags:
+        head, first = s.head, s.tag_head
+        last = bisect.bisect_left(s.tag_pos, head + ranges[-1][1], first)
+        if last == first:
             return
         base = self.detail.writers[port].nwritten
-        head = s.head
-        moved = []
+        positions, tags = s.tag_pos[first:last], s.tag_list[first:last]
         if len(ranges) == 1 and ranges[0][0] == 0:  # the usual case: the first n staged items
-            end = head + n
-            for position, tag in s.tags:
-                if position >= end:
-                    break
-                moved.append(_new_tag(Tag, (base + position - head, tag.key, tag.value, tag.srcid)))
+            shift = base - head
+            moved = [_new_tag(Tag, (shift + p, t.key, t.value, t.srcid)) for p, t in zip(positions, tags)]
         else:
             output, k = {}, 0
             for start, stop in ranges:
                 for rel in range(start, stop):
                     output[head + rel] = k
                     k += 1
-            end = head + ranges[-1][1]
-            for position, tag in s.tags:
-                if position >= end:
-                    break
-                k = output.get(position)
-                if k is not None:
-                    moved.append(_new_tag(Tag, (base + k, tag.key, tag.value, tag.srcid)))
+            moved = [_new_tag(Tag, (base + output[p], t.key, t.value, t.srcid)) for p, t in zip(positions, tags)
+                     if p in output]
         if moved:
             _add_tags(self.detail.writers[port], moved)
 

@@ -260,9 +260,9 @@ def _decode_tag(view: memoryview, offset: int, index: int, ntags: int) -> tuple[
     (tag_offset,) = _TAG_OFFSET.unpack_from(view, offset)
     offset += _TAG_OFFSET.size
     try:
-        key, offset = pmt.read(view, offset)
-        value, offset = pmt.read(view, offset)
-        srcid, offset = pmt.read(view, offset)
+        key, offset = _read_symbol(view, offset)
+        value, offset = _read_value(view, offset)
+        srcid, offset = _read_symbol(view, offset)
     except WireFormatError as exc:
         raise WireFormatError(f"gr-zeromq header, tag {index} of {ntags}: {exc}") from None
     if not isinstance(key, str):
@@ -273,6 +273,45 @@ def _decode_tag(view: memoryview, offset: int, index: int, ntags: int) -> tuple[
     if srcid is False:
         srcid = None
     return Tag(tag_offset, key, value, srcid), offset
+
+
+#: Decoded symbols by their bytes (tag keys and srcids: a handful per stream, in every tag).
+_NAMES: dict[bytes, str] = {}
+
+
+def _read_symbol(view: memoryview, offset: int) -> tuple[Any, int]:
+    """`pmt.read` with a shortcut for a complete symbol (a tag's key or srcid); the same result."""
+    end = offset + 3
+    if end <= len(view) and view[offset] == pmt.PST_SYMBOL:
+        end += (view[offset + 1] << 8) | view[offset + 2]
+        if end <= len(view):
+            raw = bytes(view[offset + 3:end])
+            name = _NAMES.get(raw)
+            if name is None:
+                if len(_NAMES) >= 1024:
+                    _NAMES.clear()
+                name = _NAMES[raw] = raw.decode("utf-8", "surrogateescape")
+            return name, end
+    return pmt.read(view, offset)
+
+
+_F64 = struct.Struct(">d")
+_I32 = struct.Struct(">i")
+
+
+def _read_value(view: memoryview, offset: int) -> tuple[Any, int]:
+    """`pmt.read` with shortcuts for complete scalars (double, int32, bool, nil); the same result."""
+    if offset < len(view):
+        kind = view[offset]
+        if kind == pmt.PST_DOUBLE and offset + 9 <= len(view):
+            return _F64.unpack_from(view, offset + 1)[0], offset + 9
+        if kind <= pmt.PST_FALSE:
+            return kind == pmt.PST_TRUE, offset + 1
+        if kind == pmt.PST_INT32 and offset + 5 <= len(view):
+            return _I32.unpack_from(view, offset + 1)[0], offset + 5
+        if kind == pmt.PST_NULL:
+            return None, offset + 1
+    return pmt.read(view, offset)
 
 
 def decode_message(buf: Any) -> tuple[int, list[Tag], memoryview]:
