@@ -342,3 +342,31 @@ def test_the_ring_buffer_never_moves_an_unread_item_and_copies_only_a_straddling
     across = r2.read_view(4)
     np.testing.assert_array_equal(across, [5, 6, 7, 8])
     assert not across.flags.writeable
+
+
+class LegacyPoller(SourceBlock):
+    """Returns 0 while it waits (the older way of saying so: waits_for_external_input, a class flag)."""
+
+    def __init__(self, name=None):
+        super().__init__(out_sig=[np.int64], name=name)
+
+    def start(self):
+        self.calls = 0
+
+    def work(self, inputs, outputs):
+        self.calls += 1
+        if self.calls < 30:
+            return 0
+        if self.calls > 30:
+            return WORK_DONE
+        outputs[0][:3] = [7, 8, 9]
+        return 3
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_a_source_that_returns_zero_and_waits_for_the_outside_is_polled_again(scheduler, run_fg):
+    sink = VectorSink(np.int64)
+    fg = Flowgraph(max_items=8, scheduler=scheduler)
+    fg.connect(LegacyPoller(), sink)
+    run_fg(fg, timeout=10)
+    np.testing.assert_array_equal(sink.data, [7, 8, 9])

@@ -189,11 +189,12 @@ class _BlockThread:
                     if not settled:
                         settled = True
                         self.notify()  # a neighbour may take a partial batch now
-                    if status == "waiting":
+                    if status == "waiting" or (status == "zero" and block.waits_for_external_input):
+                        # the outside world (a socket, the clock) will not wake this thread: poll
                         backoff = min(_MAX_BACKOFF_S, backoff * 2 or 1e-5)
                         wake.wait(backoff)
                     else:
-                        wake.wait()
+                        wake.wait()  # a neighbour's progress, a message or the end of the run wakes it
         except BaseException as exc:  # noqa: BLE001 - handed to the coordinator, re-raised from wait()
             run.fail(exc)
 
