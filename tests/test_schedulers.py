@@ -370,3 +370,17 @@ def test_a_source_that_returns_zero_and_waits_for_the_outside_is_polled_again(sc
     fg.connect(LegacyPoller(), sink)
     run_fg(fg, timeout=10)
     np.testing.assert_array_equal(sink.data, [7, 8, 9])
+
+
+def test_the_performance_table_lists_every_block_and_marks_the_limiting_one():
+    from isacblocks.core import format_performance
+
+    src, slow, sink = VectorSource(np.zeros(40), name="src"), Slow(0.005, name="slow"), VectorSink(np.float64)
+    fg = Flowgraph(max_items=10)
+    fg.connect(src, slow, sink)
+    fg.run()
+    lines = format_performance(fg.performance()).splitlines()
+    assert lines[0].split()[:5] == ["block", "type", "calls", "items", "in"]
+    marked = [line for line in lines[1:-1] if line.startswith("* ")]
+    assert len(marked) == 1 and marked[0].split()[1] == "slow"
+    assert len(lines) == 2 + 3

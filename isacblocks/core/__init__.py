@@ -18,6 +18,7 @@ from .detail import BlockDetail
 from .file import FileSink, FileSource
 from .flowgraph import Flowgraph
 from .harness import HarnessResult, run_block
+from .performance import format_performance
 from .ports import PortSpec, port
 from .tags import Tag
 
@@ -25,4 +26,4 @@ __all__ = ["Block", "SyncBlock", "SourceBlock", "SinkBlock", "GeneralBlock", "De
            "WORK_DONE", "WORK_CALLED_PRODUCE", "WORK_WAITING", "BlockDetail", "StreamWarning", "Flowgraph",
            "PortSpec", "port",
            "Tag", "VectorSource", "FileSource", "FileSink", "Head", "Throttle", "TagDebug", "VectorSink", "NullSink",
-           "TagFilter", "MessageCollector", "run_block", "HarnessResult"]
+           "TagFilter", "MessageCollector", "run_block", "HarnessResult", "format_performance"]
