@@ -251,3 +251,41 @@ def test_pairing_output_does_not_depend_on_the_batch_size(max_items):
     assert got[0][:, 0].real.tolist() == list(range(30))
     assert got[2] == [(i, "truth", i) for i in range(0, 30, 2)]
     assert got[3]["gaps"] == 0 and got[3]["paired"] == 30
+
+
+# ------------------------------------------------------------- the general path's own shortcuts
+def reference_header(first, tags):
+    """The tag header as gen_tag_header writes it, one pmt.serialize per key, value and srcid."""
+    out = b"\xf0\x5f\x01" + first.to_bytes(8, "little") + len(tags).to_bytes(8, "little")
+    for t in tags:
+        out += t.offset.to_bytes(8, "little") + pmt.serialize(t.key) + pmt.serialize(t.value) \
+            + pmt.serialize(False if t.srcid is None else t.srcid)
+    return out
+
+
+def reference_tags(header):
+    """The tags of `header` read with one pmt.deserialize per key, value and srcid."""
+    count, at, tags = int.from_bytes(header[11:19], "little"), HEADER_SIZE, []
+    for _ in range(count):
+        offset = int.from_bytes(header[at:at + 8], "little")
+        key, at = pmt.deserialize(header, at + 8)
+        value, at = pmt.deserialize(header, at)
+        srcid, at = pmt.deserialize(header, at)
+        tags.append(Tag(offset, key, value, None if srcid is False else srcid))
+    return tags
+
+
+truth_values = st.one_of(st.floats(), st.booleans(), st.integers(-(2**40), 2**40), st.none(),
+                         st.lists(st.floats(), min_size=1, max_size=10).map(tuple),
+                         st.tuples(st.floats(), st.integers(0, 5)), st.text(max_size=4))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.builds(Tag, st.integers(0, 2**64 - 1), st.sampled_from(["theta", "sector", "é"]), truth_values,
+                          st.one_of(st.none(), st.sampled_from(["src", "ü"]), st.integers(-3, 3))), max_size=12))
+def test_scalar_and_tuple_shortcuts_write_and_read_the_general_bytes(tags):
+    """Floats, bools, tuples of floats (the truth tags) are written and read without the general PMT
+    code: the bytes of one pmt.serialize per part, and the values one pmt.deserialize per part gives."""
+    header = encode_header(5, tags)
+    assert header == reference_header(5, tags)
+    assert same_tags(decode_header(header)[1], reference_tags(header))

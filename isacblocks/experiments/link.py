@@ -330,6 +330,19 @@ class LinkMBMLEstimator(MBMLEstimator):
         return f"auto: low-rank for {self.lowrank_frames} of {self.frames} frames"
 
 
+def warm_up(estimator, params) -> None:
+    """Run `estimator`'s kernels once on a dummy frame of the test sector, leaving its state as it
+    was: the compiled kernel (Numba's cache: 1-2 s in a fresh process) and the test sector's
+    low-rank factor are loaded before the stream starts instead of under the first frames."""
+    frame = np.ones((1, params.n_antennas, params.n_subcarriers), np.complex64)
+    sector = np.array([[*params.test_sector, params.range_min_m, params.range_max_m]])
+    if isinstance(estimator, LinkMBMLEstimator):
+        for method in ("fused", "lowrank") if estimator.form == "auto" else (estimator.form,):
+            mbml_estimate(frame, *sector.T, estimator.spacing, params, method=method)
+    elif isinstance(estimator, (MAPRTDetector, MBMLEstimator)):
+        estimator.estimate(frame, sector)
+
+
 def make_estimator(kind: str, params, spacing, mbml_form: str = "auto"):
     """``"maprt"`` (the baseline) or ``"mbml"`` (Algorithm 1, a `LinkMBMLEstimator` of form
     `mbml_form`) receiver assuming `spacing`."""

@@ -45,6 +45,7 @@ from .link import (
     rx_flowgraph,
     stream_addresses,
     tx_flowgraph,
+    warm_up,
 )
 from .options import add_spacing_options, output_file
 from .runner import run_command
@@ -239,6 +240,7 @@ def rx_main(argv=None, args=None) -> int:
     link = rx_flowgraph(params, spacing, args.address, with_comm=args.with_comm, estimator=args.estimator,
                         threshold=args.threshold, max_items=args.max_items, hwm=args.hwm, expect=expect,
                         idle_timeout=args.idle_timeout, waiting_interval=WAITING_INTERVAL, mbml_form=args.mbml_form)
+    warm_up(link.estimator, params)
     for name, endpoint in stream_addresses(args.address, link.sources).items():
         print(f"rx: {name:8s} <- {endpoint}")
     print(f"rx: {args.estimator.upper()} receiver assuming the {args.assume} spacing; waiting for frames ...",

@@ -117,6 +117,11 @@ def encode_header(first_offset: int, tags: Sequence[Tag], seq: SeqRecords | None
     return bytes(out)
 
 
+_F64 = struct.Struct(">d")
+_I32 = struct.Struct(">i")
+_TUPLE_HEAD = struct.Struct(">BI")
+_DOUBLE_PREFIX = bytes([pmt.PST_DOUBLE])
+
 #: Serialised symbols of tag keys and srcids (a handful per stream, sent with every tag).
 _SYMBOLS: dict[str, bytes] = {}
 
@@ -138,6 +143,26 @@ def _encode_tag(tag: Tag, out: bytearray) -> None:
         raise WireFormatError(
             f"tag key must be a str (sent as a PMT symbol), got {type(key).__name__}"
         )
+    kind = type(value)
+    if (kind is float or kind is bool or (kind is tuple and value and all(type(v) is float for v in value))) and \
+            (srcid is None or type(srcid) is str):  # the usual truth tags: written here, the same bytes
+        out += _TAG_OFFSET.pack(_u64(tag.offset, "tag offset"))
+        out += _symbol(key)
+        if kind is float:
+            out += _DOUBLE_PREFIX
+            out += _F64.pack(value)
+        elif kind is bool:
+            out.append(pmt.PST_TRUE if value else pmt.PST_FALSE)
+        else:
+            out += _TUPLE_HEAD.pack(pmt.PST_TUPLE, len(value))
+            for v in value:
+                out += _DOUBLE_PREFIX
+                out += _F64.pack(v)
+        if srcid is None:
+            out.append(pmt.PST_FALSE)
+        else:
+            out += _symbol(srcid)
+        return
     for part, item in (("value", value), ("srcid", srcid)):
         if _holds_empty_tuple(item):
             raise WireFormatError(
@@ -295,12 +320,11 @@ def _read_symbol(view: memoryview, offset: int) -> tuple[Any, int]:
     return pmt.read(view, offset)
 
 
-_F64 = struct.Struct(">d")
-_I32 = struct.Struct(">i")
 
 
 def _read_value(view: memoryview, offset: int) -> tuple[Any, int]:
-    """`pmt.read` with shortcuts for complete scalars (double, int32, bool, nil); the same result."""
+    """`pmt.read` with shortcuts for complete scalars (double, int32, bool, nil) and short tuples of
+    doubles (a sector); the same result."""
     if offset < len(view):
         kind = view[offset]
         if kind == pmt.PST_DOUBLE and offset + 9 <= len(view):
@@ -311,6 +335,12 @@ def _read_value(view: memoryview, offset: int) -> tuple[Any, int]:
             return _I32.unpack_from(view, offset + 1)[0], offset + 5
         if kind == pmt.PST_NULL:
             return None, offset + 1
+        if kind == pmt.PST_TUPLE and offset + 5 <= len(view):
+            count = _TUPLE_HEAD.unpack_from(view, offset)[1]
+            end = offset + 5 + 9 * count
+            if 0 < count <= 8 and end <= len(view) and \
+                    all(view[at] == pmt.PST_DOUBLE for at in range(offset + 5, end, 9)):
+                return tuple(_F64.unpack_from(view, at + 1)[0] for at in range(offset + 5, end, 9)), end
     return pmt.read(view, offset)
 
 
