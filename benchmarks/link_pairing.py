@@ -203,9 +203,12 @@ def two_process(frames: int, port: int = 5750, cwd: str | None = None, rx_args: 
         if rx.returncode != 0:
             raise RuntimeError(f"isac rx exited {rx.returncode}: {rx.stderr[-2000:]}")
         record = json.loads(Path(f"{tmp}/rx.json").read_text())
-    return {"frames": record["frames_processed"], "wall_s": record["wall_s"],
-            "frames_per_s": record["frames_processed"] / record["wall_s"], "complete": record["complete"],
-            "estimator_form": record.get("mbml_form")}
+        sent = json.loads(Path(f"{tmp}/tx.json").read_text())
+    frames = record["frames_processed"]
+    per_frame = {f"{role}_cpu_ms_per_frame": (r["cpu_s"] / frames * 1e3 if r.get("cpu_s") is not None else None)
+                 for role, r in (("rx", record), ("tx", sent))}
+    return {"frames": frames, "wall_s": record["wall_s"], "frames_per_s": frames / record["wall_s"],
+            "complete": record["complete"], "estimator_form": record.get("mbml_form"), **per_frame}
 
 
 def main(argv=None) -> int:
@@ -224,9 +227,11 @@ def main(argv=None) -> int:
     if args.link:
         link = two_process(args.link, args.port)
         rates = kernel()
+        cpu = ", ".join(f"{role} {link[role + '_cpu_ms_per_frame']:.2f}" for role in ("rx", "tx")
+                        if link.get(role + "_cpu_ms_per_frame") is not None)
         print(f"\nisac tx -> isac rx --estimator mbml --no-comm, {link['frames']} frames: "
               f"{link['frames_per_s']:.0f} frames/s of rx wall time ({link['wall_s']:.1f} s, complete "
-              f"{link['complete']}, form {link['estimator_form']})")
+              f"{link['complete']}, form {link['estimator_form']}" + (f"; CPU ms a frame: {cpu}" if cpu else "") + ")")
         print(f"mbml_estimate on 512 frames from memory: fused {rates['fused']:.0f} frames/s, low-rank "
               f"{rates['lowrank']:.0f} frames/s; link / fused = {link['frames_per_s'] / rates['fused']:.2f}")
     return 0

@@ -178,7 +178,7 @@ def tx_main(argv=None, args=None) -> int:
         print(f"tx: {name:8s} -> {endpoint}")
     print(f"tx: run {link.run_id}: sending {args.frames or 'endless'} frames (seed {args.seed}); waiting for a "
           "receiver ...", flush=True)
-    start = time.monotonic()
+    start, cpu_start = time.monotonic(), time.process_time()
     last_line = [start]
 
     def report() -> None:
@@ -224,7 +224,8 @@ def tx_main(argv=None, args=None) -> int:
     if args.json:
         write_json(args.json, {**run_record(args, params, ula), "role": "tx", "run_id": link.run_id,
                                "frames": y_r.items_sent, "exit_code": code, "complete": code == 0,
-                               "wall_s": elapsed, "interrupted": code == 130,
+                               "wall_s": elapsed, "cpu_s": time.process_time() - cpu_start,
+                               "interrupted": code == 130,
                                "streams": {name: s.stats() for name, s in link.sinks.items()}})
     return code
 
@@ -245,7 +246,7 @@ def rx_main(argv=None, args=None) -> int:
         print(f"rx: {name:8s} <- {endpoint}")
     print(f"rx: {args.estimator.upper()} receiver assuming the {args.assume} spacing; waiting for frames ...",
           flush=True)
-    start = time.monotonic()
+    start, cpu_start = time.monotonic(), time.process_time()
     code = 0
     try:
         _run(link.flowgraph, lambda: print(_live_line(link, params), flush=True), args.report_interval)
@@ -256,11 +257,11 @@ def rx_main(argv=None, args=None) -> int:
             link.flowgraph.stop(timeout=60.0)
         except KeyboardInterrupt:
             pass
-    elapsed = time.monotonic() - start
+    elapsed, cpu = time.monotonic() - start, time.process_time() - cpu_start
     verdict = link_verdict(link)
     if code == 0 and not verdict.complete:
         code = verdict.exit_code
-    _final_report(link, params, args, ula, elapsed, verdict, code)
+    _final_report(link, params, args, ula, elapsed, verdict, code, cpu)
     return code
 
 
@@ -302,7 +303,7 @@ def _live_line(link, params) -> str:
     return " | ".join(parts)
 
 
-def _final_report(link, params, args, ula, elapsed: float, verdict, code: int) -> None:
+def _final_report(link, params, args, ula, elapsed: float, verdict, code: int, cpu: float | None = None) -> None:
     interrupted = code == 130
     rec = link.detection.records
     ser = link.ser.report() if link.ser is not None else None
@@ -341,7 +342,8 @@ def _final_report(link, params, args, ula, elapsed: float, verdict, code: int) -
         print(f"wrote {args.save_records}")
     if args.json:
         write_json(args.json, {**run_record(args, params, ula), "role": "rx", "estimator": args.estimator,
-                               "mbml_form": form, "assume": args.assume, "interrupted": interrupted, "wall_s": elapsed,
+                               "mbml_form": form, "assume": args.assume, "interrupted": interrupted,
+                               "wall_s": elapsed, "cpu_s": cpu,
                                "complete": verdict.complete, "exit_code": code, "reason": verdict.reason,
                                "link": {**pairing, **verdict.counts},
                                "frames_received": link.monitor.frames, "frames_processed": len(rec),
