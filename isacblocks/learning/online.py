@@ -1,10 +1,35 @@
 """Online learning of ``d`` inside a running flowgraph (beyond the paper).
 
 `OnlineSpacingTrainer` is a sink: it consumes reciprocal-filtered frames, keeps the
-recent ones in a replay buffer, and after every `batch_size` received frames takes
-`steps_per_batch` Adam steps on ``d``, each on frames drawn from the buffer; it
-publishes the new ``d`` on its message port ``spacing`` (connect it to the estimator's
-and the beamformer's ``spacing`` ports).
+recent ones in a replay buffer, and takes Adam steps on ``d``, each on frames drawn from
+the buffer; it publishes each new ``d`` on its message port ``spacing`` (connect it to
+the estimator's and the beamformer's ``spacing`` ports).
+
+Two ways to run the learner:
+
+* **Asynchronous** (the default): the learner is a thread of its own, started in the
+  block's `start()` and joined in its `stop()`.  work() only projects the frames, finds
+  the angle the gate needs (the MB-ML estimate with the latest published ``d``) and stores
+  them in the replay buffer under a lock; it never waits for a learning step.  The learner
+  draws its batches from the buffer under the same lock and learns on the copies, beside
+  the stream (torch, numpy's BLAS and the Numba kernels release the GIL).  It takes at most
+  `steps_per_batch` steps per `batch_size` frames received (the synchronous mode's count);
+  when it is slower than the stream it takes fewer, never holding the stream back.  An
+  exception in the learner is raised as a `BlockError` naming the block at the next work()
+  or at stop().  What is reproducible: the seed fixes the stream (frames, targets, sectors)
+  and the learner's own generator (which frames it picks, given what the buffer holds).
+  What is not: when each step starts, hence which frames the buffer holds then, the angle
+  gate's width at that moment, how many steps are taken, and at which frame each new ``d``
+  reaches the estimator and the beamformer -- all depend on the relative speed of the
+  stream and the learner, i.e. on the machine and its load.
+* **Synchronous** (``asynchronous=False``): after every `batch_size` received frames,
+  work() itself takes `steps_per_batch` steps before it returns; the stream waits for the
+  learner.  Bit-reproducible for a seed (the tests that need that use it) when the flowgraph
+  runs on the "single" scheduler (`online_flowgraph`'s default): with a thread per block, the
+  frame at which the beamformer takes up a new ``d`` depends on timing.
+
+`online_flowgraph` builds the online-learning transceiver of ``flowgraphs/online_ssl.py``
+and `run_online_stream` runs it, with or without the learner, and reports its rate.
 
 Loss, per frame (semi-supervised): a frame that carries label tags (``theta``,
 ``range``) gives its supervised term (eq. 20), any other frame its unsupervised term
@@ -35,16 +60,34 @@ at most, the oldest dropped first.
 
 from __future__ import annotations
 
+import threading
+import time
+
+import numba
 import numpy as np
 import torch
 
+from ..blocks import (
+    DetectionMetricsSink,
+    MBMLEstimator,
+    OFDMModulator,
+    ReciprocalFilter,
+    ScenarioSource,
+    SectorBeamformer,
+    SymbolSource,
+    TargetChannel,
+)
 from ..blocks.items import required_tags
-from ..core import SinkBlock
+from ..core import Flowgraph, NullSink, SinkBlock, TagFilter
 from ..dsp.detection import threshold_at_pfa
 from ..dsp.mbml import mbml_estimate_projected, mbml_peak_projected, window_indices
-from ..dsp.steering import array_gain
-from ..errors import ConfigError
-from ..sim.montecarlo import ProjectedBasis, draw_projected_frames, projected_snapshots
+from ..dsp.spacing import spacing_errors
+from ..dsp.steering import array_gain, range_steering
+from ..errors import BlockError, ConfigError
+from ..experiments.baseline import block_seeds
+from ..experiments.common import true_array
+from ..params import SystemParams
+from ..sim.montecarlo import ProjectedBasis, draw_projected_frames
 from ..validation import check_int, check_real
 from . import differentiable as diff
 from .model import SpacingModel
@@ -52,7 +95,7 @@ from .model import SpacingModel
 
 class ReplayBuffer:
     """The last `capacity` frames: projected data (K, r), sector (4,), label (theta, range) or NaN,
-    and the angle used by the gate."""
+    and the angle used by the gate.  Not locked itself: the trainer holds its lock around it."""
 
     def __init__(self, capacity: int, shape: tuple[int, int]):
         self.capacity = capacity
@@ -64,30 +107,40 @@ class ReplayBuffer:
         self._next = 0
 
     def add(self, data, sector, label, angle) -> None:
-        for i in range(len(data)):
-            j = self._next
-            self.data[j], self.sector[j], self.label[j], self.angle[j] = data[i], sector[i], label[i], angle[i]
-            self._next = (j + 1) % self.capacity
-            self.size = min(self.size + 1, self.capacity)
+        """Append frames in order; once full, each overwrites the oldest."""
+        n = len(data)
+        first = max(0, n - self.capacity)  # older ones would be overwritten within this call
+        slots = (self._next + np.arange(first, n)) % self.capacity
+        self.data[slots], self.sector[slots] = data[first:], sector[first:]
+        self.label[slots], self.angle[slots] = label[first:], angle[first:]
+        self._next = (self._next + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
 
 
 class OnlineSpacingTrainer(SinkBlock):
     """Learns ``d`` from the frames it sees; publishes each update on message port ``spacing``.
 
-    Parameters: `batch_size` received frames per round of learning, `steps_per_batch` Adam steps per
-    round, each on `step_frames` frames drawn from the replay buffer (only frames inside the angle
-    gate, and only once `min_step_frames` of them are stored); `replay` frames kept; `lr` (Adam step
-    in metres); the gate ``|theta| <= g`` with ``g`` from `gate_start_deg` to `gate_end_deg` over
-    `gate_frames` received frames (``gate_frames=0``: ``g = gate_end_deg`` from the start);
-    `threshold` for the unlabelled frames (default: the ``params.pfa`` threshold of target-free
-    frames, estimated at start-up from 4 000 simulated noise frames); `transmit_gradient`: the
-    unlabelled frames' gradient also through the transmit precoder (module docstring).
+    Parameters: `steps_per_batch` Adam steps per `batch_size` received frames (synchronous: taken
+    after every `batch_size` frames; asynchronous: at most that many), each on `step_frames` frames
+    drawn from the replay buffer (only frames inside the angle gate, and only once `min_step_frames`
+    of them are stored); `replay` frames kept; `lr` (Adam step in metres); the gate
+    ``|theta| <= g`` with ``g`` from `gate_start_deg` to `gate_end_deg` over `gate_frames`
+    received frames (``gate_frames=0``: ``g = gate_end_deg`` from the start); `threshold` for the
+    unlabelled frames (default: the ``params.pfa`` threshold of target-free frames, estimated at
+    start-up from 4 000 simulated noise frames); `transmit_gradient`: the unlabelled frames'
+    gradient also through the transmit precoder (module docstring); `asynchronous`: the learner
+    in a thread beside the stream (default) or inside work() (module docstring).
+
+    `updates` holds one record per step: ``frames_received`` when its batch was drawn,
+    ``frames_published`` when its ``d`` was published, ``time_s`` (seconds since `start()`),
+    frames ``used``, ``labelled``, ``gate_deg``, ``loss`` and the new ``spacing``.
     """
 
     def __init__(self, params, init_spacing=None, batch_size: int = 128, lr: float = 6.25e-6,
-                 steps_per_batch: int = 8, step_frames: int = 256, min_step_frames: int = 128, replay: int = 4096,
+                 steps_per_batch: int = 8, step_frames: int = 128, min_step_frames: int = 128, replay: int = 4096,
                  gate_start_deg: float = 15.0, gate_end_deg: float = 70.0, gate_frames: int = 15000,
-                 threshold: float | None = None, transmit_gradient: bool = True, seed=0, name=None):
+                 threshold: float | None = None, transmit_gradient: bool = True, asynchronous: bool = True,
+                 seed=0, name=None):
         k, s = params.n_antennas, params.n_subcarriers
         super().__init__(in_sig=[("Y_tilde", np.complex64, (k, s))], name=name)
         self.params = params
@@ -106,13 +159,19 @@ class OnlineSpacingTrainer(SinkBlock):
         self.gate_frames = check_int(self.name, "gate_frames", gate_frames, 0)
         if threshold is not None:
             threshold = check_real(self.name, "threshold", threshold, 0.0)
-        if not isinstance(transmit_gradient, bool):
-            raise ConfigError(f"{self.name}: transmit_gradient = {transmit_gradient!r}: expected True or False")
+        for field, value in (("transmit_gradient", transmit_gradient), ("asynchronous", asynchronous)):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{self.name}: {field} = {value!r}: expected True or False")
         self.transmit_gradient = transmit_gradient
+        self.asynchronous = asynchronous
         self.model = SpacingModel(params, init_spacing)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr / self.model.scale)
         self.basis = ProjectedBasis.for_params(params)
         self._g = self.basis.g.astype(np.complex64)
+        # v_n = C w(R_j): the snapshot weights of projected frames at every grid range (`_snapshots`)
+        rho = range_steering(params.range_grid, params)  # (S, N_tau)
+        self._snapshot_weights = ((self.basis.g.conj().T @ rho.conj()) / (self.basis.sigma ** 2)[:, None]
+                                  / params.n_subcarriers).T.astype(np.complex64)  # (N_tau, r), as the frames
         self.threshold = threshold if threshold is not None else self._noise_threshold(seed)
         self.buffer = ReplayBuffer(replay, (k, self.basis.rank))
         self._rng = np.random.default_rng(seed)
@@ -120,6 +179,17 @@ class OnlineSpacingTrainer(SinkBlock):
         self._pending: list[tuple] = []
         self.frames_received = 0
         self.updates: list[dict] = []
+        self._spacing = self.model.spacing_numpy()  # the latest published d (read by work() for the gate)
+        # the learner thread and its hand-off (asynchronous mode)
+        self._lock = threading.Condition()  # guards the buffer and the frame counts; notified on new frames
+        self._halt = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._error_raised = False
+        self._idle = True  # the learner has no step to take (`wait_idle`)
+        self._t0 = time.perf_counter()
+        self._run_frames = 0  # frames received since start()
+        self._run_steps = 0  # learning steps taken (or tried) since start()
 
     def _noise_threshold(self, seed) -> float:
         p = self.params
@@ -130,51 +200,188 @@ class OnlineSpacingTrainer(SinkBlock):
                                              p.range_max_m, self.model.spacing_numpy(), p)
         return threshold_at_pfa(stat, p.pfa)
 
-    def gate_deg(self) -> float:
-        """The angle gate ``g`` (degrees) after `frames_received` frames."""
+    def gate_deg(self, frames_received: int | None = None) -> float:
+        """The angle gate ``g`` (degrees) after `frames_received` frames (default: those received so far)."""
         if self.gate_frames == 0:
             return self.gate_end_deg
-        fraction = min(self.frames_received / self.gate_frames, 1.0)
+        n = self.frames_received if frames_received is None else frames_received
+        fraction = min(n / self.gate_frames, 1.0)
         return self.gate_start_deg + (self.gate_end_deg - self.gate_start_deg) * fraction
+
+    @property
+    def spacing(self) -> np.ndarray:
+        """The latest ``d`` published (the initial one before the first step)."""
+        return self._spacing
+
+    # ------------------------------------------------------------------ run
+    def start(self) -> None:
+        """Start a run; in the asynchronous mode, start the learner thread."""
+        super().start()
+        self._stop_learner()
+        self._t0 = time.perf_counter()
+        self._run_frames = self._run_steps = 0
+        self._error, self._error_raised = None, False
+        if self.asynchronous:
+            self._halt.clear()
+            self._idle = False
+            self._thread = threading.Thread(target=self._learner, name=f"isacblocks-{self.name}-learner", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """End a run: the learner finishes the step it is in, its thread is joined, and an
+        exception it raised that no work() reported yet is raised here."""
+        self._stop_learner()
+        self._raise_learner_error()
+
+    def _stop_learner(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            with self._lock:
+                self._halt.set()
+                self._lock.notify_all()
+            thread.join()
+
+    def _raise_learner_error(self) -> None:
+        error = self._error
+        if error is not None and not self._error_raised:
+            self._error_raised = True
+            raise BlockError(f"block {self.name!r} ({type(self).__name__}): its learner thread raised "
+                             f"{type(error).__name__}: {error}") from error
 
     # ------------------------------------------------------------------ stream
     def work(self, inputs, outputs):
+        self._raise_learner_error()
         frames = inputs[0]
-        n = len(frames)
+        n, k, s = frames.shape
         sectors = np.asarray(required_tags(self, 0, n, "sector"), dtype=np.float64)
         theta = self.frame_tags(0, n, "theta")
         ranges = self.frame_tags(0, n, "range")
         labels = np.array([(t, r) if t is not None and r is not None else (np.nan, np.nan)
                            for t, r in zip(theta, ranges)], dtype=np.float64).reshape(n, 2)
-        projected = frames @ self._g  # Y~ G, (n, K, r)
+        projected = (frames.reshape(n * k, s) @ self._g).reshape(n, k, -1)  # Y~ G, (n, K, r)
         self.receive(projected, sectors, labels)
         return n
 
     def receive(self, projected: np.ndarray, sectors: np.ndarray, labels: np.ndarray) -> None:
         """Take in range-projected frames (n, K, r), their sectors (n, 4) and labels (n, 2)
-        (NaN where unlabelled); learn once per `batch_size` frames."""
-        for i in range(len(projected)):
-            self._pending.append((projected[i], sectors[i], labels[i]))
-        while len(self._pending) >= self.batch_size:
-            batch, self._pending = self._pending[:self.batch_size], self._pending[self.batch_size:]
-            self._store([np.stack(part) for part in zip(*batch)])
-            self.frames_received += len(batch)
-            for _ in range(self.steps_per_batch):
-                self._step()
+        (NaN where unlabelled).  Synchronous: learn once per `batch_size` frames, here.
+        Asynchronous: store them for the learner thread (running between `start()` and `stop()`)."""
+        if not self.asynchronous:
+            for i in range(len(projected)):
+                self._pending.append((projected[i], sectors[i], labels[i]))
+            while len(self._pending) >= self.batch_size:
+                batch, self._pending = self._pending[:self.batch_size], self._pending[self.batch_size:]
+                self._store(*[np.stack(part) for part in zip(*batch)])
+                for _ in range(self.steps_per_batch):
+                    self._step()
+            return
+        self._raise_learner_error()
+        if self._thread is None:
+            raise BlockError(f"block {self.name!r} ({type(self).__name__}): its asynchronous learner is not "
+                             "running: call start() first (or use asynchronous=False)")
+        self._store(projected, sectors, labels)
 
-    def _store(self, batch) -> None:
+    def _store(self, projected, sectors, labels) -> None:
         """Keep the labelled frames and the unlabelled ones that cross the threshold, with the
-        angle the gate uses: the label, else the MB-ML estimate with the current ``d``."""
-        projected, sectors, labels = batch
+        angle the gate uses: the label, else the MB-ML estimate with the latest published ``d``."""
         p = self.params
         stat, theta_hat, _ = mbml_estimate_projected(projected, sectors[:, 0], sectors[:, 1], sectors[:, 2],
-                                                     sectors[:, 3], self.model.spacing_numpy(), p)
+                                                     sectors[:, 3], self._spacing, p)
         labelled = ~np.isnan(labels[:, 0])
         keep = labelled | (stat > self.threshold)
         angle = np.where(labelled, labels[:, 0], theta_hat)
-        self.buffer.add(projected[keep], sectors[keep], labels[keep], angle[keep])
+        with self._lock:
+            self.buffer.add(projected[keep], sectors[keep], labels[keep], angle[keep])
+            self.frames_received += len(projected)
+            self._run_frames += len(projected)
+            self._idle = False  # the learner may have work: it says when it has none
+            self._lock.notify_all()
 
     # ------------------------------------------------------------------ learning
+    def _learner(self) -> None:
+        """The learner thread: a step whenever the budget allows and the gate holds enough frames.
+
+        It runs its torch and Numba work on this one thread (both thread counts are per calling
+        thread), leaving the other cores to the stream: on two cores, torch's two OpenMP threads
+        beside the stream's block threads made a step 3-6x slower than on one."""
+        try:
+            torch.set_num_threads(1)
+            numba.set_num_threads(1)
+            while True:
+                with self._lock:
+                    while True:
+                        if self._halt.is_set():
+                            return
+                        batch = self._draw() if self._budget() > 0 else None
+                        if batch is not None:
+                            break
+                        self._idle = True  # no step to take until more frames arrive (`wait_idle`)
+                        self._lock.notify_all()
+                        self._lock.wait()
+                self._learn(*batch)
+        except BaseException as exc:  # noqa: BLE001 - raised by the block's next work() or stop()
+            self._error = exc
+        finally:
+            with self._lock:
+                self._idle = True
+                self._lock.notify_all()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until the asynchronous learner has taken every step its budget allows on the frames
+        received so far (or waits for frames to enter the gate); True when it has, False after
+        `timeout` seconds.  The stream never calls this: a caller that feeds `receive()` itself may,
+        to pace its frames to the learner (then the steps no longer depend on timing)."""
+        if self._thread is None:
+            raise BlockError(f"block {self.name!r} ({type(self).__name__}): no asynchronous learner is running")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while not self._idle:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._lock.wait(left)
+        self._raise_learner_error()
+        return True
+
+    def _budget(self) -> int:
+        """Steps the learner may still take: `steps_per_batch` per `batch_size` frames of this run."""
+        return self.steps_per_batch * self._run_frames // self.batch_size - self._run_steps
+
+    def _draw(self):
+        """A step's frames, copied out of the buffer (under the lock in the asynchronous mode): up to
+        `step_frames` of the frames inside the angle gate, or None while fewer than `min_step_frames`."""
+        buffer, frames = self.buffer, self.frames_received
+        gate = self.gate_deg(frames)
+        inside = np.flatnonzero(np.abs(buffer.angle[:buffer.size]) <= np.radians(gate))
+        if inside.size < self.min_step_frames:  # a few frames give Adam a noisy direction at full step
+            return None
+        pick = self._rng.choice(inside, size=min(self.step_frames, inside.size), replace=False)
+        self._run_steps += 1
+        return buffer.data[pick], buffer.sector[pick], buffer.label[pick], frames, gate
+
+    def _step(self) -> None:
+        """One synchronous step (skipped while the gate holds fewer than `min_step_frames` frames)."""
+        batch = self._draw()
+        if batch is not None:
+            self._learn(*batch)
+
+    def _learn(self, projected, sectors, labels, frames_received: int, gate_deg: float) -> None:
+        """An Adam step on these frames; publish the new ``d``."""
+        loss, used = self.loss(projected, sectors, labels)
+        if not used.any():
+            return
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        spacing = self.model.spacing_numpy()
+        self._spacing = spacing
+        labelled = int(np.count_nonzero(~np.isnan(labels[used, 0])))
+        self.updates.append({"frames_received": frames_received, "frames_published": self.frames_received,
+                             "time_s": time.perf_counter() - self._t0, "used": int(used.sum()),
+                             "labelled": labelled, "gate_deg": gate_deg, "loss": float(loss.detach()),
+                             "spacing": spacing})
+        self.message_port_pub("spacing", spacing)
+
     def loss(self, projected, sectors, labels) -> tuple[torch.Tensor, np.ndarray]:
         """The semi-supervised loss of frames (B, K, r), per frame: the eq.-20 term where the
         frame has a label, the eq.-21 term on the others that cross the threshold; the mean
@@ -206,28 +413,105 @@ class OnlineSpacingTrainer(SinkBlock):
             total = total + unlabelled.sum() * diff.unsupervised_loss(ul_window, valid[unlabelled])
         return total / max(int(used.sum()), 1), used
 
+    def _snapshots(self, projected, j_hat) -> np.ndarray:
+        """``v_n`` at grid range ``j_hat``: `sim.montecarlo.projected_snapshots` with its weights
+        ``Sigma^-2 G^H rho^*(R_j) / S`` formed once for every grid range, (B, K)."""
+        return (projected @ self._snapshot_weights[j_hat][:, :, None])[:, :, 0]
+
     def _transmit_gain(self, projected, sectors, j_hat, grid_a) -> torch.Tensor:
         """``|v^T f(d)| / |v^T f(d)|`` (value 1, gradient of ``log |a_tx^T f(d)|``) per frame: the
         snapshot ``v`` at the estimated range is ``a_tx(theta)`` up to a scalar (monostatic, eq. 7),
         so it stands in for the unknown true steering vector of the transmit gain (eq. 1)."""
-        v = projected_snapshots(projected, self.params.range_grid[j_hat], self.basis, self.params)  # (B, K)
+        v = self._snapshots(projected, j_hat)  # (B, K)
         precoders = diff.ls_precoder(grid_a, sectors[:, 0], sectors[:, 1], self.params)
         gain = torch.abs(array_gain(torch.as_tensor(v).to(precoders.dtype), precoders))
         return gain / gain.detach().clamp_min(1e-30)
 
-    def _step(self) -> None:
-        buffer = self.buffer
-        inside = np.flatnonzero(np.abs(buffer.angle[:buffer.size]) <= np.radians(self.gate_deg()))
-        if inside.size < self.min_step_frames:  # a few frames give Adam a noisy direction at full step
-            return
-        pick = self._rng.choice(inside, size=min(self.step_frames, inside.size), replace=False)
-        loss, used = self.loss(buffer.data[pick], buffer.sector[pick], buffer.label[pick])
-        if not used.any():
-            return
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        labelled = int(np.count_nonzero(~np.isnan(buffer.label[pick][used, 0])))
-        self.updates.append({"frames_received": self.frames_received, "used": int(used.sum()),
-                             "labelled": labelled, "gate_deg": self.gate_deg(), "loss": float(loss.detach())})
-        self.message_port_pub("spacing", self.model.spacing_numpy())
+
+# ---------------------------------------------------------------------- the flowgraph
+#: The online flowgraph's scheduler: the stream on one thread, beside the learner's thread.  With a
+#: thread per block ("threaded") the stream's dozen threads left the learner a fraction of a core on
+#: two cores: 86 steps in 20 000 frames (seed 0), against 299 with "single" (`docs/online-learning.md`).
+ONLINE_SCHEDULER = "single"
+
+
+def online_flowgraph(params, ula, frames: int, *, labelled: int = 0, seed=0, learner: bool = True,
+                     scheduler: str | None = ONLINE_SCHEDULER, **trainer_options):
+    """The online-learning transceiver of ``flowgraphs/online_ssl.py``::
+
+        ScenarioSource ─► SectorBeamformer ─► TargetChannel ─► ReciprocalFilter ─┬─► MBMLEstimator ─► metrics
+        SymbolSource ─► OFDMModulator ──────────┘                                └─► TagFilter ─► trainer
+
+    `frames` frames on the training sectors through the true array `ula` (an `ImpairedULA`);
+    the first `labelled` keep their label tags.  The trainer's message port ``spacing`` feeds the
+    estimator's and the beamformer's; both start at lambda/2.  `trainer_options` go to
+    `OnlineSpacingTrainer` (``gate_frames`` defaults to 3/4 of `frames`).  With ``learner=False``
+    a `NullSink` takes the trainer's place: the same stream without learning.  `scheduler`: the
+    `Flowgraph`'s (default `ONLINE_SCHEDULER`; None: the library's default).
+
+    Returns ``(flowgraph, metrics sink, trainer or None)``.
+    """
+    seeds = block_seeds(seed)
+    k, s = params.n_antennas, params.n_subcarriers
+    scenario = ScenarioSource(params, frames, sector="train", seed=seeds["scenario"])
+    symbols = SymbolSource(params, frames, seed=seeds["symbols"])
+    ofdm = OFDMModulator(params)
+    # training sectors never repeat: solve each work() call's precoders together
+    beam = SectorBeamformer(params, params.nominal_spacing, batch_solve=True)
+    channel = TargetChannel(params, ula, seed=seeds["target"])
+    recip = ReciprocalFilter(params)
+    estimator = MBMLEstimator(params, params.nominal_spacing)
+    metrics = DetectionMetricsSink(params)
+    labels = TagFilter(np.complex64, (k, s), drop_keys=("theta", "range"), from_item=labelled)
+    fg = Flowgraph(max_items=64, name="online_ssl", scheduler=scheduler)
+    fg.connect(scenario, beam, (channel, "precoder"))
+    fg.connect((symbols, "symbols"), ofdm, (channel, "symbols"))
+    fg.connect((symbols, "messages"), NullSink(np.int32, s))
+    fg.connect(ofdm, (recip, "symbols"))
+    fg.connect(channel, recip, estimator, metrics)
+    if not learner:
+        fg.connect(recip, labels, NullSink(np.complex64, (k, s)))
+        return fg, metrics, None
+    trainer_options.setdefault("gate_frames", round(0.75 * frames))
+    trainer = OnlineSpacingTrainer(params, seed=seed, **trainer_options)
+    fg.connect(recip, labels, trainer)
+    fg.msg_connect(trainer, "spacing", estimator, "spacing")
+    fg.msg_connect(trainer, "spacing", beam, "spacing")
+    return fg, metrics, trainer
+
+
+def run_online_stream(frames: int = 20000, learner: bool = True, seed: int = 0, *, asynchronous: bool = True,
+                      labelled: int = 0, params=None, true_spacing=None, scheduler: str | None = ONLINE_SCHEDULER,
+                      **trainer_options) -> dict:
+    """Run the online-learning stream (`online_flowgraph`) once and time it.
+
+    `frames` streamed frames, `seed` for the stream and the drawn true array (or the spacing
+    file `true_spacing`), the first `labelled` frames labelled; ``learner=False``: the same
+    stream with a `NullSink` in place of the trainer.  `asynchronous`, `trainer_options`: the
+    trainer's (`OnlineSpacingTrainer`); `scheduler`: the flowgraph's (`online_flowgraph`).
+    Nothing is evaluated (no Pmd): see ``flowgraphs/online_ssl.py`` for that.
+
+    Returns a dict: ``frames``, ``learner``, ``asynchronous``, ``seed``, ``setup_s`` (building the
+    flowgraph: the trainer's noise threshold), ``seconds`` (the stream, from start to end),
+    ``frames_per_s``, ``steps`` (learning steps taken), ``first_step_s`` and ``last_step_s``
+    (seconds from the stream's start; None without steps), ``spacing`` (the final ``d``,
+    lambda/2 without a learner) and ``position_error_mm`` (its element-position error).
+    """
+    params = SystemParams() if params is None else params
+    frames = check_int("run_online_stream", "frames", frames, 1)
+    ula = true_array(params, seed, true_spacing)
+    start = time.perf_counter()
+    if learner:
+        trainer_options["asynchronous"] = asynchronous
+    fg, _, trainer = online_flowgraph(params, ula, frames, labelled=labelled, seed=seed, learner=learner,
+                                      scheduler=scheduler, **trainer_options)
+    built = time.perf_counter()
+    fg.run()
+    seconds = time.perf_counter() - built
+    updates = trainer.updates if trainer is not None else []
+    spacing = trainer.spacing if trainer is not None else params.nominal_spacing
+    return {"frames": frames, "learner": learner, "asynchronous": asynchronous if learner else None, "seed": seed,
+            "setup_s": built - start, "seconds": seconds, "frames_per_s": frames / seconds, "steps": len(updates),
+            "first_step_s": updates[0]["time_s"] if updates else None,
+            "last_step_s": updates[-1]["time_s"] if updates else None, "spacing": spacing,
+            "position_error_mm": spacing_errors(spacing, ula.spacing)["position_error_mm"]}
