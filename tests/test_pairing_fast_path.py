@@ -308,3 +308,15 @@ def test_duplicated_and_reordered_items_pair_the_same_with_either_decoder():
     assert fast[0][:, 0].real.tolist() == fast[1][:, 0].real.tolist()
     assert fast[3]["streams"]["b"]["unpaired"] >= 3  # the repeated 15..17 are never output twice
     assert len(set(fast[0][:, 0].real.tolist())) == len(fast[0])
+
+
+@pytest.mark.parametrize("first, index0", [(2**64 - 2, 0), (0, 2**64 - 3), (2**63 - 1, 2**63 - 1)])
+def test_offsets_and_indices_at_the_ends_of_the_integer_ranges_pair(first, index0):
+    """Offsets near 2**64 (fast records) and indices beyond int64 (general records, paired as
+    Python integers) pair like any others."""
+    a = [message(first, 2, 3, index0=index0, eos=True)]
+    b = [message(first, 2, 2, index0=index0, eos=True)]
+    for fast in (True, False):
+        got = _pair_messages(a, b, fast=fast)
+        assert got[0][:, 0].real.tolist() == [float(index0), float(index0 + 1)]
+        assert (got[3]["paired"], got[3]["first_index"], got[3]["last_index"]) == (2, index0, index0 + 1)

@@ -54,6 +54,7 @@ __all__ = ["PairedPullSource"]
 
 _log = logging.getLogger("isacblocks.zmq")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_UINT64_MAX = 2**64 - 1
 _new_tag = tuple.__new__  # Tag(...) without NamedTuple's Python-level __new__
 
 
@@ -120,7 +121,9 @@ class _Stream:
         for run in p.runs:  # the header's order: general tags before each run, then the run
             indices = self._general(p.tags[done:run.at], first, m, base, codes, indices, other)
             done = run.at
-            inside = (run.offsets >= np.uint64(first)) & (run.offsets < np.uint64(first + m))
+            inside = run.offsets >= np.uint64(first)
+            if first + m <= _UINT64_MAX:  # (a header may claim a first offset near 2**64)
+                inside &= run.offsets < np.uint64(first + m)
             rel = (run.offsets[inside] - np.uint64(first)).astype(np.int64)
             if rel.size > 1 and not (np.diff(rel) > 0).all():  # one item tagged twice: the last one counts
                 for r, index in zip(rel.tolist(), run.indices[inside].tolist()):
