@@ -320,3 +320,29 @@ def test_offsets_and_indices_at_the_ends_of_the_integer_ranges_pair(first, index
         got = _pair_messages(a, b, fast=fast)
         assert got[0][:, 0].real.tolist() == [float(index0), float(index0 + 1)]
         assert (got[3]["paired"], got[3]["first_index"], got[3]["last_index"]) == (2, index0, index0 + 1)
+
+
+def _overwrite(header: bytes, at: int, patch: bytes) -> bytes:
+    at = HEADER_SIZE + at % (len(header) - HEADER_SIZE)
+    return header[:at] + patch + header[at + len(patch):]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(
+    st.binary(max_size=120).map(lambda b: b"\xf0\x5f\x01" + b),  # past the magic and version
+    st.tuples(st.integers(0, 6), st.binary(max_size=200)).map(  # a valid count of records, then noise
+        lambda t: encode_header(3, seq_tags(3, t[0]))[:HEADER_SIZE] + t[1]),
+    st.tuples(st.integers(1, 6), st.integers(0, 10**6), st.binary(min_size=1, max_size=4)).map(  # a few bytes
+        lambda t: _overwrite(encode_header(3, seq_tags(3, t[0])), t[1], t[2]))))  # of valid records overwritten
+def test_fast_decoder_on_random_bytes_raises_what_the_general_one_raises(frame):
+    decoder = SeqDecoder(SEQ_KEY)
+    fast_decode(encode_header(0, seq_tags(0, 2)), decoder)
+    try:
+        general = decode_header(frame)
+    except WireFormatError as exc:
+        with pytest.raises(WireFormatError) as caught:
+            decoder.decode_header(frame)
+        assert str(caught.value) == str(exc)
+        return
+    first, tags, runs, size = decoder.decode_header(frame)
+    assert (first, size) == (general[0], general[2]) and same_tags(SeqDecoder.merged(tags, runs), general[1])
