@@ -37,7 +37,8 @@ def test_two_process_link_is_bit_exact(tmp_path, small, estimator, comm):
     frames, seed, eta, phi = 256, 7, 0.6, 0.8
     common = ["--config", config, "--address", f"tcp://127.0.0.1:{free_base_port()}", "--seed", seed,
               "--report-interval", "0", *([] if comm else ["--no-comm"])]
-    rx = Cli("rx", *common, "--estimator", estimator, "--save-records", "rec.npy", "--json", "rx.json", cwd=tmp_path)
+    rx = Cli("rx", *common, "--estimator", estimator, "--save-records", "rec.npy", "--json", "rx.json", "--perf",
+             cwd=tmp_path)
     tx = Cli("tx", *common, "--frames", frames, "--eta", eta, "--phi", phi, "--alternate", "--max-items", 32,
              "--json", "tx.json", cwd=tmp_path)  # batches of 32 at tx, 64 at rx and in the reference
     try:
@@ -62,6 +63,12 @@ def test_two_process_link_is_bit_exact(tmp_path, small, estimator, comm):
         assert (record["ser"]["errors"], record["ser"]["symbols"]) == (chain.ser.errors, chain.ser.symbols)
     assert "end of stream received" in rx.stdout and "| Pmd [95% CI]" in rx.stdout
     assert "end of stream sent" in tx.stdout and json.loads((tmp_path / "tx.json").read_text())["frames"] == frames
+    # the per-block counters: printed with --perf, always in the JSON; every frame went through the receiver
+    perf = {row["type"]: row for row in record["performance"]}
+    assert perf[type(chain.detection).__name__]["items_in"] == frames
+    assert "rx: per-block performance" in rx.stdout and "rx: per-block performance" not in tx.stdout
+    assert {row["items_out"] for row in json.loads((tmp_path / "tx.json").read_text())["performance"]
+            if row["type"] == "ScenarioSource"} == {frames}
 
 
 def test_rx_names_a_configuration_mismatch(tmp_path, small):

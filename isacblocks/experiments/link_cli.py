@@ -31,6 +31,7 @@ import warnings
 
 import numpy as np
 
+from ..core import format_performance
 from ..dsp.detection import threshold_at_pfa
 from ..errors import ConfigError
 from ..zmq import LinkIdleError
@@ -70,6 +71,10 @@ def _shared_options(parser: argparse.ArgumentParser, role: str) -> None:
     parser.add_argument("--idle-timeout", type=float, default=LINK_IDLE_TIMEOUT, metavar="S",
                         help="give up when the other end took or sent nothing for S seconds once the stream "
                              "has started; 0 waits forever (default %(default)g)")
+    parser.add_argument("--perf", action="store_true",
+                        help="print the flowgraph's per-block performance counters at the end (work() calls, "
+                             "items, seconds inside work(), share of the wall time, output buffer fill); "
+                             "--json always holds them")
 
 
 def tx_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -221,11 +226,12 @@ def tx_main(argv=None, args=None) -> int:
     eos = all(s.eos_sent for s in link.sinks.values())
     print(f"tx: sent {y_r.items_sent} frames ({mbytes:.1f} MB) in {elapsed:.1f} s; end of stream "
           f"{'sent' if eos else 'NOT sent'}", flush=True)
+    _print_performance(args, link.flowgraph, "tx")
     if args.json:
         write_json(args.json, {**run_record(args, params, ula), "role": "tx", "run_id": link.run_id,
                                "frames": y_r.items_sent, "exit_code": code, "complete": code == 0,
                                "wall_s": elapsed, "cpu_s": time.process_time() - cpu_start,
-                               "interrupted": code == 130,
+                               "interrupted": code == 130, "performance": link.flowgraph.performance(),
                                "streams": {name: s.stats() for name, s in link.sinks.items()}})
     return code
 
@@ -337,6 +343,7 @@ def _final_report(link, params, args, ula, elapsed: float, verdict, code: int, c
           + ("; " + "; ".join(errors) if errors else ""), flush=True)
     if not verdict.complete and not interrupted:
         print(f"rx: exit {code}: {verdict.reason}", file=sys.stderr, flush=True)
+    _print_performance(args, link.flowgraph, "rx")
     if args.save_records:
         np.save(args.save_records, rec)
         print(f"wrote {args.save_records}")
@@ -351,8 +358,16 @@ def _final_report(link, params, args, ula, elapsed: float, verdict, code: int, c
                                "missing_frames": verdict.counts["lost"],
                                "invalid_frames": link.detection.invalid_frames,
                                "detection": det, "ser": ser, "streams": stats,
+                               "performance": link.flowgraph.performance(),
                                "tx_config": _jsonable_config(link.monitor.config)})
         print(f"wrote {args.json}")
+
+
+def _print_performance(args, fg, role: str) -> None:
+    """With --perf: the per-block counters of the run (which block limits the flowgraph)."""
+    if args.perf:
+        print(f"\n{role}: per-block performance ({fg.scheduler} scheduler, {fg.wall_s:.2f} s of wall time):")
+        print(format_performance(fg.performance()), flush=True)
 
 
 def _jsonable_config(config):
