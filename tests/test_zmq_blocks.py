@@ -192,7 +192,9 @@ class Printer(SinkBlock):
         print("\n".join(f"{base + i} {int(v)} {s}" for i, (v, s) in enumerate(zip(x, seq))), flush=True)
         return len(x)
 
-fg = Flowgraph(max_items=16)
+# batches of 4: every count the sender stops at is a whole number of batches, so no partial batch
+# waits on the threaded scheduler's decision to take one (this test is about the socket)
+fg = Flowgraph(max_items=4)
 fg.connect(PullSource(np.int64, (), sys.argv[1], pass_tags=True), Printer())
 fg.run()
 print("END", flush=True)
