@@ -207,8 +207,11 @@ def two_process(frames: int, port: int = 5750, cwd: str | None = None, rx_args: 
     frames = record["frames_processed"]
     per_frame = {f"{role}_cpu_ms_per_frame": (r["cpu_s"] / frames * 1e3 if r.get("cpu_s") is not None else None)
                  for role, r in (("rx", record), ("tx", sent))}
+    busy = {row["block"]: row["work_share"] for row in record.get("performance") or []}
     return {"frames": frames, "wall_s": record["wall_s"], "frames_per_s": frames / record["wall_s"],
-            "complete": record["complete"], "estimator_form": record.get("mbml_form"), **per_frame}
+            "complete": record["complete"], "estimator_form": record.get("mbml_form"), **per_frame,
+            "rx_busiest_block": max(busy, key=busy.get) if busy else None,
+            "rx_busiest_share": max(busy.values()) if busy else None}
 
 
 def main(argv=None) -> int:
@@ -232,6 +235,9 @@ def main(argv=None) -> int:
         print(f"\nisac tx -> isac rx --estimator mbml --no-comm, {link['frames']} frames: "
               f"{link['frames_per_s']:.0f} frames/s of rx wall time ({link['wall_s']:.1f} s, complete "
               f"{link['complete']}, form {link['estimator_form']}" + (f"; CPU ms a frame: {cpu}" if cpu else "") + ")")
+        if link.get("rx_busiest_block"):
+            print(f"rx's busiest block: {link['rx_busiest_block']} (inside work() {link['rx_busiest_share']:.0%} "
+                  "of the wall time)")
         print(f"mbml_estimate on 512 frames from memory: fused {rates['fused']:.0f} frames/s, low-rank "
               f"{rates['lowrank']:.0f} frames/s; link / fused = {link['frames_per_s'] / rates['fused']:.2f}")
     return 0
