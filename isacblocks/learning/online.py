@@ -431,7 +431,8 @@ class OnlineSpacingTrainer(SinkBlock):
 # ---------------------------------------------------------------------- the flowgraph
 #: The online flowgraph's scheduler: the stream on one thread, beside the learner's thread.  With a
 #: thread per block ("threaded") the stream's dozen threads left the learner a fraction of a core on
-#: two cores: 86 steps in 20 000 frames (seed 0), against 299 with "single" (`docs/online-learning.md`).
+#: two cores: 134 steps in 20 000 frames (seed 0; the Pmd reached the known-spacing interval only at
+#: the end), against 482-574 with "single" (there by 10 000 frames; `docs/online-learning.md`).
 ONLINE_SCHEDULER = "single"
 
 
