@@ -265,18 +265,18 @@ class _Feeder(SourceBlock):
     def start(self):
         super().start()
         self.deadline = time.monotonic() + self.patience
+        self.released = False
 
     def work(self, inputs, outputs):
         sent = self.nitems_written(0)
-        end = self.first if sent < self.first else len(self.frames)
-        if sent >= end:
-            if sent == len(self.frames) or time.monotonic() > self.deadline:
-                return WORK_DONE
-            if not self.until():
+        if sent == self.first and not self.released:
+            if not self.until() and time.monotonic() < self.deadline:
                 self.sleep(0.002)
                 return 0
-            self.first = len(self.frames)
-            end = self.first
+            self.released = True
+        end = len(self.frames) if self.released else self.first
+        if sent >= end:
+            return WORK_DONE
         n = min(len(outputs[0]), end - sent)
         outputs[0][:n] = self.frames[sent:sent + n]
         for i in range(n):
