@@ -26,11 +26,12 @@ class BlockDetail:
     and the sum of the output buffers' fill at each call (`fill_sum`, over `calls`).
     `status`: the outcome of the last visit: "progress", "zero" (work() returned 0),
     "waiting" (work() returned WORK_WAITING), "idle" (not called: no input or no room),
-    "done".
+    "done".  `wanted`: a neighbour waits for this block's next outcome (see
+    `BlockExecutor`); the scheduler wakes the neighbours after the block's next visit.
     """
 
     __slots__ = ("readers", "writers", "stop_event", "consumed", "produced", "wake", "calls", "items_in",
-                 "items_out", "work_s", "fill_sum", "status")
+                 "items_out", "work_s", "fill_sum", "status", "wanted")
 
     def __init__(self, readers: list | None = None, writers: list | None = None,
                  stop_event: threading.Event | None = None, wake: Callable[[], None] = _no_wake):
@@ -46,6 +47,7 @@ class BlockDetail:
         self.work_s = 0.0
         self.fill_sum = 0.0
         self.status = "idle"
+        self.wanted = False
 
     def buffer_fill(self) -> float | None:
         """Mean fill of the output buffers (0..1) when work() was called; None without outputs or calls."""

@@ -129,11 +129,25 @@ class BlockExecutor:
     def _take_partial(self, full: int, short_out: bool) -> bool:
         """Whether a patient executor takes less than a full batch now: an input short of `full`
         items whose upstream has settled (ended, or waiting itself), or output room short of it
-        while a reader downstream has settled (it will free no room by itself)."""
+        while a reader downstream has settled (it will free no room by itself).
+
+        A neighbour still at work is asked to wake this block after its current visit
+        (`BlockDetail.wanted`), and its status is read again after asking: whichever of the
+        two threads acts second sees the other's write, so no wake-up is lost."""
+        waiting_on = []
         for port, r in enumerate(self.readers):
-            if r.buffer.nwritten - r.nread < full and (r.buffer.done or self.upstream[port].status in SETTLED):
-                return True
-        return short_out and any(d.status in SETTLED for d in self.downstream)
+            if r.buffer.nwritten - r.nread < full:
+                if r.buffer.done or self.upstream[port].status in SETTLED:
+                    return True
+                waiting_on.append(self.upstream[port])
+        if short_out:
+            for d in self.downstream:
+                if d.status in SETTLED:
+                    return True
+                waiting_on.append(d)
+        for d in waiting_on:
+            d.wanted = True
+        return any(d.status in SETTLED for d in waiting_on) or any(r.buffer.done for r in self.readers)
 
     def _call_work(self, inputs: list, outputs: list) -> int:
         """``block.work(inputs, outputs)``, timed and counted, with a raise named after the block and

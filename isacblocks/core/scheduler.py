@@ -178,6 +178,9 @@ class _BlockThread:
                 status = detail.status
                 if run.draining.is_set() and not block.in_sig and status in ("zero", "waiting"):
                     produced = WORK_DONE  # a draining source with nothing to give ends where it is
+                if detail.wanted:  # a neighbour waits for the outcome of this visit
+                    detail.wanted = False
+                    self.notify()
                 if produced == WORK_DONE:
                     self.end()
                 elif produced > 0:
