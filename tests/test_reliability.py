@@ -212,6 +212,8 @@ BLOCK_CASES = [
     ("SectorBeamformer", "fixed_sector", lambda v: SectorBeamformer(P, fixed_sector=v), (-2.0, 0.0),
      "-pi/2 <= min < max <= pi/2", True),
     ("SectorBeamformer", "cache_size", lambda v: SectorBeamformer(P, cache_size=v), 0, "integer >= 1", True),
+    ("SectorBeamformer", "batch_solve", lambda v: SectorBeamformer(P, batch_solve=v), 1, "expected True or False",
+     True),
     ("ISACCombiner", "eta", lambda v: ISACCombiner(P, eta=v), 1.5, "must lie in [0, 1]", True),
     ("ISACCombiner", "eta", lambda v: ISACCombiner(P, eta=v), float("nan"), "must lie in [0, 1]", True),
     ("ISACCombiner", "phi", lambda v: ISACCombiner(P, phi=v), float("inf"), "finite", True),

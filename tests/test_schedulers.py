@@ -39,7 +39,8 @@ def _tags(tags):
 
 
 def _scheduler_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("isacblocks-") and t.is_alive()]
+    """The block threads of the threaded scheduler still alive (not the noise pool's, which persists)."""
+    return [t.name for t in threading.enumerate() if t.name.startswith("isacblocks-block-") and t.is_alive()]
 
 
 # --------------------------------------------------------------------------- same results

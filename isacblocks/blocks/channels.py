@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import SyncBlock
-from ..dsp.channels import complex_normal, fill_noise, frame_noise, target_echo, ue_channel_frequency_response
+from ..dsp.channels import (
+    add_target_echo,
+    complex_normal,
+    fill_noise,
+    frame_noise,
+    ue_channel_frequency_response,
+)
 from ..dsp.steering import array_gain, range_steering
 from ..errors import BlockError, ConfigError
 from ..params import SystemParams
@@ -76,7 +82,7 @@ class TargetChannel(SyncBlock):
             steering = self.ula.steering(theta).T  # (B1, K)
             gain = psi[frames] * array_gain(steering, precoders[frames])
             delay = range_steering(ranges, p).T  # (B1, S)
-            out[frames] += target_echo(gain, steering, symbols[frames], delay, p.n_subcarriers).astype(np.complex64)
+            add_target_echo(out, frames, gain, steering, symbols[frames], delay, p.n_subcarriers)
         return n
 
 

@@ -27,7 +27,7 @@ class ReciprocalFilter(SyncBlock):
                          out_sig=[("Y_tilde", np.complex64, (k, s))], name=name)
 
     def work(self, inputs, outputs):
-        outputs[0][:] = reciprocal_filter(inputs[0], inputs[1])
+        reciprocal_filter(inputs[0], inputs[1], out=outputs[0])
         return len(inputs[0])
 
 

@@ -148,7 +148,7 @@ class _BlockThread:
         self.neighbours: list[_BlockThread] = []
         self.done = not _streaming(self.block)
         self.visits = 0
-        self.thread = threading.Thread(target=self.main, name=f"isacblocks-{self.block.name}", daemon=True)
+        self.thread = threading.Thread(target=self.main, name=f"isacblocks-block-{self.block.name}", daemon=True)
 
     def main(self) -> None:
         run, executor, block, detail = self.run, self.executor, self.block, self.executor.detail

@@ -234,8 +234,9 @@ def angle_delay_peak(Y_tilde, angle_dict, range_dict, row_lo, row_hi, col_lo=0, 
     angle_dict, range_dict, rows, cols = search.angle_dict, search.range_dict, search.rows, search.cols
     half_angle, half_range, n_frames = search.half_angle, search.half_range, Y_tilde.shape[0]
 
-    # Writeable C-contiguous complex64 seen as float32 pairs: one kernel specialisation for all inputs.
-    complex_frames = np.require(Y_tilde, np.complex64, ["C", "W"])
+    # C-contiguous complex64; the fused kernel sees writeable float32 pairs (one specialisation for
+    # all inputs), so a read-only batch (a flowgraph's input view) is copied only for that kernel.
+    complex_frames = np.require(Y_tilde, np.complex64, ["C"])
     peak = _empty_peak(n_frames, half_angle, half_range)
     fused = np.ones(n_frames, dtype=bool)
     if method == "lowrank":
@@ -248,7 +249,8 @@ def angle_delay_peak(Y_tilde, angle_dict, range_dict, row_lo, row_hi, col_lo=0, 
                 _take(complex_frames, finite, n_frames), *_search_dictionaries(angle_dict, range_dict),
                 _take_search(search, finite, n_frames), out))
     if fused.all():
-        _peak_kernel(complex_frames.view(np.float32), bool(projected), range_dict.project, angle_dict.re,
+        writeable = np.require(complex_frames, requirements=["W"])
+        _peak_kernel(writeable.view(np.float32), bool(projected), range_dict.project, angle_dict.re,
                      angle_dict.im, range_dict.synth_re, range_dict.synth_im, rows[0], rows[1], cols[0], cols[1],
                      half_angle, half_range, *peak)
     elif fused.any():

@@ -103,8 +103,39 @@ def target_echo(gain, steering, symbols, delay_phases, n_subcarriers: int) -> np
         raise ShapeError(f"target_echo: expected gain (B,), steering (B, K), symbols and delay_phases "
                          f"(B, {n_subcarriers}); got gain {gain.shape}, steering {steering.shape}, "
                          f"symbols {symbols.shape}, delay_phases {delay_phases.shape}")
-    row = (symbols * delay_phases) * (gain / np.sqrt(n_subcarriers))[:, None]
-    return steering[:, :, None] * row[:, None, :]
+    return steering[:, :, None] * _echo_rows(gain, symbols, delay_phases, n_subcarriers)[:, None, :]
+
+
+def _echo_rows(gain, symbols, delay_phases, n_subcarriers: int) -> np.ndarray:
+    """The subcarrier factor of eq. 1 per frame: ``psi a_tx^T f x(m) * rho(tau) / sqrt(S)``, (B, S)."""
+    return (symbols * delay_phases) * (gain / np.sqrt(n_subcarriers))[:, None]
+
+
+def add_target_echo(out: np.ndarray, frames: np.ndarray, gain, steering, symbols, delay_phases,
+                    n_subcarriers: int) -> None:
+    """``out[frames] += target_echo(...).astype(complex64)`` in place, bit for bit, without forming
+    the (B, K, S) complex128 echo: one Numba pass over the frames (`out` complex64 (N, K, S),
+    `frames` the rows of `out` that hold a target, the other arguments as `target_echo`'s)."""
+    frames = np.asarray(frames, dtype=np.int64)
+    steering = np.ascontiguousarray(steering, dtype=np.complex128)
+    rows = np.ascontiguousarray(_echo_rows(np.asarray(gain), np.asarray(symbols), np.asarray(delay_phases),
+                                           n_subcarriers), dtype=np.complex128)
+    if (out.dtype != np.complex64 or out.ndim != 3 or steering.shape != (frames.size, out.shape[1])
+            or rows.shape != (frames.size, out.shape[2])):
+        raise ShapeError(f"add_target_echo: expected out complex64 (N, K, S), steering (B, K), rows (B, S) for "
+                         f"B = {frames.size} frames; got out {out.dtype.name}{list(out.shape)}, steering "
+                         f"{list(steering.shape)}, rows {list(rows.shape)}")
+    _add_outer(out, frames, steering, rows)
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _add_outer(out, frames, steering, rows):  # pragma: no cover - compiled
+    for j in numba.prange(frames.size):
+        f = frames[j]
+        for k in range(steering.shape[1]):
+            a = steering[j, k]
+            for s in range(rows.shape[1]):
+                out[f, k, s] += np.complex64(a * rows[j, s])
 
 
 def ue_channel_frequency_response(rng: np.random.Generator, tap_powers, n_subcarriers: int,
