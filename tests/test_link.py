@@ -163,9 +163,10 @@ def test_auto_form_takes_the_low_rank_map_once_a_sector_repeats_with_the_fused_e
     """The test sector of every frame: fused for the first LOWRANK_AFTER - 1 frames, then low-rank,
     within the tolerances the low-rank form is held to (tests/test_lowrank_receiver.py), and
     bit for bit the same whatever the batches."""
+    from isacblocks.blocks import MBMLEstimator
+    from isacblocks.blocks.receivers import LOWRANK_AFTER
     from isacblocks.dsp.mbml import mbml_estimate
     from isacblocks.dsp.spacing import draw_spacing
-    from isacblocks.experiments.link import LOWRANK_AFTER, LinkMBMLEstimator
 
     params = SystemParams()
     spacing = draw_spacing(np.random.default_rng(4), params)
@@ -173,7 +174,7 @@ def test_auto_form_takes_the_low_rank_map_once_a_sector_repeats_with_the_fused_e
     Y = _test_sector_frames(params, spacing, n, 1)
     Y[20, 3, 7] = np.nan  # a broken frame takes the fused kernel in either form
     sectors = np.tile([*params.test_sector, params.range_min_m, params.range_max_m], (n, 1))
-    whole = LinkMBMLEstimator(params, spacing)
+    whole = MBMLEstimator(params, spacing)
     got = whole.estimate(Y, sectors)
     assert whole.lowrank_frames == n - (LOWRANK_AFTER - 1)
     assert whole.describe() == f"auto: low-rank for {n - LOWRANK_AFTER + 1} of {n} frames"
@@ -186,15 +187,15 @@ def test_auto_form_takes_the_low_rank_map_once_a_sector_repeats_with_the_fused_e
     np.testing.assert_allclose(got[2], fused[2], atol=1e-3)  # m
     assert np.isnan(got[0][20]) and np.isfinite(np.delete(got[0], 20)).all()
     for size in (1, 7):
-        cut = LinkMBMLEstimator(params, spacing)
+        cut = MBMLEstimator(params, spacing)
         parts = [cut.estimate(Y[s:s + size], sectors[s:s + size]) for s in range(0, n, size)]
         for k in range(3):
             assert np.array_equal(np.concatenate([p[k] for p in parts]), got[k], equal_nan=True)
 
 
 def test_auto_form_keeps_the_fused_kernel_for_sectors_that_do_not_repeat():
+    from isacblocks.blocks import MBMLEstimator
     from isacblocks.dsp.mbml import mbml_estimate
-    from isacblocks.experiments.link import LinkMBMLEstimator
 
     params = SystemParams()
     spacing = params.nominal_spacing
@@ -202,7 +203,7 @@ def test_auto_form_keeps_the_fused_kernel_for_sectors_that_do_not_repeat():
     Y = _test_sector_frames(params, spacing, n, 2)
     centres = np.radians(np.linspace(-60.0, 60.0, n))  # a new sector in every frame (isac tx --sector train)
     sectors = np.stack([centres - 0.1, centres + 0.1, np.full(n, 10.0), np.full(n, 150.0)], axis=1)
-    est = LinkMBMLEstimator(params, spacing)
+    est = MBMLEstimator(params, spacing)
     got = est.estimate(Y, sectors)
     assert est.lowrank_frames == 0
     for mine, ref in zip(got, mbml_estimate(Y, *sectors.T, spacing, params)):
@@ -210,12 +211,12 @@ def test_auto_form_keeps_the_fused_kernel_for_sectors_that_do_not_repeat():
 
 
 def test_estimator_forms():
-    from isacblocks.experiments.link import LinkMBMLEstimator
+    from isacblocks.blocks import MBMLEstimator
 
     params = SystemParams()
-    assert make_estimator("mbml", params, params.nominal_spacing).form == "auto"
+    assert make_estimator("mbml", params, params.nominal_spacing).method == "auto"
     assert make_estimator("mbml", params, params.nominal_spacing, "fused").describe() == "fused"
-    with pytest.raises(ConfigError, match="form = 'svd': expected one of 'auto', 'fused', 'lowrank'"):
-        LinkMBMLEstimator(params, form="svd")
+    with pytest.raises(ConfigError, match="method = 'svd': expected one of 'auto', 'fused', 'lowrank'"):
+        MBMLEstimator(params, method="svd")
     with pytest.raises(ConfigError, match="expected 'maprt' or 'mbml'"):
         make_estimator("ml", params, params.nominal_spacing)

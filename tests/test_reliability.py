@@ -231,8 +231,9 @@ BLOCK_CASES = [
     ("MAPRTDetector", "n_theta", lambda v: MAPRTDetector(P, n_theta=v), 0, "integer >= 1", True),
     ("MAPRTDetector", "device", lambda v: MAPRTDetector(P, device=v), "gpu", "expected one of 'cpu', 'cuda'", True),
     ("MBMLEstimator", "device", lambda v: MBMLEstimator(P, device=v), "gpu", "expected one of 'cpu', 'cuda'", True),
-    ("MBMLEstimator", "method", lambda v: MBMLEstimator(P, method=v), "svd", "expected one of 'fused', 'lowrank'",
-     True),
+    ("MBMLEstimator", "method", lambda v: MBMLEstimator(P, method=v), "svd",
+     "expected one of 'auto', 'fused', 'lowrank'", True),
+    ("MBMLEstimator", "lowrank_after", lambda v: MBMLEstimator(P, lowrank_after=v), 0, "integer >= 1", True),
     ("MAPRTDetector", "n_range", lambda v: MAPRTDetector(P, n_range=v), 1.5, "integer >= 1", True),
     ("MAPRTDetector", "sector", lambda v: MAPRTDetector(P, sector=v), (0.2, 0.1), "-pi/2 <= min < max <= pi/2",
      True),
@@ -468,7 +469,8 @@ def _corrupt(Y: np.ndarray) -> tuple[np.ndarray, list[int]]:
 def test_receivers_tag_count_and_isolate_nan_and_inf_frames(estimator_cls):
     Y, bad = _corrupt(noise_frames(8, seed=1))
     good = [i for i in range(8) if i not in bad]
-    kwargs = {"n_theta": 90, "n_range": 40} if estimator_cls is MAPRTDetector else {}
+    # one form for every frame ("auto" would switch forms after a count of frames, bad ones included)
+    kwargs = {"n_theta": 90, "n_range": 40} if estimator_cls is MAPRTDetector else {"method": "fused"}
     est = estimator_cls(P, sector=P.test_sector, name="rx", **kwargs)
     res = run_block(est, [Y], max_items=3)  # invalid frames in several batches, one batch only invalid
     out = res.outputs[0]
@@ -496,7 +498,7 @@ def _truth_tags(n: int) -> list[Tag]:
 
 def _metrics_run(Y, tags):
     src = VectorSource(Y, tags)
-    est = MBMLEstimator(P, sector=P.test_sector)
+    est = MBMLEstimator(P, sector=P.test_sector, method="fused")  # one form for every frame
     sink = DetectionMetricsSink(P, pfa=0.25)
     fg = Flowgraph(max_items=5)
     fg.connect(src, est, sink)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 
 from ..core import SyncBlock
@@ -9,7 +11,7 @@ from ..dsp.angle_delay import PEAK_METHODS
 from ..dsp.comm import constellation, ml_demap
 from ..dsp.impairments import check_array
 from ..dsp.maprt import maprt
-from ..dsp.mbml import mbml_estimate
+from ..dsp.mbml import mbml_estimate, sector_rows
 from ..dsp.receiver import reciprocal_filter
 from ..errors import ConfigError
 from ..params import SystemParams
@@ -105,27 +107,91 @@ class MAPRTDetector(SensingEstimator):
                      self.params, self.n_theta, self.n_range, device=self.device)
 
 
+#: The forms of the MB-ML map an `MBMLEstimator` can use: "auto" picks per sector (the default).
+MBML_METHODS = ("auto", *PEAK_METHODS)
+
+#: Frames of one prior sector after which "auto" computes that sector in the low-rank form.
+LOWRANK_AFTER = 8
+
+#: Sectors whose frames "auto" counts (the most recent ones; as many as the low-rank factors cached).
+LOWRANK_SECTORS = 64
+
+
 class MBMLEstimator(SensingEstimator):
     """The model-based learned receiver: Algorithm 1 (eq. 15-19) with spacing ``d``.
 
     Searches the ``params.angle_grid`` points inside each frame's sector and the
     ``params.range_grid`` (Numba kernel), soft-max over the eq.-17 window.  A learned ``d`` arrives
-    on message port ``spacing`` while the flowgraph runs.  `method` (cpu only): "fused" (the
-    kernel) or "lowrank" (`dsp.angle_delay_lowrank`: about 1.6x the frames/s where the sectors
-    repeat, e.g. a fixed `sector`; the same outputs to float32 rounding, whatever the batch).
+    on message port ``spacing`` while the flowgraph runs.
+
+    `method` (the form of the map, cpu only): "fused" (the Numba kernel), "lowrank"
+    (`dsp.angle_delay_lowrank`: the low-rank factor of the sector's steering rows, about 60 %
+    of the FLOPs once the sector's SVD, about a millisecond, is cached), or "auto" (the
+    default): the low-rank form for a frame whose prior sector (its rows of the angle grid) has
+    come in at least `lowrank_after` frames so far, the fused kernel before -- so a fixed
+    sector (the test sector, a few beams) runs low-rank and a new sector in every frame
+    (training sectors) never pays for an SVD it would not reuse.  Both forms give the
+    statistic to float32 rounding and the same grid cell up to ties at float32 precision
+    (tests/test_lowrank_receiver.py); frames holding NaN or Inf always take the fused kernel.
+    The choice depends only on the frames up to this one, never on how the stream is cut into
+    batches, and each form's output for a frame depends on that frame alone: the same stream
+    gives bit-identical estimates in any batches, in one process and over a link.
+    `lowrank_frames` / `frames` count the frames of the run and the low-rank ones.
     """
 
-    def __init__(self, params: SystemParams, spacing=None, sector=None, name=None, device="cpu", method="fused"):
+    def __init__(self, params: SystemParams, spacing=None, sector=None, name=None, device="cpu", method="auto",
+                 lowrank_after: int = LOWRANK_AFTER):
         super().__init__(params, spacing, sector, name=name, device=device)
-        if method not in PEAK_METHODS:
-            raise ConfigError(f"{self.name}: method = {method!r}: expected one of {', '.join(map(repr, PEAK_METHODS))}")
-        if method != "fused" and self.device != "cpu":
+        if method not in MBML_METHODS:
+            raise ConfigError(f"{self.name}: method = {method!r}: expected one of {', '.join(map(repr, MBML_METHODS))}")
+        if method == "lowrank" and self.device != "cpu":
             raise ConfigError(f"{self.name}: method = {method!r} runs on the cpu, not on device = {self.device!r}")
         self.method = method
+        self.lowrank_after = check_int(self.name, "lowrank_after", lowrank_after, 1)
+        self.reset()
+
+    def reset(self) -> None:
+        self._seen: OrderedDict = OrderedDict()  # sector rows -> frames seen
+        self.lowrank_frames = 0
+        self.frames = 0
 
     def estimate(self, Y_tilde, sectors):
-        return mbml_estimate(Y_tilde, sectors[:, 0], sectors[:, 1], sectors[:, 2], sectors[:, 3], self.spacing,
-                             self.params, device=self.device, method=self.method)
+        n = len(Y_tilde)
+        lowrank = self._lowrank(sectors) if self.method == "auto" else np.full(n, self.method == "lowrank")
+        self.frames += n
+        self.lowrank_frames += int(lowrank.sum())
+        if lowrank.all() or not lowrank.any():
+            return mbml_estimate(Y_tilde, sectors[:, 0], sectors[:, 1], sectors[:, 2], sectors[:, 3], self.spacing,
+                                 self.params, device=self.device, method="lowrank" if lowrank.all() else "fused")
+        out = [np.empty(n) for _ in range(3)]
+        for mask, method in ((lowrank, "lowrank"), (~lowrank, "fused")):
+            index = np.flatnonzero(mask)
+            part = mbml_estimate(Y_tilde[index], *(sectors[index, k] for k in range(4)), self.spacing, self.params,
+                                 method=method)
+            for whole, piece in zip(out, part):
+                whole[index] = piece
+        return tuple(out)
+
+    def _lowrank(self, sectors) -> np.ndarray:
+        """Per frame, in order: whether its sector has now come in `lowrank_after` frames (counted per rows)."""
+        if self.device != "cpu":
+            return np.zeros(len(sectors), dtype=bool)
+        lo, hi = sector_rows(sectors[:, 0], sectors[:, 1], self.params)
+        seen = self._seen
+        lowrank = np.zeros(len(sectors), dtype=bool)
+        for k, key in enumerate(zip(lo.tolist(), hi.tolist())):
+            count = seen.pop(key, 0) + 1
+            seen[key] = count
+            if len(seen) > LOWRANK_SECTORS:
+                seen.popitem(last=False)
+            lowrank[k] = count >= self.lowrank_after
+        return lowrank
+
+    def describe(self) -> str:
+        """The form, and for "auto" how many frames took the low-rank one."""
+        if self.method != "auto":
+            return self.method
+        return f"auto: low-rank for {self.lowrank_frames} of {self.frames} frames"
 
 
 def _check_device(owner: str, device) -> str:

@@ -35,7 +35,6 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,8 +46,9 @@ from ..blocks import (
     MBMLEstimator,
     SERSink,
 )
+from ..blocks.receivers import MBML_METHODS
 from ..core import Flowgraph, NullSink, SinkBlock
-from ..dsp.mbml import mbml_estimate, sector_rows
+from ..dsp.mbml import mbml_estimate
 from ..errors import BlockError, ConfigError
 from ..zmq import PairedPullSource, PushSink
 from .baseline import Transmitter, receivers, transmitter
@@ -249,85 +249,8 @@ class RxLink:
         return self.source.sources
 
 
-#: The forms of the MB-ML map `isac rx` can use (``--mbml-form``); "auto" picks per sector.
-MBML_FORMS = ("auto", "fused", "lowrank")
-
-#: Frames of one prior sector after which "auto" computes that sector in the low-rank form.
-LOWRANK_AFTER = 8
-
-#: Sectors whose frames "auto" counts (the most recent ones; as many as the low-rank factors cached).
-LOWRANK_SECTORS = 64
-
-
-class LinkMBMLEstimator(MBMLEstimator):
-    """`MBMLEstimator` that computes each frame's map in the faster of its two exact forms.
-
-    `form` "fused" is the Numba kernel, "lowrank" the low-rank factor of the sector's steering
-    rows (`dsp.angle_delay_lowrank`), "auto" the low-rank form for a frame whose prior sector
-    (its rows of the angle grid) has come in at least `repeats` frames so far, the fused
-    kernel otherwise.  The low-rank form needs one SVD per sector (about a millisecond,
-    cached) and then costs about 60 % of the fused kernel's FLOPs, so it pays where sectors
-    repeat (the test sector: every frame; a few beams), not for a new sector in every frame
-    (``isac tx --sector train``).  Both forms give the same statistic to float32 rounding
-    and the same grid cell up to ties at float32 precision (tests/test_lowrank_receiver.py);
-    frames holding NaN or Inf always take the fused kernel.
-
-    The choice depends only on the frames before and including this one, never on how the
-    stream is cut into batches, and each form's output for a frame does not depend on the
-    other frames of its batch: the same stream gives bit-identical estimates in one process
-    and over the link, whatever the batch sizes.  `lowrank_frames` counts the frames computed
-    in the low-rank form in this run.
-    """
-
-    def __init__(self, params, spacing=None, form: str = "auto", repeats: int = LOWRANK_AFTER, name=None):
-        super().__init__(params, spacing, name=name)
-        if form not in MBML_FORMS:
-            raise ConfigError(f"{self.name}: form = {form!r}: expected one of {', '.join(map(repr, MBML_FORMS))}")
-        self.form = form
-        self.repeats = int(repeats)
-        self.method = form if form != "auto" else "fused"
-        self.reset()
-
-    def reset(self) -> None:
-        self._seen: OrderedDict = OrderedDict()  # sector rows -> frames seen
-        self.lowrank_frames = 0
-        self.frames = 0
-
-    def estimate(self, Y_tilde, sectors):
-        n = len(Y_tilde)
-        lowrank = np.full(n, self.form == "lowrank") if self.form != "auto" else self._lowrank(sectors)
-        self.frames += n
-        self.lowrank_frames += int(lowrank.sum())
-        if lowrank.all() or not lowrank.any():
-            return mbml_estimate(Y_tilde, sectors[:, 0], sectors[:, 1], sectors[:, 2], sectors[:, 3], self.spacing,
-                                 self.params, method="lowrank" if lowrank.all() else "fused")
-        out = [np.empty(n) for _ in range(3)]
-        for mask, method in ((lowrank, "lowrank"), (~lowrank, "fused")):
-            index = np.flatnonzero(mask)
-            part = mbml_estimate(Y_tilde[index], *(sectors[index, k] for k in range(4)), self.spacing, self.params,
-                                 method=method)
-            for whole, piece in zip(out, part):
-                whole[index] = piece
-        return tuple(out)
-
-    def _lowrank(self, sectors) -> np.ndarray:
-        """Per frame, in order: whether its sector has now come in `repeats` frames (counted per rows)."""
-        lo, hi = sector_rows(sectors[:, 0], sectors[:, 1], self.params)
-        seen = self._seen
-        lowrank = np.zeros(len(sectors), dtype=bool)
-        for k, key in enumerate(zip(lo.tolist(), hi.tolist())):
-            count = seen.pop(key, 0) + 1
-            seen[key] = count
-            if len(seen) > LOWRANK_SECTORS:
-                seen.popitem(last=False)
-            lowrank[k] = count >= self.repeats
-        return lowrank
-
-    def describe(self) -> str:
-        """The form, and for "auto" how many frames took the low-rank one."""
-        if self.form != "auto":
-            return self.form
-        return f"auto: low-rank for {self.lowrank_frames} of {self.frames} frames"
+#: The forms of the MB-ML map `isac rx` can use (``--mbml-form``; `MBMLEstimator`'s `method`).
+MBML_FORMS = MBML_METHODS
 
 
 def warm_up(estimator, params) -> None:
@@ -336,20 +259,20 @@ def warm_up(estimator, params) -> None:
     low-rank factor are loaded before the stream starts instead of under the first frames."""
     frame = np.ones((1, params.n_antennas, params.n_subcarriers), np.complex64)
     sector = np.array([[*params.test_sector, params.range_min_m, params.range_max_m]])
-    if isinstance(estimator, LinkMBMLEstimator):
-        for method in ("fused", "lowrank") if estimator.form == "auto" else (estimator.form,):
+    if isinstance(estimator, MBMLEstimator):
+        for method in ("fused", "lowrank") if estimator.method == "auto" else (estimator.method,):
             mbml_estimate(frame, *sector.T, estimator.spacing, params, method=method)
-    elif isinstance(estimator, (MAPRTDetector, MBMLEstimator)):
+    elif isinstance(estimator, MAPRTDetector):
         estimator.estimate(frame, sector)
 
 
 def make_estimator(kind: str, params, spacing, mbml_form: str = "auto"):
-    """``"maprt"`` (the baseline) or ``"mbml"`` (Algorithm 1, a `LinkMBMLEstimator` of form
+    """``"maprt"`` (the baseline) or ``"mbml"`` (Algorithm 1, an `MBMLEstimator` of method
     `mbml_form`) receiver assuming `spacing`."""
     if kind == "maprt":
         return MAPRTDetector(params, spacing)
     if kind == "mbml":
-        return LinkMBMLEstimator(params, spacing, form=mbml_form)
+        return MBMLEstimator(params, spacing, method=mbml_form)
     raise ConfigError(f"estimator = {kind!r}: expected 'maprt' or 'mbml'")
 
 
@@ -359,7 +282,7 @@ def rx_flowgraph(params, spacing, address: str, with_comm: bool = True, estimato
                  waiting_interval: float = 5.0, context=None, mbml_form: str = "auto") -> RxLink:
     """Reciprocal filter, sensing estimator and metric sinks fed by a `PairedPullSource`
     connected to `stream_addresses(address)`; `estimator` is ``"maprt"``, ``"mbml"`` (a
-    `LinkMBMLEstimator` of form `mbml_form`) or a `SensingEstimator`.
+    `MBMLEstimator` of method `mbml_form`) or a `SensingEstimator`.
 
     `expect` is checked against the transmitter's ``link_config`` (see `LinkMonitor`);
     by default the item shapes and `with_comm`.  `idle_timeout` (s) ends the run when a
