@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import queue
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -13,31 +12,17 @@ import time
 import pytest
 from _gnuradio import require_gnuradio  # noqa: F401  (re-exported)
 
+from isacblocks.bench.stream import free_base_port as bench_free_base_port
 from isacblocks.experiments.link import LINK_STREAMS
 from isacblocks.zmq.gnuradio import GR_PYTHON, peer_command  # noqa: F401  (re-exported)
 
 
 def free_base_port(count: int = len(LINK_STREAMS)) -> int:
-    """A port P with P .. P+count-1 free on 127.0.0.1 (bounded number of tries)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + count > 65535:
-            continue
-        held = []
-        try:
-            for p in range(base, base + count):
-                s = socket.socket()
-                held.append(s)
-                s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in held:
-                s.close()
-    pytest.skip("no block of free loopback ports")
+    """A port P with P .. P+count-1 free on 127.0.0.1 (bounded number of tries); skips without one."""
+    try:
+        return bench_free_base_port(count)
+    except RuntimeError:
+        pytest.skip("no block of free loopback ports")
 
 
 class Cli:

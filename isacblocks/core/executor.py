@@ -180,6 +180,18 @@ class BlockExecutor:
                 "it needs for its next output (a partial frame at the end of the stream)"))
         return WORK_DONE
 
+    def _advance(self, consumed: int, produced: int) -> int:
+        """After a call that moved items: `consumed` on every input, `produced` on every output."""
+        for r in self.readers:
+            r.nread += consumed
+        for buf in self.buffers:
+            buf.commit(produced)
+        detail = self.detail
+        detail.items_in += consumed * len(self.readers)
+        detail.items_out += produced * len(self.buffers)
+        detail.status = "progress"
+        return produced
+
     def _nothing(self, status: str) -> int:
         self.detail.status = status
         return NOTHING
@@ -221,14 +233,7 @@ class BlockExecutor:
                              "(or WORK_DONE, WORK_WAITING)")
         if self.policy:
             _propagate_tags(readers, buffers, produced, self.policy)
-        for r in readers:
-            r.nread += produced
-        for buf in buffers:
-            buf.commit(produced)
-        detail.items_in += produced * len(readers)
-        detail.items_out += produced * len(buffers)
-        detail.status = "progress"
-        return produced
+        return self._advance(produced, produced)
 
     def _visit_fixed(self, max_items: int) -> int:
         """One work() call of a `DecimBlock` / `InterpBlock`."""
@@ -272,14 +277,7 @@ class BlockExecutor:
         if self.policy:
             starts = [r.nread for r in readers]
             _propagate_rate(self.policy, readers, buffers, starts, [consumed] * len(readers), interp, decim)
-        for r in readers:
-            r.nread += consumed
-        for buf in buffers:
-            buf.commit(produced)
-        detail.items_in += consumed * len(readers)
-        detail.items_out += produced * len(buffers)
-        detail.status = "progress"
-        return produced
+        return self._advance(consumed, produced)
 
     def _visit_general(self, max_items: int) -> int:
         """One general_work() call of a `GeneralBlock`."""
