@@ -18,12 +18,8 @@ from isacblocks.errors import BlockError
 
 torch = pytest.importorskip("torch")
 
-from isacblocks.learning.online import (  # noqa: E402
-    OnlineSpacingTrainer,
-    ReplayBuffer,
-    online_flowgraph,
-    run_online_stream,
-)
+from isacblocks.experiments.online import online_flowgraph, run_online_stream  # noqa: E402
+from isacblocks.learning.online import OnlineSpacingTrainer, ReplayBuffer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "flowgraphs" / "online_ssl.py"

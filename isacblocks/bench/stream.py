@@ -15,7 +15,7 @@ In one run, frames/s of:
   it, rx's first calls are); the arrival rate at rx's sockets (first to last frame
   received) is recorded too;
 * online: the online stream without and with the learner
-  (`isacblocks.learning.online.run_online_stream`, n/a where it does not exist; the stream's
+  (`isacblocks.experiments.online.run_online_stream`, n/a where it does not exist; the stream's
   own seconds, building it excluded).
 
 Each rate is given with its ratio to the kernel's.  The spacing is the true one throughout
@@ -191,11 +191,11 @@ def link_row(frames: int, reps: int, seed: int, config: str | None, kernel_fps: 
 # --------------------------------------------------------------------------------- online
 def _online_rows(quick: bool, seed: int = 0) -> list[dict]:
     """The online stream without and with the learner: ``[{"path", "frames", "wall_s", ...}]``,
-    or n/a rows where `isacblocks.learning.online.run_online_stream` does not exist."""
+    or n/a rows where `isacblocks.experiments.online.run_online_stream` does not exist."""
     try:
-        from isacblocks.learning.online import run_online_stream
+        from isacblocks.experiments.online import run_online_stream
     except ImportError:
-        return [_na_row(path, "isacblocks.learning.online.run_online_stream does not exist") for path in ONLINE]
+        return [_na_row(path, "isacblocks.experiments.online.run_online_stream does not exist") for path in ONLINE]
     frames = 256 if quick else 2048
     rows = []
     for path, learner in zip(ONLINE, (False, True)):
