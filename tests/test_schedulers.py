@@ -160,15 +160,16 @@ class Stamp(SyncBlock):
 def test_a_trickling_source_is_not_held_back_for_a_full_batch():
     """The threaded executors wait for full batches only while the upstream block works: items
     from a source that waits for the outside go on at once, not when 64 have gathered."""
-    src, stamp, sink = Trickle(every_s=0.03, total=20), Stamp(), VectorSink(np.int64)
+    src, stamp, sink = Trickle(every_s=0.1, total=15), Stamp(), VectorSink(np.int64)
     fg = Flowgraph(max_items=64, scheduler="threaded")
     fg.connect(src, stamp, sink)
     fg.run()
-    np.testing.assert_array_equal(sink.data, np.arange(20))
+    np.testing.assert_array_equal(sink.data, np.arange(15))
     # between items the source polls (WORK_WAITING) many times; each item still reaches the next
-    # block at once, not with the next item (a wake-up lost while the source was inside work())
+    # block at once, not 100 ms later with the next item (a wake-up lost while the source was
+    # inside work()); 50 ms leaves room for a loaded machine's thread scheduling
     lags = [seen - sent for seen, sent in zip(stamp.seen_at, src.sent_at)]
-    assert max(lags) < 0.02, lags
+    assert max(lags) < 0.05, lags
 
 
 class PingPong(Block):
