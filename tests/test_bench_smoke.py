@@ -90,12 +90,12 @@ def test_quick_bench_writes_every_section_and_the_cross_checks_agree(tmp_path):
     assert single["frames"] == suite.QUICK.stream_chain_frames and single["vs_kernel"] > 0
     assert {b["type"] for b in single["blocks"]} >= {"TargetChannel", "ReciprocalFilter", "MBMLEstimator"}
     threaded = rows[stream_section.CHAIN.format("threaded")]
-    assert threaded["available"] == stream["schedulers_supported"]
+    assert threaded["available"] and threaded["vs_kernel"] > 0
     link = rows[stream_section.LINK]
     assert link["frames"] == suite.QUICK.stream_link_frames and link["frames_per_s"]["median"] > 0
     assert all(run["complete"] for run in link["runs"])
     for path in stream_section.ONLINE:
-        assert rows[path]["available"] or rows[path]["why"]
+        assert rows[path]["available"] and rows[path]["frames_per_s"]["median"] > 0
 
     zmq = results["zmq"]["results"]
     assert set(zmq) == {"push_pull_in_process", "push_pull_two_process", "pub_sub_in_process", "pub_sub_two_process"}

@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-import inspect
 import time
 
 import numpy as np
@@ -30,16 +29,6 @@ from isacblocks.core import Flowgraph, GeneralBlock, NullSink, SyncBlock, Vector
 from isacblocks.experiments.baseline import receivers, transmitter
 
 from .timing import Timing, round_robin, time_call
-
-
-def scheduler_support() -> bool:
-    """Whether `Flowgraph` takes a ``scheduler`` argument ("single" | "threaded")."""
-    return "scheduler" in inspect.signature(Flowgraph).parameters
-
-
-def single_threaded() -> dict:
-    """The `Flowgraph` keyword for the single-threaded scheduler (none on a runtime without schedulers)."""
-    return {"scheduler": "single"} if scheduler_support() else {}
 
 
 class NoOpSync(SyncBlock):
@@ -96,7 +85,7 @@ def timer_cost_per_call(calls: int = 200_000) -> float:
 def _chain(params, ula, n_frames: int, receiver: str, seed: int, max_items: int) -> Flowgraph:
     """`isac_flowgraph`'s wiring (with comm, the true spacing assumed) on the single-threaded scheduler."""
     estimator = MBMLEstimator(params, ula.spacing) if receiver == "mbml" else MAPRTDetector(params, ula.spacing)
-    fg = Flowgraph(max_items=max_items, name="isac", **single_threaded())
+    fg = Flowgraph(max_items=max_items, name="isac", scheduler="single")
     tx = transmitter(fg, params, ula, ula.spacing, n_frames, seed)
     receivers(fg, params, tx, estimator, None, with_comm=True)
     return fg
@@ -128,7 +117,7 @@ def chain_throughput(params, ula, receiver: str, n_frames: int, warmup_frames: i
                                        for name, s in stats.items()), key=lambda b: -b["seconds"])})
     median_run = sorted(runs, key=lambda r: r["scheduler_overhead"])[len(runs) // 2]
     return {"receiver": receiver, "frames": n_frames, "items_per_call": max_items,
-            "scheduler": single_threaded().get("scheduler", "default"),
+            "scheduler": "single",
             "frames_per_s": timing.rate(n_frames), "timing": timing.to_dict(1e3, "ms"),
             "timer_cost_per_call_us": timer * 1e6,
             "scheduler_overhead": {"median": median_run["scheduler_overhead"],
@@ -139,7 +128,7 @@ def chain_throughput(params, ula, receiver: str, n_frames: int, warmup_frames: i
 
 def _noop_run(n_noop: int, items_per_call: int, calls: int, result: dict) -> None:
     data = np.zeros(items_per_call * calls, dtype=np.complex64)
-    fg = Flowgraph(max_items=items_per_call, name=f"noop{n_noop}", **single_threaded())
+    fg = Flowgraph(max_items=items_per_call, name=f"noop{n_noop}", scheduler="single")
     noops = [NoOpSync(name=f"noop{i}") for i in range(n_noop)]
     fg.connect(VectorSource(data, name="src"), *noops, NullSink(np.complex64, (), name="sink"))
     fg.run()

@@ -15,10 +15,7 @@ consumed in the run, since in a chain every frame reaches every sink once.  Pass
 when that count is not what you mean (e.g. a sink fed by a decimating block).
 
 The per-block counters of the median run come from ``Flowgraph.performance()`` (GNU Radio's
-performance counters: work() calls and time, items in and out, output-buffer fill).  On a
-runtime without it, every block's work() is wrapped with a timer instead
-(`isacblocks.bench.chain.instrument`); items then come from the blocks' read and written
-counts, and the buffer fill is not measured (None).
+performance counters: work() calls and time, items in and out, output-buffer fill).
 
 With the threaded scheduler the blocks run at the same time, so their shares of the wall
 time can add up to more than 100 %; the block with the largest share limits the flowgraph.
@@ -47,10 +44,8 @@ class FlowgraphBenchmark:
     `rate`: frames/s, ``{"median", "min", "max"}`` over the timed runs; `wall_s`: each
     timed run's wall time; `frames`: frames per run; `blocks`: one row per block of the
     median run (by wall time), the largest ``work_s`` first, with the keys of `ROW_KEYS`
-    and ``share_of_wall`` (``work_s`` over the run's wall time); `counters`: where the rows
-    came from, ``"performance"`` (``Flowgraph.performance()``) or ``"instrumented"``
-    (work() wrapped with a timer); `scheduler`: the flowgraph's scheduler ("single",
-    "threaded"), None on a runtime without a choice.
+    and ``share_of_wall`` (``work_s`` over the run's wall time); `scheduler`: the flowgraph's
+    scheduler ("single", "threaded").
     """
 
     name: str
@@ -60,7 +55,6 @@ class FlowgraphBenchmark:
     wall_s: list[float]
     median_wall_s: float
     warmup: int
-    counters: str
     scheduler: str | None = None
     blocks: list[dict] = field(default_factory=list)
 
@@ -91,7 +85,7 @@ class FlowgraphBenchmark:
         """Plain values (JSON-ready)."""
         return {"name": self.name, "frames": self.frames, "frames_from": self.frames_from,
                 "frames_per_s": dict(self.rate), "wall_s": list(self.wall_s), "median_wall_s": self.median_wall_s,
-                "runs": len(self.wall_s), "warmup": self.warmup, "counters": self.counters, "scheduler": self.scheduler,
+                "runs": len(self.wall_s), "warmup": self.warmup, "scheduler": self.scheduler,
                 "work_s": self.work_s, "blocks": [dict(b) for b in self.blocks]}
 
 
@@ -114,10 +108,6 @@ def _sink_items(fg: Flowgraph) -> int:
     return max(counts, default=0)
 
 
-def _items(ports: int, count: Callable[[int], int]) -> int:
-    return int(sum(count(port) for port in range(ports)))
-
-
 def _performance_rows(fg: Flowgraph) -> list[dict]:
     rows = []
     for row in fg.performance():
@@ -128,38 +118,18 @@ def _performance_rows(fg: Flowgraph) -> list[dict]:
     return rows
 
 
-def _instrumented_rows(fg: Flowgraph, stats: dict) -> list[dict]:
-    rows = []
-    for block in fg.blocks:
-        s = stats[block.name]
-        rows.append({"block": block.name, "type": type(block).__name__, "calls": s["calls"],
-                     "items_in": _items(len(block.in_sig), block.nitems_read),
-                     "items_out": _items(len(block.out_sig), block.nitems_written),
-                     "work_s": s["seconds"], "buffer_fill": None})
-    return rows
-
-
 def _one_run(build: Callable[[], object], seen: list, frames: int | None) -> dict:
     fg = _flowgraph_of(build(), seen)
-    native = callable(getattr(fg, "performance", None))
-    stats = None
-    if not native:
-        from .chain import instrument  # the runtime has no counters of its own: wrap every work()
-
-        stats = instrument(fg)
     start = time.perf_counter()
     fg.run()
     wall = time.perf_counter() - start
-    rows = _performance_rows(fg) if native else _instrumented_rows(fg, stats)
+    rows = _performance_rows(fg)
     for row in rows:
         row["work_s"] = float(row["work_s"] or 0.0)
         row["share_of_wall"] = row["work_s"] / wall if wall > 0 else math.nan
     rows.sort(key=lambda r: -r["work_s"])
     count = frames if frames is not None else _sink_items(fg)
-    scheduler = getattr(fg, "scheduler", None)
-    return {"name": fg.name, "wall_s": wall, "frames": count, "rows": rows,
-            "counters": "performance" if native else "instrumented",
-            "scheduler": scheduler if isinstance(scheduler, str) else None}
+    return {"name": fg.name, "wall_s": wall, "frames": count, "rows": rows, "scheduler": fg.scheduler}
 
 
 def benchmark_flowgraph(build: Callable[[], object], *, frames: int | None = None, repeats: int = 3,
@@ -191,4 +161,4 @@ def benchmark_flowgraph(build: Callable[[], object], *, frames: int | None = Non
         name=median_run["name"], frames=median_run["frames"], frames_from="given" if frames is not None else "sinks",
         rate={"median": statistics.median(rates), "min": min(rates), "max": max(rates)},
         wall_s=[r["wall_s"] for r in runs], median_wall_s=median_run["wall_s"], warmup=warmup,
-        counters=median_run["counters"], scheduler=median_run["scheduler"], blocks=median_run["rows"])
+        scheduler=median_run["scheduler"], blocks=median_run["rows"])

@@ -7,7 +7,7 @@ In one run, frames/s of:
 * chain: the README's chain in one process (scenario -> beamformer -> OFDM -> target
   channel -> reciprocal filter -> MB-ML -> metrics; `isacblocks.experiments.baseline`
   `transmitter` and `receivers` without comm), once per scheduler of `Flowgraph`
-  ("single", and "threaded" where the runtime has it: n/a otherwise), timed with
+  ("single" and "threaded"), timed with
   `benchmark_flowgraph` (fresh flowgraph per run, one small warm-up run first);
 * link: the same chain split over two processes on loopback, ``isac tx --no-comm`` ->
   ``isac rx --estimator mbml --no-comm``; frames/s is rx's processed frames over rx's wall
@@ -15,8 +15,8 @@ In one run, frames/s of:
   it, rx's first calls are); the arrival rate at rx's sockets (first to last frame
   received) is recorded too;
 * online: the online stream without and with the learner
-  (`isacblocks.experiments.online.run_online_stream`, n/a where it does not exist; the stream's
-  own seconds, building it excluded).
+  (`isacblocks.experiments.online.run_online_stream`; the stream's own seconds, building it
+  excluded).
 
 Each rate is given with its ratio to the kernel's.  The spacing is the true one throughout
 (the known-spacing receiver), so every path runs the same kernel on the same grid.
@@ -41,7 +41,6 @@ from isacblocks.core import Flowgraph, NullSink
 from isacblocks.dsp.mbml import mbml_estimate
 from isacblocks.experiments.baseline import receivers, transmitter
 
-from .chain import scheduler_support
 from .flowgraph import benchmark_flowgraph
 from .timing import Timing, child_env, measure
 from .workload import sensing_frames
@@ -61,10 +60,6 @@ def _rate_row(path: str, frames: int, rate: dict | None, kernel_fps: float | Non
     if rate is not None and kernel_fps:
         row["vs_kernel"] = rate["median"] / kernel_fps
     return {**row, **extra}
-
-
-def _na_row(path: str, why: str) -> dict:
-    return {"path": path, "frames": None, "available": False, "frames_per_s": None, "why": why}
 
 
 # --------------------------------------------------------------------------------- kernel
@@ -93,20 +88,15 @@ def readme_chain(params, ula, n_frames: int, seed: int, scheduler: str | None = 
 
 
 def chain_rows(params, ula, frames: int, warmup_frames: int, reps: int, seed: int, kernel_fps: float | None) -> list:
-    supported = scheduler_support()
     rows = []
     for scheduler in SCHEDULERS:
         path = CHAIN.format(scheduler)
-        if not supported and scheduler != "single":
-            rows.append(_na_row(path, "Flowgraph has no scheduler argument"))
-            continue
-        choice = scheduler if supported else None
-        readme_chain(params, ula, warmup_frames, seed, choice).run()
-        result = benchmark_flowgraph(lambda choice=choice: readme_chain(params, ula, frames, seed, choice),
+        readme_chain(params, ula, warmup_frames, seed, scheduler).run()
+        result = benchmark_flowgraph(lambda choice=scheduler: readme_chain(params, ula, frames, seed, choice),
                                      repeats=reps, warmup=0)
         top = [f"{b['type']} {b['share_of_wall']:.0%}" for b in result.blocks[:3]]
         rows.append(_rate_row(path, result.frames, result.rate, kernel_fps, scheduler=scheduler,
-                              wall_s=result.wall_s, counters=result.counters, largest_work_shares=top,
+                              wall_s=result.wall_s, largest_work_shares=top,
                               blocks=result.blocks))
     return rows
 
@@ -190,12 +180,9 @@ def link_row(frames: int, reps: int, seed: int, config: str | None, kernel_fps: 
 
 # --------------------------------------------------------------------------------- online
 def _online_rows(quick: bool, seed: int = 0) -> list[dict]:
-    """The online stream without and with the learner: ``[{"path", "frames", "wall_s", ...}]``,
-    or n/a rows where `isacblocks.experiments.online.run_online_stream` does not exist."""
-    try:
-        from isacblocks.experiments.online import run_online_stream
-    except ImportError:
-        return [_na_row(path, "isacblocks.experiments.online.run_online_stream does not exist") for path in ONLINE]
+    """The online stream without and with the learner: ``[{"path", "frames", "wall_s", ...}]``."""
+    from isacblocks.experiments.online import run_online_stream  # torch: only when the section runs
+
     frames = 256 if quick else 2048
     rows = []
     for path, learner in zip(ONLINE, (False, True)):
@@ -208,9 +195,6 @@ def _online_rows(quick: bool, seed: int = 0) -> list[dict]:
 def online_rows(quick: bool, seed: int, kernel_fps: float | None) -> list[dict]:
     rows = []
     for row in _online_rows(quick, seed):
-        if "wall_s" not in row:
-            rows.append(row)
-            continue
         rate = Timing([row["wall_s"]]).rate(row["frames"])
         extra = {k: v for k, v in row.items() if k not in ("path", "frames")}
         rows.append(_rate_row(row["path"], row["frames"], rate, kernel_fps, **extra))
@@ -238,5 +222,4 @@ def run(params, ula, seed: int, quick: bool, kernel_frames: int, kernel_reps: in
                     lambda: chain_rows(params, ula, chain_frames, chain_warmup_frames, chain_reps, seed, kernel_fps))
     rows += attempt([LINK], lambda: link_row(link_frames, link_reps, seed, config, kernel_fps))
     rows += attempt(ONLINE, lambda: online_rows(quick, seed, kernel_fps))
-    return {"kernel_frames_per_s": kernel_fps, "max_items": MAX_ITEMS, "schedulers_supported": scheduler_support(),
-            "rows": rows}
+    return {"kernel_frames_per_s": kernel_fps, "max_items": MAX_ITEMS, "rows": rows}

@@ -548,7 +548,7 @@ def _stream_md(sec: dict) -> list[str]:
             rows.append([r["path"], "-", "n/a", "-", r.get("why") or f"failed: {r.get('error')}"])
             continue
         if "scheduler" in r:
-            note = f"{r['counters']} counters; largest work() shares: {', '.join(r['largest_work_shares'])}"
+            note = f"performance counters; largest work() shares: {', '.join(r['largest_work_shares'])}"
         elif r.get("learning_steps") is not None:
             note = f"{r['learning_steps']} learning steps"
         elif "arrival_frames_per_s" in r:

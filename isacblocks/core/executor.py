@@ -149,9 +149,10 @@ class BlockExecutor:
             d.wanted = True
         return any(d.status in SETTLED for d in waiting_on) or any(r.buffer.done for r in self.readers)
 
-    def _call_work(self, inputs: list, outputs: list) -> int:
-        """``block.work(inputs, outputs)``, timed and counted, with a raise named after the block and
-        the return value checked to be an integer (the range is the caller's rule)."""
+    def _call_work(self, inputs: list, outputs: list, general: bool = False) -> int:
+        """``block.work(inputs, outputs)`` (``general_work`` for a general block), timed and counted,
+        with the output buffers' fill sampled, a raise named after the block and the return value
+        checked to be an integer (the range is the caller's rule)."""
         block, detail = self.block, self.detail
         if block._inbox:  # posted before the items now offered were written: handled first
             handle_messages(block)
@@ -160,15 +161,16 @@ class BlockExecutor:
             for buf in self.buffers:
                 fill += buf.fill() / buf.capacity
             detail.fill_sum += fill / len(self.buffers)
+        where = "general_work()" if general else "work()"
         start = time.perf_counter()
         try:
-            produced = block.work(inputs, outputs)
+            produced = block.general_work(inputs, outputs) if general else block.work(inputs, outputs)
         except Exception as exc:
-            raise wrap_error(block, "work()", exc) from exc
+            raise wrap_error(block, where, exc) from exc
         finally:
             detail.work_s += time.perf_counter() - start
             detail.calls += 1
-        return produced if type(produced) is int else _as_count(block, produced)
+        return produced if type(produced) is int else _as_count(block, produced, where)
 
     def _end_short(self, needs: list[int]) -> int:
         """A rate-changing block whose input ended with fewer items than its next output needs."""
@@ -315,18 +317,7 @@ class BlockExecutor:
         detail.produced = [None] * len(buffers)
         inputs = [r.read_view(a) for r, a in zip(readers, avail)]
         outputs = [buf.write_view(n) for buf in buffers]
-        if block._inbox:
-            handle_messages(block)
-        start = time.perf_counter()
-        try:
-            ret = block.general_work(inputs, outputs)
-        except Exception as exc:
-            raise wrap_error(block, "general_work()", exc) from exc
-        finally:
-            detail.work_s += time.perf_counter() - start
-            detail.calls += 1
-        if type(ret) is not int:
-            ret = _as_count(block, ret, "general_work()")
+        ret = self._call_work(inputs, outputs, general=True)
         for i, c in enumerate(consumed):
             if not 0 <= c <= avail[i]:
                 raise BlockError(f"block {block.name!r}: general_work() consumed {c} items of "
