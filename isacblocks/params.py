@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
+from .safeio import read_text
 from .validation import is_real
 
 SPEED_OF_LIGHT = 299_792_458.0  # m/s
@@ -215,9 +216,10 @@ class SystemParams:
     def from_toml(cls, path) -> SystemParams:
         """Load from a TOML file; keys are the field names (optionally under a ``[system]`` table)."""
         path = Path(path)
+        text = read_text(path, "configuration")  # TOML files are UTF-8
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))  # TOML files are UTF-8
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"cannot read configuration {path}: {exc}") from None
         except RecursionError:
             raise ConfigError(f"cannot read configuration {path}: arrays or tables nested too deeply") from None

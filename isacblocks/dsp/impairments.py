@@ -34,6 +34,7 @@ import numpy as np
 
 from ..errors import ConfigError, ShapeError
 from ..params import SystemParams
+from ..safeio import atomic_write, read_npz
 from .spacing import check_spacing, draw_spacing, load_spacing, spacing_from_values
 from .steering import steering_rows
 
@@ -134,7 +135,7 @@ class ArrayImpairments:
         """Write the array as ``.npz`` (arrays ``spacing`` and, where present, ``gain``, ``coupling``)."""
         arrays = {"spacing": self.spacing}
         arrays.update({k: v for k, v in (("gain", self.gain), ("coupling", self.coupling)) if v is not None})
-        np.savez(Path(path), **arrays)
+        atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def coupling_matrix(coupling, n_antennas: int, xp=np):
@@ -279,11 +280,7 @@ def load_array(path, n_antennas: int, wavelength: float):
     path = Path(path)
     if path.suffix != ".npz":
         return load_spacing(path, n_antennas, wavelength)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise ConfigError(f"cannot read array file {path}: {exc}") from None
+    arrays = read_npz(path, "array file")
     unknown = sorted(set(arrays) - set(IMPAIRMENT_KINDS))
     if "spacing" not in arrays or unknown:
         raise ConfigError(f"array file {path}: holds {sorted(arrays)}; expected 'spacing' and optionally "

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import ConfigError, ShapeError
 from ..params import SystemParams
+from ..safeio import atomic_write, read_npy, read_text_array
 from .steering import element_positions
 
 
@@ -82,20 +83,16 @@ def check_plausible_spacing(spacing, wavelength: float, name: str = "spacing") -
 
 
 def load_spacing(path, n_antennas: int | None = None, wavelength: float | None = None) -> np.ndarray:
-    """Read a spacing vector (metres) from ``.npy`` or text (one value per antenna).
+    """Read a spacing vector (metres) from ``.npy`` or text (one value per antenna), within the
+    limits of `safeio`.
 
     The file must hold one real number per antenna (a 1-D array or one column); with
     `wavelength`, the values must be plausible in metres (`check_plausible_spacing`)."""
     path = Path(path)
-    try:
-        if path.suffix == ".npy":
-            raw = np.load(path, allow_pickle=False)
-        else:
-            raw = np.loadtxt(path, dtype=np.float64, ndmin=1)
-    except (OSError, ValueError, EOFError) as exc:
-        raise ConfigError(f"cannot read spacing file {path}: {exc}") from None
-    if not isinstance(raw, np.ndarray):
-        raise ConfigError(f"spacing file {path}: holds {type(raw).__name__}; real numbers (metres) expected")
+    if path.suffix == ".npy":
+        raw = read_npy(path, "spacing file")
+    else:
+        raw = read_text_array(path, "spacing file")
     return spacing_from_values(raw, n_antennas, wavelength, str(path))
 
 
@@ -118,6 +115,6 @@ def save_spacing(path, spacing) -> None:
     if spacing.ndim != 1:
         raise ShapeError(f"save_spacing: expected a vector of K spacings, got shape {spacing.shape}")
     if path.suffix == ".npy":
-        np.save(path, spacing)
+        atomic_write(path, lambda f: np.save(f, spacing))
     else:
-        np.savetxt(path, spacing, fmt="%.12e")
+        atomic_write(path, lambda f: np.savetxt(f, spacing, fmt="%.12e"))

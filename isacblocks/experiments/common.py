@@ -17,6 +17,7 @@ from ..blocks import ImpairedULA
 from ..dsp.impairments import ArrayImpairments, load_array
 from ..errors import ConfigError
 from ..params import SystemParams
+from ..safeio import make_folder, write_text
 from .options import (
     add_impairments_option,
     add_json_option,
@@ -120,11 +121,8 @@ def write_json(path, record: dict) -> None:
     if reasons:
         clean["null_reasons"] = reasons
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(clean, indent=2, allow_nan=False) + "\n"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    make_folder(path.parent)
+    write_text(path, json.dumps(clean, indent=2, allow_nan=False) + "\n")
 
 
 _NULL_REASON = {"nan": "NaN: not defined (e.g. no frame to average, or no value measured)",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..safeio import save_figure
 from .results import FIGURE_FIELDS, Estimate, Evaluation, Fig3, Fig4, Fig5, Reproduction, Scaling
 
 
@@ -64,8 +65,10 @@ def _plain_numbers(ax) -> None:
 
 
 def _save(figure, path: Path) -> None:
-    figure.savefig(path, dpi=120, bbox_inches="tight")
-    _pyplot().close(figure)
+    try:
+        save_figure(figure, path, dpi=120, bbox_inches="tight")
+    finally:
+        _pyplot().close(figure)
 
 
 def _baselines(ax, baselines: dict[str, Evaluation]) -> None:

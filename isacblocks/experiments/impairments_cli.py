@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from ..dsp.impairments import ArrayImpairments, save_array
+from ..safeio import make_folder, write_text
 from .common import load_params, run_record, true_array, write_json
 from .impairments import impairments_study, rows_markdown
 from .options import add_doc_option, add_spacing_options, count_value, impairments_value, output_dir
@@ -20,8 +20,7 @@ def impairments_main(args) -> int:
         check_section(args.doc, DOC_BEGIN, DOC_END)
     ula = true_array(params, args.seed, args.true_spacing, args.impairments)
     kinds = ula.kinds
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(args.out)
     print(f"true array: {'+'.join(kinds)} impairments ({args.true_spacing or f'drawn from seed {args.seed}'}); "
           f"UL with the sector curriculum, {args.iterations} x {args.batch_size} frames, no labels")
     start = time.perf_counter()
@@ -33,7 +32,7 @@ def impairments_main(args) -> int:
             f"{wall:.0f} s (`isac impairments --iterations {args.iterations} --batch-size {args.batch_size}`).\n\n"
             + rows_markdown(rows))
     print("\n" + text)
-    (out / "impairments.md").write_text(text + "\n")
+    write_text(out / "impairments.md", text + "\n")
     record = {**run_record(args, params, ula), "kinds": list(kinds), "iterations": args.iterations,
               "batch_size": args.batch_size, "eval_frames": args.eval_frames,
               "calibration_frames": args.calibration_frames, "rows": [r.to_dict() for r in rows], "wall_s": wall}

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from pathlib import Path
 
 from ..dsp.impairments import impairment_errors, save_array, spacing_of
 from ..errors import ConfigError
 from ..executor import ProgressLine, add_executor_options, executor_from_args
 from ..params import SystemParams
+from ..safeio import make_folder, write_text
 from ..sim.evaluation import evaluate_spacing
 from .common import (
     add_study_options,
@@ -83,10 +83,9 @@ def report_main(args) -> int:
         update_readme(args.readme, result)
         print(f"updated the results section of {args.readme}")
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "results.md").write_text(results_markdown(result) + "\n")
-        (out / "claims.md").write_text(claims_table(result.claims, result.scale, result.wall_s) + "\n")
+        out = make_folder(args.out)
+        write_text(out / "results.md", results_markdown(result) + "\n")
+        write_text(out / "claims.md", claims_table(result.claims, result.scale, result.wall_s) + "\n")
         pfa = result.run.get("params", {}).get("pfa", SystemParams().pfa)
         names = plot_all(result, out, pfa) if args.figures else []
         print(f"wrote {out}/{', '.join(['results.md', 'claims.md', *names])}")

@@ -24,6 +24,7 @@ from ..dsp.mbml import mbml_peak
 from ..dsp.metrics import position
 from ..dsp.multitarget import draw_scenes, minimum_separation, scene_echo, successive_detection
 from ..dsp.precoder import beampattern_precoder
+from ..safeio import save_figure
 
 #: Frames simulated at once (memory: about 0.5 MB per frame).
 CHUNK_FRAMES = 64
@@ -107,5 +108,7 @@ def plot_multitarget(result: dict, path: Path, pfa: float, c: float) -> None:
     axes[1, 0].set_ylabel(f"per-target P_D (frame P_fa = {pfa:g})")
     axes[0, 0].legend(fontsize=7)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    try:
+        save_figure(figure, path, dpi=110)
+    finally:
+        plt.close(figure)

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..dsp.impairments import load_array
 from ..dsp.multitarget import COUNT_DISTRIBUTIONS
 from ..errors import ConfigError
+from ..safeio import make_folder
 from .common import load_params, run_record, table, true_array, write_json
 from .multitarget import multitarget_study, plot_multitarget
 from .options import (
@@ -65,8 +66,7 @@ def multitarget_main(args) -> int:
                           f"(need at least {int(-(-1 // args.pfa))})")
     if args.doc:
         check_section(args.doc, DOC_BEGIN, DOC_END)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(args.out)
     start = time.perf_counter()
     result = multitarget_study(params, ula.array, spacings, args.snr, args.max_targets, args.frames, args.pfa,
                                args.h0_frames, seed=args.seed, c=args.gospa_c, distribution=args.distribution)

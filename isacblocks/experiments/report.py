@@ -9,9 +9,9 @@ between `BEGIN` and `END` is replaced.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from ..errors import ConfigError
+from ..safeio import read_text, write_text
 from .claims import claims_table
 from .results import Evaluation, Reproduction, Run
 
@@ -106,21 +106,13 @@ def replace_section(text: str, section: str, where: str = "README", begin: str =
 
 def check_section(path, begin: str, end: str) -> None:
     """Refuse, before any work, a file without one `begin` ... `end` pair of markers."""
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
-    replace_section(text, "", str(path), begin, end)
+    replace_section(read_text(path, "document"), "", str(path), begin, end)
 
 
 def update_section(readme, section: str, begin: str = BEGIN, end: str = END) -> None:
     """Replace the part of the file `readme` between `begin` and `end` by `section`."""
-    path = Path(readme)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"--readme {readme}: cannot read it ({exc.strerror})") from None
-    path.write_text(replace_section(text, section, str(readme), begin, end))
+    text = read_text(readme, "document")
+    write_text(readme, replace_section(text, section, str(readme), begin, end))
 
 
 def update_readme(readme, result: Reproduction) -> None:

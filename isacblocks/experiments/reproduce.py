@@ -10,6 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..safeio import OutputError, make_folder, write_text
 from .claims import claims_of, claims_table
 from .common import run_record
 from .figures import plot_all
@@ -36,18 +37,34 @@ def staged_folder(out):
     `out` as a whole, and when it is interrupted or fails it is removed, so `out` never holds
     files of two runs."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    stage.chmod(0o755)
+    make_folder(out.parent)
+    try:
+        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        stage.chmod(0o755)
+    except OSError as exc:
+        raise OutputError(f"cannot write {out}: {exc.strerror}") from None
     try:
         yield stage
+        _swap_into_place(stage, out)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+
+
+def _swap_into_place(stage: Path, out: Path) -> None:
+    """Replace the folder `out` by `stage`; if that fails, `out` is put back as it was."""
     old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
-        out.replace(old)
-    stage.replace(out)
+    try:
+        if out.exists():
+            out.replace(old)
+        try:
+            stage.replace(out)
+        except OSError:
+            if old.exists():
+                old.replace(out)
+            raise
+    except OSError as exc:
+        raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -83,6 +100,6 @@ def write_outputs(result: Reproduction, out: Path, pfa: float) -> list[str]:
     """``results.json``, the figures, ``claims.md`` and ``results.md`` of `result` in `out`; the names."""
     to_json(result, out / "results.json")
     figures = plot_all(result, out, pfa)
-    (out / "claims.md").write_text(claims_table(result.claims, result.scale, result.wall_s) + "\n")
-    (out / "results.md").write_text(results_markdown(result) + "\n")
+    write_text(out / "claims.md", claims_table(result.claims, result.scale, result.wall_s) + "\n")
+    write_text(out / "results.md", results_markdown(result) + "\n")
     return ["results.json", *figures, "claims.md", "results.md"]

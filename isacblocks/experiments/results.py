@@ -10,7 +10,6 @@ Every Pmd carries its 95 % Clopper-Pearson interval and the frames per hypothesi
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import types
 import typing
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..safeio import read_json
 from .common import write_json
 
 #: Version of the layout of ``results.json``; `from_json` refuses another.
@@ -320,10 +320,7 @@ def to_json(result: Reproduction, path) -> None:
 def from_json(path) -> Reproduction:
     """Read a ``results.json`` written by `to_json` back into a `Reproduction`."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read a results file ({exc})") from None
+    data = read_json(path, "results file")
     if not isinstance(data, dict) or data.get("schema") != SCHEMA_VERSION:
         got = data.get("schema") if isinstance(data, dict) else type(data).__name__
         raise ConfigError(f"{path}: results schema {got!r}; this version reads schema {SCHEMA_VERSION} "

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..dsp.spacing import spacing_errors
 from ..errors import ConfigError
+from ..safeio import save_figure
 from ..sim.evaluation import run_evaluations, spacing_evaluation
 
 DEFAULT_SNRS_DB = tuple(float(x) for x in range(0, 21, 2))
@@ -84,5 +85,7 @@ def plot_snr(result: dict, path: Path, pfa: float) -> None:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    try:
+        save_figure(figure, path, dpi=120)
+    finally:
+        plt.close(figure)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 
 from ..dsp.spacing import load_spacing, save_spacing
 from ..errors import ConfigError
 from ..executor import ProgressLine, add_executor_options, executor_from_args
+from ..safeio import make_folder
 from .common import (
     add_study_options,
     check_memory,
@@ -46,8 +46,7 @@ def snr_main(args) -> int:
     params = load_params(args)
     ula = true_array(params, args.seed, args.true_spacing)
     learned_file = load_spacing(args.learned, params.n_antennas, params.wavelength) if args.learned else None
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(args.out)
     start = time.perf_counter()
     with executor_from_args(args) as executor:
         print(f"running on {executor.describe()}")

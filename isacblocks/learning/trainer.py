@@ -30,7 +30,6 @@ import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -43,6 +42,7 @@ from ..dsp.scenario import training_sectors
 from ..dsp.steering import array_gain
 from ..errors import ConfigError, TrainingError
 from ..params import SystemParams
+from ..safeio import InputFileError, atomic_write, check_zip
 from ..sim.evaluation import evaluate_spacing
 from ..sim.montecarlo import ProjectedBasis, ProjectedFrames, draw_frame_factors, draw_projected_frames
 from ..validation import is_integer, is_real
@@ -476,15 +476,16 @@ class Trainer:
 
     def save_checkpoint(self, path) -> None:
         """Write the state atomically (a run killed while writing keeps the last good checkpoint)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        tmp.replace(path)
+        state = self.state_dict()
+        atomic_write(path, lambda f: torch.save(state, f), "checkpoint")
 
     def load_checkpoint(self, path) -> None:
         """Resume from a checkpoint written by `save_checkpoint`."""
-        try:  # tensors and plain types only: a checkpoint from elsewhere cannot run code on load
+        try:  # sizes and members checked first; tensors and plain types only: a checkpoint from elsewhere
+            check_zip(path, "checkpoint")  # cannot run code on load
             state = torch.load(path, weights_only=True, map_location=self.device)
+        except InputFileError as exc:
+            raise TrainingError(f"cannot read {exc}") from None
         except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
             raise TrainingError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0]}") from None
         self.check_state(state, f"checkpoint {path}")

@@ -3,7 +3,8 @@
 Runs under Debian's ``/usr/bin/python3`` (which has ``gnuradio``), never in the project's
 venv.  Items travel as ``.npy`` files; tags as JSON lists of ``[offset, key, value, srcid]``
 whose key, value and srcid are hex strings of PMT serialisations, so each end builds and
-reads its PMTs with its own (de)serialiser.
+reads its PMTs with its own (de)serialiser.  Both are read and written by `isacblocks.safeio`
+(loaded by its path).
 
     gr_peer.py push  ADDRESS ITEMS.npy TAGS.json [--pub KEY]    GR push_sink / pub_sink sends
     gr_peer.py pull  ADDRESS N VLEN OUT.npy OUT.json [--sub KEY] GR pull_source / sub_source receives N items
@@ -14,14 +15,28 @@ reads its PMTs with its own (de)serialiser.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import signal
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pmt
 from gnuradio import blocks, gr, zeromq
+
+
+def _load_safeio():
+    """`isacblocks.safeio` (numpy and the standard library only), loaded by its path: this
+    interpreter has no isacblocks."""
+    spec = importlib.util.spec_from_file_location("isacblocks_safeio", Path(__file__).parents[1] / "safeio.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+safeio = _load_safeio()
 
 
 def _pmt(hex_text):
@@ -33,10 +48,10 @@ def _hex(obj) -> str:
 
 
 def push(address, items_path, tags_path, pub_key=None):
-    items = np.load(items_path)
+    items = safeio.read_npy(items_path, "items file")
     vlen = int(np.prod(items.shape[1:])) if items.ndim > 1 else 1
     tags = [gr.tag_utils.python_to_tag((int(o), _pmt(k), _pmt(v), _pmt(s)))
-            for o, k, v, s in json.load(open(tags_path))]
+            for o, k, v, s in safeio.read_json(tags_path, "tags file")]
     tb = gr.top_block()
     src = blocks.vector_source_c(items.reshape(-1).tolist(), False, vlen, tags)
     if pub_key is None:
@@ -68,8 +83,10 @@ def pull(address, n, vlen, out_items, out_tags, sub_key=None):
     tb.wait()
     if len(sink.data()) != n * vlen:
         sys.exit(f"received {len(sink.data()) // vlen} items, expected {n}")
-    np.save(out_items, np.asarray(sink.data(), dtype=np.complex64).reshape(n, vlen))
-    json.dump([[t.offset, _hex(t.key), _hex(t.value), _hex(t.srcid)] for t in sink.tags()], open(out_tags, "w"))
+    items = np.asarray(sink.data(), dtype=np.complex64).reshape(n, vlen)
+    safeio.atomic_write(out_items, lambda f: np.save(f, items))
+    tags = [[t.offset, _hex(t.key), _hex(t.value), _hex(t.srcid)] for t in sink.tags()]
+    safeio.write_text(out_tags, json.dumps(tags))
 
 
 def relay(*triples):
@@ -123,4 +140,7 @@ if __name__ == "__main__":
     command, *rest = sys.argv[1:]
     if command in ("push", "pull") and len(rest) >= 2 and rest[-2] in ("--pub", "--sub"):
         rest = rest[:-2] + [rest[-1]]
-    {"push": push, "pull": pull, "relay": relay, "rate": rate}[command](*rest)
+    try:
+        {"push": push, "pull": pull, "relay": relay, "rate": rate}[command](*rest)
+    except (safeio.InputFileError, safeio.OutputError) as exc:
+        sys.exit(f"gr_peer.py {command}: error: {exc}")
