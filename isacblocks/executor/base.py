@@ -108,7 +108,11 @@ def check_tasks(tasks) -> list[Task]:
 class Executor(abc.ABC):
     """Runs tasks and returns their results in task order.
 
-    ``progress(done, total, key)`` is called in this process each time a task finishes.
+    ``progress(done, total, key)`` is called in this process each time a task finishes; a
+    progress object with a ``running(done, total)`` context (`ProgressLine`) is entered for
+    the map, so that a long run says it is still going.  With a `journal`, tasks whose
+    entries are there are not run, every finished result is kept, and one line at the end
+    says how many were reused.
     A task that raises stops the run with a `TaskError` naming it (it is not retried: the
     same inputs would raise again); a worker that dies is replaced and its tasks run again.
     """
@@ -119,18 +123,28 @@ class Executor(abc.ABC):
 
     def map(self, tasks, progress: Callable[[int, int, str], None] | None = None) -> list:
         tasks = check_tasks(tasks)
-        progress = progress or (lambda done, total, key: None)
-        results: dict[str, Any] = self.journal.load(tasks) if self.journal is not None else {}
+        journal = self.journal
+        entries = journal.entries(tasks) if journal is not None else {}  # from the inputs, before any task runs
+        results: dict[str, Any] = journal.load(entries) if journal is not None else {}
+        reused = len(results)
         todo = [task for task in tasks if task.key not in results]
-        by_key = {task.key: task for task in todo}
 
         def finished(done: int, total: int, key: str) -> None:
-            if self.journal is not None:
-                self.journal.save(by_key[key], results[key])
-            progress(len(results), len(tasks), key)
+            if key in entries:
+                journal.save(entries[key], results[key])
+            if progress is not None:
+                progress(len(results), len(tasks), key)
 
-        if todo:
-            self._run(todo, results, finished)
+        showing = progress.running(reused, len(tasks)) if hasattr(progress, "running") else contextlib.nullcontext()
+        complete = False
+        try:
+            with showing:
+                if todo:
+                    self._run(todo, results, finished)
+            complete = True
+        finally:
+            if journal is not None:
+                print(journal.summary(len(tasks), reused, len(results) - reused, complete), file=sys.stderr)
         return [results[task.key] for task in tasks]
 
     @abc.abstractmethod
