@@ -16,8 +16,15 @@ What cannot be paired is counted, never output (`stats()`):
   another receiver or was lost);
 * ``leftover`` -- items still waiting for their partners when another stream ended;
 * ``untagged`` -- items without a sequence tag (a sender without ``stream_id``);
-* ``gaps`` -- indices between the first and the last paired item that were not paired,
+* ``duplicates`` -- copies of an index already accounted for (paired or rejected): every
+  index is output at most once;
+* ``rejected`` -- indices whose item a stream's `check` refused (e.g. bad ground truth):
+  dropped from every stream, the last reason in ``last_rejected``;
+* ``gaps`` -- indices between the smallest and the largest accounted for that never came,
   and ``first_index``: how many items of the run came before the first one paired.
+
+The indices accounted for (paired or rejected) are kept as a set of runs (`IndexSet`,
+`accounted`), so a duplicate and a missing item never cancel out in the counts.
 
 The block ends when one stream has ended (end of stream, or its `idle_timeout`) and
 nothing of it is left to pair.  Tags other than the sequence tags are passed on, each
@@ -28,8 +35,9 @@ items stay where ZeroMQ received them until they are copied once, into the outpu
 sequence records are decoded as arrays (`SeqDecoder`, the fixed-layout fast path of
 `isacblocks.zmq.seqtags`, with the general decoder for anything else), so pairing compares
 arrays: a stretch in which every stream holds the run's items with the same indices is
-paired in one step, and only where something differs (a gap, a foreign or untagged item)
-does the block go item by item, with the counts above.
+paired in one step when its indices continue the largest index so far, and only where
+something differs (a gap, a repeat, a foreign, untagged or rejected item) does the block go
+item by item, with the counts above.
 """
 
 from __future__ import annotations
@@ -50,12 +58,61 @@ from .endpoint import SEQ_KEY, check_seconds
 from .sources import PullSource, _Pending
 from .wire import SeqDecoder
 
-__all__ = ["PairedPullSource"]
+__all__ = ["IndexSet", "PairedPullSource"]
 
 _log = logging.getLogger("isacblocks.zmq")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _UINT64_MAX = 2**64 - 1
 _new_tag = tuple.__new__  # Tag(...) without NamedTuple's Python-level __new__
+_NO_TAGS: dict = {}
+
+
+class IndexSet:
+    """A set of integers held as sorted, disjoint runs ``[start, stop)``: the indices of a
+    stream that have been accounted for (in-order arrival keeps one run)."""
+
+    __slots__ = ("starts", "stops", "count")
+
+    def __init__(self):
+        self.starts: list[int] = []
+        self.stops: list[int] = []
+        self.count = 0
+
+    def __contains__(self, index: int) -> bool:
+        k = bisect.bisect_right(self.starts, index)
+        return k > 0 and index < self.stops[k - 1]
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def first(self) -> int | None:
+        return self.starts[0] if self.starts else None
+
+    @property
+    def last(self) -> int | None:
+        return self.stops[-1] - 1 if self.stops else None
+
+    def add(self, index: int, n: int = 1) -> None:
+        """Add ``index .. index + n - 1``, none of which is in the set yet."""
+        k = bisect.bisect_right(self.starts, index)
+        left = k > 0 and self.stops[k - 1] == index
+        right = k < len(self.starts) and self.starts[k] == index + n
+        if left and right:
+            self.stops[k - 1] = self.stops[k]
+            del self.starts[k], self.stops[k]
+        elif left:
+            self.stops[k - 1] = index + n
+        elif right:
+            self.starts[k] = index
+        else:
+            self.starts.insert(k, index)
+            self.stops.insert(k, index + n)
+        self.count += n
+
+    def count_in(self, low: int, high: int) -> int:
+        """How many members lie in ``[low, high)``."""
+        return sum(max(0, min(stop, high) - max(start, low)) for start, stop in zip(self.starts, self.stops))
 
 
 class _Stream:
@@ -65,13 +122,15 @@ class _Stream:
     not yet paired or dropped).  Per staged item, `codes` holds the code of its stream id
     (`PairedPullSource._code`; 0: no valid sequence tag) and `indices` its index; the other
     tags are `tag_list`, with their items' positions in `tag_pos` (sorted), from `tag_head` on
-    (tags keep the sender's offset until output).
+    (tags keep the sender's offset until output).  An item that `check` refuses keeps its
+    code negated, and the reason in `reasons` (by position).
     """
 
-    def __init__(self, source: PullSource, capacity: int, code):
+    def __init__(self, source: PullSource, capacity: int, code, check=None):
         self.source = source
         self.capacity = capacity
         self._code = code
+        self.check = check
         source._seq_decoder = SeqDecoder(SEQ_KEY)
         self.reset()
 
@@ -86,6 +145,7 @@ class _Stream:
         self.tag_pos: list[int] = []
         self.tag_list: list[Tag] = []
         self.tag_head = 0
+        self.reasons: dict[int, str] = {}
         self.foreign = self.unpaired = self.leftover = self.untagged = 0
 
     @property
@@ -134,6 +194,9 @@ class _Stream:
         indices = self._general(p.tags[done:], first, m, base, codes, indices, other)
         if other:
             other.sort(key=_position)  # stable: the header's order among the tags of one item
+        if self.check is not None:
+            self._check(other, base, codes)
+        if other:
             self.tag_pos += [position for position, _ in other]
             self.tag_list += [tag for _, tag in other]
         if self.indices.dtype != indices.dtype:
@@ -142,6 +205,18 @@ class _Stream:
         self.codes = np.concatenate((self.codes, codes))
         self.indices = np.concatenate((self.indices, indices))
         self.staged += m
+
+    def _check(self, other: list, base: int, codes: np.ndarray) -> None:
+        """Run `check` on the tags of each staged item (the last value of a key counts, as in
+        `Block.frame_tags`); negate the code of an item it refuses and keep the reason."""
+        tags: dict[int, dict] = {}
+        for position, tag in other:
+            tags.setdefault(position, {})[tag.key] = tag.value
+        for rel in range(len(codes)):
+            reason = self.check(tags.get(base + rel, _NO_TAGS))
+            if reason is not None and codes[rel] > 0:
+                codes[rel] = -codes[rel]
+                self.reasons[base + rel] = reason
 
     def _general(self, tags, first, m, base, codes, indices, other) -> np.ndarray:
         """Sort generally decoded tags into the sequence arrays and the `other` tags; returns
@@ -173,6 +248,9 @@ class _Stream:
         chunks = self.chunks
         while chunks and self.chunk_start + len(chunks[0]) <= self.head:
             self.chunk_start += len(chunks.popleft())
+        if self.reasons:
+            for position in [p for p in self.reasons if p < self.head]:
+                del self.reasons[position]
         if self.tag_pos:
             self.tag_head = bisect.bisect_left(self.tag_pos, self.head, self.tag_head)
             if self.tag_head > 4096 or self.tag_head == len(self.tag_pos):
@@ -219,6 +297,11 @@ class PairedPullSource(SourceBlock):
         items staged per stream while waiting for the other streams (memory bound; the
         sender is held back by ZeroMQ's high-water marks when it is reached).  A stream
         stages whole messages, so it may hold up to one message more.
+    check:
+        ``{name: function}``: for the items of that stream, a function of the item's tags
+        (``{key: value}``, the sequence tag left out) that returns None for an item that may
+        be output, or why not (a str); such an index is dropped from every stream and
+        counted in ``rejected``.  It must not raise.
 
     A stream id is a PMT value that can be a dict key (the sinks send a str); a sequence
     tag whose stream id is not (a list, a dict, an array) counts as no sequence tag.
@@ -228,7 +311,7 @@ class PairedPullSource(SourceBlock):
 
     def __init__(self, streams: dict, timeout: int = 100, hwm: int = -1, bind: bool = False,
                  idle_timeout: float | None = None, waiting_interval: float = 0.0, max_pending: int = 256,
-                 context: zmq.Context | None = None, name: str | None = None):
+                 context: zmq.Context | None = None, name: str | None = None, check: dict | None = None):
         if not isinstance(streams, dict) or not streams:
             raise ConfigError(f"{name or 'PairedPullSource'}: streams = {streams!r}: expected a non-empty dict "
                               "{name: (dtype, item_shape, address)}")
@@ -238,10 +321,15 @@ class PairedPullSource(SourceBlock):
         self.idle_timeout = check_seconds(self.name, "idle_timeout", idle_timeout)
         self.waiting_interval = check_seconds(self.name, "waiting_interval", waiting_interval) or 0.0
         self._ids: dict = {}
+        check = dict(check or {})
+        unknown = set(check) - set(streams)
+        if unknown or not all(callable(f) for f in check.values()):
+            raise ConfigError(f"{self.name}: check = {check!r}: expected {{stream name: function}} for streams of "
+                              f"{list(streams)}")
         self.streams = {
             key: _Stream(PullSource(dtype, shape, address, timeout=self.timeout, pass_tags=True, hwm=hwm, bind=bind,
                                     context=context, name=f"{self.name}.{key}", idle_timeout=self.idle_timeout),
-                         int(max_pending), self._code)
+                         int(max_pending), self._code, check.get(key))
             for key, (dtype, shape, address) in streams.items()}
         self._reset()
 
@@ -251,9 +339,9 @@ class PairedPullSource(SourceBlock):
         self._run = 0  # its code
         self._ids.clear()
         self._values: list = [None]  # code -> stream id
-        self.paired = 0
-        self.first_index: int | None = None
-        self.last_index: int | None = None
+        self.paired = self.rejected = self.duplicates = 0
+        self.last_rejected: str | None = None
+        self.accounted = IndexSet()  # indices paired or rejected
         self._started_at = self._last_waiting_line = time.monotonic()
 
     def _code(self, stream_id) -> int:
@@ -273,16 +361,27 @@ class PairedPullSource(SourceBlock):
         return {key: stream.source for key, stream in self.streams.items()}
 
     @property
+    def first_index(self) -> int | None:
+        """The smallest index accounted for (None before the first)."""
+        return self.accounted.first
+
+    @property
+    def last_index(self) -> int | None:
+        """The largest index accounted for."""
+        return self.accounted.last
+
+    @property
     def gaps(self) -> int:
-        """Indices between the first and the last paired item that were not paired."""
+        """Indices between the smallest and the largest accounted for that were not."""
         if self.first_index is None:
             return 0
-        return self.last_index - self.first_index + 1 - self.paired
+        return self.last_index - self.first_index + 1 - len(self.accounted)
 
     def stats(self) -> dict:
         """Pairing counters, per stream and in all."""
-        return {"stream_id": self.stream_id, "paired": self.paired, "first_index": self.first_index,
-                "last_index": self.last_index, "gaps": self.gaps,
+        return {"stream_id": self.stream_id, "paired": self.paired, "rejected": self.rejected,
+                "last_rejected": self.last_rejected, "duplicates": self.duplicates,
+                "first_index": self.first_index, "last_index": self.last_index, "gaps": self.gaps,
                 "streams": {key: {"foreign": s.foreign, "unpaired": s.unpaired, "leftover": s.leftover,
                                   "untagged": s.untagged,
                                   **s.source.stats()} for key, s in self.streams.items()}}
@@ -344,9 +443,12 @@ class PairedPullSource(SourceBlock):
         """Pair the staged items into `outputs`; returns how many pairs were written.
 
         Item by item: skip (and count) a head item without a sequence tag or of another run;
-        if the heads' indices differ, drop (and count as unpaired) those behind the largest;
-        otherwise the heads are a pair.  Where every head holds the run's items with equal
-        indices for a stretch, that stretch is paired at once (the same outcome)."""
+        if the heads' indices differ, drop those behind the largest (counted as duplicates if
+        that index was accounted for, else as unpaired); otherwise the heads hold one index:
+        dropped as a duplicate if it was accounted for, as rejected if a stream's check
+        refused its item, else a pair.  Where every head holds the run's items with equal
+        indices that continue the largest index so far, that stretch is paired at once (the
+        same outcome)."""
         room = len(outputs[0])
         avail = [s.available for s in streams]
         codes = [s.codes for s in streams]
@@ -364,23 +466,37 @@ class PairedPullSource(SourceBlock):
                     for i, h in enumerate(heads):
                         _extend(picks[i], h, h + count)
                         heads[i] = h + count
-                    self._count_pairs(indices[0][heads[0] - count], indices[0][heads[0] - 1], count)
+                    self.accounted.add(int(indices[0][heads[0] - count]), count)
+                    self.paired += count
                     produced += count
                     continue
             if not self._drop_unusable(streams, codes, heads):
                 continue
-            index = max(indices[i][heads[i]] for i in range(len(streams)))
+            index = int(max(indices[i][heads[i]] for i in range(len(streams))))
             behind = [i for i in range(len(streams)) if indices[i][heads[i]] < index]
             for i in behind:
-                streams[i].unpaired += 1
+                if int(indices[i][heads[i]]) in self.accounted:
+                    self.duplicates += 1
+                else:
+                    streams[i].unpaired += 1
                 heads[i] += 1
             if behind:
                 continue
-            for i, h in enumerate(heads):
-                _extend(picks[i], h, h + 1)
-                heads[i] = h + 1
-            self._count_pairs(index, index, 1)
-            produced += 1
+            refused = [s.reasons.get(s.head + h) for s, h, c in zip(streams, heads, codes) if c[h] < 0]
+            if index in self.accounted:
+                self.duplicates += 1
+            elif refused:
+                self.accounted.add(index)
+                self.rejected += 1
+                self.last_rejected = f"item {index}: {refused[0]}"
+            else:
+                self.accounted.add(index)
+                self.paired += 1
+                for i, h in enumerate(heads):
+                    _extend(picks[i], h, h + 1)
+                produced += 1
+            for i in range(len(heads)):
+                heads[i] += 1
         for port, (s, ranges, head) in enumerate(zip(streams, picks, heads)):
             if produced:
                 self._emit(s, port, outputs[port], ranges, produced)
@@ -388,10 +504,14 @@ class PairedPullSource(SourceBlock):
         return produced
 
     def _stretch(self, codes, indices, heads, span: int) -> int:
-        """How many items from the heads on every stream holds of the run, with equal indices."""
+        """How many items from the heads on every stream holds of the run, with equal indices
+        that continue the largest index accounted for (so none of them is a duplicate)."""
         h0 = heads[0]
-        same = codes[0][h0:h0 + span] == self._run
         first = indices[0][h0:h0 + span]
+        start = self.accounted.last
+        if start is None or first.dtype == object or start >= _INT64_MAX - span:
+            return 0
+        same = (codes[0][h0:h0 + span] == self._run) & (first == np.arange(start + 1, start + 1 + span))
         for c, x, h in zip(codes[1:], indices[1:], heads[1:]):
             same &= (c[h:h + span] == self._run) & (x[h:h + span] == first)
         return span if same.all() else int(np.argmin(same))
@@ -400,24 +520,18 @@ class PairedPullSource(SourceBlock):
         """Skip (and count) head items without a tag or of another run; True if every head is usable."""
         usable = True
         for i, s in enumerate(streams):
-            code = codes[i][heads[i]]
+            code = abs(int(codes[i][heads[i]]))  # (negative: an item its stream's check refused)
             if not code:
                 s.untagged += 1
             elif not self._run or code == self._run:
                 if not self._run:
-                    self._run, self.stream_id = int(code), self._values[code]
+                    self._run, self.stream_id = code, self._values[code]
                 continue
             else:
                 s.foreign += 1
             heads[i] += 1
             usable = False
         return usable
-
-    def _count_pairs(self, first, last, n: int) -> None:
-        if self.first_index is None:
-            self.first_index = int(first)
-        self.last_index = int(last)
-        self.paired += n
 
     def _emit(self, s: _Stream, port: int, out: np.ndarray, ranges: list[list[int]], n: int) -> None:
         """Copy the picked staged items to `out`, with their tags (other than the sequence tags)."""

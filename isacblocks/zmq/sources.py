@@ -1,7 +1,14 @@
 """ZeroMQ source blocks: `PullSource` (gr-zeromq ``pull_source``) and `SubSource` (``sub_source``).
 
 See the package documentation (:mod:`isacblocks.zmq`) for receiving, tag rebasing, the
-end of stream, idle timeouts and malformed messages.
+end of stream and idle timeouts.
+
+Malformed messages are counted by kind (`MALFORMED_KINDS`), described in `last_error` and
+skipped; the source keeps running.  An item-size mismatch is named (`ItemSizeMismatch`,
+which ends the stream) only on consistent evidence: `SIZE_EVIDENCE` consecutive messages
+whose tag headers each show the same other item size, with no well-formed message between
+them, or a stream that ends (end of stream, idle timeout) without one well-formed message
+after such evidence; one stray message showing it is skipped as ``wrong_size``.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from .endpoint import EOS_KEY, ItemSizeMismatch, ZmqWarning, _key_bytes, _ZmqEnd
 from .seqtags import SeqRun
 from .wire import (
     HEADER_MAGIC,
+    HEADER_SIZE,
     HEADER_VERSION,
     SeqDecoder,
     WireFormatError,
@@ -35,6 +43,25 @@ __all__ = ["PullSource", "SubSource"]
 
 _HEADER_PREFIX = HEADER_MAGIC.to_bytes(2, "little") + bytes([HEADER_VERSION])
 _log = logging.getLogger("isacblocks.zmq")
+
+#: What can be wrong with a received message (each kind counted in ``malformed_kinds``):
+#: no gr-zeromq header where one is expected (or a message of several frames where one is),
+#: a header whose tags cannot be read, a payload that is not a whole number of items, a
+#: header that shows items of another size (a tag past the payload, a message starting
+#: inside the previous one), and the sender's ``pass_tags`` differing from the source's.
+MALFORMED_KINDS = ("bad_header", "bad_tags", "truncated", "wrong_size", "pass_tags")
+
+#: Consecutive messages, each showing the same other item size and no well-formed one between
+#: them, after which a source names an item-size mismatch instead of skipping them.
+SIZE_EVIDENCE = 3
+
+
+class _Malformed(WireFormatError):
+    """A message to skip, with its kind (one of `MALFORMED_KINDS`)."""
+
+    def __init__(self, kind: str, reason: str):
+        super().__init__(reason)
+        self.kind = kind
 
 
 class _Pending:
@@ -78,7 +105,10 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
         self._pending: _Pending | None = None
         self._eos_seen = False
         self._next_remote: int | None = None
-        self._previous: tuple[int, int] | None = None  # (first offset, payload bytes) of the last header
+        #: (first offset, payload bytes, skipped) of the last message with a header
+        self._previous: tuple[int, int, bool] | None = None
+        self._evidence: list[tuple[int, str, str]] = []  # consecutive messages showing another item size
+        self._well_formed = 0  # messages with items accepted without such evidence
         self._started_at = time.monotonic()
         self._last_message: float | None = None
         self._last_waiting_line = self._started_at
@@ -86,10 +116,15 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
         self.items_received = 0
         self.messages_received = 0
         self.malformed = 0
-        self.pass_tags_mismatch = 0
+        self.malformed_kinds = dict.fromkeys(MALFORMED_KINDS, 0)
         self.missed_items = 0
         self.first_remote_offset: int | None = None
         self.last_error: str | None = None
+
+    @property
+    def pass_tags_mismatch(self) -> int:
+        """Messages skipped because the sender's ``pass_tags`` differs from this source's."""
+        return self.malformed_kinds["pass_tags"]
 
     @property
     def eos_received(self) -> bool:
@@ -106,7 +141,8 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
         """The counters, for reports."""
         return {"endpoint": self.endpoint, "items_received": self.items_received,
                 "messages_received": self.messages_received, "malformed": self.malformed,
-                "pass_tags_mismatch": self.pass_tags_mismatch, "missed_items": self.missed_items,
+                "malformed_kinds": dict(self.malformed_kinds), "pass_tags_mismatch": self.pass_tags_mismatch,
+                "missed_items": self.missed_items,
                 "eos_received": self._eos_seen, "timed_out": self.timed_out, "last_error": self.last_error}
 
     def start(self) -> None:
@@ -120,8 +156,9 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
                           f"after {self.items_received} items: the stream ended without its end of stream",
                           ZmqWarning, stacklevel=2)
         if self.malformed:
-            warnings.warn(f"{self.name}: skipped {self.malformed} malformed message(s) from {self.endpoint}; "
-                          f"last: {self.last_error}", ZmqWarning, stacklevel=2)
+            kinds = ", ".join(f"{kind} {n}" for kind, n in self.malformed_kinds.items() if n)
+            warnings.warn(f"{self.name}: skipped {self.malformed} malformed message(s) ({kinds}) from "
+                          f"{self.endpoint}; last: {self.last_error}", ZmqWarning, stacklevel=2)
 
     def work(self, inputs, outputs):
         produced = self.fill(outputs[0], wait=True)
@@ -180,6 +217,7 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
             self.timed_out = True
             _log.warning("%s: no message from %s for %.1f s (idle_timeout): ending the stream after %d items",
                          self.name, self.endpoint, now - self._last_message, self.items_received)
+            self._name_mismatch(ending=True)
 
     # ------------------------------------------------------------ receiving
     def _receive(self, wait: bool) -> bool:
@@ -191,8 +229,10 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
         self._last_message = time.monotonic()
         try:
             self._accept(frames)
-        except WireFormatError as exc:
-            self._reject(str(exc))
+        except _Malformed as exc:
+            self._reject(exc.kind, str(exc))
+        except WireFormatError as exc:  # from _body: not the frames of one message
+            self._reject("bad_header", str(exc))
         return True
 
     def _body(self, frames: list) -> Any:
@@ -200,9 +240,9 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
             raise WireFormatError(f"expected a single-frame message, got {len(frames)} frames")
         return frames[0]
 
-    def _reject(self, reason: str, mismatch: bool = False) -> None:
+    def _reject(self, kind: str, reason: str) -> None:
         self.malformed += 1
-        self.pass_tags_mismatch += int(mismatch)
+        self.malformed_kinds[kind] += 1
         self.last_error = reason
         if self.malformed == 1:
             _log.warning("%s: skipping malformed message from %s: %s", self.name, self.endpoint, reason)
@@ -216,27 +256,36 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
         runs: list[SeqRun] | tuple = ()
         if self.pass_tags:
             if bytes(buf[:3]) != _HEADER_PREFIX and buf.nbytes % self._item_bytes == 0:
-                self._reject(f"message of {buf.nbytes} bytes has no gr-zeromq tag header (first bytes "
-                             f"{bytes(buf[:3]).hex()}, expected {_HEADER_PREFIX.hex()}) but is a whole number of "
-                             f"{self._item_bytes}-byte items: the sender runs with pass_tags=False while this "
-                             "source has pass_tags=True", mismatch=True)
-                return
-            if self._seq_decoder is not None:
-                first, tags, runs, payload = self._seq_decoder.decode_message(buf)
-            else:
-                first, tags, payload = decode_message(buf)
+                raise _Malformed("pass_tags", f"message of {buf.nbytes} bytes has no gr-zeromq tag header (first "
+                                 f"bytes {bytes(buf[:3]).hex()}, expected {_HEADER_PREFIX.hex()}) but is a whole "
+                                 f"number of {self._item_bytes}-byte items: the sender runs with pass_tags=False "
+                                 "while this source has pass_tags=True")
+            try:
+                if self._seq_decoder is not None:
+                    first, tags, runs, payload = self._seq_decoder.decode_message(buf)
+                else:
+                    first, tags, payload = decode_message(buf)
+            except WireFormatError as exc:
+                header = buf.nbytes >= HEADER_SIZE and bytes(buf[:3]) == _HEADER_PREFIX
+                raise _Malformed("bad_tags" if header else "bad_header", str(exc)) from None
         else:
             header_tags = self._header_tags(buf) if bytes(buf[:3]) == _HEADER_PREFIX else None
             if header_tags is not None:
-                self._reject(f"message of {buf.nbytes} bytes starts with a gr-zeromq tag header: the sender runs "
-                             "with pass_tags=True while this source has pass_tags=False", mismatch=True)
                 if self.eos and any(t.key == EOS_KEY for t in header_tags):
                     self._eos_seen = True  # end the stream rather than wait for data that cannot be read
-                return
+                raise _Malformed("pass_tags", f"message of {buf.nbytes} bytes starts with a gr-zeromq tag header: "
+                                 "the sender runs with pass_tags=True while this source has pass_tags=False")
             first, tags, payload = None, [], buf
+        sign = first is not None and self._check_item_size(first, tags, runs, payload.nbytes)
+        try:
+            items = items_from_payload(payload, self.out_sig[0].dtype, self.out_sig[0].shape)
+        except WireFormatError as exc:
+            raise _Malformed("truncated", str(exc)) from None
         if first is not None:
-            self._check_item_size(first, tags, runs, payload.nbytes)
-        items = items_from_payload(payload, self.out_sig[0].dtype, self.out_sig[0].shape)
+            self._previous = (first, payload.nbytes, False)  # not skipped
+        if not sign and len(items):
+            self._evidence.clear()  # a well-formed message: the evidence must start again
+            self._well_formed += 1
         self.messages_received += 1
         if first is not None:
             if self._next_remote is not None and first > self._next_remote:
@@ -249,40 +298,67 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
                 last = min(t.offset for t in tags if t.key == EOS_KEY) - first
                 items = items[:max(0, last + 1)]
                 self._eos_seen = True
+                self._name_mismatch(ending=True)
                 tags = [t for t in tags if t.key != EOS_KEY]
         if len(items):
             self._pending = _Pending(items, tags, first if first is not None else 0, runs)
 
-    def _check_item_size(self, first: int, tags: list[Tag], runs, nbytes: int) -> None:
-        """Raise `ItemSizeMismatch` when the tag header shows that the sender's items have
-        another size than this source's.
+    def _check_item_size(self, first: int, tags: list[Tag], runs, nbytes: int) -> bool:
+        """Skip a message whose tag header shows that the sender's items have another size than
+        this source's (``wrong_size``); raise `ItemSizeMismatch` once `SIZE_EVIDENCE`
+        consecutive messages show the same other size.
 
         Two signs, neither of which loss, PUB drops or a second receiver on a PUSH socket
         can produce: a tag beyond the message's last item (gr-zeromq only sends the tags of
-        the items it sends: the sender's items are smaller), and a message that starts
-        inside the previous one as this source counted it (the sender's items are larger).
-        A sender with smaller items whose messages carry no tag near their end is not seen.
+        the items it sends: the sender's items are smaller, at most ``bytes // tagged items``;
+        exact when the last item is tagged, as every item of a link is), and a message that
+        starts inside the previous one as this source counted it (the sender's items are
+        larger: ``previous bytes / offset step``).  The second sign condemns this message only
+        when the previous one was not skipped itself (else either may be the stray one: it is
+        kept, and counts as evidence).  A sender with smaller items whose messages carry no
+        tag near their end is not seen.
         """
         mine = self._item_bytes
         top = max((t.offset for t in tags), default=first)
         for run in runs:
             top = max(top, int(run.offsets.max()))
         beyond = top - first + 1
+        previous = self._previous
+        sign = None
         if nbytes and beyond * mine > nbytes:
-            self._size_mismatch(f"at most {nbytes // beyond}", f"a tag sits on item {beyond - 1} of a message of "
-                                                               f"{nbytes} bytes")
-        previous, self._previous = self._previous, (first, nbytes)
-        if previous is not None and previous[0] < first < previous[0] + previous[1] // mine:
+            sign = (nbytes // beyond, f"at most {nbytes // beyond}", True,
+                    f"a tag sits on item {beyond - 1} of a message of {nbytes} bytes")
+        elif previous is not None and previous[0] < first < previous[0] + previous[1] // mine:
             theirs = previous[1] / (first - previous[0])
-            self._size_mismatch(f"{theirs:.0f}" if theirs.is_integer() else f"about {theirs:.0f}",
-                                f"a message starts at item {first}, inside the previous one (items {previous[0]} "
-                                f"to {previous[0] + previous[1] // mine - 1} at this source's size)")
+            sign = (round(theirs), f"{theirs:.0f}" if theirs.is_integer() else f"about {theirs:.0f}", not previous[2],
+                    f"a message starts at item {first}, inside the previous one (items {previous[0]} to "
+                    f"{previous[0] + previous[1] // mine - 1} at this source's size)")
+        self._previous = (first, nbytes, True)  # until the message is accepted
+        if sign is None:
+            return False
+        size, theirs, condemned, evidence = sign
+        if self._evidence and self._evidence[-1][0] != size:
+            self._evidence.clear()
+        self._evidence.append((size, theirs, evidence))
+        if len(self._evidence) >= SIZE_EVIDENCE:
+            self._name_mismatch()
+        if condemned:
+            raise _Malformed("wrong_size", f"the tag header shows items of {theirs} bytes, not this source's {mine} "
+                                           f"({evidence}): skipped")
+        return True
 
-    def _size_mismatch(self, theirs: str, evidence: str) -> None:
+    def _name_mismatch(self, ending: bool = False) -> None:
+        """Raise `ItemSizeMismatch` from the evidence gathered (at the end of the stream: if no
+        well-formed message came after it)."""
+        if not self._evidence or (ending and self._well_formed):
+            return
+        _, theirs, evidence = self._evidence[-1]
         spec = self.out_sig[0]
+        shown = (f"{len(self._evidence)} consecutive messages show it" if not ending else
+                 f"{len(self._evidence)} message(s) showed it and none was well-formed before the stream ended")
         raise ItemSizeMismatch(f"block {self.name!r}: item size mismatch: the sender's items are {theirs} bytes "
-                               f"({evidence}), this source's are {self._item_bytes} bytes ({spec.describe()}); "
-                               "give both ends the same item type and vector length")
+                               f"({shown}; the last: {evidence}), this source's are {self._item_bytes} bytes "
+                               f"({spec.describe()}); give both ends the same item type and vector length")
 
     def _header_tags(self, buf: memoryview) -> list[Tag] | None:
         """The tags of a message that parses as a tag header followed by whole items (the
