@@ -77,16 +77,18 @@ def test_a_dask_local_cluster_only_lets_its_own_client_in():
         assert executor.map([Task("still", add_one, {"x": 2})]) == [3]  # the own client is unaffected
 
 
+#: The PEM files a security file names, and the `Security` field each holds.
+PEM_FILES = {"ca.pem": "tls_ca_file", "client.pem": "tls_client_cert", "client-key.pem": "tls_client_key"}
+
+
 @pytest.fixture
 def credentials(tmp_path):
     """A security file naming a CA certificate, a client certificate and its key (the one
     self-signed certificate of `Security.temporary`, written to PEM files), and the Security
     a cluster trusting that CA would use."""
     temporary = distributed.Security.temporary()
-    pem = {"ca.pem": temporary.tls_ca_file, "client.pem": temporary.tls_client_cert,
-           "client-key.pem": temporary.tls_client_key}
-    for name, text in pem.items():
-        (tmp_path / name).write_text(text)
+    for name, field in PEM_FILES.items():
+        (tmp_path / name).write_text(getattr(temporary, field))
         (tmp_path / name).chmod(0o600)
     file = tmp_path / "dask-security.toml"
     file.write_text('tls_ca_file = "ca.pem"\ntls_client_cert = "client.pem"\ntls_client_key = "client-key.pem"\n')
@@ -99,7 +101,12 @@ def test_a_tls_scheduler_is_reached_with_the_security_file(credentials, capsys):
                                   protocol="tls://", security=cluster_security, dashboard_address=None) as cluster:
         with make_executor(scheduler=cluster.scheduler_address, dask_security=str(file)) as executor:
             assert executor.map([Task("one", add_one, {"x": 4})]) == [5]
-    assert "warning" not in capsys.readouterr().err  # TLS, a private key file: nothing to say
+        assert "warning" not in capsys.readouterr().err  # TLS, a private key file: nothing to say
+        other = distributed.Security.temporary()  # a certificate the cluster's CA did not sign
+        for name, field in PEM_FILES.items():
+            (file.parent / name).write_text(getattr(other, field))
+        with pytest.raises(isacblocks.executor.ExecutorError, match="cannot reach the scheduler at 'tls://"):
+            DaskExecutor(address=cluster.scheduler_address, security=file, connect_timeout_s=10)
 
 
 @pytest.mark.parametrize("text, files, message", [

@@ -8,11 +8,13 @@ results do not depend on where the tasks run or on how many workers there are.
 - `SerialExecutor`: in this process, one task after the other.
 - `ProcessExecutor`: processes on this machine (the default); a worker that dies takes no
   finished result with it, and the tasks it held are run again.
-- `DaskExecutor`: a Dask distributed cluster (``tcp://host:8786``) or a `LocalCluster`
-  started for the run (needs the ``cluster`` extra: ``pip install 'isacblocks[cluster]'``).
+- `DaskExecutor`: a Dask distributed cluster (``tls://host:8786`` with a security file, or
+  ``tcp://host:8786``) or a `LocalCluster` started for the run, reachable over TLS by this
+  client only (needs the ``cluster`` extra: ``pip install 'isacblocks[cluster]'``).
 
 ``executor.map(tasks, progress)`` returns the results in task order.  With a `TaskJournal`
-(``--journal DIR``) every finished result is also kept on disk, and a rerun skips it.
+(``--journal DIR``) every finished result is also kept on disk, keyed by the task's inputs
+by value, and a rerun on any executor skips it.
 """
 
 from .base import Executor, ExecutorError, Task, TaskError, task_seed

@@ -143,7 +143,7 @@ class Executor(abc.ABC):
                     self._run(todo, results, finished)
             complete = True
         finally:
-            if journal is not None:
+            if journal is not None and tasks:
                 print(journal.summary(len(tasks), reused, len(results) - reused, complete), file=sys.stderr)
         return [results[task.key] for task in tasks]
 

@@ -93,7 +93,14 @@ def write_exclusive(path: Path, data: bytes, replace: bool = True) -> None:
         if replace:
             os.replace(tmp, path)
         else:
-            os.link(tmp, path, follow_symlinks=False)
+            try:
+                os.link(tmp, path, follow_symlinks=False)  # fails if `path` exists, as a link or not
+            except FileExistsError:
+                raise
+            except OSError:  # a file system without hard links
+                if os.path.lexists(path):
+                    raise FileExistsError(path) from None
+                os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
