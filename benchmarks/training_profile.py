@@ -24,6 +24,7 @@ import isacblocks.dsp.angle_delay as angle_delay
 import isacblocks.dsp.angle_delay_gemm as angle_delay_gemm
 import isacblocks.learning.differentiable as differentiable
 import isacblocks.learning.trainer as trainer_module
+import isacblocks.sim.montecarlo as montecarlo
 from isacblocks.bench.training import make_trainer
 from isacblocks.blocks.ula import ImpairedULA
 from isacblocks.dsp.blas_threads import one_blas_thread
@@ -31,7 +32,7 @@ from isacblocks.params import SystemParams
 
 #: (module or class, attribute, label): the parts timed; an indented label is inside the one above.
 PARTS = ((trainer_module.Trainer, "_draw", "draw"),
-         (trainer_module, "torch_noise", "  noise"),
+         (montecarlo, "_numpy_noise", "  noise"),
          (differentiable, "ls_precoder", "precoders"),
          (trainer_module, "mbml_peak_factored", "map kernel"),
          (angle_delay_gemm, "_factored_frames", "  frames"),

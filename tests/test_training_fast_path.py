@@ -1,13 +1,10 @@
-"""The training step's fast path: the factored-frame kernel and torch's noise.
+"""The training step's fast path: the factored-frame kernel and the batches drawn ahead.
 
 * `mbml_peak_factored` forms ``C = scale a d^T + N`` inside the kernel; it must find the
   same peak as `mbml_peak_projected` on the frames formed in numpy, and its window columns
   must equal ``N V[:, cols]`` and ``d V[:, cols]`` computed in float64.
-* `torch_noise` must be CN(0, N0): moments within bounds sized from the sample count,
-  the same draw for the same seed whatever the thread count, another draw for another seed.
 """
 
-import numba
 import numpy as np
 import pytest
 
@@ -15,7 +12,6 @@ from isacblocks import SystemParams
 from isacblocks.dsp import draw_spacing
 from isacblocks.dsp.mbml import mbml_peak_factored, mbml_peak_projected, range_factors, window_indices
 from isacblocks.errors import ShapeError
-from isacblocks.learning.noise import torch_noise
 from isacblocks.sim.montecarlo import ProjectedBasis, draw_projected_frames
 
 P = SystemParams()
@@ -68,38 +64,6 @@ def test_factored_kernel_names_a_factor_of_the_wrong_shape(batch):
     with pytest.raises(ShapeError, match="steering must have shape"):
         mbml_peak_factored(frames.noise, frames.steering[:, :5], gain, frames.delay, theta_min, theta_max,
                            P.range_min_m, P.range_max_m, assumed, P)
-
-
-def test_torch_noise_is_circular_complex_normal():
-    n0 = 2.5
-    out = np.empty((400, 64, 62), dtype=np.complex64)  # 1.6 M samples
-    torch_noise(11, out, n0)
-    x = out.ravel().astype(np.complex128)
-    n = x.size
-    # E|x|^2 = N0 (sd N0/sqrt(n)); Re and Im of variance N0/2 each (sd (N0/2) sqrt(2/n)); uncorrelated.
-    assert abs(np.mean(np.abs(x) ** 2) - n0) < 5 * n0 / np.sqrt(n)
-    for part in (x.real, x.imag):
-        assert abs(np.mean(part)) < 5 * np.sqrt(n0 / 2 / n)
-        assert abs(np.var(part) - n0 / 2) < 5 * (n0 / 2) * np.sqrt(2 / n)
-    assert abs(np.mean(x.real * x.imag)) < 5 * (n0 / 2) / np.sqrt(n)
-    # fourth moment of |x|^2 for CN: E|x|^4 = 2 N0^2 (a Gaussian, not merely the right variance)
-    assert abs(np.mean(np.abs(x) ** 4) / n0**2 - 2) < 5 * np.sqrt(20 / n)
-
-
-def test_torch_noise_depends_on_the_seed_only():
-    first = np.empty((64, 64, 62), dtype=np.complex64)
-    torch_noise(3, first, 1.0)
-    threads = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        again = np.empty_like(first)
-        torch_noise(3, again, 1.0)
-    finally:
-        numba.set_num_threads(threads)
-    np.testing.assert_array_equal(first, again)
-    other = np.empty_like(first)
-    torch_noise(4, other, 1.0)
-    assert not np.any(other == first)
 
 
 # ------------------------------------------------------------- frames made on the training device
@@ -192,3 +156,36 @@ def test_the_last_iteration_draws_nothing_ahead():
     trainer = Trainer(P, spacing, TrainConfig(schedule="ul", iterations=2, batch_size=8, seed=5, progress=False))
     trainer.run()
     assert trainer.iteration == 2 and trainer._ahead is None
+
+
+def test_one_blas_thread_holds_until_the_last_thread_inside_leaves():
+    """The BLAS thread count is one setting per process.  A batch drawn on the background
+    thread must stay on one BLAS thread while the step's thread enters and leaves its own
+    `one_blas_thread` (a product on one thread and on two can differ in its last bit: that
+    made batches drawn ahead differ from batches drawn in order under load)."""
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    from isacblocks.dsp.blas_threads import one_blas_thread
+
+    def blas_threads() -> set[int]:
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    before = blas_threads()
+    inside, leave = threading.Event(), threading.Event()
+
+    def background():
+        with one_blas_thread():
+            inside.set()
+            leave.wait(10)
+
+    worker = threading.Thread(target=background)
+    worker.start()
+    assert inside.wait(10)
+    with one_blas_thread():
+        assert blas_threads() == {1}
+    assert blas_threads() == {1}  # the background thread is still inside
+    leave.set()
+    worker.join(10)
+    assert blas_threads() == before

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError, ShapeError
 from ..params import SystemParams
@@ -38,6 +37,7 @@ from .angle_delay_gemm import gemm_peak_factored, gemm_peak_projected
 from .angle_delay_lowrank import lowrank_peak
 from .blas_threads import one_blas_thread
 from .cache import LRUCache
+from .canonical import canonical_svd
 from .impairments import check_array, receiver_steering
 from .steering import range_steering
 
@@ -77,14 +77,17 @@ def delay_factors(phi_d, rtol: float = 1e-10):
     """Truncated SVD ``Phi_d^* = G V`` in float64: ``G = U Sigma`` (S, r), ``Sigma`` (r,), ``V`` (r, N_tau),
     keeping the singular values above ``rtol`` times the largest.
 
-    Computed on one BLAS thread: singular vectors are defined up to a phase each, and LAPACK
-    picks other phases (and roundings) for other thread counts.  Frames projected on G and a
-    receiver synthesising with V must share one factorisation: use `mbml.range_factors`.
+    The singular vectors are canonical (`canonical.canonical_svd`): LAPACK's phases and
+    rotations within the spectrum's plateau, which differ from one CPU (and BLAS thread
+    count) to the next, do not reach G, so frames drawn in G's coordinates are the same on
+    every CPU to rounding.  Frames projected on G and a receiver synthesising with V must
+    share one factorisation: use `mbml.range_factors`.
     """
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         u, sigma, vh = np.linalg.svd(np.conj(np.asarray(phi_d)).astype(np.complex128), full_matrices=False)
     rank = max(1, int(np.count_nonzero(sigma > rtol * sigma[0])))
-    return u[:, :rank] * sigma[:rank], sigma[:rank], vh[:rank]
+    u, vh = canonical_svd(u[:, :rank], sigma[:rank], vh[:rank])
+    return u * sigma[:rank], sigma[:rank], vh
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,10 @@ sectors repeat (a fixed test sector, a few beams), not for a new sector in every
 from __future__ import annotations
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-from .blas_threads import map_blocks
+from .blas_threads import map_blocks, one_blas_thread
 from .cache import LRUCache
+from .canonical import canonical_svd
 
 #: Singular values of the sector's rows kept: above this share of the largest (float32 rounding).
 LOWRANK_RTOL = 1e-7
@@ -46,10 +46,11 @@ def sector_factors(angle_herm: np.ndarray, key, row_lo: int, row_hi: int) -> tup
 
     def build():
         rows = angle_herm[row_lo:row_hi].astype(np.complex128)
-        with threadpool_limits(limits=1, user_api="blas"):  # the same factor in every process
+        with one_blas_thread():  # the same factor in every process
             u, sigma, vh = np.linalg.svd(rows, full_matrices=False)
         rank = min(int(np.count_nonzero(sigma > LOWRANK_RTOL * sigma[0])) + EXTRA_RANK, sigma.size)
-        left, right = (u[:, :rank] * sigma[:rank]).astype(np.complex64), vh[:rank].astype(np.complex64)
+        u, vh = canonical_svd(u[:, :rank], sigma[:rank], vh[:rank])  # the same factor on every CPU
+        left, right = (u * sigma[:rank]).astype(np.complex64), vh.astype(np.complex64)
         left.setflags(write=False)
         right.setflags(write=False)
         return left, right

@@ -8,8 +8,10 @@ on a thread pool instead, with BLAS held to one thread.  numpy's products and Nu
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba as nb
@@ -18,14 +20,37 @@ from threadpoolctl import ThreadpoolController
 _CONTROLLER = ThreadpoolController()  # finding the BLAS libraries once: a limit then costs ~20 us
 
 
+_HOLD = threading.Lock()
+_holders = 0  # threads inside `one_blas_thread` now
+_restore = None  # the limit to restore when the last of them leaves
+
+
+@contextlib.contextmanager
 def one_blas_thread():
     """A context in which numpy's BLAS runs on the calling thread only.
 
     BLAS worker threads woken by a product busy-wait for a while after it (OpenBLAS: about
     2^28 cycles); a parallel kernel started meanwhile shares its cores with them.  A loop that
     alternates small products with such kernels (a training step) runs its products here.
+
+    The BLAS thread count is one setting per process: the context counts the threads inside
+    it and restores the setting when the last one leaves, so a thread's products stay on one
+    BLAS thread for as long as it is inside, whatever other threads enter and leave (a product
+    computed with one BLAS thread or with several can differ in its last bit).
     """
-    return _CONTROLLER.limit(limits=1, user_api="blas")
+    global _holders, _restore
+    with _HOLD:
+        if _holders == 0:
+            _restore = _CONTROLLER.limit(limits=1, user_api="blas")
+        _holders += 1
+    try:
+        yield
+    finally:
+        with _HOLD:
+            _holders -= 1
+            if _holders == 0:
+                _restore.restore_original_limits()
+                _restore = None
 
 
 def map_blocks(work, starts) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError, ShapeError
 from ..params import SystemParams
+from .blas_threads import one_blas_thread
 from .cache import LRUCache
 from .impairments import array_key, array_steering, check_array
 from .mbml import sector_rows
@@ -32,7 +32,7 @@ def ls_solution(steering_rows, desired) -> np.ndarray:
     (N_theta,) or one per column (N_theta, B).  Returns f (K,) or (K, B), each column of
     unit norm.  The learner's differentiable form is `learning.differentiable.ls_precoder`.
     """
-    with threadpool_limits(limits=1, user_api="blas"):  # the same bits in every process (it is cached)
+    with one_blas_thread():  # the same bits in every process (it is cached)
         f, *_ = np.linalg.lstsq(steering_rows, desired.astype(np.complex128), rcond=None)
     return f / np.linalg.norm(f, axis=0)
 

@@ -1,50 +1,18 @@
-"""Receiver noise for training batches from torch's generator.
+"""Receiver noise for training batches made on a torch device (`TrainConfig.frames`).
 
-Training draws about a million complex normals per iteration (batch 256 x K 64 x rank 62
-of the range-projected frames); numpy's ziggurat sampler takes three times as long as
-torch's vectorised one on the same core.  The batch is cut into `NOISE_STREAMS` fixed
-pieces, each with its own generator seeded from the batch seed and its piece index, so the
-noise does not depend on how many threads fill it.
+Frames made on the host draw their noise from numpy's generators
+(`sim.montecarlo.draw_projected_frames`): numpy's PCG64 and normal sampler give the same
+numbers on every CPU, where torch's CPU sampler takes another code path (another last bit)
+on a CPU with AVX2 than on one without (or with AVX-512).  Noise drawn on a device is that
+device's generator's: reproducible on one device, not across devices.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 
-import numba
 import numpy as np
 import torch
-
-#: Fixed pieces per batch, each with its own generator (so thread count never changes the draw).
-NOISE_STREAMS = 4
-
-
-def torch_noise(seed: int, out: np.ndarray, noise_power: float) -> None:
-    """Fill the complex64 array `out` with CN(0, noise_power) samples drawn from `seed`
-    (the `noise_source` of `isacblocks.sim.montecarlo.draw_projected_frames`)."""
-    flat = torch.from_numpy(out.reshape(-1).view(np.float32))  # shares `out`'s memory
-    std = math.sqrt(noise_power / 2)
-    bounds = np.linspace(0, flat.numel() // 2, NOISE_STREAMS + 1).astype(np.int64) * 2  # whole complex samples
-
-    def fill(piece: int) -> None:
-        generator = torch.Generator().manual_seed((int(seed) * NOISE_STREAMS + piece) % 2**63)
-        flat[bounds[piece]:bounds[piece + 1]].normal_(0.0, std, generator=generator)
-
-    threads = min(NOISE_STREAMS, numba.get_num_threads())
-    if threads == 1:
-        for piece in range(NOISE_STREAMS):
-            fill(piece)
-    else:
-        list(_pool(os.getpid(), threads).map(fill, range(NOISE_STREAMS)))
-
-
-@functools.cache
-def _pool(pid: int, threads: int) -> ThreadPoolExecutor:
-    """One pool per process (`pid`: a forked child must not reuse its parent's threads)."""
-    return ThreadPoolExecutor(threads, thread_name_prefix="isac-train-noise")
 
 
 def device_noise(seed: int, shape: tuple[int, ...], noise_power: float, scale, device) -> torch.Tensor:

@@ -48,7 +48,7 @@ from ..sim.montecarlo import ProjectedBasis, ProjectedFrames, draw_frame_factors
 from ..validation import is_integer, is_real
 from . import differentiable as diff
 from .model import SpacingModel
-from .noise import device_noise, torch_noise
+from .noise import device_noise
 
 SCHEDULES = ("sl", "ul", "sl+ul", "ul+sl")
 
@@ -221,7 +221,12 @@ class Trainer:
         return batch if labelled else replace(batch, labels=None)
 
     def _draw(self, iteration: int) -> TrainingBatch:
-        """A batch for `iteration` from `self.rng` (labels included)."""
+        """A batch for `iteration` from `self.rng` (labels included), on one BLAS thread: the same
+        bits on the step's thread or the background one, whatever the load (`one_blas_thread`)."""
+        with one_blas_thread():
+            return self._draw_unlimited(iteration)
+
+    def _draw_unlimited(self, iteration: int) -> TrainingBatch:
         p = self.params
         theta_min, theta_max = training_sectors(self.rng, p, self.config.batch_size, self._max_center_deg(iteration))
         noise = None
@@ -232,7 +237,7 @@ class Trainer:
                                  self.basis.sigma, self.device)
         else:
             frames = draw_projected_frames(self.rng, p, self.true_array, self.basis, theta_min, theta_max,
-                                           self.config.batch_size, noise_source=torch_noise)
+                                           self.config.batch_size)
         labels = {"theta": frames.theta, "range": frames.ranges}
         return TrainingBatch(frames, theta_min, theta_max, labels, noise)
 
