@@ -3,7 +3,7 @@
 Each command module under `isacblocks.experiments` has ``register(subparsers)``, which
 adds its sub-commands and sets ``func`` on each (a callable taking the parsed args and
 returning an exit code).  ``isac bench`` is registered the same way by `isacblocks.bench.cli`
-(`register_bench`).
+(`register_bench`); ``isac keys`` here (`register_keys`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from . import __version__
 from .experiments.options import HelpFormatter
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(f".experiments.{name}", __package__).register(sub)
     register_bench(sub)
+    register_keys(sub)
     for command in sub.choices.values():
         command.formatter_class = HelpFormatter
     return parser
@@ -37,6 +39,31 @@ def register_bench(sub) -> None:
     from .bench import cli as bench_cli
 
     bench_cli.register(sub)
+
+
+def register_keys(sub) -> None:
+    """Add ``isac keys DIR``: CURVE keys for ``isac tx --curve DIR`` / ``isac rx --curve DIR``."""
+    parser = sub.add_parser("keys", help="make CURVE keys for an authenticated, encrypted isac tx / rx link")
+    parser.description = ("Write a server and a client CURVE keypair into DIR (created owner-only, 0700; files "
+                          "0600): server.key_secret and client.key for the binding side (isac tx), "
+                          "client.key_secret and server.key for the connecting side (isac rx).  Then run "
+                          "isac tx --curve DIR and isac rx --curve DIR.")
+    parser.add_argument("dir", metavar="DIR", help="folder for the key files")
+    parser.add_argument("--force", action="store_true", help="replace key files already in DIR")
+    parser.set_defaults(func=_keys)
+
+
+def _keys(args) -> int:
+    from .zmq.curve import create_keys
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        paths = create_keys(args.dir, force=args.force)
+    for warning in caught:
+        print(f"isac keys: warning: {warning.message}", file=sys.stderr)
+    print(f"wrote {', '.join(p.name for p in paths)} in {args.dir} (owner-only); give --curve {args.dir} to both "
+          "isac tx and isac rx (a machine that only runs isac rx needs client.key_secret and server.key)")
+    return 0
 
 
 def main(argv=None) -> int:

@@ -269,6 +269,9 @@ for _cls in (PushSink, PubSink, PullSource, SubSource):
         _zmq_case(_cls, "item_shape", "ab", "tuple of ints"),
         _zmq_case(_cls, "idle_timeout", -1, "number of seconds >= 0"),
         _zmq_case(_cls, "idle_timeout", "soon", "number of seconds >= 0"),
+        _zmq_case(_cls, "hwm", 2**31, "integer in [-1, 2147483647]"),
+        _zmq_case(_cls, "curve", 5, "expected CurveKeys(DIR), a key directory or None"),
+        _zmq_case(_cls, "curve", "/no/such/keys", "does not exist"),
     ]
 for _cls in (PullSource, SubSource):
     BLOCK_CASES += [_zmq_case(_cls, "waiting_interval", -5, "number of seconds >= 0")]

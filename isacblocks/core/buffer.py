@@ -44,6 +44,7 @@ class Buffer:
         self.readers: list[Reader] = []
         self._tag_offsets: list[int] = []
         self._tags: list[Tag] = []
+        self._late: list[Tag] = []  # tags added out of offset order, merged in by `_settle`
         self.done = False  # the writer will write no more
 
     # ------------------------------------------------------------------ writer
@@ -87,36 +88,58 @@ class Buffer:
             self.base = self.nwritten
             self._prune_tags(self.nwritten)
 
+    #: A tag out of offset order is inserted at once when it lands among the last this many;
+    #: further back it waits in `_late` and all such tags are merged in with one sort before the
+    #: next read (n tags in decreasing order: O(n log n), not n list inserts of O(n) each).
+    INSERT_WINDOW = 64
+
     def add_tag(self, tag: Tag) -> None:
+        """Add one tag: after the tags already at an equal offset."""
         offsets = self._tag_offsets
-        if not offsets or tag.offset >= offsets[-1]:
-            offsets.append(tag.offset)
-            self._tags.append(tag)
-            return
-        index = bisect.bisect_right(offsets, tag.offset)
-        offsets.insert(index, tag.offset)
-        self._tags.insert(index, tag)
+        if not self._late:
+            if not offsets or tag.offset >= offsets[-1]:
+                offsets.append(tag.offset)
+                self._tags.append(tag)
+                return
+            index = bisect.bisect_right(offsets, tag.offset)
+            if len(offsets) - index <= self.INSERT_WINDOW:
+                offsets.insert(index, tag.offset)
+                self._tags.insert(index, tag)
+                return
+        self._late.append(tag)  # once one waits, every later tag waits too (the order on ties)
+
+    def _settle(self) -> None:
+        """Merge the tags waiting in `_late` (one stable sort of them and the tags they overtake)."""
+        if self._late:
+            late, self._late = self._late, []
+            self._merge(late, min(tag.offset for tag in late))
 
     def add_sorted_tags(self, tags: list[Tag]) -> None:
         """Add tags whose offsets do not decrease (as `tags_in_range` returns them).
 
         The same order as `add_tag` one by one: after the tags already at an equal offset.
         """
+        self._settle()
+        self._merge(tags, tags[0].offset)
+
+    def _merge(self, tags: list[Tag], lowest: int) -> None:
         offsets = self._tag_offsets
         cut = len(offsets)
-        if offsets and tags[0].offset < offsets[-1]:
-            cut = bisect.bisect_right(offsets, tags[0].offset)
+        if offsets and lowest < offsets[-1]:
+            cut = bisect.bisect_right(offsets, lowest)
         merged = sorted(self._tags[cut:] + tags, key=_offset)  # stable: old tags first on ties
         self._tags[cut:] = merged
         offsets[cut:] = [tag.offset for tag in merged]
 
     def _prune_tags(self, oldest: int) -> None:
+        self._settle()
         cut = bisect.bisect_left(self._tag_offsets, oldest)
         if cut:
             del self._tag_offsets[:cut]
             del self._tags[:cut]
 
     def tags_in_range(self, start: int, end: int, key: str | None) -> list[Tag]:
+        self._settle()
         offsets = self._tag_offsets
         if not offsets or offsets[-1] < start:
             return []

@@ -139,7 +139,7 @@ def tx_flowgraph(params, ula: ImpairedULA, spacing, n_frames: int | None, addres
                  phi: float = 0.0, with_comm: bool = True, sector="test", presence_probability: float = 0.5,
                  alternate: bool = False, max_items: int = 64, hwm: int = LINK_HWM, timeout: int = 100,
                  linger: int = -1, idle_timeout: float | None = LINK_IDLE_TIMEOUT, run_id: str | None = None,
-                 context=None) -> TxLink:
+                 context=None, curve=None) -> TxLink:
     """Scenario, symbols, OFDM, beamformer and channels of `isac_flowgraph` (same blocks, same
     seeds), streaming Y_r, symbols and -- with comm -- messages, y_c and csi over PUSH sinks
     bound to `stream_addresses(address)`.  `n_frames` None streams until stopped.
@@ -156,8 +156,8 @@ def tx_flowgraph(params, ula: ImpairedULA, spacing, n_frames: int | None, addres
     config = link_config(params, ula, seed, n_frames, with_comm, eta, phi, run_id)
     sinks = {name: PushSink(*specs[name], addresses[name], timeout=timeout, pass_tags=True, hwm=hwm,
                             linger=linger, start_tags={"link_config": config} if name == "Y_r" else None,
-                            context=context, name=f"tx_{name}", idle_timeout=idle_timeout, stream_id=run_id,
-                            stream_length=n_frames)
+                            context=context, curve=curve, name=f"tx_{name}", idle_timeout=idle_timeout,
+                            stream_id=run_id, stream_length=n_frames)
              for name in addresses}
     fg = Flowgraph(max_items=max_items, name="isac-tx")
     tx = transmitter(fg, params, ula, spacing, n_frames, seed, eta, phi, with_comm, sector, presence_probability,
@@ -279,7 +279,7 @@ def make_estimator(kind: str, params, spacing, mbml_form: str = "auto"):
 def rx_flowgraph(params, spacing, address: str, with_comm: bool = True, estimator="maprt",
                  threshold: float | None = None, max_items: int = 64, hwm: int = LINK_HWM, timeout: int = 100,
                  expect: dict | None = None, idle_timeout: float | None = LINK_IDLE_TIMEOUT,
-                 waiting_interval: float = 5.0, context=None, mbml_form: str = "auto") -> RxLink:
+                 waiting_interval: float = 5.0, context=None, mbml_form: str = "auto", curve=None) -> RxLink:
     """Reciprocal filter, sensing estimator and metric sinks fed by a `PairedPullSource`
     connected to `stream_addresses(address)`; `estimator` is ``"maprt"``, ``"mbml"`` (a
     `MBMLEstimator` of method `mbml_form`) or a `SensingEstimator`.
@@ -292,7 +292,7 @@ def rx_flowgraph(params, spacing, address: str, with_comm: bool = True, estimato
     addresses = stream_addresses(address, link_streams(with_comm))
     source = PairedPullSource({name: (*specs[name], addresses[name]) for name in addresses}, timeout=timeout,
                               hwm=hwm, idle_timeout=idle_timeout, waiting_interval=waiting_interval,
-                              max_pending=4 * max_items, context=context, name="rx")
+                              max_pending=4 * max_items, context=context, curve=curve, name="rx")
     sources = {name: (source, name) for name in addresses}
     expect = {"n_antennas": params.n_antennas, "n_subcarriers": params.n_subcarriers, "with_comm": bool(with_comm),
               **(expect or {})}

@@ -35,16 +35,29 @@ from ..core import format_performance
 from ..dsp.detection import threshold_at_pfa
 from ..errors import ConfigError
 from ..zmq import LinkIdleError
-from .common import assumed_spacing, fmt_interval, load_params, run_record, table, true_array, write_json
+from ..zmq.curve import CurveKeys, is_loopback
+from ..zmq.wire import MAX_MESSAGE_BYTES
+from .common import (
+    assumed_spacing,
+    available_memory_bytes,
+    fmt_interval,
+    load_params,
+    run_record,
+    table,
+    true_array,
+    write_json,
+)
 from .link import (
     EXIT_NO_RECEIVER,
     LINK_HWM,
     LINK_IDLE_TIMEOUT,
     LINK_STREAMS,
     MBML_FORMS,
+    link_streams,
     link_verdict,
     rx_flowgraph,
     stream_addresses,
+    stream_specs,
     tx_flowgraph,
     warm_up,
 )
@@ -62,10 +75,16 @@ def _shared_options(parser: argparse.ArgumentParser, role: str) -> None:
     add_spacing_options(parser, assume=True)
     parser.add_argument("--no-comm", dest="with_comm", action="store_false",
                         help="sensing only: no UE channel, no y_c / csi / messages streams")
-    parser.add_argument("--max-items", type=int, default=64,
-                        help="frames per work() call (at tx also the most frames per message) (default 64)")
-    parser.add_argument("--hwm", type=int, default=LINK_HWM,
-                        help="ZeroMQ high-water mark per stream, in messages (default %(default)s)")
+    parser.add_argument("--max-items", type=_count, default=64,
+                        help="frames per work() call (at tx also the most frames per message); each block output "
+                             "buffers twice this many (refused when they cannot fit in memory) (default 64)")
+    parser.add_argument("--hwm", type=_count, default=LINK_HWM,
+                        help="ZeroMQ high-water mark per stream, in messages; refused when that many messages "
+                             "cannot fit in memory (default %(default)s)")
+    parser.add_argument("--curve", metavar="DIR", default=None,
+                        help="authenticate and encrypt every stream with the CURVE keys in DIR (made by `isac keys "
+                             "DIR`); give it to both isac tx and isac rx: tx (binding) is the CURVE server, rx the "
+                             "client.  Without it the link is open to anyone who can reach the address")
     parser.add_argument("--report-interval", type=float, default=1.0, metavar="S",
                         help="seconds between live status lines; 0 turns them off (default 1)")
     parser.add_argument("--idle-timeout", type=float, default=LINK_IDLE_TIMEOUT, metavar="S",
@@ -77,8 +96,20 @@ def _shared_options(parser: argparse.ArgumentParser, role: str) -> None:
                              "--json always holds them")
 
 
+def _count(text: str) -> int:
+    """A whole number, also written as ``1e6``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count: {text!r}") from None
+    if not (math.isfinite(value) and value.is_integer()):
+        raise argparse.ArgumentTypeError(f"invalid count: {text!r} (a whole number)")
+    return int(text) if text.strip().lstrip("+-").isdigit() else int(value)
+
+
 def tx_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(prog="isac tx")
+    parser.set_defaults(link_role="tx")
     parser.description = ("ISAC transmitter and channels: stream the sensing frames Y_r, the symbols and (with "
                           "comm) y_c, CSI and the sent messages over ZeroMQ PUSH sockets, with the ground truth "
                           "as stream tags.  Run `isac rx` with the same --seed/--config to receive them.")
@@ -101,6 +132,7 @@ def tx_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argumen
 
 def rx_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(prog="isac rx")
+    parser.set_defaults(link_role="rx")
     parser.description = ("ISAC receiver: reciprocal filter, MAPRT or MB-ML sensing estimator and metric sinks "
                           "fed by ZeroMQ PULL sockets from `isac tx`; prints live metrics and the final table.")
     _shared_options(parser, "receiver")
@@ -125,6 +157,48 @@ def _check_common(args) -> None:
         raise ConfigError(f"--hwm {args.hwm}: must be >= 0 (0: no limit)")
     if not args.idle_timeout >= 0:
         raise ConfigError(f"--idle-timeout {args.idle_timeout}: must be >= 0 seconds (0: wait forever)")
+    _check_curve(args)
+
+
+def _check_curve(args) -> None:
+    """Load the --curve keys of this side (tx binds: the CURVE server) into ``args.curve_keys``,
+    or refuse them; without --curve, one warning line when the link leaves this machine."""
+    tx = args.link_role == "tx"
+    args.curve_keys = None
+    if args.curve is not None:
+        args.curve_keys = CurveKeys(args.curve)
+        args.curve_keys.load(server=tx, owner=f"--curve {args.curve}")
+    elif not is_loopback(args.address):
+        print(f"isac {args.link_role}: warning: {'binding' if tx else 'connecting to'} {args.address} without "
+              "--curve: the link is unauthenticated and unencrypted (anyone who reaches the address can "
+              f"{'read' if tx else 'feed'} the streams); make keys with `isac keys DIR` and give --curve DIR to "
+              "both isac tx and isac rx", file=sys.stderr, flush=True)
+
+
+def _check_memory(args, params, flowgraph=None) -> None:
+    """Refuse (`ConfigError`, exit 2) a --hwm or --max-items whose memory cannot fit in what is
+    available: up to --hwm messages queued per stream (each of up to --max-items frames,
+    at most `MAX_MESSAGE_BYTES`) and, once `flowgraph` is built, its buffers (2 x --max-items
+    items per block output)."""
+    have = available_memory_bytes()
+    if have is None:
+        return
+    specs = stream_specs(params)
+    messages = [min(args.max_items * np.dtype(dtype).itemsize * math.prod(shape), MAX_MESSAGE_BYTES)
+                for dtype, shape in (specs[name] for name in link_streams(args.with_comm))]
+    queues = args.hwm * sum(messages)  # --hwm 0 (no limit) is not estimated
+    buffers = 0 if flowgraph is None else \
+        sum(2 * flowgraph.max_items * spec.itemsize for block in flowgraph.blocks for spec in block.out_sig)
+    if queues + buffers <= have:
+        return
+    gib = f"{(queues + buffers) / 2**30:.3g} GiB, more than the {have / 2**30:.3g} GiB available"
+    if queues >= buffers:
+        raise ConfigError(f"argument --hwm: --hwm {args.hwm} queues up to {args.hwm} messages of up to "
+                          f"{max(messages) / 2**20:.3g} MiB on each of {len(messages)} streams: that would need "
+                          f"{gib}; give a smaller --hwm (default {LINK_HWM})")
+    raise ConfigError(f"argument --max-items: --max-items {args.max_items} gives each of the flowgraph's block outputs "
+                      f"a buffer of {2 * args.max_items} items: that would need {gib}; give a smaller --max-items "
+                      "(default 64)")
 
 
 # ------------------------------------------------------------------------------------- running
@@ -165,6 +239,7 @@ def tx_main(argv=None, args=None) -> int:
     _setup_process("tx")
     _check_common(args)
     params = load_params(args)
+    _check_memory(args, params)
     ula = true_array(params, args.seed, args.true_spacing)
     spacing = assumed_spacing(args.assume, params, ula)
     if args.frames < 0:
@@ -177,7 +252,9 @@ def tx_main(argv=None, args=None) -> int:
     link = tx_flowgraph(params, ula, spacing, n_frames, args.address, seed=args.seed, eta=args.eta, phi=args.phi,
                         with_comm=args.with_comm, sector=args.sector,
                         presence_probability=args.presence, alternate=args.alternate,
-                        max_items=args.max_items, hwm=args.hwm, linger=linger, idle_timeout=args.idle_timeout)
+                        max_items=args.max_items, hwm=args.hwm, linger=linger, idle_timeout=args.idle_timeout,
+                        curve=args.curve_keys)
+    _check_memory(args, params, link.flowgraph)
     y_r = link.sinks["Y_r"]
     for name, endpoint in link.endpoints.items():
         print(f"tx: {name:8s} -> {endpoint}")
@@ -241,12 +318,15 @@ def rx_main(argv=None, args=None) -> int:
     _setup_process("rx")
     _check_common(args)
     params = load_params(args)
+    _check_memory(args, params)
     ula = true_array(params, args.seed, args.true_spacing)
     spacing = assumed_spacing(args.assume, params, ula)
     expect = {"true_spacing": ula.spacing} if args.assume == "known" else {}
     link = rx_flowgraph(params, spacing, args.address, with_comm=args.with_comm, estimator=args.estimator,
                         threshold=args.threshold, max_items=args.max_items, hwm=args.hwm, expect=expect,
-                        idle_timeout=args.idle_timeout, waiting_interval=WAITING_INTERVAL, mbml_form=args.mbml_form)
+                        idle_timeout=args.idle_timeout, waiting_interval=WAITING_INTERVAL, mbml_form=args.mbml_form,
+                        curve=args.curve_keys)
+    _check_memory(args, params, link.flowgraph)
     warm_up(link.estimator, params)
     for name, endpoint in stream_addresses(args.address, link.sources).items():
         print(f"rx: {name:8s} <- {endpoint}")

@@ -1,8 +1,11 @@
-"""Socket ownership shared by the ZeroMQ blocks: open, bind or connect, close; the
-warnings and errors they raise; the keys of the tags the link protocol uses."""
+"""Socket ownership shared by the ZeroMQ blocks: open, bind or connect (with CURVE keys,
+`isacblocks.zmq.curve`), close; the warnings and errors they raise; the keys of the tags the
+link protocol uses.  Every socket refuses inbound messages over `wire.MAX_MESSAGE_BYTES`
+(``ZMQ_MAXMSGSIZE``: ZeroMQ drops such a peer's connection instead of buffering the message)."""
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from typing import Any
@@ -11,6 +14,7 @@ import zmq
 
 from ..errors import BlockError, ConfigError
 from ..validation import check_int, is_real
+from .wire import MAX_MESSAGE_BYTES
 
 #: Key of the end-of-stream tag: on a header with no items (sent at a sink's stop()), or
 #: on the last item of a stream whose length the sink knows (survives a GNU Radio hop,
@@ -20,6 +24,9 @@ EOS_KEY = "eos"
 #: Key of the per-item sequence tag a sink with ``stream_id`` adds: value
 #: ``(stream_id, item index)``, so a receiver can pair the items of several streams.
 SEQ_KEY = "stream_seq"
+
+#: Largest ``timeout`` (ms) and ``hwm`` (messages): ZeroMQ keeps them in a C int.
+_INT_MAX = 2**31 - 1
 
 
 class ZmqWarning(RuntimeWarning):
@@ -57,6 +64,11 @@ def _release(state: dict, linger: int = 0) -> None:
         monitor.close(linger=0)
     if sock is not None and not sock.closed:
         sock.close(linger=linger)
+    zap = state.pop("zap_domain", None)
+    if zap is not None and ctx is not None:  # the CURVE authenticator, before its context goes
+        from .curve import release
+
+        release(ctx, zap)
     if ctx is not None and state.get("own_context") and not ctx.closed:
         # destroy, not term: term() waits forever for a socket another thread still holds (a
         # flowgraph left running when the interpreter exits and runs this finaliser)
@@ -72,20 +84,44 @@ def _key_bytes(key, owner: str) -> bytes:
     raise ConfigError(f"{owner}: key = {key!r}: must be a str or bytes")
 
 
+def _check_c_int(owner: str, label: str, value, low: int) -> int:
+    value = check_int(owner, label, value, low)
+    if value > _INT_MAX:
+        raise ConfigError(f"{owner}: {label} = {value!r}: must be an integer in [{low}, {_INT_MAX}] (ZeroMQ "
+                          "keeps it in a C int)")
+    return value
+
+
+def _curve_keys(curve, owner: str, server: bool):
+    """The ``curve`` parameter: None, a `CurveKeys` or a key directory; the keys of the block's
+    role (the binding side is the server) are loaded now, so bad ones raise `ConfigError` here."""
+    if curve is None:
+        return None
+    from .curve import CurveKeys
+
+    if not isinstance(curve, (CurveKeys, str, os.PathLike)):
+        raise ConfigError(f"{owner}: curve = {curve!r}: expected CurveKeys(DIR), a key directory or None")
+    keys = curve if isinstance(curve, CurveKeys) else CurveKeys(curve)
+    keys.load(server, f"{owner}: curve = {keys!r}")
+    return keys
+
+
 class _ZmqEndpoint:
     """Socket ownership shared by the four blocks: open, bind/connect, close."""
 
     _socket_type: int
     _direction: str  # "send" or "recv": which high-water mark `hwm` sets
 
-    def _init_endpoint(self, address: str, timeout: int, hwm: int, bind: bool, context: zmq.Context | None) -> None:
+    def _init_endpoint(self, address: str, timeout: int, hwm: int, bind: bool, context: zmq.Context | None,
+                       curve=None) -> None:
         if not isinstance(address, str) or "://" not in address:
             raise ConfigError(f"{self.name}: address = {address!r}: expected 'tcp://host:port', 'ipc://path' "
                               "or 'inproc://name'")
         self.address = address
-        self.timeout = check_int(self.name, "timeout", timeout, 0)
-        self.hwm = check_int(self.name, "hwm", hwm, -1)
+        self.timeout = _check_c_int(self.name, "timeout", timeout, 0)
+        self.hwm = _check_c_int(self.name, "hwm", hwm, -1)
         self.bind = bool(bind)
+        self.curve = _curve_keys(curve, self.name, self.bind)
         self._context = context
         self._lock = threading.RLock()
         self._state: dict[str, Any] = {}
@@ -122,6 +158,11 @@ class _ZmqEndpoint:
             address = self._endpoint or self.address
             try:
                 sock.setsockopt(zmq.LINGER, 0)
+                sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+                if self.curve is not None:
+                    from .curve import configure
+
+                    self._state["zap_domain"] = configure(sock, ctx, self.curve, self.bind, self.name)
                 if self.hwm >= 0:
                     sock.setsockopt(zmq.SNDHWM if self._direction == "send" else zmq.RCVHWM, self.hwm)
                 self._configure(sock)
@@ -135,6 +176,9 @@ class _ZmqEndpoint:
                 _release(self._state)
                 raise ConfigError(f"{self.name}: cannot {'bind' if self.bind else 'connect'} "
                                   f"{address!r}: {exc}") from None
+            except ConfigError:
+                _release(self._state)
+                raise
 
     def close(self, linger: int = 0) -> None:
         """Close the socket (ZMQ_LINGER `linger` ms, default 0) and terminate the block's own

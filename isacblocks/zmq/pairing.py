@@ -311,7 +311,8 @@ class PairedPullSource(SourceBlock):
 
     def __init__(self, streams: dict, timeout: int = 100, hwm: int = -1, bind: bool = False,
                  idle_timeout: float | None = None, waiting_interval: float = 0.0, max_pending: int = 256,
-                 context: zmq.Context | None = None, name: str | None = None, check: dict | None = None):
+                 context: zmq.Context | None = None, name: str | None = None, check: dict | None = None,
+                 curve=None):
         if not isinstance(streams, dict) or not streams:
             raise ConfigError(f"{name or 'PairedPullSource'}: streams = {streams!r}: expected a non-empty dict "
                               "{name: (dtype, item_shape, address)}")
@@ -328,7 +329,8 @@ class PairedPullSource(SourceBlock):
                               f"{list(streams)}")
         self.streams = {
             key: _Stream(PullSource(dtype, shape, address, timeout=self.timeout, pass_tags=True, hwm=hwm, bind=bind,
-                                    context=context, name=f"{self.name}.{key}", idle_timeout=self.idle_timeout),
+                                    context=context, name=f"{self.name}.{key}", idle_timeout=self.idle_timeout,
+                                    curve=curve),
                          int(max_pending), self._code, check.get(key))
             for key, (dtype, shape, address) in streams.items()}
         self._reset()

@@ -74,10 +74,25 @@ in an a-list the first occurrence wins, as with ``pmt::dict_ref``.
 Where this parser is stricter than GNU Radio's (GNU Radio returns ``PMT_EOF`` or reads
 garbage on some truncations), the data is rejected with :class:`WireFormatError`:
 truncated input, unknown type tag or uniform-vector subtype, a dict node whose car is not
-a pair or whose a-list does not end in ``PMT_NIL``, an unhashable dict key, nesting deeper
-than :data:`MAX_DEPTH`, and -- in :func:`loads` only -- trailing bytes. The serialiser
-refuses symbols longer than :data:`MAX_SYMBOL_BYTES` (1024) bytes because
-``pmt::deserialize`` throws on them ("very long symbol"); the parser accepts up to 65535.
+a pair or whose a-list does not end in ``PMT_NIL``, an unhashable dict key, and -- in
+:func:`loads` only -- trailing bytes. The serialiser refuses symbols longer than
+:data:`MAX_SYMBOL_BYTES` (1024) bytes because ``pmt::deserialize`` throws on them ("very long
+symbol"); the parser accepts up to 65535.  It also refuses a dict key holding bytes (it would
+arrive as a numpy array, which cannot be a key).
+
+Limits, the same in both directions (the serialiser refuses what the parser would refuse,
+counted the same way), raising :class:`WireLimitError`:
+
+* :data:`MAX_DEPTH` (128) levels of nesting: a tuple, vector or pair's car one level below
+  its container; a dict entry is a pair one level below the dict, its key and value one more;
+  the cdrs of a PMT list stay on the list's level (lists are read in a loop).
+* :data:`MAX_ELEMENTS` (65 536) elements in one PMT -- and in all the PMTs of one gr-zeromq
+  tag header together (:mod:`isacblocks.zmq.wire`): each tuple or vector item, each pair of a
+  PMT list and each dict entry (2: the a-list node and its ``(key . value)`` pair) counts one;
+  a uniform vector counts none (its elements take their wire size in memory).  An element
+  takes 1 to 2 bytes on the wire but 50 to 100 bytes of Python objects once decoded (an
+  8 MB PMT list took 200 MB), so this caps what one message can make a receiver allocate
+  at a few MB; the count of a tuple or vector is checked before any of it is read.
 """
 
 from __future__ import annotations
@@ -93,10 +108,13 @@ from isacblocks.errors import IsacError
 
 __all__ = [
     "MAX_DEPTH",
+    "MAX_ELEMENTS",
     "MAX_SYMBOL_BYTES",
+    "Budget",
     "Pair",
     "UInt64",
     "WireFormatError",
+    "WireLimitError",
     "deserialize",
     "dumps",
     "equal",
@@ -109,6 +127,10 @@ __all__ = [
 
 class WireFormatError(IsacError, ValueError):
     """Malformed wire data (PMT or gr-zeromq header), or a value that cannot be encoded."""
+
+
+class WireLimitError(WireFormatError):
+    """Wire data or a value beyond one of the wire limits (``MAX_*`` of `pmt` and `wire`)."""
 
 
 # --- type tags: gnuradio-runtime/include/pmt/pmt_serial_tags.h ---------------------------
@@ -148,8 +170,10 @@ _KIND_SIZE_TO_UVI: dict[tuple[str, int], int] = {
 }
 _UV_NPAD = 1
 
-#: Deepest nesting (pairs' cars, tuples, vectors, dict values) accepted in either direction.
+#: Deepest nesting (pairs' cars, tuples, vectors, dict entries) accepted in either direction.
 MAX_DEPTH = 128
+#: Most elements (tuple / vector items, list pairs, dict entries as 2) in one PMT or one tag header.
+MAX_ELEMENTS = 65536
 #: Longest symbol ``pmt::deserialize`` accepts (its ``tmpbuf`` is 1024 bytes).
 MAX_SYMBOL_BYTES = 1024
 
@@ -251,6 +275,27 @@ class Pair:
         return out
 
 
+class Budget:
+    """The elements one PMT, or one tag header, may still hold (:data:`MAX_ELEMENTS`); `scope`
+    says which in the error."""
+
+    __slots__ = ("left", "scope")
+
+    def __init__(self, scope: str = "in one PMT") -> None:
+        self.left = MAX_ELEMENTS
+        self.scope = scope
+
+    def take(self, count: int, where: str) -> None:
+        """Spend `count` elements; raise `WireLimitError` (naming `where`) past the limit."""
+        self.left -= count
+        if self.left < 0:
+            raise WireLimitError(
+                f"more than MAX_ELEMENTS = {MAX_ELEMENTS} PMT elements (tuple and vector items, list pairs, "
+                f"dict entries) {self.scope}, reached at {where}; send large data as a numpy array (a PMT "
+                "uniform vector)"
+            )
+
+
 # ------------------------------------------------------------------------------------------
 # serialisation
 # ------------------------------------------------------------------------------------------
@@ -261,16 +306,18 @@ def serialize(obj: Any) -> bytes:
 
     Raises :class:`WireFormatError` for a value with no PMT encoding (unsupported type,
     integer outside [-2**63, 2**64), symbol over 1024 bytes, multi-dimensional or
-    unsupported-dtype array, nesting deeper than :data:`MAX_DEPTH`).
+    unsupported-dtype array, a dict key holding bytes) and :class:`WireLimitError` beyond
+    :data:`MAX_DEPTH` or :data:`MAX_ELEMENTS`.
     """
     out = bytearray()
-    _write(obj, out, 0)
+    _write(obj, out, 0, Budget())
     return bytes(out)
 
 
-def write(obj: Any, out: bytearray) -> None:
-    """Append the serialisation of ``obj`` to ``out`` (the bytes :func:`serialize` returns)."""
-    _write(obj, out, 0)
+def write(obj: Any, out: bytearray, budget: Budget | None = None) -> None:
+    """Append the serialisation of ``obj`` to ``out`` (the bytes :func:`serialize` returns),
+    spending its elements from `budget` (default: a budget of its own)."""
+    _write(obj, out, 0, Budget() if budget is None else budget)
 
 
 def dumps(obj: Any) -> bytes:
@@ -278,9 +325,9 @@ def dumps(obj: Any) -> bytes:
     return serialize(obj)
 
 
-def _write(obj: Any, out: bytearray, depth: int) -> None:
+def _write(obj: Any, out: bytearray, depth: int, budget: Budget) -> None:
     if depth > MAX_DEPTH:
-        raise WireFormatError(f"PMT nesting deeper than {MAX_DEPTH} levels (cyclic structure?)")
+        raise WireLimitError(f"PMT nesting deeper than MAX_DEPTH = {MAX_DEPTH} levels (cyclic structure?)")
     if isinstance(obj, np.generic) and not isinstance(obj, np.void):
         obj = obj.item()
     if obj is True:
@@ -303,19 +350,16 @@ def _write(obj: Any, out: bytearray, depth: int) -> None:
         out.append(PST_COMPLEX)
         out += _C128.pack(obj.real, obj.imag)
     elif isinstance(obj, Pair):
-        _write_pair_chain(obj, out, depth)
+        _write_pair_chain(obj, out, depth, budget)
     elif isinstance(obj, dict):
-        _write_dict(obj, out, depth)
-    elif isinstance(obj, tuple):
-        out.append(PST_TUPLE)
-        out += _U32.pack(_count(len(obj), "tuple"))
+        _write_dict(obj, out, depth, budget)
+    elif isinstance(obj, (tuple, list)):
+        what = "tuple" if isinstance(obj, tuple) else "vector"
+        budget.take(len(obj), f"a {what} of {len(obj)}")
+        out.append(PST_TUPLE if what == "tuple" else PST_VECTOR)
+        out += _U32.pack(_count(len(obj), what))
         for item in obj:
-            _write(item, out, depth + 1)
-    elif isinstance(obj, list):
-        out.append(PST_VECTOR)
-        out += _U32.pack(_count(len(obj), "vector"))
-        for item in obj:
-            _write(item, out, depth + 1)
+            _write(item, out, depth + 1, budget)
     elif isinstance(obj, np.ndarray):
         _write_uniform_vector(obj, out)
     elif isinstance(obj, (bytes, bytearray, memoryview)):
@@ -359,24 +403,40 @@ def _write_int(value: int, out: bytearray) -> None:
         raise WireFormatError(f"integer {value} has no PMT encoding (outside [-2**63, 2**64))")
 
 
-def _write_pair_chain(pair: Pair, out: bytearray, depth: int) -> None:
+def _write_pair_chain(pair: Pair, out: bytearray, depth: int, budget: Budget) -> None:
     # pmt::serialize loops on the cdr ("goto tail_recursion"), so long lists never recurse.
     node: Any = pair
     while isinstance(node, Pair):
+        budget.take(1, "a PMT list")
         out.append(PST_PAIR)
-        _write(node.car, out, depth + 1)
+        _write(node.car, out, depth + 1, budget)
         node = node.cdr
-    _write(node, out, depth + 1)
+    _write(node, out, depth + 1, budget)
 
 
-def _write_dict(mapping: dict, out: bytearray, depth: int) -> None:
+def _write_dict(mapping: dict, out: bytearray, depth: int, budget: Budget) -> None:
     # pmt::dict_add prepends, so GNU Radio's to_pmt(dict) lists the last-inserted key first.
+    # Each entry is written as the parser reads it: an a-list node holding the pair
+    # (key . value) one level down (the same depth and element count both ways).
     for key, value in reversed(list(mapping.items())):
+        if _holds_bytes(key):
+            raise WireFormatError(f"dict key {key!r} holds bytes, which arrive as a numpy array and "
+                                  "cannot be a dict key; use a str or a tuple of numbers")
+        budget.take(1, "a dict")
         out.append(PST_DICT)
-        out.append(PST_PAIR)
-        _write(key, out, depth + 1)
-        _write(value, out, depth + 1)
+        _write(Pair(key, value), out, depth + 1, budget)
     out.append(PST_NULL)
+
+
+def _holds_bytes(key: Any, depth: int = 0) -> bool:
+    """Whether a (hashable) dict key is or holds bytes (decoded as an unhashable numpy array)."""
+    while isinstance(key, Pair) and depth <= MAX_DEPTH:
+        if _holds_bytes(key.car, depth + 1):
+            return True
+        key = key.cdr
+    if isinstance(key, (bytes, bytearray, memoryview)):
+        return True
+    return isinstance(key, tuple) and depth <= MAX_DEPTH and any(_holds_bytes(k, depth + 1) for k in key)
 
 
 def _write_uniform_vector(array: np.ndarray, out: bytearray) -> None:
@@ -411,19 +471,20 @@ def deserialize(buf: Any, offset: int = 0) -> tuple[Any, int]:
     view = byte_view(buf)
     if not 0 <= offset <= len(view):
         raise WireFormatError(f"offset {offset} outside a buffer of {len(view)} bytes")
-    return _read(view, offset, 0)
+    return _read(view, offset, 0, Budget())
 
 
-def read(view: memoryview, offset: int) -> tuple[Any, int]:
+def read(view: memoryview, offset: int, budget: Budget | None = None) -> tuple[Any, int]:
     """:func:`deserialize` on a flat byte view (``byte_view``) at ``0 <= offset <= len(view)``,
-    without checking either again (for parsers that read many PMTs from one view)."""
-    return _read(view, offset, 0)
+    without checking either again (for parsers that read many PMTs from one view); its
+    elements are spent from `budget` (default: a budget of its own)."""
+    return _read(view, offset, 0, Budget() if budget is None else budget)
 
 
 def loads(buf: Any) -> Any:
     """Decode exactly one PMT occupying all of ``buf``; trailing bytes are an error."""
     view = byte_view(buf)
-    obj, end = _read(view, 0, 0)
+    obj, end = _read(view, 0, 0, Budget())
     if end != len(view):
         raise WireFormatError(
             f"{len(view) - end} trailing bytes after the PMT that ends at offset {end}"
@@ -454,9 +515,9 @@ def _need(view: memoryview, offset: int, size: int, what: str, tag_at: int) -> N
         )
 
 
-def _read(view: memoryview, offset: int, depth: int) -> tuple[Any, int]:
+def _read(view: memoryview, offset: int, depth: int, budget: Budget) -> tuple[Any, int]:
     if depth > MAX_DEPTH:
-        raise WireFormatError(f"PMT nested deeper than {MAX_DEPTH} levels at offset {offset}")
+        raise WireLimitError(f"PMT nested deeper than MAX_DEPTH = {MAX_DEPTH} levels at offset {offset}")
     if offset >= len(view):
         raise WireFormatError(f"truncated PMT: expected a type tag at offset {offset}")
     tag_at = offset
@@ -492,7 +553,7 @@ def _read(view: memoryview, offset: int, depth: int) -> tuple[Any, int]:
         re, im = _C128.unpack_from(view, offset)
         return complex(re, im), offset + 16
     if tag in (PST_PAIR, PST_DICT):
-        return _read_chain(view, offset, tag, tag_at, depth)
+        return _read_chain(view, offset, tag, tag_at, depth, budget)
     if tag in (PST_TUPLE, PST_VECTOR):
         what = "tuple" if tag == PST_TUPLE else "vector"
         _need(view, offset, 4, f"{what} length", tag_at)
@@ -500,9 +561,10 @@ def _read(view: memoryview, offset: int, depth: int) -> tuple[Any, int]:
         offset += 4
         # every element takes at least one byte: reject absurd counts before looping
         _need(view, offset, count, f"{what} of {count} elements", tag_at)
+        budget.take(count, f"a {what} of {count} at offset {tag_at}")
         items = []
         for _ in range(count):
-            item, offset = _read(view, offset, depth + 1)
+            item, offset = _read(view, offset, depth + 1, budget)
             items.append(item)
         return (tuple(items) if tag == PST_TUPLE else items), offset
     if tag == PST_UNIFORM_VECTOR:
@@ -529,7 +591,7 @@ def _read_uniform_vector(view: memoryview, offset: int, tag_at: int) -> tuple[np
 
 
 def _read_chain(
-    view: memoryview, offset: int, kind: int, tag_at: int, depth: int
+    view: memoryview, offset: int, kind: int, tag_at: int, depth: int, budget: Budget
 ) -> tuple[Any, int]:
     """Read a pair / dict chain; the first node's tag (``kind``) is already consumed.
 
@@ -539,8 +601,10 @@ def _read_chain(
     final cdr.
     """
     cars: list[Any] = []
+    where = f"a PMT {'list' if kind == PST_PAIR else 'dict'} at offset {tag_at}"
     while True:
-        car, offset = _read(view, offset, depth + 1)
+        budget.take(1, where)
+        car, offset = _read(view, offset, depth + 1, budget)
         cars.append(car)
         if offset >= len(view):
             raise WireFormatError(
@@ -555,7 +619,7 @@ def _read_chain(
             tail: Any = None
             offset += 1
         else:
-            tail, offset = _read(view, offset, depth + 1)
+            tail, offset = _read(view, offset, depth + 1, budget)
         break
     if kind == PST_PAIR:
         return Pair.from_list(cars, tail), offset

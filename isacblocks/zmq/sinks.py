@@ -1,7 +1,10 @@
 """ZeroMQ sink blocks: `PushSink` (gr-zeromq ``push_sink``) and `PubSink` (``pub_sink``).
 
 See the package documentation (:mod:`isacblocks.zmq`) for batching, the end of stream,
-high-water marks, drops and copy modes.
+high-water marks, drops and copy modes.  A message stays within the wire limits
+(`wire.MAX_MESSAGE_BYTES`, `wire.MAX_TAGS`, `pmt.MAX_ELEMENTS`): a batch that would exceed
+one is sent as several messages (message boundaries carry no meaning); an item whose tags
+alone exceed one raises `ConfigError` naming the block and the limit.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from .endpoint import (
     check_seconds,
 )
 from .seqtags import SeqLayout, SeqRecords
-from .wire import WireFormatError, encode_header
+from .wire import HEADER_SIZE, MAX_MESSAGE_BYTES, WireFormatError, WireLimitError, encode_header
 
 __all__ = ["PubSink", "PushSink"]
 
@@ -89,8 +92,15 @@ class _ZmqSink(_ZmqEndpoint, SinkBlock):
                  max_items_per_message: int | None, eos: bool, linger: int, copy_mode: str,
                  start_tags: dict | None, context: zmq.Context | None, name: str | None,
                  idle_timeout: float | None = None, stream_id: str | None = None,
-                 stream_length: int | None = None):
+                 stream_length: int | None = None, curve=None):
         SinkBlock.__init__(self, in_sig=[port(dtype, item_shape)], name=name)
+        item_bytes = self.in_sig[0].itemsize
+        #: Most items of one message (`wire.MAX_MESSAGE_BYTES`, less the fixed header).
+        self._items_cap = (MAX_MESSAGE_BYTES - HEADER_SIZE) // item_bytes
+        if self._items_cap < 1:
+            raise ConfigError(f"{self.name}: item_shape = {self.in_sig[0].shape!r}: one item of "
+                              f"{self.in_sig[0].describe()} takes {item_bytes} bytes, more than a message may hold "
+                              f"(MAX_MESSAGE_BYTES = {MAX_MESSAGE_BYTES})")
         for label, value in (("start_tags", start_tags), ("stream_id", stream_id), ("stream_length", stream_length)):
             if value is not None and value != {} and not pass_tags:
                 raise ConfigError(f"{self.name}: {label} = {value!r}: need pass_tags=True (tags travel in the "
@@ -105,6 +115,13 @@ class _ZmqSink(_ZmqEndpoint, SinkBlock):
                 encode_header(0, [Tag(0, key, value, self.name)])
             except WireFormatError as exc:
                 raise ConfigError(f"{self.name}: start_tags[{key!r}]: {exc}") from None
+        try:
+            size = len(encode_header(0, [Tag(0, key, value, self.name) for key, value in self.start_tags.items()]))
+            if size + item_bytes > MAX_MESSAGE_BYTES:
+                raise WireLimitError(f"with the first item the message takes {size + item_bytes} bytes, more than "
+                                     f"MAX_MESSAGE_BYTES = {MAX_MESSAGE_BYTES}")
+        except WireFormatError as exc:
+            raise ConfigError(f"{self.name}: start_tags (all {len(self.start_tags)} together): {exc}") from None
         self.idle_timeout = check_seconds(self.name, "idle_timeout", idle_timeout)
         self.stream_id = stream_id
         if stream_id is not None:
@@ -116,6 +133,10 @@ class _ZmqSink(_ZmqEndpoint, SinkBlock):
         if max_items_per_message is not None and (not is_integer(max_items_per_message) or max_items_per_message < 1):
             raise ConfigError(f"{self.name}: max_items_per_message = {max_items_per_message!r}: must be an integer "
                               ">= 1 or None")
+        if max_items_per_message is not None and max_items_per_message > self._items_cap:
+            raise ConfigError(f"{self.name}: max_items_per_message = {max_items_per_message!r}: messages of that many "
+                              f"{item_bytes}-byte items exceed MAX_MESSAGE_BYTES = {MAX_MESSAGE_BYTES}; at most "
+                              f"{self._items_cap} (or None: batches are split to fit)")
         if copy_mode not in ("copy", "track"):
             raise ConfigError(f"{self.name}: copy_mode = {copy_mode!r}: expected 'copy' or 'track'")
         if not is_integer(linger) or linger < -1:
@@ -128,7 +149,7 @@ class _ZmqSink(_ZmqEndpoint, SinkBlock):
         self._abort = threading.Event()
         self._pool = _BufferPool()
         self._reset_counters()
-        self._init_endpoint(address, timeout, hwm, bind, context)
+        self._init_endpoint(address, timeout, hwm, bind, context, curve)
 
     def _reset_counters(self) -> None:
         self._last_progress: float | None = None  # when a message was last queued
@@ -183,13 +204,11 @@ class _ZmqSink(_ZmqEndpoint, SinkBlock):
                 self._check_idle()
                 return WORK_WAITING  # for a receiver, outside the flowgraph
             base = self.nitems_read(0)
-            step = self.max_items_per_message or n
+            step = self.max_items_per_message or self._items_cap
             sent = 0
             trackers = []
             while sent < n:
-                m = min(step, n - sent)
-                chunk = x[sent:sent + m]
-                body, copy, track = self._message(chunk, base + sent)
+                m, body, copy, track = self._fitted(x, sent, min(step, n - sent), base)
                 outcome, tracker = self._send_chunk(body, copy, track)
                 nbytes = len(body) if isinstance(body, zmq.Frame) else body.nbytes
                 del body  # a pooled frame's tracker completes once only ZeroMQ held it
@@ -228,9 +247,21 @@ class _ZmqSink(_ZmqEndpoint, SinkBlock):
                                 f"{self.idle_timeout:g} s) after {self.items_sent} items sent to {self.endpoint}: "
                                 "the receiver is gone, stalled, or refused the stream (see its output)")
 
+    def _fitted(self, x: np.ndarray, sent: int, m: int, base: int):
+        """``(m, body, copy, track)``: the message of the next `m` items of `x` (from `sent`), or of
+        fewer (halved until the message keeps within the wire limits)."""
+        while True:
+            try:
+                return (m, *self._message(x[sent:sent + m], base + sent))
+            except WireLimitError as exc:
+                if m == 1:
+                    raise ConfigError(f"{self.name}: item {base + sent} cannot be sent: a message of it alone "
+                                      f"breaks a wire limit: {exc}") from None
+                m //= 2
+
     def _message(self, chunk: np.ndarray, offset: int):
         """The message body for `chunk` (items at absolute `offset`), and how to hand it to pyzmq:
-        ``(body, copy, track)``."""
+        ``(body, copy, track)``.  Raises `WireLimitError` for a message beyond the wire limits."""
         if self.copy_mode == "track" and not self.pass_tags:
             return chunk, False, True  # zero-copy of the flowgraph's buffer, waited for in work()
         header = b""
@@ -240,6 +271,9 @@ class _ZmqSink(_ZmqEndpoint, SinkBlock):
                 tags = [Tag(0, key, value, self.name) for key, value in self.start_tags.items()] + tags
             seq, after = self._link_tags(offset, len(chunk))
             header = encode_header(offset, tags, seq, after)
+            if len(header) + chunk.nbytes > MAX_MESSAGE_BYTES:
+                raise WireLimitError(f"a message of {len(header) + chunk.nbytes} bytes is more than MAX_MESSAGE_BYTES "
+                                     f"= {MAX_MESSAGE_BYTES}")
         body = self._pool.get(len(header) + chunk.nbytes)
         body[:len(header)] = np.frombuffer(header, dtype=np.uint8)
         body[len(header):] = np.frombuffer(chunk, dtype=np.uint8)
@@ -353,7 +387,8 @@ class PushSink(_ZmqSink):
     every item, so a receiver can pair several streams item by item and tell one run from
     another (`isacblocks.zmq.PairedPullSource`); `stream_length` puts the end-of-stream tag
     `EOS_KEY` on the stream's last item, where it survives a GNU Radio hop (GNU Radio drops
-    the zero-item end-of-stream message).
+    the zero-item end-of-stream message).  `curve` (a `CurveKeys` or a key directory)
+    makes the link CURVE-authenticated and encrypted (`isacblocks.zmq.curve`).
     """
 
     _socket_type = zmq.PUSH
@@ -364,9 +399,9 @@ class PushSink(_ZmqSink):
                  max_items_per_message: int | None = None, eos: bool = True, linger: int = 500,
                  copy_mode: str = "copy", start_tags: dict | None = None, context: zmq.Context | None = None,
                  name: str | None = None, idle_timeout: float | None = None, stream_id: str | None = None,
-                 stream_length: int | None = None):
+                 stream_length: int | None = None, curve=None):
         super().__init__(dtype, item_shape, address, timeout, pass_tags, hwm, bind, max_items_per_message, eos,
-                         linger, copy_mode, start_tags, context, name, idle_timeout, stream_id, stream_length)
+                         linger, copy_mode, start_tags, context, name, idle_timeout, stream_id, stream_length, curve)
 
     def _configure(self, sock: zmq.Socket) -> None:
         self._peer_fds: set[int] = set()
@@ -415,7 +450,8 @@ class PubSink(_ZmqSink):
     high-water mark, ``drop_on_hwm=True`` drops the message for every subscriber and
     counts it (`dropped`, `dropped_items`, `ZmqDropWarning` at stop()), while
     ``drop_on_hwm=False`` waits up to `timeout` ms and otherwise holds the items
-    upstream.  `subscribers` counts the subscriptions that match `key`.
+    upstream.  `subscribers` counts the subscriptions that match `key`.  `curve`: as for
+    `PushSink`.
     """
 
     _socket_type = zmq.XPUB
@@ -425,13 +461,13 @@ class PubSink(_ZmqSink):
                  bind: bool = True, max_items_per_message: int | None = None, eos: bool = True,
                  linger: int = 500, copy_mode: str = "copy", start_tags: dict | None = None,
                  context: zmq.Context | None = None, name: str | None = None, idle_timeout: float | None = None,
-                 stream_id: str | None = None, stream_length: int | None = None):
+                 stream_id: str | None = None, stream_length: int | None = None, curve=None):
         self._key = _key_bytes(key, name or type(self).__name__)
         self.key = key
         self.drop_on_hwm = bool(drop_on_hwm)
         self.subscribers = 0
         super().__init__(dtype, item_shape, address, timeout, pass_tags, hwm, bind, max_items_per_message, eos,
-                         linger, copy_mode, start_tags, context, name, idle_timeout, stream_id, stream_length)
+                         linger, copy_mode, start_tags, context, name, idle_timeout, stream_id, stream_length, curve)
 
     def _configure(self, sock: zmq.Socket) -> None:
         sock.setsockopt(zmq.XPUB_NODROP, 1)  # report the high-water mark instead of dropping silently

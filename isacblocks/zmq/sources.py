@@ -36,6 +36,7 @@ from .wire import (
     decode_message,
     items_from_payload,
     rebase_tags,
+    sort_tags,
     split_pub_frames,
 )
 
@@ -85,7 +86,7 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
 
     def __init__(self, dtype, item_shape, address: str, timeout: int, pass_tags: bool, hwm: int, bind: bool,
                  eos: bool, context: zmq.Context | None, name: str | None, idle_timeout: float | None = None,
-                 waiting_interval: float = 0.0):
+                 waiting_interval: float = 0.0, curve=None):
         SourceBlock.__init__(self, out_sig=[port(dtype, item_shape)], name=name)
         spec = self.out_sig[0]
         self.pass_tags = bool(pass_tags)
@@ -96,7 +97,7 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
         #: Set by `PairedPullSource`: sequence records decoded as arrays (`SeqDecoder`), for `take`.
         self._seq_decoder: SeqDecoder | None = None
         self._reset()
-        self._init_endpoint(address, timeout, hwm, bind, context)
+        self._init_endpoint(address, timeout, hwm, bind, context, curve)
 
     def _configure(self, sock: zmq.Socket) -> None:
         sock.setsockopt(zmq.RCVTIMEO, self.timeout)
@@ -373,12 +374,12 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
         p = self._pending
         n = min(len(out) - produced, len(p.items) - p.consumed)
         out[produced:produced + n] = p.items[p.consumed:p.consumed + n]
-        if p.runs:
-            p.tags, p.runs = SeqDecoder.merged(p.tags, p.runs), ()
+        if p.consumed == 0 and (p.tags or p.runs):  # sorted once per message; each part then bisects
+            p.tags, p.runs = sort_tags(SeqDecoder.merged(p.tags, p.runs)), ()
         if p.tags:
             local = self.nitems_written(0) + produced
             writer = self.detail.writers[0]
-            for tag in rebase_tags(p.tags, p.first + p.consumed, local, n):
+            for tag in rebase_tags(p.tags, p.first + p.consumed, local, n, presorted=True):
                 writer.add_tag(tag)  # srcid as sent: None stays None (GNU Radio's #f)
         p.consumed += n
         self.items_received += n
@@ -395,9 +396,9 @@ class PullSource(_ZmqSource):
     def __init__(self, dtype, item_shape=(), address: str = "tcp://127.0.0.1:5555", timeout: int = 100,
                  pass_tags: bool = False, hwm: int = -1, bind: bool = False, eos: bool = True,
                  context: zmq.Context | None = None, name: str | None = None, idle_timeout: float | None = None,
-                 waiting_interval: float = 0.0):
+                 waiting_interval: float = 0.0, curve=None):
         super().__init__(dtype, item_shape, address, timeout, pass_tags, hwm, bind, eos, context, name,
-                         idle_timeout, waiting_interval)
+                         idle_timeout, waiting_interval, curve)
 
 
 class SubSource(_ZmqSource):
@@ -409,11 +410,11 @@ class SubSource(_ZmqSource):
     def __init__(self, dtype, item_shape=(), address: str = "tcp://127.0.0.1:5555", timeout: int = 100,
                  pass_tags: bool = False, hwm: int = -1, key: str | bytes = "", bind: bool = False,
                  eos: bool = True, context: zmq.Context | None = None, name: str | None = None,
-                 idle_timeout: float | None = None, waiting_interval: float = 0.0):
+                 idle_timeout: float | None = None, waiting_interval: float = 0.0, curve=None):
         self._key = _key_bytes(key, name or type(self).__name__)
         self.key = key
         super().__init__(dtype, item_shape, address, timeout, pass_tags, hwm, bind, eos, context, name,
-                         idle_timeout, waiting_interval)
+                         idle_timeout, waiting_interval, curve)
 
     def _configure(self, sock: zmq.Socket) -> None:
         super()._configure(sock)

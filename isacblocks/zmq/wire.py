@@ -39,6 +39,14 @@ decode to ``None``.  Any other srcid is sent and received as the PMT it is: GNU 
 allows any PMT there (a symbol, usually the block's alias), so an integer or a tuple
 srcid arrives as that value.
 
+Limits (one definition each, the same for the encoder and the decoder; beyond them
+`WireLimitError`, a `WireFormatError`): a message of at most :data:`MAX_MESSAGE_BYTES`
+(64 MiB; a receiving socket is also given it as ``ZMQ_MAXMSGSIZE``, so ZeroMQ drops the
+connection of a peer that sends more instead of buffering it), at most :data:`MAX_TAGS`
+(65 536) tags per message, at most `pmt.MAX_ELEMENTS` (65 536) PMT elements in all the tags
+of one message together, PMTs nested at most `pmt.MAX_DEPTH` (128) deep.  Every count on the
+wire is checked against the bytes that follow before anything is allocated for it.
+
 Empty tuples: GNU Radio 3.10's ``pmt::deserialize`` cannot read a PMT tuple of length 0,
 and the thread of a ``zeromq.pull_source`` / ``sub_source`` that receives one dies (the
 flowgraph then waits forever).  `encode_header` therefore refuses a tag whose key, value
@@ -47,6 +55,7 @@ or srcid holds ``()`` anywhere, naming the tag; send ``None`` or ``[]`` instead.
 
 from __future__ import annotations
 
+import bisect
 import math
 import struct
 from collections.abc import Iterable, Sequence
@@ -56,15 +65,18 @@ import numpy as np
 
 from isacblocks.core.tags import Tag
 from isacblocks.zmq import pmt
-from isacblocks.zmq.pmt import WireFormatError
+from isacblocks.zmq.pmt import WireFormatError, WireLimitError
 from isacblocks.zmq.seqtags import SeqLayout, SeqRecords, SeqRun
 
 __all__ = [
     "HEADER_MAGIC",
     "HEADER_SIZE",
     "HEADER_VERSION",
+    "MAX_MESSAGE_BYTES",
+    "MAX_TAGS",
     "SeqDecoder",
     "WireFormatError",
+    "WireLimitError",
     "decode_header",
     "decode_message",
     "encode_header",
@@ -72,6 +84,7 @@ __all__ = [
     "items_from_payload",
     "pub_frames",
     "rebase_tags",
+    "sort_tags",
     "split_pub_frames",
 ]
 
@@ -84,6 +97,12 @@ _HEADER = struct.Struct("<HBQQ")  # magic, version, first item offset, number of
 _TAG_OFFSET = struct.Struct("<Q")
 #: Size of the fixed part of the header (``min_len`` in parse_tag_header).
 HEADER_SIZE = _HEADER.size
+#: Largest message (header and payload) sent or received: 8x the link's default message
+#: (64 frames of 64 x 256 complex64); a sink splits larger batches into several messages.
+MAX_MESSAGE_BYTES = 64 * 2**20
+#: Most tags in one message (a receiver decodes about 200 000 tags a second).
+MAX_TAGS = 65536
+_HEADER_SCOPE = "in the tags of one message"
 # smallest possible serialised tag: u64 offset + three one-byte PMTs
 _MIN_TAG_SIZE = _TAG_OFFSET.size + 3
 _UINT64_MAX = 2**64 - 1
@@ -104,16 +123,21 @@ def encode_header(first_offset: int, tags: Sequence[Tag], seq: SeqRecords | None
     ``seq`` (a `SeqRecords`) and ``after`` are more tags, written after ``tags`` in that
     order: the header is the same, byte for byte, as ``encode_header(first_offset, [*tags,
     *seq.tags(), *after])``, but the sequence records are written by numpy from their
-    template (`isacblocks.zmq.seqtags`) instead of one tag at a time.
+    template (`isacblocks.zmq.seqtags`) instead of one tag at a time.  More than
+    :data:`MAX_TAGS` tags, or `pmt.MAX_ELEMENTS` elements in them, raise `WireLimitError`.
     """
     count = len(tags) + len(after) + (len(seq) if seq is not None else 0)
+    if count > MAX_TAGS:
+        raise WireLimitError(f"{count} tags in one message: more than MAX_TAGS = {MAX_TAGS}")
+    budget = pmt.Budget(_HEADER_SCOPE)
     out = bytearray(_HEADER.pack(HEADER_MAGIC, HEADER_VERSION, _u64(first_offset, "first offset"), count))
     for tag in tags:
-        _encode_tag(tag, out)
+        _encode_tag(tag, out, budget)
     if seq is not None and len(seq):
+        budget.take(2 * len(seq), f"{len(seq)} sequence tags")  # a (stream id, index) tuple each
         out += seq.layout.encode(seq.offsets, seq.indices)
     for tag in after:
-        _encode_tag(tag, out)
+        _encode_tag(tag, out, budget)
     return bytes(out)
 
 
@@ -136,7 +160,7 @@ def _symbol(name: str) -> bytes:
     return raw
 
 
-def _encode_tag(tag: Tag, out: bytearray) -> None:
+def _encode_tag(tag: Tag, out: bytearray, budget: pmt.Budget) -> None:
     """Append one tag (u64 offset, key, value, srcid) to `out`, as ``pmt.serialize`` writes each part."""
     key, value, srcid = tag.key, tag.value, tag.srcid
     if not isinstance(key, str):
@@ -154,6 +178,7 @@ def _encode_tag(tag: Tag, out: bytearray) -> None:
         elif kind is bool:
             out.append(pmt.PST_TRUE if value else pmt.PST_FALSE)
         else:
+            budget.take(len(value), f"tag {key!r} at offset {tag.offset}")
             out += _TUPLE_HEAD.pack(pmt.PST_TUPLE, len(value))
             for v in value:
                 out += _DOUBLE_PREFIX
@@ -172,13 +197,13 @@ def _encode_tag(tag: Tag, out: bytearray) -> None:
             )
     out += _TAG_OFFSET.pack(_u64(tag.offset, "tag offset"))
     out += _symbol(key)
-    pmt.write(value, out)
+    pmt.write(value, out, budget)
     if srcid is None:
         out.append(pmt.PST_FALSE)
     elif type(srcid) is str:
         out += _symbol(srcid)
     else:
-        pmt.write(srcid, out)
+        pmt.write(srcid, out, budget)
 
 
 def _holds_empty_tuple(value: Any, depth: int = 0) -> bool:
@@ -238,19 +263,22 @@ def decode_header(buf: Any) -> tuple[int, list[Tag], int]:
     Returns ``(first_offset, tags, header_size)``; the payload starts at ``header_size``.
     Tag offsets are the sender's absolute offsets (see :func:`rebase_tags`). Raises
     :class:`WireFormatError` on a short message, bad magic or version, a tag count the
-    message cannot hold, or a malformed / truncated tag.
+    message cannot hold, or a malformed / truncated tag; `WireLimitError` beyond
+    :data:`MAX_MESSAGE_BYTES`, :data:`MAX_TAGS` or `pmt.MAX_ELEMENTS`.
     """
     view = _view(buf)
     first_offset, ntags, offset = _fixed_header(view)
+    budget = pmt.Budget(_HEADER_SCOPE)
     tags: list[Tag] = []
     for index in range(ntags):
-        tag, offset = _decode_tag(view, offset, index, ntags)
+        tag, offset = _decode_tag(view, offset, index, ntags, budget)
         tags.append(tag)
     return first_offset, tags, offset
 
 
 def _fixed_header(view: memoryview) -> tuple[int, int, int]:
     """``(first_offset, ntags, offset of the first tag)`` of the header in `view`, checked."""
+    _check_size(view)
     if len(view) < HEADER_SIZE:
         raise WireFormatError(
             f"message of {len(view)} bytes is too small to hold the {HEADER_SIZE}-byte "
@@ -272,10 +300,17 @@ def _fixed_header(view: memoryview) -> tuple[int, int, int]:
             f"gr-zeromq header announces {ntags} tags but only {len(view) - offset} bytes "
             f"follow (each tag takes at least {_MIN_TAG_SIZE})"
         )
+    if ntags > MAX_TAGS:
+        raise WireLimitError(f"gr-zeromq header announces {ntags} tags: more than MAX_TAGS = {MAX_TAGS}")
     return first_offset, ntags, offset
 
 
-def _decode_tag(view: memoryview, offset: int, index: int, ntags: int) -> tuple[Tag, int]:
+def _check_size(view: memoryview) -> None:
+    if len(view) > MAX_MESSAGE_BYTES:
+        raise WireLimitError(f"message of {len(view)} bytes: more than MAX_MESSAGE_BYTES = {MAX_MESSAGE_BYTES}")
+
+
+def _decode_tag(view: memoryview, offset: int, index: int, ntags: int, budget: pmt.Budget) -> tuple[Tag, int]:
     """The tag at byte `offset` of the header (the `index`-th of `ntags`) and the offset after it."""
     if offset + _TAG_OFFSET.size > len(view):
         raise WireFormatError(
@@ -285,11 +320,11 @@ def _decode_tag(view: memoryview, offset: int, index: int, ntags: int) -> tuple[
     (tag_offset,) = _TAG_OFFSET.unpack_from(view, offset)
     offset += _TAG_OFFSET.size
     try:
-        key, offset = _read_symbol(view, offset)
-        value, offset = _read_value(view, offset)
-        srcid, offset = _read_symbol(view, offset)
+        key, offset = _read_symbol(view, offset, budget)
+        value, offset = _read_value(view, offset, budget)
+        srcid, offset = _read_symbol(view, offset, budget)
     except WireFormatError as exc:
-        raise WireFormatError(f"gr-zeromq header, tag {index} of {ntags}: {exc}") from None
+        raise type(exc)(f"gr-zeromq header, tag {index} of {ntags}: {exc}") from None
     if not isinstance(key, str):
         raise WireFormatError(
             f"gr-zeromq header, tag {index} of {ntags}: key is a "
@@ -304,7 +339,7 @@ def _decode_tag(view: memoryview, offset: int, index: int, ntags: int) -> tuple[
 _NAMES: dict[bytes, str] = {}
 
 
-def _read_symbol(view: memoryview, offset: int) -> tuple[Any, int]:
+def _read_symbol(view: memoryview, offset: int, budget: pmt.Budget) -> tuple[Any, int]:
     """`pmt.read` with a shortcut for a complete symbol (a tag's key or srcid); the same result."""
     end = offset + 3
     if end <= len(view) and view[offset] == pmt.PST_SYMBOL:
@@ -317,12 +352,12 @@ def _read_symbol(view: memoryview, offset: int) -> tuple[Any, int]:
                     _NAMES.clear()
                 name = _NAMES[raw] = raw.decode("utf-8", "surrogateescape")
             return name, end
-    return pmt.read(view, offset)
+    return pmt.read(view, offset, budget)
 
 
 
 
-def _read_value(view: memoryview, offset: int) -> tuple[Any, int]:
+def _read_value(view: memoryview, offset: int, budget: pmt.Budget) -> tuple[Any, int]:
     """`pmt.read` with shortcuts for complete scalars (double, int32, bool, nil) and short tuples of
     doubles (a sector); the same result."""
     if offset < len(view):
@@ -340,8 +375,9 @@ def _read_value(view: memoryview, offset: int) -> tuple[Any, int]:
             end = offset + 5 + 9 * count
             if 0 < count <= 8 and end <= len(view) and \
                     all(view[at] == pmt.PST_DOUBLE for at in range(offset + 5, end, 9)):
+                budget.take(count, f"a tuple of {count} at offset {offset}")
                 return tuple(_F64.unpack_from(view, at + 1)[0] for at in range(offset + 5, end, 9)), end
-    return pmt.read(view, offset)
+    return pmt.read(view, offset, budget)
 
 
 def decode_message(buf: Any) -> tuple[int, list[Tag], memoryview]:
@@ -381,6 +417,7 @@ class SeqDecoder:
         `runs` the sequence records read by the fast path, each standing before ``tags[run.at]``."""
         view = _view(buf)
         first_offset, ntags, offset = _fixed_header(view)
+        budget = pmt.Budget(_HEADER_SCOPE)
         tags: list[Tag] = []
         runs: list[SeqRun] = []
         data = None
@@ -393,6 +430,7 @@ class SeqDecoder:
                 for layout in self.layouts:
                     count = layout.match(data, offset, ntags - index)
                     if count:
+                        budget.take(2 * count, f"{count} sequence tags at offset {offset}")
                         offsets, indices = layout.fields(data, offset, count)
                         runs.append(SeqRun(len(tags), layout, offsets, indices))
                         offset += count * layout.size
@@ -403,7 +441,7 @@ class SeqDecoder:
                 if count:
                     continue
             start = offset
-            tag, offset = _decode_tag(view, offset, index, ntags)
+            tag, offset = _decode_tag(view, offset, index, ntags, budget)
             tags.append(tag)
             index += 1
             if tag.key == self.key:
@@ -457,6 +495,7 @@ def items_from_payload(
         )
     item_bytes = dt.itemsize * math.prod(shape)
     view = _view(payload)
+    _check_size(view)
     if len(view) % item_bytes:
         raise WireFormatError(
             f"payload of {len(view)} bytes is not a whole number of {item_bytes}-byte items "
@@ -465,11 +504,21 @@ def items_from_payload(
     return np.frombuffer(view, dtype=dt).reshape((len(view) // item_bytes, *shape))
 
 
+def sort_tags(tags: Iterable[Tag]) -> list[Tag]:
+    """`tags` by offset, in their order among equal offsets (a stable sort: O(n log n))."""
+    return sorted(tags, key=_tag_offset)
+
+
+def _tag_offset(tag: Tag) -> int:
+    return tag.offset
+
+
 def rebase_tags(
-    tags: Iterable[Tag],
+    tags: Sequence[Tag],
     remote_first_offset: int,
     local_nitems: int,
     nitems: int | None = None,
+    presorted: bool = False,
 ) -> list[Tag]:
     """Move received tags from the sender's item count onto the receiver's.
 
@@ -481,7 +530,17 @@ def rebase_tags(
     unsigned subtraction wraps and they are never emitted); when ``nitems`` (the number of
     items in the message) is given, tags at or after the message's end are dropped too,
     as ``flush_pending`` only emits tags that fall on copied items. Order is preserved.
+
+    With `presorted` (`tags` sorted by offset, as `sort_tags` returns them) only the tags
+    in the message are looked at (a bisection), so a message written out in many parts
+    costs O(n log n) in all instead of n per part.
     """
+    if presorted:
+        lo = bisect.bisect_left(tags, remote_first_offset, key=_tag_offset)
+        hi = len(tags) if nitems is None else \
+            bisect.bisect_left(tags, remote_first_offset + nitems, lo, key=_tag_offset)
+        shift = local_nitems - remote_first_offset
+        return [tag.moved(tag.offset + shift) for tag in tags[lo:hi]]
     out: list[Tag] = []
     for tag in tags:
         relative = tag.offset - remote_first_offset
