@@ -12,22 +12,22 @@ import time
 from ..executor import ProgressLine, add_executor_options, executor_from_args
 from .baseline import baseline_sensing, isac_sweep
 from .common import (
+    HEARTBEAT_S,
     add_common_options,
     assumed_spacings,
     check_memory,
     fmt_interval,
     load_params,
-    results_bytes,
+    memory_estimate,
     run_record,
     table,
+    tasks_at_once,
     true_array,
     true_spacing_source,
+    uses_coupling,
     write_json,
 )
 from .options import integer_at_least
-
-#: Seconds between "still running" lines while a few long tasks run.
-HEARTBEAT_S = 10.0
 
 
 def sensing_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -42,8 +42,11 @@ def sensing_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Ar
 
 def sensing_main(argv=None, args=None) -> int:
     args = args or sensing_parser().parse_args(argv)
-    check_memory(results_bytes(2 * args.frames), f"--frames {args.frames}: the results of {2 * args.frames} frames")
     params = load_params(args)
+    check_memory(memory_estimate(params, tasks=tasks_at_once(args), results_frames=2 * args.frames,
+                                 flowgraph_frames=args.max_items, coupling=uses_coupling(args),
+                                 options={"results_frames": f"--frames {args.frames}",
+                                          "flowgraph_frames": f"--max-items {args.max_items}"}))
     ula = true_array(params, args.seed, args.true_spacing, args.impairments)
     spacings = assumed_spacings(args.assume, params, ula)
     start = time.perf_counter()
@@ -86,8 +89,11 @@ def isac_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
 def isac_main(argv=None, args=None) -> int:
     args = args or isac_parser().parse_args(argv)
     frames = 11 * args.frames * args.grid ** 2  # target frames and 10x as many target-free ones per point
-    check_memory(results_bytes(frames), f"--frames {args.frames} --grid {args.grid}: the results of {frames} frames")
     params = load_params(args)
+    check_memory(memory_estimate(params, tasks=tasks_at_once(args), results_frames=frames,
+                                 flowgraph_frames=args.max_items, coupling=uses_coupling(args),
+                                 options={"results_frames": f"--frames {args.frames} --grid {args.grid}",
+                                          "flowgraph_frames": f"--max-items {args.max_items}"}))
     ula = true_array(params, args.seed, args.true_spacing, args.impairments)
     spacings = assumed_spacings(args.assume, params, ula)
     start = time.perf_counter()

@@ -5,8 +5,19 @@ from __future__ import annotations
 import time
 
 from ..dsp.impairments import ArrayImpairments, save_array
+from ..executor import ProgressLine
 from ..safeio import make_folder, write_text
-from .common import load_params, run_record, true_array, write_json
+from ..sim.evaluation import EVAL_CHUNK
+from .common import (
+    HEARTBEAT_S,
+    check_memory,
+    load_params,
+    memory_estimate,
+    run_record,
+    true_array,
+    uses_coupling,
+    write_json,
+)
 from .impairments import impairments_study, rows_markdown
 from .options import add_doc_option, add_spacing_options, count_value, impairments_value, output_dir
 from .report import check_section, update_section
@@ -16,6 +27,13 @@ DOC_BEGIN, DOC_END = "<!-- impairments:begin -->", "<!-- impairments:end -->"
 
 def impairments_main(args) -> int:
     params = load_params(args)
+    check_memory(memory_estimate(
+        params, batch=args.batch_size, iterations=args.iterations, results_frames=2 * args.eval_frames,
+        task_frames=min(args.eval_frames, EVAL_CHUNK), calibration_frames=args.calibration_frames,
+        coupling=uses_coupling(args),
+        options={"batch": f"--batch-size {args.batch_size}", "iterations": f"--iterations {args.iterations}",
+                 "calibration_frames": f"--calibration-frames {args.calibration_frames}",
+                 **dict.fromkeys(("results_frames", "task_frames"), f"--eval-frames {args.eval_frames}")}))
     if args.doc:
         check_section(args.doc, DOC_BEGIN, DOC_END)
     ula = true_array(params, args.seed, args.true_spacing, args.impairments)
@@ -24,8 +42,9 @@ def impairments_main(args) -> int:
     print(f"true array: {'+'.join(kinds)} impairments ({args.true_spacing or f'drawn from seed {args.seed}'}); "
           f"UL with the sector curriculum, {args.iterations} x {args.batch_size} frames, no labels")
     start = time.perf_counter()
-    rows = impairments_study(params, ula.array, kinds, args.iterations, args.batch_size, args.eval_frames,
-                             args.calibration_frames, seed=args.seed)
+    with ProgressLine("impairments", heartbeat_s=HEARTBEAT_S):
+        rows = impairments_study(params, ula.array, kinds, args.iterations, args.batch_size, args.eval_frames,
+                                 args.calibration_frames, seed=args.seed)
     wall = time.perf_counter() - start
     text = (f"True array: {'+'.join(kinds)} impairments drawn from seed {args.seed}; test sector, "
             f"{args.eval_frames} frames per hypothesis (the same frames for every row), Pfa {params.pfa:g}; "

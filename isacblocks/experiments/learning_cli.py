@@ -10,16 +10,20 @@ from ..errors import ConfigError
 from ..executor import ProgressLine, add_executor_options, executor_from_args
 from ..params import SystemParams
 from ..safeio import make_folder, write_text
-from ..sim.evaluation import evaluate_spacing
+from ..sim.evaluation import EVAL_CHUNK, evaluate_spacing
 from .common import (
+    HEARTBEAT_S,
     add_study_options,
     array_record,
     assumed_spacing,
     check_memory,
     load_params,
-    results_bytes,
+    memory_estimate,
     run_record,
+    scale_memory,
+    tasks_at_once,
     true_array,
+    uses_coupling,
     write_json,
 )
 from .options import (
@@ -59,6 +63,7 @@ def reproduce_main(args) -> int:
     from .results import to_json
 
     params = load_params(args)
+    check_memory(scale_memory(params, SCALES[args.scale], args, scaling="scaling" in args.fig))
     ula = true_array(params, args.seed, args.true_spacing)
     with executor_from_args(args) as executor:
         result = reproduce(params, ula, figs=args.fig, scale=args.scale, out=args.out, seed=args.seed, args=args,
@@ -126,11 +131,12 @@ def train_main(args) -> int:
         raise ConfigError(f"--out {args.out}: a model with {', '.join(config.impairments)} impairments is written as "
                           ".npz (spacing, gain, coupling); name the file *.npz")
     params = load_params(args)
-    frame_bytes = params.n_antennas * params.n_subcarriers * 16
-    check_memory(4 * args.batch_size * frame_bytes, f"--batch-size {args.batch_size}: the frames of a training batch")
-    if args.eval:
-        check_memory(results_bytes(2 * args.eval_frames), f"--eval-frames {args.eval_frames}: the results of "
-                                                          f"{2 * args.eval_frames} frames")
+    evaluated = args.eval_frames if args.eval else 0
+    check_memory(memory_estimate(
+        params, batch=args.batch_size, iterations=args.iterations, results_frames=2 * evaluated,
+        task_frames=min(evaluated, EVAL_CHUNK), coupling=uses_coupling(args),
+        options={"batch": f"--batch-size {args.batch_size}", "iterations": f"--iterations {args.iterations}",
+                 **dict.fromkeys(("results_frames", "task_frames"), f"--eval-frames {args.eval_frames}")}))
     ula = true_array(params, args.seed, args.true_spacing, args.impairments)
     trainer = Trainer(params, ula.array, config)
     if args.resume:
@@ -154,14 +160,16 @@ def train_main(args) -> int:
 
 
 def evaluate_main(args) -> int:
-    check_memory(results_bytes(2 * args.frames), f"--frames {args.frames}: the results of {2 * args.frames} frames")
     params = load_params(args)
+    check_memory(memory_estimate(
+        params, tasks=tasks_at_once(args), results_frames=2 * args.frames, task_frames=min(args.frames, EVAL_CHUNK),
+        coupling=uses_coupling(args), options={"results_frames": f"--frames {args.frames}",
+                                                 "task_frames": f"--frames {args.frames}"}))
     ula = true_array(params, args.seed, args.true_spacing, args.impairments)
     spacing = assumed_spacing(args.assume, params, ula)
-    with executor_from_args(args) as executor:
+    with executor_from_args(args) as executor, ProgressLine("evaluate", heartbeat_s=HEARTBEAT_S) as progress:
         report = evaluate_spacing(params, ula.array, spacing, args.frames, seed=args.seed, executor=executor,
-                                  device=args.device,
-                                  progress=ProgressLine("evaluate"))
+                                  device=args.device, progress=progress)
     errors = impairment_errors(spacing, ula.array)
     print(f"MB-ML receiver assuming {args.assume}: Pmd {report.pmd:.4f} [{report.pmd_ci[0]:.4f}, "
           f"{report.pmd_ci[1]:.4f}] at Pfa {params.pfa:g} ({args.frames} frames per hypothesis), position RMSE "

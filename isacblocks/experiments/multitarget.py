@@ -35,24 +35,41 @@ def _rng(seed: int, *key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
-def h0_threshold(params, spacing, sector, pfa: float, n_frames: int, seed: int) -> float:
-    """``(1 - pfa)`` quantile of the sector maximum (eq. 16) of `n_frames` noise-only frames."""
+def h0_threshold(params, spacing, sector, pfa: float, n_frames: int, seed: int, tick=None) -> float:
+    """``(1 - pfa)`` quantile of the sector maximum (eq. 16) of `n_frames` noise-only frames;
+    ``tick(key)`` after each chunk of `CHUNK_FRAMES`."""
     rng, stats = _rng(seed, H0_KEY), []
     for start in range(0, n_frames, CHUNK_FRAMES):
         n = min(CHUNK_FRAMES, n_frames - start)
         noise = complex_normal(rng, (n, params.n_antennas, params.n_subcarriers), params.noise_power)
         stats.append(mbml_peak(noise, *sector, spacing, params).statistic)
+        if tick:
+            tick(f"threshold frames {start + n}/{n_frames}")
     return threshold_at_pfa(np.concatenate(stats), pfa)
+
+
+def chunks(n_frames: int) -> int:
+    """Chunks of `CHUNK_FRAMES` in `n_frames` frames."""
+    return -(-n_frames // CHUNK_FRAMES)
 
 
 def multitarget_study(params, true_spacing, spacings: dict, snrs_db, max_targets_list, frames: int, pfa: float,
                       h0_frames: int, seed: int = 0, c: float = 10.0, p: float = 2.0, distribution: str = "uniform",
                       progress=None) -> dict:
-    """``{label: {"threshold", spacing errors, "curves": {T: {"snr_db", report fields as lists}}}}``."""
+    """``{label: {"threshold", spacing errors, "curves": {T: {"snr_db", report fields as lists}}}}``;
+    ``progress(done, total, key)`` after each chunk of frames (`executor.ProgressLine`)."""
     sector = (*params.test_sector, params.range_min_m, params.range_max_m)
     precoders = {label: beampattern_precoder(*params.test_sector, d, params)
                  for label, d in spacings.items()}
-    out = {label: {"threshold": h0_threshold(params, d, sector, pfa, h0_frames, seed), "curves": {},
+    done, total = 0, len(spacings) * chunks(h0_frames) + len(max_targets_list) * chunks(frames)
+
+    def tick(key: str) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, total, key)
+
+    out = {label: {"threshold": h0_threshold(params, d, sector, pfa, h0_frames, seed, tick), "curves": {},
                    **impairment_errors(d, true_spacing)} for label, d in spacings.items()}
     for T in max_targets_list:
         truth, estimates = [], {(label, snr): [] for label in spacings for snr in snrs_db}
@@ -71,8 +88,7 @@ def multitarget_study(params, true_spacing, spacings: dict, snrs_db, max_targets
                     frame = (unit_echo * np.sqrt(p_snr.target_gain_variance) + noise).astype(np.complex64)
                     det = successive_detection(frame, sector, d, p_snr, out[label]["threshold"], T, precoders[label])
                     estimates[(label, snr)] += [position(*det.frame(b)).reshape(-1, 2) for b in range(n)]
-                    if progress:
-                        progress(f"T={T} {label} {snr:g} dB frames {start + n}/{frames}")
+            tick(f"T={T} frames {start + n}/{frames}")
         for label in spacings:
             reports = [multitarget_report(truth, estimates[(label, snr)], c, p).to_dict() for snr in snrs_db]
             out[label]["curves"][T] = {"snr_db": list(snrs_db),

@@ -9,9 +9,20 @@ from pathlib import Path
 from ..dsp.impairments import load_array
 from ..dsp.multitarget import COUNT_DISTRIBUTIONS
 from ..errors import ConfigError
+from ..executor import ProgressLine
 from ..safeio import make_folder
-from .common import load_params, run_record, table, true_array, write_json
-from .multitarget import multitarget_study, plot_multitarget
+from .common import (
+    HEARTBEAT_S,
+    check_memory,
+    load_params,
+    memory_estimate,
+    run_record,
+    table,
+    true_array,
+    uses_coupling,
+    write_json,
+)
+from .multitarget import CHUNK_FRAMES, multitarget_study, plot_multitarget
 from .options import (
     add_doc_option,
     add_impairments_option,
@@ -26,6 +37,8 @@ from .report import check_section, update_section
 from .snr import parse_snrs
 
 MAX_TARGETS_LIMIT = 16
+#: Bytes of one frame's estimated (or true) positions, a small numpy array in a list, besides 16 per target.
+BYTES_PER_ESTIMATE = 128
 
 
 def snr_list(text: str) -> tuple[float, ...]:
@@ -53,6 +66,15 @@ def target_counts(text: str) -> tuple[int, ...]:
 
 def multitarget_main(args) -> int:
     params = load_params(args)
+    n_spacings = 3 if args.learned else 2
+    per_frame = (len(args.max_targets) * (1 + n_spacings * len(args.snr))  # the truth, and each array's estimates
+                 * (BYTES_PER_ESTIMATE + 16 * max(args.max_targets)))
+    check_memory(memory_estimate(
+        params, results_frames=args.h0_frames, scene_frames=CHUNK_FRAMES, scene_results=args.frames * per_frame,
+        coupling=uses_coupling(args),
+        options={"results_frames": f"--h0-frames {args.h0_frames}",
+                 "scene_results": f"--frames {args.frames} at {len(args.max_targets)} target count(s), "
+                                  f"{len(args.snr)} SNR point(s) and {n_spacings} arrays"}))
     ula = true_array(params, args.seed, args.true_spacing, args.impairments)
     spacings = {"known d": ula.array, "lambda/2": params.nominal_spacing}
     if args.learned:
@@ -68,8 +90,10 @@ def multitarget_main(args) -> int:
         check_section(args.doc, DOC_BEGIN, DOC_END)
     out = make_folder(args.out)
     start = time.perf_counter()
-    result = multitarget_study(params, ula.array, spacings, args.snr, args.max_targets, args.frames, args.pfa,
-                               args.h0_frames, seed=args.seed, c=args.gospa_c, distribution=args.distribution)
+    with ProgressLine("multi-target", heartbeat_s=HEARTBEAT_S) as progress:
+        result = multitarget_study(params, ula.array, spacings, args.snr, args.max_targets, args.frames, args.pfa,
+                                   args.h0_frames, seed=args.seed, c=args.gospa_c, distribution=args.distribution,
+                                   progress=progress)
     wall = time.perf_counter() - start
     sep = result["separation"]
     print(f"targets per frame ~ {args.distribution} on 0..T; separation >= {sep['angle_cells']} angle cells "

@@ -11,14 +11,18 @@ from ..dsp.spacing import load_spacing, save_spacing
 from ..errors import ConfigError
 from ..executor import ProgressLine, add_executor_options, executor_from_args
 from ..safeio import make_folder
+from ..sim.evaluation import EVAL_CHUNK
 from .common import (
+    HEARTBEAT_S,
     add_study_options,
     check_memory,
     fmt_interval,
     load_params,
-    results_bytes,
+    memory_estimate,
     run_record,
+    scale_memory,
     table,
+    tasks_at_once,
     true_array,
     write_json,
 )
@@ -41,14 +45,17 @@ def snr_value(text: str) -> tuple[float, ...]:
 def snr_main(args) -> int:
     snrs = args.snr
     frames = len(snrs) * 3 * 2 * args.frames  # 3 spacings, 2 hypotheses
-    check_memory(results_bytes(frames),
-                 f"--frames {args.frames} at {len(snrs)} SNR points: the results of {frames} frames")
     params = load_params(args)
+    where = f"--frames {args.frames} at {len(snrs)} SNR points"
+    parts = memory_estimate(params, tasks=tasks_at_once(args), results_frames=frames,
+                            task_frames=min(args.frames, EVAL_CHUNK), options={"results_frames": where,
+                                                                               "task_frames": where})
+    check_memory(parts if args.learned else {**parts, **scale_memory(params, get_scale(args.scale), args)})
     ula = true_array(params, args.seed, args.true_spacing)
     learned_file = load_spacing(args.learned, params.n_antennas, params.wavelength) if args.learned else None
     out = make_folder(args.out)
     start = time.perf_counter()
-    with executor_from_args(args) as executor:
+    with executor_from_args(args) as executor, ProgressLine("snr-sweep", heartbeat_s=HEARTBEAT_S) as progress:
         print(f"running on {executor.describe()}")
         if learned_file is not None:
             learned, source = learned_file, args.learned
@@ -62,7 +69,7 @@ def snr_main(args) -> int:
             save_spacing(out / "learned_spacing.txt", learned)
         spacings = {"known d": ula.spacing, "lambda/2": params.nominal_spacing, f"learned ({source})": learned}
         result = snr_sweep(params, ula.spacing, spacings, snrs, args.frames, seed=args.seed, executor=executor,
-                           progress=ProgressLine("snr-sweep"))
+                           progress=progress)
     wall = time.perf_counter() - start
     for label, curve in result.items():
         print(f"\n{label}: element-position error {curve['position_error_mm']:.2f} mm")
