@@ -25,6 +25,12 @@ The receiver pairs frames only by matching (run id, index) across its streams
 into complete / incomplete with an exit code and a one-line reason.  A complete run
 computes exactly what the one-process flowgraph computes.
 
+Nothing received is trusted: the ``link_config`` values are checked with the command
+line's rules (`check_link_config`; a refusal names the field, value and rule), every Y_r
+frame's ground truth before it is paired (`FrameCheck`: a frame that fails is counted and
+left out), and every index of the run must come exactly once (duplicates and gaps are
+counted, and either makes the run incomplete).
+
 Addresses: from one ``address`` each stream gets its own endpoint, in the order of
 `LINK_STREAMS` -- consecutive ports for ``tcp://host:port``, suffixes for
 ``ipc://path`` and ``inproc://name`` (see `stream_addresses`).
@@ -32,6 +38,7 @@ Addresses: from one ``address`` each stream gets its own endpoint, in the order 
 
 from __future__ import annotations
 
+import ast
 import re
 import time
 import uuid
@@ -47,9 +54,14 @@ from ..blocks import (
     SERSink,
 )
 from ..blocks.receivers import MBML_METHODS
+from ..blocks.sinks import TruthCheck
 from ..core import Flowgraph, NullSink, SinkBlock
-from ..dsp.mbml import mbml_estimate
-from ..errors import BlockError, ConfigError
+from ..dsp.impairments import check_array
+from ..dsp.mbml import mbml_estimate, sector_cols, sector_rows
+from ..errors import BlockError, ConfigError, IsacError
+from ..params import SystemParams
+from ..seeding import seed_sequence
+from ..validation import check_int, check_real, is_integer
 from ..zmq import PairedPullSource, PushSink
 from .baseline import Transmitter, receivers, transmitter
 
@@ -60,8 +72,11 @@ LINK_STREAMS = ("Y_r", "symbols", "messages", "y_c", "csi")
 #: frames): small, so that the transmitter runs at most a few batches ahead of the receiver.
 LINK_HWM = 4
 
-#: Version of the ``link_config`` tag's layout (2: with the run id).
-LINK_VERSION = 2
+#: Version of the ``link_config`` tag's layout (2: with the run id; 3: with the system parameters).
+LINK_VERSION = 3
+
+#: The `SystemParams` fields only the receiver uses (the others must be the transmitter's).
+RECEIVER_FIELDS = ("n_angle_grid", "n_range_grid", "pfa")
 
 #: Seconds without data after which either end gives up (``--idle-timeout``).
 LINK_IDLE_TIMEOUT = 30.0
@@ -71,6 +86,12 @@ EXIT_LOST = 3  # frames lost: not every frame of the run was paired
 EXIT_FOREIGN = 4  # frames of another transmitter run arrived
 EXIT_CUT_SHORT = 5  # the sender went silent before its end of stream
 EXIT_NO_RECEIVER = 6  # (tx) no receiver took data for the idle timeout
+EXIT_ERROR = 1  # a block raised: the run was cut off (what was received is still reported)
+EXIT_REFUSED = 2  # (rx) the transmitter's configuration or item size refused: a user error
+
+
+class LinkRefused(BlockError):
+    """The receiver refuses the transmitter's ``link_config`` (naming the field, value and rule)."""
 
 
 def link_streams(with_comm: bool = True) -> tuple[str, ...]:
@@ -119,7 +140,101 @@ def link_config(params, ula: ImpairedULA, seed, n_frames: int | None, with_comm:
     return {"version": LINK_VERSION, "run_id": run_id, "n_antennas": params.n_antennas,
             "n_subcarriers": params.n_subcarriers,
             "with_comm": bool(with_comm), "seed": repr(seed), "frames": -1 if n_frames is None else int(n_frames),
-            "eta": float(eta), "phi": float(phi), "true_spacing": np.asarray(ula.spacing, dtype=np.float64)}
+            "eta": float(eta), "phi": float(phi), "true_spacing": np.asarray(ula.spacing, dtype=np.float64),
+            "params": params.to_dict()}
+
+
+#: How the receiver names the option that sets each compared ``link_config`` value.
+_HINTS = {"n_antennas": "--config", "n_subcarriers": "--config", "with_comm": "--no-comm",
+          "true_spacing": "--seed / --true-spacing", "params": "--config"}
+
+
+def check_link_config(config, expect: dict | None = None) -> dict:
+    """The transmitter's ``link_config``, checked with the command line's rules (`frames` an
+    integer >= -1 (-1: endless), `eta` in [0, 1], `phi` finite, `seed` an integer >= 0 as
+    text, `params` valid `SystemParams`, `true_spacing` K finite spacings > 0, ...) and against
+    `expect` (any of ``n_antennas``, ``n_subcarriers``, ``with_comm``, ``true_spacing``,
+    ``params``: the receiver's own); returns it with checked values.  Raises `ConfigError`
+    naming the field, the value and the rule (or the difference and the option to fix it).
+    """
+    owner = "the transmitter's link_config"
+    if not isinstance(config, dict):
+        raise ConfigError(f"{owner}: {config!r}: must be a dict (version {LINK_VERSION})")
+    version = config.get("version")
+    if not (is_integer(version) and version == LINK_VERSION):
+        raise ConfigError(f"{owner}: version = {version!r}: this receiver reads version {LINK_VERSION} (give both "
+                          "ends the same isacblocks)")
+    missing = [k for k in ("run_id", "n_antennas", "n_subcarriers", "with_comm", "seed", "frames", "eta", "phi",
+                           "true_spacing", "params") if k not in config]
+    if missing:
+        raise ConfigError(f"{owner}: has no {', '.join(map(repr, missing))}")
+    out = dict(config)
+    if not isinstance(config["run_id"], str) or not config["run_id"]:
+        raise ConfigError(f"{owner}: run_id = {config['run_id']!r}: must be a non-empty str")
+    if not isinstance(config["with_comm"], bool):
+        raise ConfigError(f"{owner}: with_comm = {config['with_comm']!r}: must be True or False")
+    seed = config["seed"]
+    try:
+        seed_sequence(ast.literal_eval(seed) if isinstance(seed, str) and len(seed) <= 1000 else {})
+    except (ConfigError, ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        raise ConfigError(f"{owner}: seed = {seed!r}: must be the text of a seed (an integer >= 0, or a "
+                          "sequence of them)") from None
+    out["n_antennas"] = check_int(owner, "n_antennas", config["n_antennas"], 2)
+    out["n_subcarriers"] = check_int(owner, "n_subcarriers", config["n_subcarriers"], 1)
+    out["frames"] = check_int(owner, "frames", config["frames"], -1)
+    out["eta"] = check_real(owner, "eta", config["eta"], 0.0, 1.0)
+    out["phi"] = check_real(owner, "phi", config["phi"])
+    try:
+        out["params"] = SystemParams.from_dict(config["params"])
+        try:
+            spacing = np.asarray(config["true_spacing"])
+        except (TypeError, ValueError):  # ragged sequences
+            spacing = np.array(None)
+        if spacing.dtype.kind not in "iuf":  # text, complex, objects
+            raise ConfigError(f"true_spacing = {config['true_spacing']!r}: must be {out['n_antennas']} finite "
+                              "spacings > 0 (m)")
+        out["true_spacing"] = check_array(spacing, out["n_antennas"], "true_spacing")
+    except IsacError as exc:
+        raise ConfigError(f"{owner}: {exc}") from None
+    for key, mine in (expect or {}).items():
+        theirs = out[key]
+        if key == "params":
+            diff = [f for f in mine.to_dict() if f not in RECEIVER_FIELDS and getattr(mine, f) != getattr(theirs, f)]
+            if diff:
+                raise ConfigError(f"the transmitter runs with {diff[0]} = {getattr(theirs, diff[0])!r}, this receiver "
+                                  f"with {getattr(mine, diff[0])!r}: give both the same --config")
+            continue
+        if key == "true_spacing":
+            if not np.array_equal(np.asarray(mine), theirs):
+                raise ConfigError(f"the transmitter runs with true_spacing = differs, this receiver with differs: "
+                                  f"give both the same {_HINTS[key]}")
+            continue
+        if mine != theirs:
+            raise ConfigError(f"the transmitter runs with {key} = {theirs!r}, this receiver with {mine!r}: give both "
+                              f"the same {_HINTS[key]}")
+    return out
+
+
+class FrameCheck:
+    """What `isac rx` checks on each received Y_r frame, from its tags, before pairing it: its
+    ground truth (`TruthCheck`, with the sector, and theta and range on target frames,
+    required) and a sector that holds points of the receiver's angle and range grids (MB-ML
+    searches those).  ``check(tags)`` returns None or why the frame is left out."""
+
+    def __init__(self, params):
+        self.params = params
+        self.truth = TruthCheck(params, complete=True)
+        self._on_grid: tuple | None = None
+
+    def __call__(self, tags: dict) -> str | None:
+        sector = tags.get("sector")
+        why = self.truth(tags.get("target_present"), tags.get("theta"), tags.get("range"), sector)
+        if why is None and tuple(sector) != self._on_grid:
+            rows, cols = sector_rows(sector[0], sector[1], self.params), sector_cols(sector[2], sector[3], self.params)
+            if rows[0] >= rows[1] or cols[0] >= cols[1]:
+                return f"sector = {tuple(sector)!r}: holds no point of the receiver's {'angle' if rows[0] >= rows[1] else 'range'} grid"
+            self._on_grid = tuple(sector)
+        return why
 
 
 @dataclass
@@ -177,9 +292,10 @@ class LinkMonitor(SinkBlock):
     """Watches the received Y_r stream through its tags only (the frames are not touched).
 
     Counts `frames` (and notes when the first and the latest arrived, for rates), and
-    checks the transmitter's ``link_config`` against `expect` (a dict with any of
-    ``n_antennas``, ``n_subcarriers``, ``with_comm``, ``true_spacing``) and raises naming
-    the difference.  (Which frames were lost is the pairing source's count.)
+    checks the transmitter's ``link_config`` (`check_link_config`, against `expect`: a dict
+    with any of ``n_antennas``, ``n_subcarriers``, ``with_comm``, ``true_spacing``,
+    ``params``); raises `LinkRefused` naming the field, or the difference.  (Which frames
+    were lost is the pairing source's count.)
     """
 
     def __init__(self, params, expect: dict | None = None, name: str = "link_monitor"):
@@ -215,21 +331,10 @@ class LinkMonitor(SinkBlock):
         return n
 
     def _check(self, config) -> None:
-        if not isinstance(config, dict) or config.get("version") != LINK_VERSION:
-            raise BlockError(f"block {self.name!r}: unknown link_config {config!r} (expected version {LINK_VERSION})")
-        self.config = config
-        hints = {"n_antennas": "--config", "n_subcarriers": "--config", "with_comm": "--no-comm",
-                 "true_spacing": "--seed / --true-spacing"}
-        for key, hint in hints.items():
-            if key not in self.expect:
-                continue
-            mine, theirs = self.expect[key], config.get(key)
-            same = np.array_equal(np.asarray(mine), np.asarray(theirs)) if key == "true_spacing" else mine == theirs
-            if not same:
-                theirs_shown, mine_shown = (("differs", "differs") if key == "true_spacing"
-                                            else (repr(theirs), repr(mine)))
-                raise BlockError(f"block {self.name!r}: the transmitter runs with {key} = {theirs_shown}, this "
-                                 f"receiver with {mine_shown}: give both the same {hint}")
+        try:
+            self.config = check_link_config(config, self.expect)
+        except ConfigError as exc:
+            raise LinkRefused(f"block {self.name!r}: {exc}") from None
 
 
 @dataclass
@@ -285,17 +390,19 @@ def rx_flowgraph(params, spacing, address: str, with_comm: bool = True, estimato
     `MBMLEstimator` of method `mbml_form`) or a `SensingEstimator`.
 
     `expect` is checked against the transmitter's ``link_config`` (see `LinkMonitor`);
-    by default the item shapes and `with_comm`.  `idle_timeout` (s) ends the run when a
+    by default the item shapes, `with_comm` and the transmitter's `SystemParams` fields.
+    Every Y_r frame's tags pass `FrameCheck` before the frame is paired.  `idle_timeout` (s) ends the run when a
     stream goes silent; `waiting_interval` (s) logs a line while no sender has been heard.
     """
     specs = stream_specs(params)
     addresses = stream_addresses(address, link_streams(with_comm))
     source = PairedPullSource({name: (*specs[name], addresses[name]) for name in addresses}, timeout=timeout,
                               hwm=hwm, idle_timeout=idle_timeout, waiting_interval=waiting_interval,
-                              max_pending=4 * max_items, context=context, curve=curve, name="rx")
+                              max_pending=4 * max_items, context=context, curve=curve, name="rx",
+                              check={"Y_r": FrameCheck(params)})
     sources = {name: (source, name) for name in addresses}
     expect = {"n_antennas": params.n_antennas, "n_subcarriers": params.n_subcarriers, "with_comm": bool(with_comm),
-              **(expect or {})}
+              "params": params, **(expect or {})}
     fg = Flowgraph(max_items=max_items, name="isac-rx")
     monitor = LinkMonitor(params, expect)
     estimator = make_estimator(estimator, params, spacing, mbml_form) if isinstance(estimator, str) else estimator
@@ -316,52 +423,71 @@ class LinkVerdict:
     counts: dict = field(default_factory=dict)
 
 
-def link_verdict(link: RxLink) -> LinkVerdict:
-    """Judge what `link`'s receiver saw: every frame of one run, paired, up to its end of stream.
+def link_verdict(link: RxLink, ended_by: tuple[int, str] | None = None) -> LinkVerdict:
+    """Judge what `link`'s receiver saw: every index of one run's range, each exactly once,
+    paired, with valid ground truth, up to its end of stream.
 
-    Incomplete runs, in the order their exit code is chosen: frames of another run
-    (`EXIT_FOREIGN`), no end of stream (`EXIT_CUT_SHORT`: the sender went silent for the
-    idle timeout), frames lost (`EXIT_LOST`: the start missed, gaps, unpaired, left over,
-    untagged or malformed messages, fewer frames than the transmitter announced).
+    The range is ``0 .. frames - 1`` of the ``link_config`` (for an endless transmitter: up
+    to the largest index received).  Incomplete runs, in the order their exit code is
+    chosen: `ended_by` (``(exit code, reason)``: an error, Ctrl-C, SIGTERM), frames of
+    another run (`EXIT_FOREIGN`), no end of stream (`EXIT_CUT_SHORT`), and `EXIT_LOST`:
+    frames missing (before the first received, in gaps, after the last), duplicates, frames
+    left out for bad ground truth, indices outside the range, items unpaired, left over or
+    without a sequence tag, malformed messages, or no ``link_config``.
     """
-    stats = link.source.stats()
+    src = link.source
+    stats = src.stats()
     per = stats["streams"].values()
     total = {key: sum(s[key] for s in per) for key in ("foreign", "unpaired", "leftover", "untagged", "malformed",
                                                        "missed_items")}
+    kinds = {kind: sum(s["malformed_kinds"][kind] for s in per) for kind in next(iter(per))["malformed_kinds"]}
     config = link.monitor.config
-    announced = None if config is None or config.get("frames", -1) < 0 else int(config["frames"])
+    announced = None if config is None or config["frames"] < 0 else config["frames"]
     ended = any(s["eos_received"] for s in per)
     # frames past the end of another stream: lost in transit unless every stream ended properly
     # (a sender that stops its streams at once, rather than draining them, ends them a few frames apart)
     surplus = total["leftover"] if all(s["eos_received"] for s in per) else 0
-    missed_start = stats["first_index"] or 0
-    lost = missed_start + stats["gaps"] + total["unpaired"] + total["leftover"] - surplus + total["untagged"] \
-        + total["malformed"]
-    if ended and announced is not None and stats["paired"] + lost < announced:
-        lost = announced - stats["paired"]
-    counts = {"paired": stats["paired"], "lost": lost, "surplus_after_end": surplus, "announced": announced,
-              "missed_start": missed_start,
-              "gaps": stats["gaps"], **total, "eos_received": ended,
-              "timed_out": any(s["timed_out"] for s in per), "config_seen": config is not None}
-    problems = []
+    seen, first, last = src.accounted, stats["first_index"], stats["last_index"]
+    end = announced if announced is not None else (0 if last is None else max(0, last + 1))
+    inside = seen.count_in(0, end)
+    missing_start = end if first is None else min(max(first, 0), end)
+    missing_end = 0 if last is None else max(0, end - 1 - max(last, -1))
+    missing = end - inside
+    bad_truth = stats["rejected"] + link.detection.bad_truth
+    counts = {"paired": stats["paired"], "lost": missing, "missed_start": missing_start,
+              "gaps": missing - missing_start - missing_end, "missed_end": missing_end,
+              "duplicates": stats["duplicates"], "bad_truth": bad_truth, "outside_range": len(seen) - inside,
+              "announced": announced, "surplus_after_end": surplus, **total, "leftover": total["leftover"] - surplus,
+              "malformed_kinds": kinds, "eos_received": ended, "timed_out": any(s["timed_out"] for s in per),
+              "config_seen": config is not None}
+    problems = [ended_by] if ended_by else []
     if total["foreign"]:
         problems.append((EXIT_FOREIGN, f"{total['foreign']} frames of another transmitter run (two tx on one "
                                        "address, or one restarted)"))
+    if config is not None and stats["stream_id"] is not None and config["run_id"] != stats["stream_id"]:
+        problems.append((EXIT_FOREIGN, f"the link_config names run {config['run_id']!r}, the frames run "
+                                       f"{stats['stream_id']!r}"))
     if not ended:
         problems.append((EXIT_CUT_SHORT, "no end of stream: the transmitter went silent (idle timeout) after "
                                          f"{stats['paired']} paired frames"))
-    if lost or config is None:
-        why = [f"{n} {what}" for n, what in ((missed_start, "before the first received"),
-                                             (stats["gaps"], "in gaps"),
-                                             (total["unpaired"], "unpaired across streams (another receiver on "
-                                                                 "the address?)"),
-                                             (total["leftover"] - surplus, "left without partners when a stream "
-                                                                           "ended"),
-                                             (total["untagged"], "without a stream_seq tag"),
-                                             (total["malformed"], "in malformed messages")) if n]
-        if config is None:
-            why.append("the transmitter's link_config was never received (configuration not checked)")
-        problems.append((EXIT_LOST, f"{lost} frames lost" + (": " + ", ".join(why) if why else "")))
+    lost = [f"{n} {what}" for n, what in ((missing_start, "before the first received"),
+                                          (counts["gaps"], "in gaps"),
+                                          (missing_end, "after the last received")) if n]
+    damaged = [f"{n} {what}" for n, what in (
+        (counts["duplicates"], "duplicate frames dropped"),
+        (bad_truth, "frames left out for bad ground truth"
+                    + (f" (last: {stats['last_rejected']})" if stats["last_rejected"] else "")),
+        (counts["outside_range"], f"frames outside the announced range 0..{end - 1}"),
+        (total["unpaired"], "items unpaired across streams (another receiver on the address?)"),
+        (counts["leftover"], "items left without partners when a stream ended"),
+        (total["untagged"], "items without a valid stream_seq tag"),
+        (total["malformed"], "malformed messages skipped ("
+                             + ", ".join(f"{kind} {n}" for kind, n in kinds.items() if n) + ")")) if n]
+    if config is None:
+        damaged.append("the transmitter's link_config was never received (configuration not checked)")
+    if lost or damaged:
+        text = f"{missing} frames lost" + (": " + ", ".join(lost) if lost else "")
+        problems.append((EXIT_LOST, "; ".join([text, *damaged])))
     if not problems:
         return LinkVerdict(True, 0, f"complete: {stats['paired']} frames of run {stats['stream_id']}", counts)
     return LinkVerdict(False, problems[0][0], "incomplete: " + "; ".join(text for _, text in problems), counts)

@@ -33,8 +33,8 @@ import numpy as np
 
 from ..core import format_performance
 from ..dsp.detection import threshold_at_pfa
-from ..errors import ConfigError
-from ..zmq import LinkIdleError
+from ..errors import ConfigError, IsacError
+from ..zmq import ItemSizeMismatch, LinkIdleError
 from ..zmq.curve import CurveKeys, is_loopback
 from ..zmq.wire import MAX_MESSAGE_BYTES
 from .common import (
@@ -48,11 +48,14 @@ from .common import (
     write_json,
 )
 from .link import (
+    EXIT_ERROR,
     EXIT_NO_RECEIVER,
+    EXIT_REFUSED,
     LINK_HWM,
     LINK_IDLE_TIMEOUT,
     LINK_STREAMS,
     MBML_FORMS,
+    LinkRefused,
     link_streams,
     link_verdict,
     rx_flowgraph,
@@ -62,7 +65,7 @@ from .link import (
     warm_up,
 )
 from .options import add_spacing_options, output_file
-from .runner import run_command
+from .runner import Terminated, run_command
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 
@@ -333,22 +336,39 @@ def rx_main(argv=None, args=None) -> int:
     print(f"rx: {args.estimator.upper()} receiver assuming the {args.assume} spacing; waiting for frames ...",
           flush=True)
     start, cpu_start = time.monotonic(), time.process_time()
-    code = 0
+    ended_by = None
     try:
         _run(link.flowgraph, lambda: print(_live_line(link, params), flush=True), args.report_interval)
-    except KeyboardInterrupt:
-        code = 130
-        print("\nrx: interrupted", flush=True)
-        try:
-            link.flowgraph.stop(timeout=60.0)
-        except KeyboardInterrupt:
-            pass
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: stop, then report what was received
+        ended_by = (143, "terminated (SIGTERM)") if isinstance(exc, Terminated) else (130, "interrupted (Ctrl-C)")
+        print(f"\nrx: {ended_by[1].split(' (')[0]}", flush=True)
+        _stop(link.flowgraph, 60.0)
+    except Exception as exc:  # noqa: BLE001 - a block raised: the run ends, what was received is reported
+        ended_by = _ended_by_error(exc)
+        print(f"rx: error: {ended_by[1]}", file=sys.stderr, flush=True)
+        _stop(link.flowgraph, 5.0)
     elapsed, cpu = time.monotonic() - start, time.process_time() - cpu_start
-    verdict = link_verdict(link)
-    if code == 0 and not verdict.complete:
-        code = verdict.exit_code
+    verdict = link_verdict(link, ended_by)
+    code = verdict.exit_code
     _final_report(link, params, args, ula, elapsed, verdict, code, cpu)
     return code
+
+
+def _ended_by_error(exc: Exception) -> tuple[int, str]:
+    """``(exit code, reason)`` of a run a block's exception ended: `EXIT_REFUSED` when the
+    transmitter's configuration or item size was refused (a user error), else `EXIT_ERROR`."""
+    cause = exc.__cause__ if isinstance(exc.__cause__, IsacError) else exc
+    if isinstance(cause, (LinkRefused, ItemSizeMismatch)):
+        return EXIT_REFUSED, f"refused: {cause}"
+    return EXIT_ERROR, f"stopped by an error: {type(exc).__name__}: {exc}"
+
+
+def _stop(flowgraph, timeout: float) -> None:
+    """Stop `flowgraph` (a second Ctrl-C or a stuck block gives up waiting)."""
+    try:
+        flowgraph.stop(timeout=timeout)
+    except (KeyboardInterrupt, IsacError):
+        pass
 
 
 # ------------------------------------------------------------------------------------- reports
@@ -377,44 +397,74 @@ def _pmd_text(link, params) -> str:
 
 def _live_line(link, params) -> str:
     rec = link.detection.records
-    h1 = int(np.count_nonzero(rec[:, 3] == 1))
-    parts = [f"rx: {link.monitor.frames} frames received, {len(rec)} processed (H0 {len(rec) - h1}, H1 {h1}), "
+    h0, h1 = int(np.count_nonzero(rec[:, 3] == 0)), int(np.count_nonzero(rec[:, 3] == 1))
+    parts = [f"rx: {link.monitor.frames} frames received, {len(rec)} scored (H0 {h0}, H1 {h1}), "
              f"{link.monitor.rate:.1f} frames/s", _pmd_text(link, params)]
     if link.ser is not None and link.ser.symbols:
         parts.append(f"SER {link.ser.ser:.2e}")
     stats = link.source.stats()
     unpaired = sum(s["unpaired"] + s["foreign"] + s["untagged"] for s in stats["streams"].values())
     malformed = sum(s["malformed"] for s in stats["streams"].values())
-    parts.append(f"gaps {stats['gaps']}, unpaired {unpaired}, malformed {malformed}")
+    parts.append(f"gaps {stats['gaps']}, duplicates {stats['duplicates']}, bad truth {stats['rejected']}, "
+                 f"unpaired {unpaired}, malformed {malformed}")
     return " | ".join(parts)
 
 
-def _final_report(link, params, args, ula, elapsed: float, verdict, code: int, cpu: float | None = None) -> None:
-    interrupted = code == 130
+def rx_summary(link, params, verdict, elapsed: float) -> dict:
+    """Everything the receiver's report shows, in one dict: the tables and the JSON are both
+    rendered from it (`SCORE_COLUMNS`, `LINK_COLUMNS`)."""
     rec = link.detection.records
-    ser = link.ser.report() if link.ser is not None else None
     report, note = _detection_report(link.detection, params.pfa)
     det = report.to_dict() if report is not None else {"error": note}
-    headers = ["frames", "H0", "H1", "Pmd [95% CI]", "Pfa check [95% CI]", "threshold", "RMSE pos (m)",
-               "RMSE angle (deg)", "RMSE range (m)", "SER [95% CI]", "frames/s received"]
-    h1 = int(np.count_nonzero(rec[:, 3] == 1))
-    if "error" in det:
-        cells = ["-"] * 6
-    else:
-        cells = [fmt_interval(det["pmd"], det["pmd_ci"]), fmt_interval(det["pfa_check"], det["pfa_check_ci"]),
-                 f"{det['threshold']:.2f}", f"{det['rmse_position']:.3f}", f"{math.degrees(det['rmse_angle']):.3f}",
-                 f"{det['rmse_range']:.3f}"]
-    ser_cell = fmt_interval(ser["ser"], ser["ser_ci"]) if ser and ser["symbols"] else "-"
-    row = [len(rec), len(rec) - h1, h1, *cells, ser_cell, f"{link.monitor.rate:.1f}"]
+    if note and report is not None:
+        det["note"] = note
+    counts = verdict.counts
+    return {"frames_received": link.monitor.frames, "frames_scored": len(rec),
+            "h0": int(np.count_nonzero(rec[:, 3] == 0)), "h1": int(np.count_nonzero(rec[:, 3] == 1)),
+            "invalid_frames": link.detection.invalid_frames, "bad_truth": counts["bad_truth"],
+            "missing_frames": counts["lost"], "duplicates": counts["duplicates"], "malformed": counts["malformed"],
+            "foreign": counts["foreign"], "unpaired": counts["unpaired"] + counts["leftover"] + counts["untagged"],
+            "frames_per_s": link.monitor.rate, "elapsed_s": elapsed,
+            "detection": det, "ser": link.ser.report() if link.ser is not None else None}
+
+
+def _det(key: str, digits: int = 3, scale=float):
+    return lambda s: "-" if "error" in s["detection"] else f"{scale(s['detection'][key]):.{digits}f}"
+
+
+def _det_interval(key: str):
+    return lambda s: "-" if "error" in s["detection"] else fmt_interval(s["detection"][key],
+                                                                         s["detection"][f"{key}_ci"])
+
+
+#: The receiver's tables: (header, cell of `rx_summary`'s dict).
+SCORE_COLUMNS = [
+    ("frames scored", lambda s: s["frames_scored"]), ("H0", lambda s: s["h0"]), ("H1", lambda s: s["h1"]),
+    ("Pmd [95% CI]", _det_interval("pmd")), ("Pfa check [95% CI]", _det_interval("pfa_check")),
+    ("threshold", _det("threshold", 2)), ("RMSE pos (m)", _det("rmse_position")),
+    ("RMSE angle (deg)", _det("rmse_angle", scale=math.degrees)), ("RMSE range (m)", _det("rmse_range")),
+    ("SER [95% CI]", lambda s: fmt_interval(s["ser"]["ser"], s["ser"]["ser_ci"]) if s["ser"] and s["ser"]["symbols"]
+     else "-"),
+    ("frames/s received", lambda s: f"{s['frames_per_s']:.1f}")]
+LINK_COLUMNS = [
+    ("frames received", "frames_received"), ("missing", "missing_frames"), ("duplicates", "duplicates"),
+    ("bad truth (left out)", "bad_truth"), ("NaN/Inf frames (left out)", "invalid_frames"),
+    ("malformed messages", "malformed"), ("foreign", "foreign"), ("unpaired/untagged", "unpaired")]
+
+
+def _final_report(link, params, args, ula, elapsed: float, verdict, code: int, cpu: float | None = None) -> None:
+    interrupted = code in (130, 143)
+    summary = rx_summary(link, params, verdict, elapsed)
+    det = summary["detection"]
     form = link.estimator.describe() if hasattr(link.estimator, "describe") else None
     print(f"\nISAC link receiver ({args.estimator}{f' ({form})' if form else ''}, {args.assume} spacing, "
           f"Pfa = {params.pfa})" + (" - interrupted" if interrupted else ""))
-    print(table(headers, [row]))
+    print(table([h for h, _ in SCORE_COLUMNS], [[cell(summary) for _, cell in SCORE_COLUMNS]]))
     if "error" in det:
         print(f"(no detection metrics: {det['error']})")
-    elif note:
-        print(f"({note}: too few for an independent check)")
-        det["note"] = note
+    elif "note" in det:
+        print(f"({det['note']}: too few for an independent check)")
+    print(table([h for h, _ in LINK_COLUMNS], [[summary[key] for _, key in LINK_COLUMNS]]))
     pairing = link.source.stats()
     stats = pairing.pop("streams")
     errors = [f"{name}: last malformed message: {st['last_error']}" for name, st in stats.items() if st["malformed"]]
@@ -425,19 +475,14 @@ def _final_report(link, params, args, ula, elapsed: float, verdict, code: int, c
         print(f"rx: exit {code}: {verdict.reason}", file=sys.stderr, flush=True)
     _print_performance(args, link.flowgraph, "rx")
     if args.save_records:
-        np.save(args.save_records, rec)
+        np.save(args.save_records, link.detection.records)
         print(f"wrote {args.save_records}")
     if args.json:
         write_json(args.json, {**run_record(args, params, ula), "role": "rx", "estimator": args.estimator,
                                "mbml_form": form, "assume": args.assume, "interrupted": interrupted,
                                "wall_s": elapsed, "cpu_s": cpu,
                                "complete": verdict.complete, "exit_code": code, "reason": verdict.reason,
-                               "link": {**pairing, **verdict.counts},
-                               "frames_received": link.monitor.frames, "frames_processed": len(rec),
-                               "frames_per_s": link.monitor.rate,
-                               "missing_frames": verdict.counts["lost"],
-                               "invalid_frames": link.detection.invalid_frames,
-                               "detection": det, "ser": ser, "streams": stats,
+                               **summary, "link": {**pairing, **verdict.counts}, "streams": stats,
                                "performance": link.flowgraph.performance(),
                                "tx_config": _jsonable_config(link.monitor.config)})
         print(f"wrote {args.json}")
@@ -453,7 +498,8 @@ def _print_performance(args, fg, role: str) -> None:
 def _jsonable_config(config):
     if config is None:
         return None
-    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in config.items()}
+    return {k: (v.tolist() if isinstance(v, np.ndarray) else v.to_dict() if hasattr(v, "to_dict") else v)
+            for k, v in config.items()}
 
 
 # ------------------------------------------------------------------------------------- entry

@@ -320,7 +320,7 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
         tag near their end is not seen.
         """
         mine = self._item_bytes
-        top = max((t.offset for t in tags), default=first)
+        top = max((t.offset for t in tags), default=first - 1)  # (no tag: no sign)
         for run in runs:
             top = max(top, int(run.offsets.max()))
         beyond = top - first + 1
