@@ -27,6 +27,8 @@ import time
 
 import numpy as np
 
+from isacblocks.safeio import make_folder, write_text
+
 #: Two different arg-max cells are a tie when their statistics differ by at most this (relative).
 TIE_RTOL = 1e-5
 
@@ -169,9 +171,8 @@ def run_and_record(record: dict, measure, out: str, summary: tuple[str, ...]) ->
         record["error"] = traceback.format_exc()
         print(record["error"], file=sys.stderr)
         status = 1
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out, "w") as fh:
-        json.dump(record, fh, indent=2)
+    make_folder(os.path.dirname(os.path.abspath(out)))
+    write_text(out, json.dumps(record, indent=2))
     print(json.dumps({k: record.get(k) for k in (*summary, "error")}, indent=2, default=str))
     return status
 

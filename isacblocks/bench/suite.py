@@ -16,11 +16,11 @@ import sys
 import time
 import traceback
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
 from isacblocks import SystemParams
 from isacblocks.errors import ConfigError
 from isacblocks.experiments.common import table, true_array, write_json
+from isacblocks.safeio import make_folder, write_text
 
 from . import chain, gnuradio_bench, gpu, memory, receivers, roofline, stream, training, zmq_bench
 from .timing import fmt_rate, load_average, machine_description
@@ -648,12 +648,9 @@ def run(quick: bool = False, out: str = "out/bench", seed: int = 0, config_file:
         raise ConfigError(f"--only: unknown section(s) {unknown}; choose from {', '.join(SECTIONS + DEVICE_SECTIONS)}")
     params = SystemParams.from_toml(config_file) if config_file else SystemParams()
     if readme:  # a README without its markers is refused before the benchmarks run, not after
-        from isacblocks.experiments.report import replace_section
+        from isacblocks.experiments.report import check_section
 
-        try:
-            replace_section(Path(readme).read_text(), "", str(readme), BENCH_BEGIN, BENCH_END)
-        except OSError as exc:
-            raise ConfigError(f"--readme {readme}: cannot read it ({exc.strerror})") from None
+        check_section(readme, BENCH_BEGIN, BENCH_END)
     started = time.strftime("%Y-%m-%d %H:%M:%S %z")
     load_start, start = load_average(), time.perf_counter()
     results = run_sections(config, params, seed, sections, config_file)
@@ -668,9 +665,8 @@ def run(quick: bool = False, out: str = "out/bench", seed: int = 0, config_file:
         "cross_checks_ok": all(g["met"] for g in goals if "cross-checked" in g["goal"]),
     }
     text = markdown(record)
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "bench.md").write_text(text + "\n")
+    out_dir = make_folder(out)
+    write_text(out_dir / "bench.md", text + "\n")
     for path in filter(None, (out_dir / "bench.json", json_path)):
         write_json(path, record)  # strict JSON: an undefined number is null, with its reason
     print(text)
