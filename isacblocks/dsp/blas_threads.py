@@ -41,6 +41,7 @@ def one_blas_thread():
     global _holders, _restore
     with _HOLD:
         if _holders == 0:
+            _take_control()
             _restore = _CONTROLLER.limit(limits=1, user_api="blas")
         _holders += 1
     try:
@@ -49,8 +50,18 @@ def one_blas_thread():
         with _HOLD:
             _holders -= 1
             if _holders == 0:
+                _take_control()
                 _restore.restore_original_limits()
                 _restore = None
+
+
+def _take_control() -> None:
+    """Let this thread set OpenBLAS's thread count: threadpoolctl lets only the first thread that
+    set it set it again (others are silently ignored); `one_blas_thread` serialises the changes."""
+    for library in _CONTROLLER.lib_controllers:
+        clear = getattr(library, "clear_controlling_thread", None)
+        if clear is not None:
+            clear(force=True)
 
 
 def map_blocks(work, starts) -> None:
