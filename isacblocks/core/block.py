@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..validation import check_int
+from ..errors import BlockError, ConfigError
+from ..validation import check_int, is_integer
 from .detail import BlockDetail
 from .ports import PortSpec, as_port_specs
 from .tags import Tag
@@ -98,6 +98,9 @@ class Block:
         #: The scheduler state of the current run (buffers, stop request, counters):
         #: installed fresh by the flowgraph at the start of every run.
         self.detail = BlockDetail()
+        #: The name of the flowgraph running this block now (None between runs): a block runs
+        #: in one flowgraph at a time (`Flowgraph.start`).
+        self.running_in: str | None = None
 
     # ------------------------------------------------------------------ contract
     def work(self, inputs: list[np.ndarray], outputs: list[np.ndarray]) -> int:
@@ -142,8 +145,25 @@ class Block:
         return self.detail.writers[port].nwritten
 
     def add_tag(self, port: int, offset: int, key: str, value: Any, srcid: str | None = None) -> None:
-        """Attach a tag to absolute item `offset` of output `port` (GNU Radio's add_item_tag)."""
-        self.detail.writers[port].add_tag(Tag(int(offset), key, value, srcid if srcid is not None else self.name))
+        """Attach a tag to absolute item `offset` of output `port` (GNU Radio's add_item_tag).
+
+        The item must not have left the block yet: ``offset >= nitems_written(port)`` (an item
+        of this work() call, or a later one).  A tag in the past would be silently lost by
+        readers that have passed it, so it raises `BlockError` naming the block.
+        """
+        writers = self.detail.writers
+        call = f"block {self.name!r}: add_tag(port={port!r}, offset={offset!r}, key={key!r})"
+        if not is_integer(port) or not 0 <= port < len(writers):
+            raise BlockError(f"{call}: no output port {port!r}; this block has outputs 0..{len(writers) - 1}"
+                             if writers else f"{call}: this block has no output port")
+        if not is_integer(offset) or offset < 0:
+            raise BlockError(f"{call}: offset must be an integer item index >= 0")
+        written = writers[port].nwritten
+        if offset < written:
+            raise BlockError(f"{call}: offset {offset} is in the past: items before {written} have already "
+                             f"left output {port}; tag an item of this call (offset >= nitems_written({port}) "
+                             f"= {written})")
+        writers[port].add_tag(Tag(int(offset), key, value, srcid if srcid is not None else self.name))
 
     add_item_tag = add_tag
 

@@ -62,6 +62,10 @@ def _endpoint(item, direction: str) -> tuple[Block, int]:
     return block, int(port)
 
 
+#: Guards `Block.running_in` across flowgraphs started from several threads.
+_CLAIM_LOCK = threading.Lock()
+
+
 class Flowgraph:
     """A graph of blocks; holds strong references to every block it contains.
 
@@ -240,7 +244,12 @@ class Flowgraph:
         """
         if self._running:
             raise BlockError(f"flowgraph {self.name!r} is already running")
-        order = self._prepare()
+        self._claim_blocks()
+        try:
+            order = self._prepare()
+        except BaseException:
+            self._release_blocks()
+            raise
         self._error = None
         self._stop_event.clear()
         self._drain_event.clear()
@@ -274,19 +283,22 @@ class Flowgraph:
         self._drain_event.set()
         self.wait(timeout=timeout, _reraise=False)
 
-    def wait(self, timeout: float | None = None, _reraise: bool = True) -> None:
-        """Block until the flowgraph has finished; re-raise a block's error."""
+    def wait(self, timeout: float | None = None, _reraise: bool = True) -> bool:
+        """Block until the flowgraph has finished (at most `timeout` s; None: no limit); re-raise a
+        block's error.  Returns True when the flowgraph has finished, False when it is still
+        running after `timeout` (as `threading.Event.wait`)."""
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 if timeout is not None and not _reraise:
                     raise BlockError(f"flowgraph {self.name!r} did not stop within {timeout} s "
                                      "(a block is stuck inside work())")
-                return
+                return False
             self._thread = None
         if self._error is not None and _reraise:
             error, self._error = self._error, None
             raise error
+        return True
 
     @property
     def running(self) -> bool:
@@ -319,7 +331,26 @@ class Flowgraph:
                     self._book.report(self.name)
                 except BaseException as exc:  # noqa: BLE001 - e.g. warnings turned into errors
                     self._error = exc
+            self._release_blocks()
             self._running = False
+
+    def _claim_blocks(self) -> None:
+        """Mark every block as running here; refuse one that runs in another flowgraph now (its
+        buffers and counters belong to that run)."""
+        with _CLAIM_LOCK:
+            for block in self.blocks:
+                if block.running_in is not None:
+                    raise BlockError(f"flowgraph {self.name!r}: block {block.name!r} is running in flowgraph "
+                                     f"{block.running_in!r}; a block runs in one flowgraph at a time (stop or "
+                                     f"wait for {block.running_in!r} first, or make another block)")
+            for block in self.blocks:
+                block.running_in = self.name
+
+    def _release_blocks(self) -> None:
+        with _CLAIM_LOCK:
+            for block in self.blocks:
+                if block.running_in == self.name:
+                    block.running_in = None
 
     # -------------------------------------------------------------- counters
     @property
