@@ -12,6 +12,7 @@ import contextlib
 import errno
 import importlib
 import io
+import json
 import os
 import struct
 import subprocess
@@ -93,12 +94,32 @@ def files(tmp_path_factory):
     with open(root / "big.txt", "wb") as f:  # sparse: 65 MB declared, nothing on disk
         f.truncate(safeio.MAX_TEXT_BYTES + 1)
     (root / "bad.json").write_text('{"schema": ')
+    results_files(root)
     buffer = io.BytesIO()
     torch.save({"iteration": 0}, buffer)
     (root / "truncated.pt").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
     members = {"ck/data.pkl": b"\x80\x02}q\x00." + b"\x00" * 5000, "ck/version": b"3\n"}
     (root / "lying.pt").write_bytes(patch_member(deflated_zip(members), size=100))
     return root
+
+
+def results_files(root: Path) -> None:
+    """A small valid results.json, and copies with one field of the wrong type."""
+    from isacblocks.experiments import results as R
+
+    ev = R.Evaluation(R.Estimate(0.1, (0.05, 0.2), 1000), 1.0, 3.0, 0.01, (0.005, 0.02),
+                      R.SpacingErrors(1.0, 2.0, 0.5, 0.9))
+    R.to_json(R.Reproduction(scale="quick", scale_config={}, figures=(), executor="x", baselines={"known": ev},
+                             fig3=None, fig4=None, fig5=None, scaling=None, claims=(), wall_s=1.0, run={}),
+              root / "results.json")
+    good = json.loads((root / "results.json").read_text())
+    known = good["baselines"]["known"]
+    bad_estimate = {**known["estimate"], "frames": "x"}
+    for name, change in {"wall": {"wall_s": "abc"}, "figures": {"figures": 5},
+                         "ci": {"baselines": {"known": {**known, "pfa_check_ci": [1]}}},
+                         "frames": {"baselines": {"known": {**known, "estimate": bad_estimate}}},
+                         "claims": {"claims": [5]}}.items():
+        (root / f"results_{name}.json").write_text(json.dumps({**good, **change}))
 
 
 def _run(args, capsys):
@@ -131,6 +152,11 @@ HOSTILE = [
     (["train", "--config", "big.txt", "--out", "o.npy"], "configuration big.txt: holds 67108865 bytes"),
     (["report", "bad.json"], "results file bad.json: not valid JSON"),
     (["report", "bomb.npz"], "results file bomb.npz: not utf-8 text"),
+    (["report", "results_wall.json"], "results_wall.json.wall_s: expected a float, got 'abc'"),
+    (["report", "results_figures.json"], "results_figures.json.figures: expected a list, got 5"),
+    (["report", "results_ci.json"], "results_ci.json.baselines.known.pfa_check_ci: expected a list of 2, got [1]"),
+    (["report", "results_frames.json"], "results_frames.json.baselines.known.estimate.frames: expected an int"),
+    (["report", "results_claims.json"], "results_claims.json.claims[0]: expected an object for Claim, got int"),
 ]
 
 
@@ -144,6 +170,12 @@ def test_a_hostile_or_corrupt_file_ends_in_one_error_line(files, monkeypatch, ca
     assert err.startswith(f"isac {args[0]}: error: ") and message in err, err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert time.perf_counter() - start < 10  # refused before any work
+
+
+def test_a_valid_results_file_is_reported(files, monkeypatch, capsys):
+    monkeypatch.chdir(files)
+    code, err = _run(["report", "results.json"], capsys)
+    assert code == 0 and err == ""
 
 
 def test_valid_files_read_back_as_written(tmp_path):

@@ -286,6 +286,9 @@ def load_array(path, n_antennas: int, wavelength: float):
         raise ConfigError(f"array file {path}: holds {sorted(arrays)}; expected 'spacing' and optionally "
                           f"'gain', 'coupling'" + (f" (unknown: {unknown})" if unknown else ""))
     spacing = spacing_from_values(arrays["spacing"], n_antennas, wavelength, str(path))
+    for name in ("gain", "coupling"):
+        if name in arrays and arrays[name].dtype.kind not in "iufc":
+            raise ConfigError(f"array file {path}: {name} holds dtype {arrays[name].dtype}; numbers expected")
     try:
         return ArrayImpairments(spacing, arrays.get("gain"), arrays.get("coupling"))
     except (ConfigError, ShapeError) as exc:

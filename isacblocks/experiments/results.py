@@ -299,15 +299,23 @@ def from_plain(kind, value, where: str = "results"):
             raise ConfigError(f"{where}: {kind.__name__} lacks {', '.join(missing)}")
         return kind(**{f.name: from_plain(hints[f.name], value[f.name], f"{where}.{f.name}")
                        for f in dataclasses.fields(kind) if f.name in value})
-    if origin is dict:
+    if origin is dict or kind is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected an object, got {type(value).__name__}")
         return {k: from_plain(args[1], v, f"{where}.{k}") for k, v in value.items()} if args else dict(value)
     if origin is tuple:
+        if not isinstance(value, list) or (args[-1:] != (Ellipsis,) and len(value) != len(args)):
+            raise ConfigError(f"{where}: expected a list" + ("" if args[-1:] == (Ellipsis,) else f" of {len(args)}")
+                              + f", got {value!r:.60}")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(from_plain(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
         return tuple(from_plain(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
-    if kind is float:
-        return math.nan if value is None else float(value)
-    if kind in (int, str, bool):
+    if kind is float and value is None:
+        return math.nan
+    wrong = not isinstance(value, (int, float) if kind in (float, int) else kind)
+    if kind in (float, int, str, bool) and wrong:
+        raise ConfigError(f"{where}: expected {'an' if kind is int else 'a'} {kind.__name__}, got {value!r:.60}")
+    if kind in (float, int, str, bool):
         return kind(value)
     return value
 
