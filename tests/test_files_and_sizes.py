@@ -369,3 +369,17 @@ def test_reproduce_output_folder_that_cannot_be_moved_into_place_keeps_the_old_o
             (stage / "fig4.png").write_text("new")
     assert [p.name for p in tmp_path.iterdir()] == ["rep"]
     assert [p.name for p in out.iterdir()] == ["fig3.png"] and (out / "fig3.png").read_text() == "old"
+
+
+def test_reproduce_output_that_cannot_be_written_is_named_by_its_final_path(tmp_path, monkeypatch):
+    from isacblocks.experiments.reproduce import staged_folder
+
+    out = tmp_path / "rep"
+    out.mkdir()
+    (out / "fig3.png").write_text("old")
+    with pytest.raises(OutputError, match=f"^cannot write {out / 'results.json'}: No space left on device$"):
+        with staged_folder(out) as stage:
+            safeio.write_text(stage / "claims.md", "new")
+            monkeypatch.setattr(os, "fsync", _no_space)
+            safeio.write_text(stage / "results.json", "new")
+    assert [p.name for p in tmp_path.iterdir()] == ["rep"] and [p.name for p in out.iterdir()] == ["fig3.png"]

@@ -46,6 +46,9 @@ def staged_folder(out):
     try:
         yield stage
         _swap_into_place(stage, out)
+    except OutputError as exc:  # a file of the stage that could not be written: named where it was going
+        shutil.rmtree(stage, ignore_errors=True)
+        raise OutputError(str(exc).replace(str(stage), str(out))) from None
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
