@@ -16,6 +16,7 @@ import warnings
 from . import __version__
 from .experiments.options import HelpFormatter
 from .experiments.runner import run_command
+from .kernels import restart_with_pinned_kernels
 
 COMMAND_MODULES = ("learning_cli", "baseline_cli", "snr_cli", "link_cli", "tools_cli", "multitarget_cli",
                    "impairments_cli")
@@ -67,6 +68,8 @@ def _keys(args) -> int:
 
 
 def main(argv=None) -> int:
+    if argv is None:  # the command itself, not a call from Python: one kernel set on every CPU
+        restart_with_pinned_kernels()
     return run_command(build_parser(), argv)
 
 

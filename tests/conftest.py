@@ -10,6 +10,9 @@ import pytest
 
 # The journal's per-user secret lives in a folder of the test session, not in the user's home.
 os.environ.setdefault("ISACBLOCKS_STATE_DIR", tempfile.mkdtemp(prefix="isacblocks-state-"))
+# `isac` run by the tests keeps this process's kernels (no restart with the pinned set: one
+# Numba build per CPU name, half a second per command); tests/test_portability.py runs the pinned set.
+os.environ.setdefault("ISAC_KERNELS", "native")
 
 from isacblocks import SystemParams
 

@@ -22,13 +22,16 @@ import pytest
 
 from isacblocks import SystemParams
 from isacblocks.dsp.canonical import canonical_svd, singular_groups
+from isacblocks.kernels import PINNED, SWITCH, cpu_has_avx2_fma, pinned_environment
 
 X86 = platform.machine().lower() in ("x86_64", "amd64")
 
-#: Kernel sets of older x86 CPUs this machine can run, as environment variables.
+#: Kernel sets of older x86 CPUs this machine can run, as environment variables, and the set
+#: the ``isac`` command pins (`isacblocks.kernels`).
 OTHER_CPUS = {
     "sandybridge": {"OPENBLAS_CORETYPE": "Sandybridge", "ATEN_CPU_CAPABILITY": "default"},
-    "nehalem": {"OPENBLAS_CORETYPE": "Nehalem", "ATEN_CPU_CAPABILITY": "default"},
+    "nehalem": {"OPENBLAS_CORETYPE": "Nehalem", "ATEN_CPU_CAPABILITY": "default", "NUMBA_CPU_NAME": "generic"},
+    "pinned": {**PINNED, SWITCH: "pinned"},
 }
 
 #: The seeded computation every CPU must agree on: a spacing draw, a projected frame, the
@@ -100,7 +103,7 @@ def test_seeded_draws_and_monte_carlo_numbers_are_pinned(here):
     _agree(here, STORED)
 
 
-@pytest.mark.skipif(not X86, reason="the other kernel sets are x86 ones")
+@pytest.mark.skipif(not X86 or not cpu_has_avx2_fma(), reason="the other kernel sets are x86-64-v3 ones")
 @pytest.mark.parametrize("cpu", sorted(OTHER_CPUS))
 def test_another_cpus_kernels_give_the_same_numbers(here, cpu):
     _agree(_run(OTHER_CPUS[cpu]), here)
@@ -140,3 +143,25 @@ def test_range_factors_keep_the_factorisation_exact():
     phi = np.conj(range_steering(p.range_grid, p))
     np.testing.assert_allclose(g @ v, phi, atol=1e-9 * np.abs(phi).max())
     np.testing.assert_allclose(np.linalg.norm(g, axis=0), sigma, rtol=1e-9)
+
+
+EPYC = "processor\t: 0\nflags\t\t: fpu sse2 avx fma avx2 bmi2\n"
+OLD = "processor\t: 0\nflags\t\t: fpu sse2 sse4_2 avx\n"
+
+
+def test_the_isac_command_pins_the_kernel_set_where_the_cpu_has_it():
+    env = pinned_environment({"PATH": "/bin"}, cpuinfo=EPYC)
+    assert env == {**PINNED, "PATH": "/bin", SWITCH: "pinned"}
+    assert pinned_environment({"OPENBLAS_CORETYPE": "Zen"}, cpuinfo=EPYC)["OPENBLAS_CORETYPE"] == "Zen"  # the user's
+    assert pinned_environment({}, cpuinfo=OLD) is None  # no AVX2: its own kernels
+    assert pinned_environment({SWITCH: "native"}, cpuinfo=EPYC) is None
+    assert pinned_environment({SWITCH: "pinned"}, cpuinfo=EPYC) is None  # already restarted once
+
+
+@pytest.mark.skipif(not X86 or not cpu_has_avx2_fma(), reason="pins only on x86-64-v3 CPUs")
+def test_the_isac_command_restarts_itself_with_the_pinned_kernels():
+    code = ("import os, sys; from isacblocks.kernels import restart_with_pinned_kernels; "
+            "restart_with_pinned_kernels(); print(os.environ['ISAC_KERNELS'], os.environ['OPENBLAS_CORETYPE'])")
+    env = {k: v for k, v in os.environ.items() if k != SWITCH and k not in PINNED}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["pinned", "Haswell"], done.stderr
