@@ -58,7 +58,9 @@ def test_two_receivers_on_one_address_both_end_incomplete(tmp_path):
         assert "incomplete" in record["reason"] and "Traceback" not in cli.stderr
     sent = int(re.search(r"tx: sent (\d+) frames", tx.stdout).group(1))
     total = sum(rx_record(tmp_path, n)["link"]["paired"] for n in ("rx1.json", "rx2.json"))
-    assert total < sent  # frames whose streams went to different receivers are never scored
+    # frames whose streams went to different receivers are never scored, none twice (when PUSH
+    # happens to send both streams of every frame to one receiver, every frame is scored once)
+    assert total <= sent
 
 
 def test_receiver_restarted_mid_stream_reports_the_frames_it_missed(tmp_path):

@@ -37,8 +37,8 @@ from isacblocks.experiments.link import (
     stream_addresses,
 )
 from isacblocks.zmq import EOS_KEY, SEQ_KEY, PullSource, encode_message
-from isacblocks.zmq.pmt import serialize
 from isacblocks.zmq.pairing import IndexSet
+from isacblocks.zmq.pmt import serialize
 from isacblocks.zmq.sources import SIZE_EVIDENCE
 
 PARAMS = SystemParams.from_dict({"n_antennas": 16, "n_subcarriers": 64, "n_angle_grid": 180, "n_range_grid": 50})
@@ -69,9 +69,11 @@ def run_frames(order, announced: int | None, **changes) -> list[tuple[int, dict]
             for k, i in enumerate(order)]
 
 
-def messages(frames: list[tuple[int, dict]], per_message: int = 4, eos: bool = True) -> dict[str, list[bytes]]:
+def messages(frames: list[tuple[int, dict]], per_message: int = 4, eos: bool = True,
+             nan_at: int | None = None) -> dict[str, list[bytes]]:
     """The Y_r and symbols messages of `frames` ((index, tags) in sending order; the sender's
-    offsets count items as sent), with stream_seq tags and the eos tag on the last item."""
+    offsets count items as sent), with stream_seq tags and the eos tag on the last item; the
+    Y_r frame sent `nan_at`-th holds a NaN."""
     rng = np.random.default_rng(7)
     k, s = PARAMS.n_antennas, PARAMS.n_subcarriers
     out: dict[str, list[bytes]] = {"Y_r": [], "symbols": []}
@@ -79,6 +81,8 @@ def messages(frames: list[tuple[int, dict]], per_message: int = 4, eos: bool = T
         part = frames[first:first + per_message]
         y = (rng.standard_normal((len(part), k, s)) + 1j * rng.standard_normal((len(part), k, s))).astype(np.complex64)
         symbols = np.ones((len(part), s), np.complex64)
+        if nan_at is not None and first <= nan_at < first + len(part):
+            y[nan_at - first, 2, 3] = np.nan
         for name, data in (("Y_r", y), ("symbols", symbols)):
             tags = []
             for j, (index, extra) in enumerate(part):
@@ -196,6 +200,7 @@ def test_a_frame_announced_but_never_sent_is_missing_at_the_end(tmp_path, capsys
     (2, {"sector": (-2.0, 0.0, 0.0, 200.0)}, "sector = (-2.0, 0.0, 0.0, 200.0): needs finite"),
     (6, {"sector": "test"}, "sector = 'test': must be four numbers"),
     (1, {"theta": None}, "a target frame without its 'theta' tag"),
+    (8, {"invalid_frame": True}, "the sender set the receiver's tag 'invalid_frame'"),
 ])
 def test_frames_with_bad_truth_are_left_out_and_counted(tmp_path, capsys, index, bad, rule):
     frames = run_frames(range(12), 12)
@@ -210,6 +215,13 @@ def test_frames_with_bad_truth_are_left_out_and_counted(tmp_path, capsys, index,
     assert (int(scored["frames scored"]), int(scored["H0"]), int(scored["H1"])) == \
         (record["frames_scored"], record["h0"], record["h1"])
     assert table_row(stdout, "frames received")["bad truth (left out)"] == "1"
+
+
+def test_a_frame_with_nan_samples_is_left_out_and_the_run_is_incomplete(tmp_path, capsys):
+    code, record, stdout, _ = run_rx(tmp_path, capsys, messages(run_frames(range(12), 12), nan_at=4))
+    assert code == EXIT_LOST and record["invalid_frames"] == 1 and record["frames_scored"] == 11
+    assert "1 frames left out for NaN/Inf samples" in record["reason"]
+    assert table_row(stdout, "frames received")["NaN/Inf frames (left out)"] == "1"
 
 
 # -------------------------------------------------------------------------------- link_config
@@ -228,6 +240,13 @@ def test_a_link_config_with_bad_values_is_refused_in_one_line(tmp_path, capsys, 
     assert code == EXIT_REFUSED == record["exit_code"] and record["complete"] is False
     assert rule in stderr and "the transmitter's link_config" in stderr and "Traceback" not in stderr
     assert "refused" in record["reason"] and rule in record["reason"]
+
+
+def test_a_link_config_that_changes_in_mid_run_is_refused(tmp_path, capsys):
+    frames = run_frames(range(12), 12)
+    frames[6] = (6, {**frames[6][1], "link_config": config(13)})
+    code, record, _, stderr = run_rx(tmp_path, capsys, messages(frames))
+    assert code == EXIT_REFUSED and "link_config changed in mid-run: frames = 13, before 12" in stderr
 
 
 @pytest.mark.parametrize("field, value, rule", [
@@ -344,7 +363,7 @@ def test_item_size_mismatch_is_named_only_on_consistent_evidence():
     finally:
         push.close(linger=0)
         context.term()
-    assert len(got.data) == 8 and source.malformed_kinds["wrong_size"] == SIZE_EVIDENCE  # the stray one + 2
+    assert source.items_received == 8 and source.malformed_kinds["wrong_size"] == SIZE_EVIDENCE  # stray one + 2
 
 
 def test_index_set_counts_each_index_once():

@@ -53,6 +53,7 @@ from ..blocks import (
     MBMLEstimator,
     SERSink,
 )
+from ..blocks.items import INVALID_FRAME_KEY
 from ..blocks.receivers import MBML_METHODS
 from ..blocks.sinks import TruthCheck
 from ..core import Flowgraph, NullSink, SinkBlock
@@ -218,8 +219,9 @@ def check_link_config(config, expect: dict | None = None) -> dict:
 class FrameCheck:
     """What `isac rx` checks on each received Y_r frame, from its tags, before pairing it: its
     ground truth (`TruthCheck`, with the sector, and theta and range on target frames,
-    required) and a sector that holds points of the receiver's angle and range grids (MB-ML
-    searches those).  ``check(tags)`` returns None or why the frame is left out."""
+    required), a sector that holds points of the receiver's angle and range grids (MB-ML
+    searches those), and no ``invalid_frame`` tag (the receiver's own verdict, never the
+    sender's).  ``check(tags)`` returns None or why the frame is left out."""
 
     def __init__(self, params):
         self.params = params
@@ -227,12 +229,15 @@ class FrameCheck:
         self._on_grid: tuple | None = None
 
     def __call__(self, tags: dict) -> str | None:
+        if INVALID_FRAME_KEY in tags:
+            return f"the sender set the receiver's tag {INVALID_FRAME_KEY!r}"
         sector = tags.get("sector")
         why = self.truth(tags.get("target_present"), tags.get("theta"), tags.get("range"), sector)
         if why is None and tuple(sector) != self._on_grid:
             rows, cols = sector_rows(sector[0], sector[1], self.params), sector_cols(sector[2], sector[3], self.params)
-            if rows[0] >= rows[1] or cols[0] >= cols[1]:
-                return f"sector = {tuple(sector)!r}: holds no point of the receiver's {'angle' if rows[0] >= rows[1] else 'range'} grid"
+            for (lo, hi), grid in ((rows, "angle"), (cols, "range")):
+                if lo >= hi:
+                    return f"sector = {tuple(sector)!r}: holds no point of the receiver's {grid} grid"
             self._on_grid = tuple(sector)
         return why
 
@@ -332,7 +337,13 @@ class LinkMonitor(SinkBlock):
 
     def _check(self, config) -> None:
         try:
-            self.config = check_link_config(config, self.expect)
+            checked = check_link_config(config, self.expect)
+            if self.config is not None:  # a second one (the transmitter sends one) must say the same
+                changed = [k for k in checked if not np.array_equal(checked[k], self.config.get(k))]
+                if changed:
+                    raise ConfigError(f"the transmitter's link_config changed in mid-run: {changed[0]} = "
+                                      f"{checked[changed[0]]!r}, before {self.config.get(changed[0])!r}")
+            self.config = checked
         except ConfigError as exc:
             raise LinkRefused(f"block {self.name!r}: {exc}") from None
 
@@ -428,12 +439,15 @@ def link_verdict(link: RxLink, ended_by: tuple[int, str] | None = None) -> LinkV
     paired, with valid ground truth, up to its end of stream.
 
     The range is ``0 .. frames - 1`` of the ``link_config`` (for an endless transmitter: up
-    to the largest index received).  Incomplete runs, in the order their exit code is
-    chosen: `ended_by` (``(exit code, reason)``: an error, Ctrl-C, SIGTERM), frames of
-    another run (`EXIT_FOREIGN`), no end of stream (`EXIT_CUT_SHORT`), and `EXIT_LOST`:
-    frames missing (before the first received, in gaps, after the last), duplicates, frames
-    left out for bad ground truth, indices outside the range, items unpaired, left over or
-    without a sequence tag, malformed messages, or no ``link_config``.
+    to the largest index of the run received on any stream, paired or not).  Incomplete
+    runs, in the order their exit code is chosen: `ended_by` (``(exit code, reason)``: an
+    error, Ctrl-C, SIGTERM), frames of another run (`EXIT_FOREIGN`), no end of stream
+    (`EXIT_CUT_SHORT`), and `EXIT_LOST`: frames missing (before the first received, in
+    gaps, after the last), duplicates, frames left out for bad ground truth or NaN/Inf
+    samples, indices outside the range, items unpaired, left over or without a sequence
+    tag, malformed messages, or no ``link_config``.  (After `ended_by`, the frames after
+    the last received and the missing end of stream are counted but not given as reasons:
+    the receiver stopped before them.)
     """
     src = link.source
     stats = src.stats()
@@ -448,7 +462,8 @@ def link_verdict(link: RxLink, ended_by: tuple[int, str] | None = None) -> LinkV
     # (a sender that stops its streams at once, rather than draining them, ends them a few frames apart)
     surplus = total["leftover"] if all(s["eos_received"] for s in per) else 0
     seen, first, last = src.accounted, stats["first_index"], stats["last_index"]
-    end = announced if announced is not None else (0 if last is None else max(0, last + 1))
+    largest = stats["largest_index"]
+    end = announced if announced is not None else (0 if largest is None else max(0, largest + 1))
     inside = seen.count_in(0, end)
     missing_start = end if first is None else min(max(first, 0), end)
     missing_end = 0 if last is None else max(0, end - 1 - max(last, -1))
@@ -467,27 +482,31 @@ def link_verdict(link: RxLink, ended_by: tuple[int, str] | None = None) -> LinkV
     if config is not None and stats["stream_id"] is not None and config["run_id"] != stats["stream_id"]:
         problems.append((EXIT_FOREIGN, f"the link_config names run {config['run_id']!r}, the frames run "
                                        f"{stats['stream_id']!r}"))
-    if not ended:
+    if not ended and not ended_by:
         problems.append((EXIT_CUT_SHORT, "no end of stream: the transmitter went silent (idle timeout) after "
                                          f"{stats['paired']} paired frames"))
-    lost = [f"{n} {what}" for n, what in ((missing_start, "before the first received"),
+    if ended_by:
+        missing -= missing_end
+    lost = [f"{n} {what}" for n, what in ((missing_start, "before the first received" if first is not None
+                                                          else "none paired"),
                                           (counts["gaps"], "in gaps"),
-                                          (missing_end, "after the last received")) if n]
+                                          (0 if ended_by else missing_end, "after the last received")) if n]
+    last_bad = stats["last_rejected"] or link.detection.last_bad_truth
     damaged = [f"{n} {what}" for n, what in (
         (counts["duplicates"], "duplicate frames dropped"),
-        (bad_truth, "frames left out for bad ground truth"
-                    + (f" (last: {stats['last_rejected']})" if stats["last_rejected"] else "")),
+        (bad_truth, "frames left out for bad ground truth" + (f" (last: {last_bad})" if last_bad else "")),
+        (link.detection.invalid_frames, "frames left out for NaN/Inf samples"),
         (counts["outside_range"], f"frames outside the announced range 0..{end - 1}"),
         (total["unpaired"], "items unpaired across streams (another receiver on the address?)"),
         (counts["leftover"], "items left without partners when a stream ended"),
         (total["untagged"], "items without a valid stream_seq tag"),
         (total["malformed"], "malformed messages skipped ("
                              + ", ".join(f"{kind} {n}" for kind, n in kinds.items() if n) + ")")) if n]
-    if config is None:
+    if config is None and (ended_by is None or ended_by[0] != EXIT_REFUSED):
         damaged.append("the transmitter's link_config was never received (configuration not checked)")
-    if lost or damaged:
-        text = f"{missing} frames lost" + (": " + ", ".join(lost) if lost else "")
-        problems.append((EXIT_LOST, "; ".join([text, *damaged])))
+    if missing or damaged:
+        text = [f"{missing} frames lost: " + ", ".join(lost)] if missing else []
+        problems.append((EXIT_LOST, "; ".join(text + damaged)))
     if not problems:
         return LinkVerdict(True, 0, f"complete: {stats['paired']} frames of run {stats['stream_id']}", counts)
     return LinkVerdict(False, problems[0][0], "incomplete: " + "; ".join(text for _, text in problems), counts)

@@ -92,20 +92,25 @@ Behaviour, and where it differs from GNU Radio:
 * **Item size mismatch.**  A sender whose item size differs from the receiver's but
   divides the message size would be read as garbage.  With ``pass_tags`` the header
   reveals it -- a tag beyond the message's items (the sender's are smaller), a message
-  starting inside the previous one as the receiver counted it (the sender's are larger)
-  -- and the source raises `ItemSizeMismatch` naming both sizes.  A sender with smaller
-  items that tags none near a message's end is not seen, and without ``pass_tags``
-  nothing on the wire tells the sizes apart: the source then only notices a payload that
-  is not a whole number of its items (counted as malformed).
+  starting inside the previous one as the receiver counted it (the sender's are larger).
+  One such message is skipped (counted as ``wrong_size``); the source raises
+  `ItemSizeMismatch`, naming both sizes, on consistent evidence only: 3 consecutive
+  messages showing the same other size, or a stream that ends with no well-formed
+  message after such evidence.  A sender with smaller items that tags none near a
+  message's end is not seen, and without ``pass_tags`` nothing on the wire tells the
+  sizes apart: the source then only notices a payload that is not a whole number of its
+  items (counted as malformed).
 * **Tags as sent.**  A tag's srcid arrives as the sender set it: GNU Radio's default
   ``#f`` as None (not the receiving block's name), any other PMT as that value.  A tag
   value holding an empty tuple ``()`` is refused at the sink (GNU Radio's deserialiser
   kills the receiving thread on it).
 * **Malformed messages** (bad header, truncated tags or payload, a size that is not a
   whole number of items, an unknown PMT type, a wrong frame count) are counted in
-  `malformed`, described in `last_error`, logged once, and skipped; the source keeps
-  running.  A ``pass_tags`` mismatch between sender and receiver is recognised and named
-  as such (`pass_tags_mismatch`) instead of GNU Radio's "Incompatible vector sizes".
+  `malformed` and by kind in `malformed_kinds` (``bad_header``, ``bad_tags``,
+  ``truncated``, ``wrong_size``, ``pass_tags``), described in `last_error`, logged once,
+  and skipped; the source keeps running.  A ``pass_tags`` mismatch between sender and
+  receiver is recognised and named as such (`pass_tags_mismatch`) instead of GNU Radio's
+  "Incompatible vector sizes".
 
 Zero-copy sends: the flowgraph reuses its buffers as soon as work() returns, so a
 zero-copy send (pyzmq ``copy=False``) of an input view must be tracked

@@ -21,7 +21,8 @@ What cannot be paired is counted, never output (`stats()`):
 * ``rejected`` -- indices whose item a stream's `check` refused (e.g. bad ground truth):
   dropped from every stream, the last reason in ``last_rejected``;
 * ``gaps`` -- indices between the smallest and the largest accounted for that never came,
-  and ``first_index``: how many items of the run came before the first one paired.
+  and ``first_index``: how many items of the run came before the first one paired;
+  ``largest_index`` is the largest index of the run seen on any stream (paired or not).
 
 The indices accounted for (paired or rejected) are kept as a set of runs (`IndexSet`,
 `accounted`), so a duplicate and a missing item never cancel out in the counts.
@@ -344,6 +345,7 @@ class PairedPullSource(SourceBlock):
         self.paired = self.rejected = self.duplicates = 0
         self.last_rejected: str | None = None
         self.accounted = IndexSet()  # indices paired or rejected
+        self._dropped_top: int | None = None  # the largest index of the run dropped unpaired or left over
         self._started_at = self._last_waiting_line = time.monotonic()
 
     def _code(self, stream_id) -> int:
@@ -373,6 +375,16 @@ class PairedPullSource(SourceBlock):
         return self.accounted.last
 
     @property
+    def largest_index(self) -> int | None:
+        """The largest index of the run seen on any stream, paired or not (None before one)."""
+        tops = [i for i in (self.accounted.last, self._dropped_top) if i is not None]
+        return max(tops) if tops else None
+
+    def _dropped(self, index: int) -> None:
+        if self._dropped_top is None or index > self._dropped_top:
+            self._dropped_top = index
+
+    @property
     def gaps(self) -> int:
         """Indices between the smallest and the largest accounted for that were not."""
         if self.first_index is None:
@@ -384,6 +396,7 @@ class PairedPullSource(SourceBlock):
         return {"stream_id": self.stream_id, "paired": self.paired, "rejected": self.rejected,
                 "last_rejected": self.last_rejected, "duplicates": self.duplicates,
                 "first_index": self.first_index, "last_index": self.last_index, "gaps": self.gaps,
+                "largest_index": self.largest_index,
                 "streams": {key: {"foreign": s.foreign, "unpaired": s.unpaired, "leftover": s.leftover,
                                   "untagged": s.untagged,
                                   **s.source.stats()} for key, s in self.streams.items()}}
@@ -438,6 +451,10 @@ class PairedPullSource(SourceBlock):
         if not any(s.source.ended and not s.available for s in streams):
             return False
         for s in streams:
+            if self._run and s.available:
+                ours = s.indices[np.abs(s.codes) == self._run]
+                if len(ours):
+                    self._dropped(int(ours.max()))
             s.leftover += s.discard()
         return True
 
@@ -481,6 +498,7 @@ class PairedPullSource(SourceBlock):
                     self.duplicates += 1
                 else:
                     streams[i].unpaired += 1
+                    self._dropped(int(indices[i][heads[i]]))
                 heads[i] += 1
             if behind:
                 continue
