@@ -77,6 +77,9 @@ def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("files")
     (root / "small.toml").write_text(SMALL_TOML)
     (root / "k100000.toml").write_text("[system]\nn_antennas = 100000\n")
+    (root / "k1e12.toml").write_text("[system]\nn_antennas = 1000000000000\n")
+    (root / "grid.toml").write_text("[system]\nn_angle_grid = 100000000\n")
+    (root / "subcarriers.toml").write_text("[system]\nn_subcarriers = 100000000\nn_range_grid = 2\n")
     good = true_array(P, 0, None).spacing
     np.save(root / "good.npy", good)
     (root / "huge.npy").write_bytes(npy_header((10**12,)))  # 128 bytes declaring 8 TB
@@ -231,6 +234,17 @@ SIZES = [
     (["sensing", "--max-items", "1000000000", "--workers", "0"], "--max-items 1000000000: the frames in 1 flowgraph"),
     (["evaluate", "--config", "k100000.toml", "--assume", "nominal", "--workers", "0"],
      "--frames 10000: 1 task(s) at once of 2000 frames (K x r = 100000 x 200 each) need about"),
+    # 4 K x N_theta complex128 matrices: 4 * 64 * 1e8 * 16 B
+    (["multi-target", "--config", "grid.toml"],
+     "the steering matrices on the angle grid (n_antennas x n_angle_grid = 64 x 100000000) need about 381 GiB"),
+    # 32 maps of N_theta x N_tau float32: 32 * 1e8 * 200 * 4 B
+    (["evaluate", "--config", "grid.toml", "--assume", "nominal", "--workers", "0"],
+     "the maps of 1 task(s) at once (32 frames of n_angle_grid x n_range_grid = 100000000 x 200) need about "
+     "2.38e+03 GiB"),
+    (["evaluate", "--config", "subcarriers.toml", "--assume", "nominal", "--frames", "10", "--workers", "0"],
+     "the range dictionary and its SVD (n_subcarriers x n_range_grid = 100000000 x 2) need about"),
+    (["draw-spacing", "--config", "k1e12.toml", "--out", "d.npy"],
+     "the spacing vectors (n_antennas = 1000000000000) need about"),
 ]
 
 

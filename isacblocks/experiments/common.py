@@ -166,6 +166,8 @@ BYTES_PER_TASK = 4096
 C128, C64 = 16, 8
 #: Bytes a training run keeps per iteration (its history record).
 BYTES_PER_ITERATION = 512
+#: Spacing vectors (K float64) a run holds: the true and assumed ones, positions, draws and errors.
+SPACING_VECTORS = 16
 #: Frame-sized arrays held per frame in flight: in a flowgraph's buffers and work() temporaries
 #: (full K x S frames), and in an evaluation task (range-projected K x r frames, noise included).
 FLOWGRAPH_FRAME_COPIES, PROJECTED_FRAME_COPIES = 16, 2
@@ -212,12 +214,13 @@ def tasks_at_once(args) -> int:
 def memory_estimate(params: SystemParams, *, tasks: int = 1, results_frames: int = 0, task_frames: int = 0,
                     flowgraph_frames: int = 0, batch: int = 0, iterations: int = 0, calibration_frames: int = 0,
                     coupling: bool = False, scene_frames: int = 0, scene_results: int = 0,
-                    options: dict | None = None) -> dict[str, int]:
+                    dictionaries: bool = True, options: dict | None = None) -> dict[str, int]:
     """The large allocations of a run, ``{what: bytes}``, from the configuration and the sizes the
     command line sets; `check_memory` refuses their total when it cannot fit.
 
-    Every run: the steering matrices on the angle grid (K x N_theta: the LS precoder's least
-    squares, the receiver's dictionary) and the range dictionary with its SVD (S x N_tau).
+    Every run: the spacing vectors it draws and compares (K); with `dictionaries` (every run that
+    transmits or receives), the steering matrices on the angle grid (K x N_theta: the LS precoder's
+    least squares, the receiver's dictionary) and the range dictionary with its SVD (S x N_tau).
     `tasks` running at once each hold `task_frames` range-projected frames (K x r, r <= min(S,
     N_tau)) and the map kernel's chunk, or `flowgraph_frames` full frames (K x S) in a
     flowgraph's buffers.  Training (`batch` > 0): the batch's frames, the K x K Gram matrix of the
@@ -235,14 +238,20 @@ def memory_estimate(params: SystemParams, *, tasks: int = 1, results_frames: int
     def name(key: str, text: str) -> str:
         return f"{options[key]}: {text}" if key in options else text
 
-    parts = {f"the steering matrices on the angle grid (n_antennas x n_angle_grid = {k} x {n_theta})":
-             4 * k * n_theta * C128,
-             f"the range dictionary and its SVD (n_subcarriers x n_range_grid = {s} x {n_tau})": 4 * s * n_tau * C128}
+    parts = {f"the spacing vectors (n_antennas = {k})": SPACING_VECTORS * k * 8}
+    if dictionaries:
+        parts[f"the steering matrices on the angle grid (n_antennas x n_angle_grid = {k} x {n_theta})"] = (
+            4 * k * n_theta * C128)
+        padded = -(-rank // 8) * 8  # the kernels' projection pads the rank to a multiple of 8 (`dsp.angle_delay`)
+        parts[f"the range dictionary and its SVD (n_subcarriers x n_range_grid = {s} x {n_tau})"] = (
+            4 * s * (n_tau + 2 * padded) * C128)
     if results_frames:
         parts[name("results_frames", f"the results of {results_frames} frames")] = results_bytes(results_frames)
     if task_frames:
         parts[name("task_frames", f"{tasks} task(s) at once of {task_frames} frames (K x r = {k} x {rank} each)")] = (
-            tasks * (task_frames * k * rank * C64 * PROJECTED_FRAME_COPIES + MAP_CHUNK_FRAMES * n_theta * n_tau * 4))
+            tasks * task_frames * k * rank * C64 * PROJECTED_FRAME_COPIES)
+        parts[f"the maps of {tasks} task(s) at once ({MAP_CHUNK_FRAMES} frames of n_angle_grid x n_range_grid = "
+              f"{n_theta} x {n_tau})"] = tasks * MAP_CHUNK_FRAMES * n_theta * n_tau * 4
     if flowgraph_frames:
         parts[name("flowgraph_frames", f"the frames in {tasks} flowgraph(s)' buffers ({flowgraph_frames} "
                                        f"frames of K x S = {k} x {s} per work() call)")] = (

@@ -6,12 +6,13 @@ import numpy as np
 
 from ..dsp.spacing import save_spacing
 from ..dsp.steering import element_positions
-from .common import load_params, run_record, true_array, write_json
+from .common import check_memory, load_params, memory_estimate, run_record, true_array, write_json
 from .options import add_json_option, add_run_options, output_file
 
 
 def draw_spacing_main(args) -> int:
     params = load_params(args)
+    check_memory(memory_estimate(params, dictionaries=False))
     ula = true_array(params, args.seed, None)
     save_spacing(args.out, ula.spacing)
     nominal = element_positions(params.nominal_spacing)
