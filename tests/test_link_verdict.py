@@ -23,7 +23,8 @@ import zmq
 from linkutil import SMALL, Cli, free_base_port
 
 from isacblocks import SystemParams
-from isacblocks.core import Flowgraph, Tag, VectorSink
+from isacblocks.blocks import DetectionMetricsSink
+from isacblocks.core import Flowgraph, Tag, VectorSink, run_block
 from isacblocks.errors import BlockError, ConfigError
 from isacblocks.experiments import link as link_mod
 from isacblocks.experiments import link_cli
@@ -364,6 +365,18 @@ def test_item_size_mismatch_is_named_only_on_consistent_evidence():
         push.close(linger=0)
         context.term()
     assert source.items_received == 8 and source.malformed_kinds["wrong_size"] == SIZE_EVIDENCE  # stray one + 2
+
+
+def test_metrics_sink_leaves_out_and_counts_bad_truth():
+    """Also in a one-process flowgraph: every record is an H0 or an H1 frame."""
+    est = np.tile([5.0, -0.5, 50.0], (8, 1))
+    tags = [Tag(i, key, value) for i in range(8) for key, value in truth(i).items()]
+    tags += [Tag(2, "target_present", 2), Tag(3, "range", float("nan")), Tag(5, "theta", 10**400)]
+    sink = DetectionMetricsSink(PARAMS, pfa=0.25)
+    run_block(sink, [est], tags=[tags])
+    rec = sink.records
+    assert sink.bad_truth == 3 and len(rec) == 5 == np.count_nonzero(rec[:, 3] == 0) + np.count_nonzero(rec[:, 3] == 1)
+    assert sink.last_bad_truth.startswith("item 5: theta = 1000") and sink.invalid_frames == 0
 
 
 def test_index_set_counts_each_index_once():
