@@ -35,6 +35,7 @@ from pathlib import Path, PurePath
 import numpy as np
 
 from ..errors import ConfigError
+from ..safeio import MAX_INPUT_BYTES
 from .base import Task
 
 MAGIC = b"ISACJ1\n"
@@ -106,13 +107,18 @@ def write_exclusive(path: Path, data: bytes, replace: bool = True) -> None:
             os.unlink(tmp)
 
 
-def read_regular(path: Path) -> bytes:
-    """The bytes of the regular file `path`; `OSError` for a symbolic link or anything else."""
+def read_regular(path: Path, max_bytes: int = MAX_INPUT_BYTES) -> bytes:
+    """The bytes of the regular file `path`; `OSError` for a symbolic link or anything else, or for
+    a file larger than `max_bytes` (a planted file must not fill the memory)."""
     fd = os.open(path, _READ_FILE)
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
             raise OSError(f"{path} is not a regular file")
-        return f.read()
+        data = f.read(max_bytes + 1)
+        if max(info.st_size, len(data)) > max_bytes:
+            raise OSError(f"{path} holds more than the limit of {max_bytes} bytes")
+        return data
 
 
 def user_secret() -> bytes:

@@ -34,6 +34,7 @@ import numpy as np
 from ..core import format_performance
 from ..dsp.detection import threshold_at_pfa
 from ..errors import ConfigError, IsacError
+from ..safeio import atomic_write
 from ..zmq import ItemSizeMismatch, LinkIdleError
 from ..zmq.curve import CurveKeys, is_loopback
 from ..zmq.wire import MAX_MESSAGE_BYTES
@@ -475,8 +476,9 @@ def _final_report(link, params, args, ula, elapsed: float, verdict, code: int, c
         print(f"rx: exit {code}: {verdict.reason}", file=sys.stderr, flush=True)
     _print_performance(args, link.flowgraph, "rx")
     if args.save_records:
-        np.save(args.save_records, link.detection.records)
-        print(f"wrote {args.save_records}")
+        path = args.save_records if str(args.save_records).endswith(".npy") else f"{args.save_records}.npy"
+        atomic_write(path, lambda f: np.save(f, link.detection.records), "records")
+        print(f"wrote {path}")
     if args.json:
         write_json(args.json, {**run_record(args, params, ula), "role": "rx", "estimator": args.estimator,
                                "mbml_form": form, "assume": args.assume, "interrupted": interrupted,
