@@ -198,3 +198,20 @@ def test_inference_path_does_not_import_torch():
 
     code = "import isacblocks.dsp, isacblocks.blocks, sys; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_learner_whose_angle_grid_is_smaller_than_the_array_is_refused_naming_the_rule():
+    """The learner's LS precoder solves the normal equations of the angle grid's steering
+    (N_theta x K): with fewer grid angles than antennas the Gram matrix is singular."""
+    import torch
+
+    from isacblocks.errors import ConfigError, TrainingError
+    from isacblocks.learning.differentiable import grid_steering, ls_precoder
+    from isacblocks.learning.trainer import TrainConfig, Trainer
+
+    p = SystemParams(n_antennas=16, n_angle_grid=12)
+    with pytest.raises(ConfigError, match=r"n_angle_grid = 12: .* needs n_angle_grid >= n_antennas \(= 16\)"):
+        Trainer(p, p.nominal_spacing, TrainConfig(schedule="ul", iterations=1, batch_size=2, progress=False))
+    grid = grid_steering(torch.tensor(p.nominal_spacing, dtype=torch.float64), p)
+    with pytest.raises(TrainingError, match=r"Gram matrix .* \(12 x 16\) is singular"):
+        ls_precoder(grid, np.array([-0.5]), np.array([0.5]), p)

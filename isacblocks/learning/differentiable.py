@@ -19,6 +19,7 @@ import torch
 
 from ..dsp.mbml import sector_rows
 from ..dsp.steering import steering_rows
+from ..errors import TrainingError
 from ..params import SystemParams
 
 
@@ -51,7 +52,14 @@ def ls_precoder(grid_a: torch.Tensor, theta_min, theta_max, params: SystemParams
     device = grid_a.device
     rhs = (prefix[torch.as_tensor(end, device=device)] - prefix[torch.as_tensor(first, device=device)])
     rhs = rhs.T * float(params.n_antennas)  # A^* b, (K, B)
-    factor = torch.linalg.cholesky(rows_conj.T @ grid_a)  # A^* A^T = L L^H
+    try:
+        factor = torch.linalg.cholesky(rows_conj.T @ grid_a)  # A^* A^T = L L^H
+    except torch.linalg.LinAlgError as exc:
+        raise TrainingError(
+            f"the learner's LS precoder: the Gram matrix of the angle grid's steering vectors "
+            f"({grid_a.shape[0]} x {grid_a.shape[1]}) is singular ({str(exc).splitlines()[0]}); it needs "
+            f"n_angle_grid >= n_antennas (here {params.n_angle_grid} and {params.n_antennas}) and a spacing "
+            "that keeps the grid's steering vectors independent") from None
     f = torch.cholesky_solve(rhs, factor)
     return (f / torch.linalg.vector_norm(f, dim=0, keepdim=True)).T
 

@@ -191,6 +191,10 @@ class Trainer:
         # the simulated hardware: a spacing vector, or an ArrayImpairments with gains and coupling
         self.true_array = check_array(true_spacing, params.n_antennas, "true_spacing", ordered=True)
         self.true_spacing = spacing_of(self.true_array)
+        if params.n_angle_grid < params.n_antennas:
+            raise ConfigError(f"SystemParams.n_angle_grid = {params.n_angle_grid}: the learner's LS precoder "
+                              f"solves the normal equations of the angle grid, which needs n_angle_grid >= "
+                              f"n_antennas (= {params.n_antennas})")
         self.config = config
         self.device = _torch_device(config.device)
         self.model = SpacingModel(params, init_spacing, kinds=config.impairments,
