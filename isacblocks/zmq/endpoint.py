@@ -14,7 +14,7 @@ import zmq
 
 from ..errors import BlockError, ConfigError
 from ..validation import check_int, is_real
-from .wire import MAX_MESSAGE_BYTES
+from . import wire
 
 #: Key of the end-of-stream tag: on a header with no items (sent at a sink's stop()), or
 #: on the last item of a stream whose length the sink knows (survives a GNU Radio hop,
@@ -158,7 +158,7 @@ class _ZmqEndpoint:
             address = self._endpoint or self.address
             try:
                 sock.setsockopt(zmq.LINGER, 0)
-                sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+                sock.setsockopt(zmq.MAXMSGSIZE, wire.MAX_MESSAGE_BYTES)
                 if self.curve is not None:
                     from .curve import configure
 

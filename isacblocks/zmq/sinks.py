@@ -23,6 +23,7 @@ from ..core import WORK_WAITING, SinkBlock, port
 from ..core.tags import Tag
 from ..errors import BlockError, ConfigError
 from ..validation import is_integer
+from . import wire
 from .endpoint import (
     EOS_KEY,
     SEQ_KEY,
@@ -34,7 +35,7 @@ from .endpoint import (
     check_seconds,
 )
 from .seqtags import SeqLayout, SeqRecords
-from .wire import HEADER_SIZE, MAX_MESSAGE_BYTES, WireFormatError, WireLimitError, encode_header
+from .wire import HEADER_SIZE, WireFormatError, WireLimitError, encode_header
 
 __all__ = ["PubSink", "PushSink"]
 
@@ -96,11 +97,11 @@ class _ZmqSink(_ZmqEndpoint, SinkBlock):
         SinkBlock.__init__(self, in_sig=[port(dtype, item_shape)], name=name)
         item_bytes = self.in_sig[0].itemsize
         #: Most items of one message (`wire.MAX_MESSAGE_BYTES`, less the fixed header).
-        self._items_cap = (MAX_MESSAGE_BYTES - HEADER_SIZE) // item_bytes
+        self._items_cap = (wire.MAX_MESSAGE_BYTES - HEADER_SIZE) // item_bytes
         if self._items_cap < 1:
             raise ConfigError(f"{self.name}: item_shape = {self.in_sig[0].shape!r}: one item of "
                               f"{self.in_sig[0].describe()} takes {item_bytes} bytes, more than a message may hold "
-                              f"(MAX_MESSAGE_BYTES = {MAX_MESSAGE_BYTES})")
+                              f"(MAX_MESSAGE_BYTES = {wire.MAX_MESSAGE_BYTES})")
         for label, value in (("start_tags", start_tags), ("stream_id", stream_id), ("stream_length", stream_length)):
             if value is not None and value != {} and not pass_tags:
                 raise ConfigError(f"{self.name}: {label} = {value!r}: need pass_tags=True (tags travel in the "
@@ -117,9 +118,9 @@ class _ZmqSink(_ZmqEndpoint, SinkBlock):
                 raise ConfigError(f"{self.name}: start_tags[{key!r}]: {exc}") from None
         try:
             size = len(encode_header(0, [Tag(0, key, value, self.name) for key, value in self.start_tags.items()]))
-            if size + item_bytes > MAX_MESSAGE_BYTES:
+            if size + item_bytes > wire.MAX_MESSAGE_BYTES:
                 raise WireLimitError(f"with the first item the message takes {size + item_bytes} bytes, more than "
-                                     f"MAX_MESSAGE_BYTES = {MAX_MESSAGE_BYTES}")
+                                     f"MAX_MESSAGE_BYTES = {wire.MAX_MESSAGE_BYTES}")
         except WireFormatError as exc:
             raise ConfigError(f"{self.name}: start_tags (all {len(self.start_tags)} together): {exc}") from None
         self.idle_timeout = check_seconds(self.name, "idle_timeout", idle_timeout)
@@ -135,7 +136,7 @@ class _ZmqSink(_ZmqEndpoint, SinkBlock):
                               ">= 1 or None")
         if max_items_per_message is not None and max_items_per_message > self._items_cap:
             raise ConfigError(f"{self.name}: max_items_per_message = {max_items_per_message!r}: messages of that many "
-                              f"{item_bytes}-byte items exceed MAX_MESSAGE_BYTES = {MAX_MESSAGE_BYTES}; at most "
+                              f"{item_bytes}-byte items exceed MAX_MESSAGE_BYTES = {wire.MAX_MESSAGE_BYTES}; at most "
                               f"{self._items_cap} (or None: batches are split to fit)")
         if copy_mode not in ("copy", "track"):
             raise ConfigError(f"{self.name}: copy_mode = {copy_mode!r}: expected 'copy' or 'track'")
@@ -271,9 +272,9 @@ class _ZmqSink(_ZmqEndpoint, SinkBlock):
                 tags = [Tag(0, key, value, self.name) for key, value in self.start_tags.items()] + tags
             seq, after = self._link_tags(offset, len(chunk))
             header = encode_header(offset, tags, seq, after)
-            if len(header) + chunk.nbytes > MAX_MESSAGE_BYTES:
+            if len(header) + chunk.nbytes > wire.MAX_MESSAGE_BYTES:
                 raise WireLimitError(f"a message of {len(header) + chunk.nbytes} bytes is more than MAX_MESSAGE_BYTES "
-                                     f"= {MAX_MESSAGE_BYTES}")
+                                     f"= {wire.MAX_MESSAGE_BYTES}")
         body = self._pool.get(len(header) + chunk.nbytes)
         body[:len(header)] = np.frombuffer(header, dtype=np.uint8)
         body[len(header):] = np.frombuffer(chunk, dtype=np.uint8)
