@@ -19,7 +19,7 @@ from .experiments.runner import run_command
 from .kernels import restart_with_pinned_kernels
 
 COMMAND_MODULES = ("learning_cli", "baseline_cli", "snr_cli", "link_cli", "tools_cli", "multitarget_cli",
-                   "impairments_cli")
+                   "impairments_cli", "grc_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
