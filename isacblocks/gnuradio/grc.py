@@ -151,15 +151,18 @@ EXCLUDED = {
     "SubSource": "gr-zeromq's ZMQ SUB Source (byte-compatible); it connects its socket when built",
 }
 
-#: Parameter hints that the signature cannot give: ``enum`` (name -> the allowed values), ``raw``
-#: (names typed as Python expressions, with ``options`` as suggestions), ``callbacks`` (templates;
-#: these replace the ``set_<name>`` rule), ``labels``.  A class of one's own may carry its hints
-#: in a class attribute ``grc_hints`` of the same form, or pass them to `block_yaml`.
+#: What the signature cannot say, per class: ``enum`` (name -> the allowed values), ``raw`` (name ->
+#: suggested values of a parameter typed as a Python expression), ``labels`` (name -> label),
+#: ``callbacks`` (templates replacing the ``set_<name>`` rule), ``placeholders`` (name -> a value,
+#: or a callable of the SystemParams, for a required parameter while the class is built to read its
+#: ports), ``vlen`` (port name -> GRC vlen text).  A class of one's own may carry its hints in a
+#: class attribute ``grc_hints`` of the same form, or pass them to `block_yaml`.
 HINTS: dict[type, dict] = {
-    ScenarioSource: {"raw": {"sector": ["'test'", "'train'"]}},
+    ScenarioSource: {"raw": {"sector": ["test", "train"]}},
     MBMLEstimator: {"enum": {"method": MBML_METHODS}},
     MultiTargetChannel: {"enum": {"distribution": COUNT_DISTRIBUTIONS}},
-    ISACCombiner: {"callbacks": ["set_tradeoff({'eta': ${eta}, 'phi': ${phi}})"]},
+    ISACCombiner: {"callbacks": [
+        "isacblocks.gnuradio.grc.post(self.${id}, 'tradeoff', {'eta': ${eta}, 'phi': ${phi}})"]},
 }
 
 #: Hints for a parameter name in any class.
@@ -254,11 +257,17 @@ def array(spacing, params: SystemParams):
     return spacing
 
 
-def set_array(gr_block, method: str, spacing) -> None:
-    """A GRC callback for a new assumed array: `array` of `spacing` with the block's own
-    SystemParams, handed to its `method` (``set_spacing``)."""
+def post(gr_block, port: str, value) -> None:
+    """A GRC callback: queue `value` for the wrapped block's input message port `port`; the block
+    handles it in its own thread before its next work() (as a message from a GNU Radio port)."""
+    wrapped_block(gr_block).post(port, value)
+
+
+def post_array(gr_block, port: str, spacing) -> None:
+    """A GRC callback for a new assumed array: `array` of `spacing` (a file read with the block's
+    own SystemParams) posted to message port `port` (``spacing``)."""
     block = wrapped_block(gr_block)
-    getattr(block, method)(array(spacing, block.params))
+    block.post(port, array(spacing, block.params))
 
 
 def wrapped_block(gr_block) -> Block:
@@ -293,7 +302,9 @@ class GrcParam:
     label: str
     dtype: str
     default: str
-    kind: str = "plain"  # plain, int, system, ula, spacing, dtype, name, grc (System tab only)
+    #: How the make template passes it: "plain" as typed, "int" through `integer`, "ula" through
+    #: `true_array`, "spacing" through `array`, "dtype" a numpy type; "grc": a System tab field.
+    kind: str = "plain"
     required: bool = False
     options: list[str] | None = None
     option_labels: list[str] | None = None
@@ -413,9 +424,12 @@ def grc_params(cls: type, hints: dict | None = None) -> list[GrcParam]:
             continue
         text = "" if required else _pyliteral(default)
         if name in hints["raw"]:
-            out.append(GrcParam(name, label, "raw", text, "plain", required, options=list(hints["raw"][name]) or None))
+            values = list(hints["raw"][name])
+            out.append(GrcParam(name, label, "raw", text, "plain", required, [_pyliteral(v) for v in values] or None,
+                                [str(v) for v in values] or None))
         elif ann == "bool" or isinstance(default, bool):
-            out.append(GrcParam(name, label, "bool", text, "plain", required, ["True", "False"], ["Yes", "No"]))
+            out.append(GrcParam(name, label, "bool", text or "False", "plain", required, ["True", "False"],
+                                ["Yes", "No"]))
         elif ann == "int" or (not ann and type(default) is int):
             out.append(GrcParam(name, label, "int", text, "int", required))
         elif ann == "float" or (not ann and type(default) is float):
@@ -572,17 +586,19 @@ def grc_ports(cls: type, plist: list[GrcParam] | None = None, hints: dict | None
                              for k in range(len(shape))))
         return out
 
+    vlen_hints = hints.get("vlen") or {}
     check = {name: value + 2 for name, value in variables.items() if name in fitted}
     if check:
         block = build({**variables, **check, **flips})
-        if not same_layout(block) or [s for *_, s in _ports(block)] != predict({**variables, **check}):
+        shapes = [s for (*_, s), (_, n, _, _) in zip(_ports(block), ports) if n not in vlen_hints]
+        predicted = [s for s, (_, n, _, _) in zip(predict({**variables, **check}), ports) if n not in vlen_hints]
+        if not same_layout(block) or shapes != predicted:
             raise GenerationError(f"{cls.__name__}: its port sizes are no affine function of {sorted(check)}; give "
                                   "them in hints={'vlen': {port name: '${ expression }'}}")
     other_ports = []
     if dtype_param:
         other = build({"dtype": np.int16, **({"item_shape": (5,)} if item_param else {})})
         other_ports = _ports(other)
-    vlen_hints = hints.get("vlen") or {}
     out = []
     for i, (direction, name, dtype, shape) in enumerate(ports):
         if dtype_param and dtype == np.complex64 and other_ports[i][2] == np.int16:
@@ -635,7 +651,7 @@ def _argument(p: GrcParam) -> str:
             "int": f"isacblocks.gnuradio.grc.integer(${{{p.id}}})"}.get(p.kind, f"${{{p.id}}}")
 
 
-def templates(cls: type, plist: list[GrcParam], hints: dict | None = None) -> dict:
+def templates(cls: type, plist: list[GrcParam], hints: dict | None = None, ports_in: tuple[str, ...] = ()) -> dict:
     """``imports``, ``make`` and ``callbacks`` of `cls`."""
     hints = _hints(cls, hints)
     module = public_module(cls)
@@ -656,7 +672,7 @@ def templates(cls: type, plist: list[GrcParam], hints: dict | None = None) -> di
            "make": f"isacblocks.gnuradio.as_gr_block({module}.{cls.__name__}({', '.join(args)}))"}
     callbacks = hints["callbacks"]
     if callbacks is None:
-        callbacks = [_setter(p) for p in plist if p.kind not in ("grc", "ula", "dtype")
+        callbacks = [_setter(p, ports_in) for p in plist if p.kind not in ("grc", "ula", "dtype")
                      and callable(getattr(cls, f"set_{p.id}", None))]
     out["callbacks"] = [_callback(c) for c in callbacks]
     if not out["callbacks"]:
@@ -664,12 +680,14 @@ def templates(cls: type, plist: list[GrcParam], hints: dict | None = None) -> di
     return out
 
 
-def _setter(p: GrcParam) -> str:
-    """The callback of a parameter with a ``set_<name>`` method; it names no System field, so that
-    GRC calls it when this parameter changes, not K or S (an array file is read with the block's
-    own SystemParams)."""
-    if p.kind == "spacing":
-        return f"isacblocks.gnuradio.grc.set_array(self.${{id}}, 'set_{p.id}', ${{{p.id}}})"
+def _setter(p: GrcParam, ports_in: tuple[str, ...]) -> str:
+    """The callback of a parameter with a ``set_<name>`` method: a message to the input port of the
+    same name where there is one (handled in the block's thread between work() calls), else a call.
+    It names no System field, so GRC calls it when this parameter changes, not when K or S does."""
+    if p.id in ports_in:
+        helper = "post_array" if p.kind == "spacing" else "post"
+        value = f"${{{p.id}}}" if p.kind == "spacing" else _argument(p)
+        return f"isacblocks.gnuradio.grc.{helper}(self.${{id}}, '{p.id}', {value})"
     return f"set_{p.id}({_argument(p)})"
 
 
@@ -722,7 +740,8 @@ def block_description(cls: type, *, category: str | None = None, hints: dict | N
     asserts = [f"${{ {p.id} is not None }}" for p in plist if p.required and p.dtype == "raw"]
     if asserts:
         data["asserts"] = asserts
-    data["templates"] = templates(cls, plist, hints)
+    data["templates"] = templates(cls, plist, hints, tuple(p.name for p in ports
+                                                          if p.domain == "message" and p.direction == "in"))
     data["documentation"] = _documentation(cls, module, plist)
     data["file_format"] = 1
     return data
