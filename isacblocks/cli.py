@@ -14,7 +14,7 @@ import sys
 import warnings
 
 from . import __version__
-from .experiments.options import HelpFormatter
+from .experiments.options import HelpFormatter, add_json_option
 from .experiments.runner import run_command
 from .kernels import restart_with_pinned_kernels
 
@@ -51,6 +51,7 @@ def register_keys(sub) -> None:
                           "isac tx --curve DIR and isac rx --curve DIR.")
     parser.add_argument("dir", metavar="DIR", help="folder for the key files")
     parser.add_argument("--force", action="store_true", help="replace key files already in DIR")
+    add_json_option(parser)
     parser.set_defaults(func=_keys)
 
 
@@ -64,6 +65,10 @@ def _keys(args) -> int:
         print(f"isac keys: warning: {warning.message}", file=sys.stderr)
     print(f"wrote {', '.join(p.name for p in paths)} in {args.dir} (owner-only); give --curve {args.dir} to both "
           "isac tx and isac rx (a machine that only runs isac rx needs client.key_secret and server.key)")
+    if args.json:
+        from .experiments.common import write_json
+
+        write_json(args.json, {"command": "keys", "dir": str(args.dir), "files": [p.name for p in paths]})
     return 0
 
 
