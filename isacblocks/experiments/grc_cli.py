@@ -13,10 +13,11 @@ from .options import HelpFormatter, output_file
 DESCRIPTION = (
     "isac grc install [--dir DIR] [--print] [--json PATH]: write one GRC block description (YAML) per "
     "isacblocks block into DIR, where GNU Radio Companion and grcc find them under the category "
-    "[isacblocks] (restart GRC, or reload its block library, to see them).  DIR defaults to the first folder "
-    "of GRC_BLOCKS_PATH, else to the user block folder of the installed GRC (~/.grc_gnuradio up to GNU "
-    "Radio 3.10.10, ~/.local/state/gnuradio after, or GRC_HIER_PATH).  Files it wrote before and no longer "
-    "writes are removed.  The flowgraphs run in a Python that imports both gnuradio and isacblocks.")
+    "[isacblocks] (restart GRC, or reload its block library, to see them).  DIR defaults to the first "
+    "folder of GRC_BLOCKS_PATH, else to the user block folder of the installed GRC (~/.grc_gnuradio in "
+    "GNU Radio 3.10.5, ~/.local/state/gnuradio in 3.10.11 and later, or GRC_HIER_PATH).  Files it wrote "
+    "before and no longer writes are removed.  The flowgraphs run in a Python that imports both gnuradio "
+    "and isacblocks.")
 
 
 def generator():

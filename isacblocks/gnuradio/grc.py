@@ -7,7 +7,9 @@ declares, message ports by name, ``make`` = ``isacblocks.gnuradio.as_gr_block(mo
 callbacks for what a block can change while it runs, and the class docstring.  `install` writes
 the YAML of every public block (`public_blocks`) into a folder GRC reads (``isac grc install``).
 
-Nothing here imports GNU Radio: the YAML is made, and checked, in any Python.
+Nothing here imports GNU Radio: the YAML is made, and checked, in any Python
+(``isac grc install`` loads this file on its own where the package ``isacblocks.gnuradio``, which
+needs GNU Radio, cannot be imported).
 
 **Ports.**  Our item shape flattened: a ``(K, S)`` complex64 frame is GRC's ``complex`` with
 ``vlen: K * S``.  The port sizes depend on the parameters, so `block_yaml` builds the block a few
@@ -20,10 +22,15 @@ still refuses to connect an estimate (f64) to a float32 port, as it must.
 
 **System configuration.**  A block that takes ``params`` gets, on a "System" tab: ``config`` (a
 SystemParams TOML file, ``''`` = the paper's defaults), ``n_antennas`` and ``n_subcarriers``
-(GRC must know K and S to size the ports, so they are fields of their own and override the file;
-a file that sets another K or S is refused by name) and ``system`` (a dict of any other
-SystemParams field, e.g. ``{'snr_radar_db': 10.0}``).  All blocks of a flowgraph should show the
-same values: point them at GRC variables.
+(GRC must know K and S to size the ports, so they are fields of their own; a file or dict that sets
+another K or S is refused, naming both) and ``system`` (a dict of any other SystemParams field,
+e.g. ``{'snr_radar_db': 10.0}``, over the file's).  All blocks of a flowgraph should show the same
+values: point them at GRC variables.
+
+**Callbacks.**  A parameter with a ``set_<name>`` method changes while the flowgraph runs: when
+the block has an input message port of that name (``spacing``; the combiner's ``tradeoff`` for
+``eta`` and ``phi``), the new value is posted there and handled in the block's own thread before
+its next work(), as a message from a GNU Radio port would be; otherwise the setter is called.
 
 **GRC's numbers.**  GRC passes floats where ints are meant (``1e3``, a QT range, a ``real``
 variable); the ``make`` template passes every integer parameter through `integer`, which turns an
@@ -171,7 +178,7 @@ GENERIC_ENUMS = {"device": DEVICES}
 #: Labels of the "System" tab and of the parameters whose name is terse.
 LABELS = {"config": "Config (TOML, '' = defaults)", "n_antennas": "K (antennas)", "n_subcarriers": "S (subcarriers)",
           "system": "Other SystemParams fields", "ula": "True array (seed, file or ImpairedULA)",
-          "spacing": "Spacing (None = lambda/2, vector, file)"}
+          "spacing": "Spacing (None = lambda/2, vector, file)", "dtype": "Item type"}
 
 _EMPTY = inspect.Parameter.empty
 
@@ -285,10 +292,8 @@ def wrapped_block(gr_block) -> Block:
 
 
 def call(gr_block, method: str, *args):
-    """A GRC callback: call `method` on the GNU Radio block if it has it, else on the isacblocks
-    block it wraps."""
-    target = gr_block if hasattr(gr_block, method) else wrapped_block(gr_block)
-    return getattr(target, method)(*args)
+    """A GRC callback: call the wrapped isacblocks block's `method` (the one the YAML was made from)."""
+    return getattr(wrapped_block(gr_block), method)(*args)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -843,8 +848,8 @@ def all_yaml(classes: Iterable[type] | None = None) -> dict[str, str]:
 
 def _gnuradio_hier_dir(python: str) -> str | None:
     """The folder the installed GRC reads its user blocks from (``Config.hier_block_lib_dir``:
-    ``~/.grc_gnuradio`` up to GNU Radio 3.10.10, ``~/.local/state/gnuradio`` after, or
-    ``$GRC_HIER_PATH``), asked of GNU Radio's Python; None when it cannot tell."""
+    ``~/.grc_gnuradio`` in GNU Radio 3.10.5, ``~/.local/state/gnuradio`` since GNU Radio PR #7350
+    (3.10.11), or ``$GRC_HIER_PATH``), asked of GNU Radio's Python; None when it cannot tell."""
     script = "from gnuradio.grc.core.Config import Config; print(Config.hier_block_lib_dir)"
     try:
         done = subprocess.run([python, "-c", script], capture_output=True, text=True, timeout=60)
@@ -857,7 +862,7 @@ def _gnuradio_hier_dir(python: str) -> str | None:
 def default_folder(python: str | None = None) -> tuple[Path, str]:
     """Where `install` writes by default, and why: the first folder of ``$GRC_BLOCKS_PATH``; else the
     user block folder the installed GRC reads (asked of GNU Radio's Python); else
-    ``$GRC_HIER_PATH``, else ``~/.local/state/gnuradio`` (GNU Radio 3.10.11 and later)."""
+    ``$GRC_HIER_PATH``, else ``~/.local/state/gnuradio`` (the newer GNU Radio's)."""
     from ..zmq.gnuradio import GR_PYTHON
 
     paths = [p for p in os.environ.get("GRC_BLOCKS_PATH", "").split(os.pathsep) if p.strip()]
