@@ -3,6 +3,8 @@ checks that raise `ConfigError` naming the owner, the field, the value and the r
 
 from __future__ import annotations
 
+import ipaddress
+
 import numpy as np
 
 from .errors import ConfigError
@@ -58,3 +60,14 @@ def check_sector(owner: str, field: str, value) -> tuple[float, float]:
     if not -np.pi / 2 <= lo < hi <= np.pi / 2:
         raise ConfigError(f"{owner}: {field} = {value!r} rad: needs -pi/2 <= min < max <= pi/2")
     return lo, hi
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a host name or address stays on this machine: ``localhost``, 127.0.0.0/8 or ::1."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -16,7 +16,6 @@ Dask's scheduler runs again the tasks of a worker that dies (up to its
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import logging
 import os
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
-from ..validation import is_integer
+from ..validation import is_integer, is_loopback_host
 from .base import Executor, ExecutorError, run_task
 from .journal import warn_if_open_to_others
 from .local import task_failed
@@ -69,13 +68,8 @@ def scheduler_address(address: str) -> str:
 
 
 def is_loopback(address: str) -> bool:
-    host = urlsplit(address).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    """Whether a scheduler address stays on this machine."""
+    return is_loopback_host(urlsplit(address).hostname or "")
 
 
 def load_security(path, warn: bool = True):

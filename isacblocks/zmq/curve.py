@@ -28,7 +28,6 @@ with a `ZmqWarning`; missing or malformed ones raise `ConfigError` naming the fi
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import itertools
 import os
 import stat
@@ -41,6 +40,7 @@ from zmq.auth import load_certificate
 from zmq.utils import z85
 
 from ..errors import ConfigError
+from ..validation import is_loopback_host
 from .endpoint import ZmqWarning
 
 __all__ = ["KEY_FILES", "CurveKeys", "create_keys", "is_loopback"]
@@ -166,13 +166,7 @@ def is_loopback(address: str) -> bool:
         return True
     if scheme != "tcp":
         return False
-    host = rest.rsplit(";", 1)[-1].rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(rest.rsplit(";", 1)[-1].rsplit(":", 1)[0])
 
 
 # ------------------------------------------------------------------------------------ ZAP
