@@ -5,7 +5,8 @@ Modules: :mod:`~isacblocks.zmq.pmt` (PMT serialisation), :mod:`~isacblocks.zmq.w
 fixed-layout records, written and read with numpy), :mod:`~isacblocks.zmq.endpoint`
 (socket ownership, errors, tag keys), :mod:`~isacblocks.zmq.sinks`,
 :mod:`~isacblocks.zmq.sources` and :mod:`~isacblocks.zmq.pairing` (several streams of one
-sender paired item by item).
+sender paired item by item), :mod:`~isacblocks.zmq.curve` (CURVE keys: an authenticated,
+encrypted link).
 
 =================  ============================  =================================
 block              ZeroMQ socket                 gr-zeromq counterpart
@@ -31,11 +32,17 @@ Behaviour, and where it differs from GNU Radio:
   binds a free port at once and `endpoint` names it; `stop()` closes it and a later
   `start()` binds the same endpoint again.
 * **Batching.**  A sink sends all items of one work() call in one message, or at most
-  ``max_items_per_message`` items per message.  ``start_tags`` (a dict, with
+  ``max_items_per_message`` items per message; a batch whose message would break a wire
+  limit (`wire.MAX_MESSAGE_BYTES` = 64 MiB, `wire.MAX_TAGS` = 65 536 tags,
+  `pmt.MAX_ELEMENTS` = 65 536 PMT elements, `pmt.MAX_DEPTH` = 128 levels) goes as several
+  messages, and a received message beyond a limit is counted malformed and skipped.
+* **CURVE.**  ``curve=CurveKeys(DIR)`` (keys from ``isac keys DIR``) authenticates and
+  encrypts the socket: the binding side is the CURVE server and admits only the client
+  key in DIR.  gr-zeromq has no CURVE: a keyed link has isacblocks at both ends.  ``start_tags`` (a dict, with
   ``pass_tags``) are sent as tags on the first item of a run: stream metadata such as
   the sender's configuration.
-* **Sources never hold the scheduler long.**  The flowgraph runs every block in one
-  thread, so a source waits at most ``timeout`` ms for a message (GNU Radio's default is
+* **Sources never hold the scheduler long.**  Under the single-thread scheduler every
+  block shares one thread, so a source waits at most ``timeout`` ms for a message (GNU Radio's default is
   100 ms) and returns 0 items when none came; the scheduler then backs off and stays
   responsive to `Flowgraph.stop()`.
 * **End of stream.**  At `stop()` a sink sends an end-of-stream message (``eos=True``):
