@@ -710,8 +710,8 @@ def _documentation(cls: type, module: str, plist: list[GrcParam]) -> str:
     notes = []
     if any(p.kind == "grc" for p in plist):
         notes.append("System tab: the SystemParams of the block: Config (a TOML file; '' = the paper's defaults), "
-                     "K and S (they size the ports and override the file; a file that sets another value is "
-                     "refused), and a dict of any other field. Give every block of the flowgraph the same values "
+                     "K and S (they size the ports; a file or dict that sets other values is refused), and a "
+                     "dict of any other field (over the file's). Give every block of the flowgraph the same values "
                      "(GRC variables).")
     if any(p.kind == "ula" for p in plist):
         notes.append("True array: a seed (the array isac --seed N draws), a spacing file (.npy, .txt) or an array "
