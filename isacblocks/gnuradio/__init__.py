@@ -1,0 +1,25 @@
+"""isacblocks blocks as native GNU Radio 3.10 blocks (`as_gr_block`).
+
+GNU Radio is not on PyPI: this package imports only where GNU Radio's Python modules do,
+i.e. under Debian's ``/usr/bin/python3`` with ``apt-get install gnuradio``, or in the
+project's ``.venv-gr`` (``make gnuradio``: a venv on that interpreter with
+``--system-site-packages``).  Nothing else in isacblocks imports it.
+"""
+
+from __future__ import annotations
+
+try:
+    import pmt  # noqa: F401 - GNU Radio's PMT module (not isacblocks.zmq.pmt)
+    from gnuradio import gr  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised where GNU Radio is absent
+    raise ImportError(
+        "isacblocks.gnuradio needs GNU Radio 3.10's Python modules (`gnuradio`, `pmt`), which pip cannot "
+        f"install, and this interpreter cannot import them ({exc}).  On Debian/Ubuntu: "
+        "`apt-get install gnuradio`, then `make gnuradio` in the isacblocks checkout and use "
+        "`.venv-gr/bin/python` (a venv on /usr/bin/python3 with --system-site-packages), or run "
+        "/usr/bin/python3 with isacblocks on its path"
+    ) from exc
+
+from .wrapper import GR_POLICIES, as_gr_block, from_pmt, gr_signature, gr_top_block, raise_errors, to_pmt
+
+__all__ = ["as_gr_block", "gr_top_block", "raise_errors", "to_pmt", "from_pmt", "gr_signature", "GR_POLICIES"]
