@@ -543,10 +543,28 @@ def child_errors():
     tb.connect(blocks.vector_source_f([1.0] * 100, False), bad, blocks.null_sink(gr.sizeof_float))
     _run_gr(tb, 20)
     out["start"] = str(bad.error)
+
+    # a message its handler refuses: a spacing of the wrong length, from a strobe
+    import pmt
+
+    from isacblocks.blocks import ScenarioSource, SectorBeamformer
+
+    p, _ = _chain_setup(0)
+    tb = gr.top_block()
+    held = [as_gr_block(ScenarioSource(p, None, seed=1)), blocks.throttle(32, 20000),
+            as_gr_block(SectorBeamformer(p, p.nominal_spacing, name="bf_bad")),
+            blocks.null_sink(gr.sizeof_gr_complex * p.n_antennas)]
+    strobe = blocks.message_strobe(pmt.init_f64vector(3, [1.0, 2.0, 3.0]), 50)
+    tb.connect(*held)
+    tb.msg_connect(strobe, "strobe", held[2], "spacing")
+    _run_until(tb, lambda: held[2].error is not None)
+    out["handler"] = str(held[2].error)
     return out
 
 
 def child_construction():
+    from gnuradio import gr
+
     from isacblocks.core import Flowgraph, MessageCollector, SyncBlock
     from isacblocks.errors import ConfigError
     from isacblocks.gnuradio import as_gr_block, gr_signature
@@ -573,6 +591,16 @@ def child_construction():
         out["objects"] = None
     except ConfigError as exc:
         out["objects"] = str(exc)
+
+    class Pair2(SyncBlock):
+        def __init__(self, policy):
+            self.tag_propagation = policy
+            super().__init__(in_sig=[np.float32] * 2, out_sig=[np.float32] * 2)
+
+    out["policies"] = {policy: int(as_gr_block(Pair2(policy)).gateway.tag_propagation_policy())
+                       for policy in ("all_to_all", "one_to_one", "none")}
+    out["gr_policies"] = {"all_to_all": int(gr.TPP_ALL_TO_ALL), "one_to_one": int(gr.TPP_ONE_TO_ONE),
+                          "none": int(gr.TPP_DONT)}
     return out
 
 
@@ -756,6 +784,8 @@ def test_errors_name_the_block_and_end_the_flowgraph(child):
     assert work["items"] <= 100 and work["seconds"] < 10  # ended, not hung
     assert r["start"].startswith("block 'no_device_block' (BadStart) raised in start(): RuntimeError: no device")
     assert "block 'boomer' (Boom) raised in work()" in child["_output"]  # GNU Radio's logger said it
+    assert r["handler"].startswith("block 'bf_bad' (SectorBeamformer) raised in a message handler: "
+                                   "ShapeError: bf_bad.spacing: expected 16")
 
 
 def test_construction_has_no_side_effects(child):
@@ -764,6 +794,7 @@ def test_construction_has_no_side_effects(child):
     assert r["signature"] == [["complex128", 48]] and r["gr_in_itemsize"] == 48  # complex128 kept (GRC's fc64)
     assert r["msg_in"] and r["msg_out"]
     assert "things" in r["objects"] and "object" in r["objects"]
+    assert r["policies"] == r["gr_policies"]
 
 
 def test_child_is_fast(child):
