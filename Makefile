@@ -16,7 +16,9 @@ setup: $(STAMP)
 ## GNU Radio beside isacblocks (isacblocks.gnuradio, GRC blocks): a venv on Debian's python3, which has
 ## GNU Radio 3.10 (`apt-get install gnuradio`), seeing its packages; numpy stays below 2 for GNU Radio's
 ## compiled modules (Debian's numpy, scipy and matplotlib are used as they are; --no-compile: Python compiles
-## what it imports, ~25 s less CPU).  Rebuilt only when pyproject.toml changes.
+## what it imports, ~15 s less).  `isac grc install` writes the GRC blocks (ISAC_KERNELS=native: no restart
+## with the pinned kernel set, whose NPY_DISABLE_CPU_FEATURES makes numpy 1.24 warn).  Rebuilt only when
+## pyproject.toml changes.
 GR_PYTHON ?= /usr/bin/python3
 GR_VENV   ?= .venv-gr
 GR_STAMP  := $(GR_VENV)/.installed
@@ -25,7 +27,7 @@ $(GR_STAMP): pyproject.toml
 	@$(GR_PYTHON) -c "from gnuradio import gr" || { echo "$(GR_PYTHON) cannot import gnuradio: apt-get install gnuradio"; exit 1; }
 	$(GR_PYTHON) -m venv --system-site-packages $(GR_VENV)
 	$(GR_VENV)/bin/python -m pip install --quiet --no-compile torch==2.13.0 'numpy<2' -e .
-	$(GR_VENV)/bin/isac grc install
+	ISAC_KERNELS=native $(GR_VENV)/bin/isac grc install
 	touch $(GR_STAMP)
 
 gnuradio: $(GR_STAMP)

@@ -544,6 +544,15 @@ def child_errors():
     _run_gr(tb, 20)
     out["start"] = str(bad.error)
 
+    # one isacblocks block wrapped twice in one flowgraph: the second wrapper cannot run it
+    shared = B["Boom"](10**9, name="shared")
+    tb = gr.top_block()
+    held = [as_gr_block(shared), as_gr_block(shared)]
+    for wrapper in held:
+        tb.connect(blocks.vector_source_f([1.0] * 100, False), wrapper, blocks.null_sink(gr.sizeof_float))
+    _run_gr(tb, 20)
+    out["twice"] = sorted(str(w.error) for w in held)
+
     # a message its handler refuses: a spacing of the wrong length, from a strobe
     import pmt
 
@@ -784,6 +793,8 @@ def test_errors_name_the_block_and_end_the_flowgraph(child):
     assert work["items"] <= 100 and work["seconds"] < 10  # ended, not hung
     assert r["start"].startswith("block 'no_device_block' (BadStart) raised in start(): RuntimeError: no device")
     assert "block 'boomer' (Boom) raised in work()" in child["_output"]  # GNU Radio's logger said it
+    assert r["twice"][0] == "None"
+    assert r["twice"][1].startswith("block 'shared' is running in flowgraph 'GNU Radio shared(")
     assert r["handler"].startswith("block 'bf_bad' (SectorBeamformer) raised in a message handler: "
                                    "ShapeError: bf_bad.spacing: expected 16")
 

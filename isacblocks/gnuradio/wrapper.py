@@ -48,6 +48,7 @@ flowgraph is edited): the block's state is touched from start() on.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -239,6 +240,7 @@ class _Bridge:
         self._shapes_out = [(*spec.shape,) for spec in block.out_sig]
         self._backoff = 0.0
         self._msg_out_saved: dict | None = None
+        self._claim: str | None = None  # `Block.running_in` while this wrapper runs the block
         self._lock = threading.Lock()
         policy = block.tag_propagation
         if policy not in TAG_POLICIES:
@@ -269,8 +271,6 @@ class _Bridge:
             try:
                 self.gateway.logger.error(str(error))
             except Exception:  # noqa: BLE001 - a logger that cannot log must not hide the error
-                import sys
-
                 print(f"{self.block.name}: {error}", file=sys.stderr)
         return WORK_DONE
 
@@ -290,7 +290,7 @@ class _Bridge:
                 if block.running_in is not None:
                     raise BlockError(f"block {block.name!r} is running in flowgraph {block.running_in!r}; a block "
                                      "runs in one flowgraph at a time (wrap another instance)")
-                block.running_in = f"GNU Radio {gw.name()}"
+                block.running_in = self._claim = f"GNU Radio {gw.identifier()}"
             block.detail = BlockDetail([_Reader(gw, i) for i in range(len(block.in_sig))],
                                        [_Writer(gw, i, block.name) for i in range(len(block.out_sig))])
             out = _MessageOut(gw, block.name)
@@ -307,6 +307,8 @@ class _Bridge:
 
     def stop(self) -> bool:
         block = self.block
+        if self._claim is None:  # start() found the block running elsewhere: nothing of it is ours
+            return True
         try:
             block.detail.stop_event.set()
             block.stop()
@@ -318,8 +320,9 @@ class _Bridge:
                 block._msg_out.update(self._msg_out_saved)
                 self._msg_out_saved = None
             with _CLAIM_LOCK:
-                if block.running_in == f"GNU Radio {self.gateway.name()}":
+                if block.running_in == self._claim:
                     block.running_in = None
+                self._claim = None
         return True
 
     # -------------------------------------------------------------- messages
