@@ -5,12 +5,13 @@ Run with GNU Radio's Python (``make gnuradio``)::
 
     .venv-gr/bin/python -m benchmarks.gr_native [--frames 1024] [--repeats 5] [--json PATH]
 
-* **per-call overhead**: ``null_source -> head(N) -> X -> null_sink`` in GNU Radio with X a plain
-  ``gr.sync_block`` doing ``np.multiply(x, 2, out=y)`` on float32 items, or an isacblocks
-  `SyncBlock` doing the same, wrapped; X is given 64 or 4096 items a call
-  (``set_max_noutput_items``).  The wrapper's overhead is the difference of the two per call;
-  the plain block's own cost per call (GNU Radio's Python gateway, the scheduler) is printed
-  beside it, from the same graph without X.
+* **per-call overhead**: X is a plain ``gr.sync_block`` doing ``np.multiply(x, 2, out=y)`` on
+  float32 items, or an isacblocks `SyncBlock` doing the same, wrapped, with 64 or 4096 items a
+  call.  *Direct*: X's work() called on arrays in a loop (what GNU Radio's gateway calls once it
+  has made the arrays); the difference is the wrapper's own cost.  *Scheduler*:
+  ``null_source -> head(N) -> X -> null_sink`` in GNU Radio (``set_max_noutput_items`` on X), per
+  call of X less the same graph without X: GNU Radio's Python gateway and thread hand-offs
+  included, so the difference of the two is within their noise on a loaded machine.
 * **receive chain**: frames of the paper's system (K = 64, S = 256) from the transmitter
   (ScenarioSource, target channel), held in memory with their tags, through ReciprocalFilter ->
   MBMLEstimator -> DetectionMetricsSink: in isacblocks' `Flowgraph` (threaded scheduler,
@@ -111,6 +112,25 @@ def per_call_overhead(items_per_call: int, calls: int, repeats: int) -> dict:
             "range_us_per_call": spread, "samples_s": samples}
 
 
+def direct_call_overhead(items_per_call: int, calls: int, repeats: int) -> dict:
+    """work() called directly on arrays, as GNU Radio's gateway calls it after making them: the plain
+    block's and the wrapper's (views, message check, return-value check, then the block's work())."""
+    plain, wrapped = PlainDouble(), as_gr_block(Double(), min_output_items=None)
+    x = np.ones(items_per_call, dtype=np.float32)
+    y = np.empty_like(x)
+    best = {}
+    for name, block in (("plain", plain), ("wrapped", wrapped)):
+        samples = []
+        for _ in range(repeats + 1):
+            start = time.perf_counter()
+            for _ in range(calls):
+                block.work([x], [y])
+            samples.append(time.perf_counter() - start)
+        best[name] = min(samples[1:]) / calls * 1e6
+    return {"items_per_call": items_per_call, "plain_us": best["plain"], "wrapped_us": best["wrapped"],
+            "overhead_us": best["wrapped"] - best["plain"]}
+
+
 def _frames(p, ula, n_frames, seed):
     fg = Flowgraph(max_items=64)
     tx = transmitter(fg, p, ula, ula.spacing, n_frames, seed=seed, with_comm=False)
@@ -202,14 +222,21 @@ def main(argv=None) -> int:
     print(f"GNU Radio {gr.version()}, numpy {np.__version__}, {os.cpu_count()} cores, "
           f"load average at start {load_start}", flush=True)
     out = {"gnuradio": gr.version(), "load_start": load_start, "overhead": [], "chain": None}
-    print("\nper-call cost of X in null_source -> head -> X -> null_sink (float32, y = 2 x), us per work() call:")
-    print("| items/call | plain gr.sync_block | isacblocks block, wrapped | wrapper overhead |")
-    print("|---:|---:|---:|---:|")
+    print("\nwork() of X (float32, y = 2 x), us per call: called directly on arrays (best of the repetitions), "
+          "and inside GNU Radio's scheduler in null_source -> head -> X -> null_sink (median; the graph without "
+          "X subtracted)")
+    print("| items/call | direct: plain gr.sync_block | direct: isacblocks block, wrapped | direct: wrapper "
+          "overhead | scheduler: plain | scheduler: wrapped | scheduler: difference |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    out["direct"] = []
     for items in (64, 4096):
         calls = args.calls if items == 64 else max(200, args.calls // 4)
+        d = direct_call_overhead(items, 20000, args.repeats)
         r = per_call_overhead(items, calls, args.repeats)
+        out["direct"].append(d)
         out["overhead"].append(r)
-        print(f"| {items} | {r['plain_us_per_call']:.1f} | {r['wrapped_us_per_call']:.1f} | "
+        print(f"| {items} | {d['plain_us']:.2f} | {d['wrapped_us']:.2f} | {d['overhead_us']:.2f} | "
+              f"{r['plain_us_per_call']:.1f} | {r['wrapped_us_per_call']:.1f} | "
               f"{r['wrapper_overhead_us_per_call']:.1f} |", flush=True)
     c = chain_rates(args.frames, args.repeats)
     out["chain"] = c

@@ -93,6 +93,10 @@ MIN_OUTPUT_BYTES_CAP = 64 << 20
 
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
+#: Symbols of the strings seen (tag keys, srcids): built once (a PMT symbol is interned anyway).
+_SYMBOLS: dict = {}
+_SYMBOLS_MAX = 4096
+
 
 # ---------------------------------------------------------------------------- PMT values
 def to_pmt(value: Any):
@@ -102,7 +106,12 @@ def to_pmt(value: Any):
     Raises `isacblocks.zmq.pmt.WireFormatError` (a ValueError) for a value with no PMT form."""
     kind = type(value)
     if kind is str:
-        return pmt.intern(value)
+        symbol = _SYMBOLS.get(value)
+        if symbol is None:
+            if len(_SYMBOLS) >= _SYMBOLS_MAX:
+                _SYMBOLS.clear()
+            symbol = _SYMBOLS[value] = pmt.intern(value)
+        return symbol
     if kind is bool:
         return pmt.PMT_T if value else pmt.PMT_F
     if value is None:
@@ -111,8 +120,8 @@ def to_pmt(value: Any):
         return pmt.from_double(value)
     if kind is int and _INT64_MIN <= value <= _INT64_MAX:
         return pmt.from_long(value)
-    if kind is tuple and not value:
-        return pmt.make_tuple()  # pmt::deserialize cannot read an empty tuple
+    if kind is tuple and len(value) <= 10:  # pmt::make_tuple takes up to 10 (and deserialize cannot read ())
+        return pmt.make_tuple(*[to_pmt(v) for v in value])
     data = codec.serialize(value)
     try:
         return pmt.deserialize_str(data)
