@@ -37,6 +37,7 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 def _blocks():
     """The user's blocks of the test, written as docs/writing-blocks.md says."""
     from isacblocks.core import (
+        WORK_CALLED_PRODUCE,
         WORK_DONE,
         WORK_WAITING,
         DecimBlock,
@@ -107,6 +108,23 @@ def _blocks():
             self.consume(0, used)
             return len(keep)
 
+    class Split(GeneralBlock):
+        """Items >= 50 to output 0, the others to output 1: a different count per output (produce())."""
+
+        tag_propagation = "none"
+
+        def __init__(self, name=None):
+            super().__init__(in_sig=[np.float32], out_sig=[np.float32, np.float32], name=name)
+
+        def general_work(self, inputs, outputs):
+            x = inputs[0][:min(len(outputs[0]), len(outputs[1]))]
+            big, small = x[x >= 50], x[x < 50]
+            outputs[0][:len(big)], outputs[1][:len(small)] = big, small
+            self.consume(0, len(x))
+            self.produce(0, len(big))
+            self.produce(1, len(small))
+            return WORK_CALLED_PRODUCE
+
     class Ticks(SourceBlock):
         """docs/writing-blocks.md's source that waits for the clock (WORK_WAITING)."""
 
@@ -174,8 +192,8 @@ def _blocks():
             outputs[0][:] = inputs[0]
             return len(inputs[0])
 
-    return dict(ScaleFrames=ScaleFrames, Average=Average, Repeat=Repeat, KeepTagged=KeepTagged, Ticks=Ticks,
-                Boom=Boom, BadStart=BadStart, Recorder=Recorder)
+    return dict(ScaleFrames=ScaleFrames, Average=Average, Repeat=Repeat, KeepTagged=KeepTagged, Split=Split,
+                Ticks=Ticks, Boom=Boom, BadStart=BadStart, Recorder=Recorder)
 
 
 def _tag_rows(tags):
@@ -325,8 +343,21 @@ def child_general():
     _run_gr(tb)
     keep.check()
     head.check()
-    return {"ours": sink.data.tolist(), "gr": list(gr_sink.data()), "ours_tags": _tag_rows(sink.tags),
-            "gr_tags": _tag_rows(_from_gr_tags(gr_sink.tags()))}
+    out = {"ours": sink.data.tolist(), "gr": list(gr_sink.data()), "ours_tags": _tag_rows(sink.tags),
+           "gr_tags": _tag_rows(_from_gr_tags(gr_sink.tags()))}
+
+    z = (np.random.default_rng(4).random(5000) * 100).astype(np.float32)
+    tb = gr.top_block()
+    split = as_gr_block(B["Split"]())
+    big, small = blocks.vector_sink_f(), blocks.vector_sink_f()
+    tb.connect(blocks.vector_source_f(z.tolist(), False), split)
+    tb.connect((split, 0), big)
+    tb.connect((split, 1), small)
+    _run_gr(tb)
+    split.check()
+    out["split"] = [bool(np.array_equal(np.array(big.data(), np.float32), z[z >= 50])),
+                    bool(np.array_equal(np.array(small.data(), np.float32), z[z < 50]))]
+    return out
 
 
 def child_source_sink():
@@ -747,6 +778,7 @@ def test_general_block_and_head(child):
     assert r["gr"] == r["ours"] == [20, 30, 70, 400, 410, 3000, 3010]
     assert r["gr_tags"] == r["ours_tags"]
     assert [row[0] for row in r["gr_tags"]] == list(range(7))
+    assert r["split"] == [True, True]  # produce() per output, WORK_CALLED_PRODUCE
 
 
 def test_wrapped_source_and_sink(child):
