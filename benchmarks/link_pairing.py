@@ -204,7 +204,7 @@ def two_process(frames: int, port: int = 5750, cwd: str | None = None, rx_args: 
             raise RuntimeError(f"isac rx exited {rx.returncode}: {rx.stderr[-2000:]}")
         record = json.loads(Path(f"{tmp}/rx.json").read_text())
         sent = json.loads(Path(f"{tmp}/tx.json").read_text())
-    frames = record["frames_processed"]
+    frames = record["frames_scored"]
     per_frame = {f"{role}_cpu_ms_per_frame": (r["cpu_s"] / frames * 1e3 if r.get("cpu_s") is not None else None)
                  for role, r in (("rx", record), ("tx", sent))}
     busy = {row["block"]: row["work_share"] for row in record.get("performance") or []}

@@ -165,7 +165,7 @@ def link_run(frames: int, seed: int, config: str | None, timeout_s: float = 300.
             raise RuntimeError(f"isac rx exit {rx.returncode}, isac tx exit {tx.returncode}: "
                                f"{(rx.stderr or rx.stdout)[-1500:]} {tx_err[-500:]}")
         record = json.loads(open(rx_json).read())
-    return {"frames": record["frames_processed"], "wall_s": record["wall_s"],
+    return {"frames": record["frames_scored"], "wall_s": record["wall_s"],
             "arrival_frames_per_s": record["frames_per_s"], "complete": record["complete"]}
 
 
