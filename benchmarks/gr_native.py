@@ -96,8 +96,8 @@ def per_call_overhead(items_per_call: int, calls: int, repeats: int) -> dict:
     counts = {}
     for kind in samples:  # warm-up
         _overhead_run(kind, items_per_call, max(10, calls // 10))
-    for _ in range(repeats):
-        for kind in samples:
+    for rep in range(repeats):
+        for kind in ("none", "plain", "wrapped") if rep % 2 else ("none", "wrapped", "plain"):
             seconds, n_calls = _overhead_run(kind, items_per_call, calls)
             samples[kind].append(seconds)
             counts[kind] = n_calls
@@ -216,6 +216,7 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=1024, help="frames per receive-chain run (default 1024)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions, interleaved (default 5)")
     parser.add_argument("--calls", type=int, default=2000, help="work() calls per overhead run (default 2000)")
+    parser.add_argument("--only", choices=("overhead", "chain"), help="one part only")
     parser.add_argument("--json", help="also write the figures as JSON here")
     args = parser.parse_args(argv)
     load_start = [round(v, 2) for v in os.getloadavg()]
@@ -229,7 +230,7 @@ def main(argv=None) -> int:
           "overhead | scheduler: plain | scheduler: wrapped | scheduler: difference |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     out["direct"] = []
-    for items in (64, 4096):
+    for items in (64, 4096) if args.only != "chain" else ():
         calls = args.calls if items == 64 else max(200, args.calls // 4)
         d = direct_call_overhead(items, 20000, args.repeats)
         r = per_call_overhead(items, calls, args.repeats)
@@ -238,6 +239,8 @@ def main(argv=None) -> int:
         print(f"| {items} | {d['plain_us']:.2f} | {d['wrapped_us']:.2f} | {d['overhead_us']:.2f} | "
               f"{r['plain_us_per_call']:.1f} | {r['wrapped_us_per_call']:.1f} | "
               f"{r['wrapper_overhead_us_per_call']:.1f} |", flush=True)
+    if args.only == "overhead":
+        return _end(out, args)
     c = chain_rates(args.frames, args.repeats)
     out["chain"] = c
     print(f"\nframes/s, K = {c['K']}, S = {c['S']}, {c['frames']} frames a run, MB-ML (median [slowest-fastest] "
@@ -251,6 +254,10 @@ def main(argv=None) -> int:
         print(f"| {label} | {ours['median']:.0f} [{ours['min']:.0f}-{ours['max']:.0f}] | "
               f"{theirs['median']:.0f} [{theirs['min']:.0f}-{theirs['max']:.0f}] | "
               f"{theirs['median'] / ours['median']:.2f} | {c['same_records'][part]} |")
+    return _end(out, args)
+
+
+def _end(out: dict, args) -> int:
     out["load_end"] = [round(v, 2) for v in os.getloadavg()]
     print(f"\nload average at end {out['load_end']}")
     if args.json:
