@@ -14,6 +14,7 @@ kernels, with the same caveat.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import platform
 import sys
@@ -28,8 +29,21 @@ PINNED = {
     "MKL_CBWR": "COMPATIBLE",  # torch's MKL: Conditional Numerical Reproducibility, the same on every CPU
     "ATEN_CPU_CAPABILITY": "avx2",  # torch's own vector kernels
     "NUMBA_CPU_NAME": "haswell",  # Numba's code generation (its cache keeps one build per CPU name)
-    "NPY_DISABLE_CPU_FEATURES": "AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL AVX512_SPR",
 }
+
+
+def numpy_pin(version: str | None = None) -> dict:
+    """numpy's own loops at AVX2, in the words the installed numpy knows (read without importing it):
+    numpy 2.4 groups its targets as X86_V3 / X86_V4, older ones name each AVX-512 feature."""
+    if version is None:
+        try:
+            version = importlib.metadata.version("numpy")
+        except importlib.metadata.PackageNotFoundError:
+            return {}
+    major_minor = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+    if major_minor >= (2, 4):
+        return {"NPY_ENABLE_CPU_FEATURES": "X86_V3"}
+    return {"NPY_DISABLE_CPU_FEATURES": "AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL"}
 
 
 def cpu_has_avx2_fma(cpuinfo: str | None = None) -> bool:
@@ -53,7 +67,7 @@ def pinned_environment(environ, cpuinfo: str | None = None) -> dict | None:
     set, or a CPU without AVX2 and FMA).  A variable the user set keeps the user's value."""
     if environ.get(SWITCH) or not cpu_has_avx2_fma(cpuinfo):
         return None
-    return {**PINNED, **environ, SWITCH: "pinned"}
+    return {**PINNED, **numpy_pin(), **environ, SWITCH: "pinned"}
 
 
 def restart_with_pinned_kernels() -> None:

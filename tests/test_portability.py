@@ -22,7 +22,7 @@ import pytest
 
 from isacblocks import SystemParams
 from isacblocks.dsp.canonical import canonical_svd, singular_groups
-from isacblocks.kernels import PINNED, SWITCH, cpu_has_avx2_fma, pinned_environment
+from isacblocks.kernels import PINNED, SWITCH, cpu_has_avx2_fma, numpy_pin, pinned_environment
 
 X86 = platform.machine().lower() in ("x86_64", "amd64")
 
@@ -31,7 +31,7 @@ X86 = platform.machine().lower() in ("x86_64", "amd64")
 OTHER_CPUS = {
     "sandybridge": {"OPENBLAS_CORETYPE": "Sandybridge", "ATEN_CPU_CAPABILITY": "default"},
     "nehalem": {"OPENBLAS_CORETYPE": "Nehalem", "ATEN_CPU_CAPABILITY": "default", "NUMBA_CPU_NAME": "generic"},
-    "pinned": {**PINNED, SWITCH: "pinned"},
+    "pinned": {**PINNED, **numpy_pin(), SWITCH: "pinned"},
 }
 
 #: The seeded computation every CPU must agree on: a spacing draw, a projected frame, the
@@ -151,7 +151,9 @@ OLD = "processor\t: 0\nflags\t\t: fpu sse2 sse4_2 avx\n"
 
 def test_the_isac_command_pins_the_kernel_set_where_the_cpu_has_it():
     env = pinned_environment({"PATH": "/bin"}, cpuinfo=EPYC)
-    assert env == {**PINNED, "PATH": "/bin", SWITCH: "pinned"}
+    assert env == {**PINNED, **numpy_pin(), "PATH": "/bin", SWITCH: "pinned"}
+    assert numpy_pin("2.4.6") == {"NPY_ENABLE_CPU_FEATURES": "X86_V3"}
+    assert "AVX512F" in numpy_pin("1.24.2")["NPY_DISABLE_CPU_FEATURES"]
     assert pinned_environment({"OPENBLAS_CORETYPE": "Zen"}, cpuinfo=EPYC)["OPENBLAS_CORETYPE"] == "Zen"  # the user's
     assert pinned_environment({}, cpuinfo=OLD) is None  # no AVX2: its own kernels
     assert pinned_environment({SWITCH: "native"}, cpuinfo=EPYC) is None
