@@ -3,7 +3,6 @@ classes (`isacblocks.gnuradio.grc`) and written where GRC reads its user blocks.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -21,23 +20,9 @@ DESCRIPTION = (
 
 
 def generator():
-    """`isacblocks.gnuradio.grc`, also in a Python without GNU Radio: the generator needs none, but
-    the package ``isacblocks.gnuradio`` refuses to import there, so the module is then loaded from
-    its file under its own name."""
-    try:
-        from ..gnuradio import grc
-    except ImportError:
-        name = "isacblocks.gnuradio.grc"
-        if name in sys.modules:
-            return sys.modules[name]
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "gnuradio" / "grc.py")
-        grc = importlib.util.module_from_spec(spec)
-        sys.modules[name] = grc
-        try:
-            spec.loader.exec_module(grc)
-        except BaseException:
-            del sys.modules[name]
-            raise
+    """`isacblocks.gnuradio.grc`: it needs no GNU Radio (the package loads the wrapper lazily)."""
+    from ..gnuradio import grc
+
     return grc
 
 

@@ -55,8 +55,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-import pmt
-from gnuradio import gr
 
 from ..core.block import (
     TAG_POLICIES,
@@ -75,6 +73,14 @@ from ..core.flowgraph import _CLAIM_LOCK
 from ..core.tags import Tag
 from ..errors import BlockError, ConfigError
 from ..zmq import pmt as codec
+from . import require_gnuradio
+
+try:
+    import pmt  # GNU Radio's PMT module (not isacblocks.zmq.pmt, imported as `codec`)
+    from gnuradio import gr
+except ImportError:
+    require_gnuradio()  # raises the ImportError that names the way to GNU Radio
+    raise
 
 #: isacblocks' tag propagation policies and GNU Radio's.
 GR_POLICIES = {"all_to_all": gr.TPP_ALL_TO_ALL, "one_to_one": gr.TPP_ONE_TO_ONE, "none": gr.TPP_DONT}
