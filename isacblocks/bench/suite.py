@@ -22,10 +22,11 @@ from isacblocks.errors import ConfigError
 from isacblocks.experiments.common import table, true_array, write_json
 from isacblocks.safeio import make_folder, write_text
 
-from . import chain, gnuradio_bench, gpu, memory, receivers, roofline, stream, training, zmq_bench
+from . import chain, gnuradio_bench, gpu, gr_native_section, memory, receivers, roofline, stream, training, zmq_bench
 from .timing import fmt_rate, load_average, machine_description
 
-SECTIONS = ("roofline", "receivers", "training", "chain", "work_overhead", "stream", "zmq", "gnuradio", "memory")
+SECTIONS = ("roofline", "receivers", "training", "chain", "work_overhead", "stream", "zmq", "gnuradio", "gr_native",
+            "memory")
 #: Run only with ``--device cuda`` (or named in ``--only``): the CUDA kernel against the CPU kernel.
 DEVICE_SECTIONS = ("gpu",)
 
@@ -171,6 +172,9 @@ def run_sections(config: BenchConfig, params, seed: int, sections, config_file: 
                                          config.stream_link_frames, config.stream_link_reps, config_file))
     section("zmq", lambda: zmq_bench.run(config.zmq_frames, config.zmq_reps))
     section("gnuradio", lambda: gnuradio_bench.run(config.zmq_frames, config.zmq_reps))
+    quick = config.mode == "quick"
+    section("gr_native", lambda: gr_native_section.run(128 if quick else 1024, 1 if quick else 3,
+                                                       300 if quick else 2000))
     section("memory", lambda: {
         "training": memory.training_peak(config.memory_batch, list(config.dense_memory_batches), seed, config_file),
         "streaming": memory.streaming_rss(config.stream_seconds, config.stream_warmup_calls, config.stream_interval_s,
@@ -374,6 +378,8 @@ def markdown(record: dict) -> str:
         lines += _zmq_md(res["zmq"])
     if "gnuradio" in res:
         lines += _gnuradio_md(res["gnuradio"])
+    if "gr_native" in res:
+        lines += _gr_native_md(res["gr_native"])
     if "memory" in res:
         lines += _memory_md(res["memory"])
     if "gpu" in res:
@@ -589,6 +595,34 @@ def _gnuradio_md(sec: dict) -> list[str]:
     return [f"## GNU Radio {sec['gnuradio']} <-> isacblocks, ZeroMQ PUSH/PULL on loopback, two processes, "
             f"{sec['frame_shape'][0]}x{sec['frame_shape'][1]} complex64 frames, {sec['frames_per_run']} per run "
             + _load(sec), "", table(["direction", "GB/s median [min-max]", "frames/s"], rows), ""]
+
+
+def _gr_native_md(sec: dict) -> list[str]:
+    title = "isacblocks blocks inside GNU Radio's scheduler (as_gr_block)"
+    if (err := _error_md(title, sec)) is not None:
+        return err
+    if "skipped" in sec:
+        return [f"## {title}", "", f"Skipped: {sec['skipped']}", ""]
+    calls = [[str(d["items_per_call"]), _f(d["plain_us"], 2), _f(d["wrapped_us"], 2), _f(d["overhead_us"], 2),
+              _f(r["plain_us_per_call"], 1), _f(r["wrapped_us_per_call"], 1)]
+             for d, r in zip(sec["direct"], sec["overhead"])]
+    lines = [f"## {title}: GNU Radio {sec['gnuradio']}, load {sec['load_start'][0]} -> {sec['load_end'][0]}", "",
+             table(["items per call", "direct: plain gr.sync_block us", "direct: wrapped us", "wrapper's own us",
+                    "in scheduler: plain us/call", "in scheduler: wrapped us/call"], calls), ""]
+    chain_sec = sec.get("chain")
+    if chain_sec:
+        rows = []
+        for part, label in (("rx", "receive chain (frames in memory)"), ("whole", "whole transceiver, no comm")):
+            rates = chain_sec["frames_per_s"]
+            ours, theirs = rates[f"{part} isacblocks"], rates[f"{part} gnuradio"]
+            rows.append([label, f"{_f(ours['median'], 0)} [{_f(ours['min'], 0)}-{_f(ours['max'], 0)}]",
+                         f"{_f(theirs['median'], 0)} [{_f(theirs['min'], 0)}-{_f(theirs['max'], 0)}]",
+                         _f(theirs["median"] / ours["median"], 2), str(chain_sec["same_records"][part])])
+        lines += [f"frames/s, K = {chain_sec['K']}, S = {chain_sec['S']}, {chain_sec['frames']} frames a run, "
+                  "MB-ML:", "",
+                  table(["flowgraph", "isacblocks runtime", "GNU Radio scheduler", "GR / ours", "same records"], rows),
+                  ""]
+    return lines
 
 
 def _gpu_md(sec: dict) -> list[str]:
