@@ -3,7 +3,7 @@ wrapper costs, and the receive chain's frames/s there and in isacblocks' own run
 
 Run with GNU Radio's Python (``make gnuradio``)::
 
-    .venv-gr/bin/python -m benchmarks.gr_native [--frames 1024] [--repeats 5] [--json PATH]
+    .venv-gr/bin/python -m isacblocks.bench.gr_native [--frames 1024] [--repeats 5] [--json PATH]
 
 * **per-call overhead**: X is a plain ``gr.sync_block`` doing ``np.multiply(x, 2, out=y)`` on
   float32 items, or an isacblocks `SyncBlock` doing the same, wrapped, with 64 or 4096 items a
