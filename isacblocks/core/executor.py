@@ -94,6 +94,33 @@ class RunBook:
                           f"input item(s) ({counts}): {why}", StreamWarning, stacklevel=4)
 
 
+
+def general_outcome(block: Block, ret: int, consumed: list[int], given: list[int], room: int) -> list[int]:
+    """The items a `general_work()` call produced on each output, from its return value `ret` (or
+    the counts it gave `produce()`), after checking what it consumed against the items `given`
+    on each input and what it produced against the output `room`: a `BlockError` naming the
+    block otherwise.  One rule for every scheduler that calls general blocks."""
+    for i, c in enumerate(consumed):
+        if not 0 <= c <= given[i]:
+            raise BlockError(f"block {block.name!r}: general_work() consumed {c} items of "
+                             f"{block.in_sig[i].name}, expected 0..{given[i]} (the items it was given)")
+    outputs = len(block.out_sig)
+    if ret == WORK_CALLED_PRODUCE:
+        produced = [p or 0 for p in block.detail.produced]
+    elif ret in (WORK_DONE, WORK_WAITING):
+        produced = [0] * outputs
+    elif ret >= 0:
+        produced = [ret] * outputs
+    else:
+        raise BlockError(f"block {block.name!r}: general_work() returned {ret}, expected 0..{room}, "
+                         "WORK_CALLED_PRODUCE, WORK_WAITING or WORK_DONE")
+    for j, p in enumerate(produced):
+        if not 0 <= p <= room:
+            raise BlockError(f"block {block.name!r}: general_work() produced {p} items on "
+                             f"{block.out_sig[j].name}, expected 0..{room} (the output space it was given)")
+    return produced
+
+
 class BlockExecutor:
     """Calls one block's work() for a scheduler; see the module docstring."""
 
@@ -318,23 +345,7 @@ class BlockExecutor:
         inputs = [r.read_view(a) for r, a in zip(readers, avail)]
         outputs = [buf.write_view(n) for buf in buffers]
         ret = self._call_work(inputs, outputs, general=True)
-        for i, c in enumerate(consumed):
-            if not 0 <= c <= avail[i]:
-                raise BlockError(f"block {block.name!r}: general_work() consumed {c} items of "
-                                 f"{block.in_sig[i].name}, expected 0..{avail[i]} (the items it was given)")
-        if ret == WORK_CALLED_PRODUCE:
-            produced = [p or 0 for p in detail.produced]
-        elif ret in (WORK_DONE, WORK_WAITING):
-            produced = [0] * len(buffers)
-        elif ret >= 0:
-            produced = [ret] * len(buffers)
-        else:
-            raise BlockError(f"block {block.name!r}: general_work() returned {ret}, expected 0..{n}, "
-                             "WORK_CALLED_PRODUCE, WORK_WAITING or WORK_DONE")
-        for j, p in enumerate(produced):
-            if not 0 <= p <= n:
-                raise BlockError(f"block {block.name!r}: general_work() produced {p} items on "
-                                 f"{block.out_sig[j].name}, expected 0..{n} (the output space it was given)")
+        produced = general_outcome(block, ret, consumed, avail, n)
         if self.policy and any(consumed):
             starts = [r.nread for r in readers]
             rate = block.relative_rate

@@ -68,7 +68,7 @@ from ..core.block import (
 )
 from ..core.detail import BlockDetail
 from ..core.executor import forecast as checked_forecast
-from ..core.executor import wrap_error
+from ..core.executor import general_outcome, wrap_error
 from ..core.flowgraph import _CLAIM_LOCK
 from ..core.tags import Tag
 from ..errors import BlockError, ConfigError
@@ -492,24 +492,7 @@ class GeneralWrapper(_Bridge, gr.basic_block):
             detail.produced = [None] * len(output_items)
             ret = self._call(input_items, output_items, "general_work()")
             room = len(output_items[0]) if output_items else 0
-            for i, c in enumerate(consumed):
-                if not 0 <= c <= len(input_items[i]):
-                    raise BlockError(f"block {block.name!r}: general_work() consumed {c} items of "
-                                     f"{block.in_sig[i].name}, expected 0..{len(input_items[i])} (the items it "
-                                     "was given)")
-            if ret == WORK_CALLED_PRODUCE:
-                produced = [p or 0 for p in detail.produced]
-            elif ret in (WORK_DONE, WORK_WAITING):
-                produced = [0] * len(output_items)
-            elif ret >= 0:
-                produced = [ret] * len(output_items)
-            else:
-                raise BlockError(f"block {block.name!r}: general_work() returned {ret}, expected 0..{room}, "
-                                 "WORK_CALLED_PRODUCE, WORK_WAITING or WORK_DONE")
-            for j, p in enumerate(produced):
-                if not 0 <= p <= room:
-                    raise BlockError(f"block {block.name!r}: general_work() produced {p} items on "
-                                     f"{block.out_sig[j].name}, expected 0..{room} (the output space it was given)")
+            produced = general_outcome(block, ret, consumed, [len(x) for x in input_items], room)
             gw = self.gateway
             for i, c in enumerate(consumed):
                 if c:
