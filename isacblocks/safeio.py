@@ -280,3 +280,37 @@ def make_folder(path) -> Path:
     except OSError as exc:
         raise OutputError(f"cannot create folder {path}: {_reason(exc)}") from None
     return path
+
+
+def write_json(path, record: dict) -> None:
+    """Write `record` as strict JSON: a NaN or infinite number becomes ``null``, and
+    ``null_reasons`` says, for each such place, what the number was and why."""
+    reasons: dict[str, str] = {}
+    clean = strict_json_value(record, "", reasons)
+    if reasons:
+        clean["null_reasons"] = reasons
+    path = Path(path)
+    make_folder(path.parent)
+    write_text(path, json.dumps(clean, indent=2, allow_nan=False) + "\n")
+
+
+_NULL_REASON = {"nan": "NaN: not defined (e.g. no frame to average, or no value measured)",
+                "inf": "+Inf: unbounded", "-inf": "-Inf: unbounded"}
+
+
+def strict_json_value(value, where: str, reasons: dict):
+    """`value` with numpy types turned into Python ones and NaN/Inf into None (noted in `reasons`)."""
+    if isinstance(value, dict):
+        return {str(k): strict_json_value(v, f"{where}.{k}" if where else str(k), reasons) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [strict_json_value(v, f"{where}[{i}]", reasons) for i, v in enumerate(value)]
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        reasons[where] = _NULL_REASON[repr(value).lower()]
+        return None
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise TypeError(f"not JSON serialisable at {where}: {type(value).__name__}")

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -17,7 +15,7 @@ from ..blocks import ImpairedULA
 from ..dsp.impairments import ArrayImpairments, load_array
 from ..errors import ConfigError
 from ..params import SystemParams
-from ..safeio import make_folder, write_text
+from ..safeio import make_folder, strict_json_value, write_json, write_text  # noqa: F401 - re-exported
 from .options import (
     add_impairments_option,
     add_json_option,
@@ -111,40 +109,6 @@ def array_record(array, prefix: str = "") -> dict:
         return {}
     return {f"{prefix}{kind}": {"re": getattr(array, kind).real.tolist(), "im": getattr(array, kind).imag.tolist()}
             for kind in ("gain", "coupling") if getattr(array, kind) is not None}
-
-
-def write_json(path, record: dict) -> None:
-    """Write `record` as strict JSON: a NaN or infinite number becomes ``null``, and
-    ``null_reasons`` says, for each such place, what the number was and why."""
-    reasons: dict[str, str] = {}
-    clean = strict_json_value(record, "", reasons)
-    if reasons:
-        clean["null_reasons"] = reasons
-    path = Path(path)
-    make_folder(path.parent)
-    write_text(path, json.dumps(clean, indent=2, allow_nan=False) + "\n")
-
-
-_NULL_REASON = {"nan": "NaN: not defined (e.g. no frame to average, or no value measured)",
-                "inf": "+Inf: unbounded", "-inf": "-Inf: unbounded"}
-
-
-def strict_json_value(value, where: str, reasons: dict):
-    """`value` with numpy types turned into Python ones and NaN/Inf into None (noted in `reasons`)."""
-    if isinstance(value, dict):
-        return {str(k): strict_json_value(v, f"{where}.{k}" if where else str(k), reasons) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    if isinstance(value, (list, tuple)):
-        return [strict_json_value(v, f"{where}[{i}]", reasons) for i, v in enumerate(value)]
-    if isinstance(value, (np.floating, np.integer, np.bool_)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        reasons[where] = _NULL_REASON[repr(value).lower()]
-        return None
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    raise TypeError(f"not JSON serialisable at {where}: {type(value).__name__}")
 
 
 def available_memory_bytes() -> int | None:

@@ -6,7 +6,7 @@ GRC's examples (flowgraphs/grc/isac_native_sensing_nogui.grc, isac_mixed_rx_nogu
 so the report is computed once, from the whole run, as `isac rx` and the baseline compute it.
 The sink stays the generated block (no port, no parameter added) and nothing runs per frame.
 
-The JSON is strict (`isacblocks.experiments.common.write_json`: NaN -> null with the reason);
+The JSON is strict (`isacblocks.safeio.write_json`: NaN -> null with the reason);
 the records themselves, with their NaN for H0 frames, go beside it as ``.npy`` so that they can be
 compared bit for bit.
 """
@@ -19,8 +19,7 @@ import numpy as np
 
 from ..blocks.sinks import records_report
 from ..errors import ConfigError
-from ..experiments.common import write_json
-from ..safeio import atomic_write
+from ..safeio import atomic_write, write_json
 from .grc import wrapped_block
 
 
@@ -33,8 +32,8 @@ def write_detection_metrics(sink, out, **extra) -> dict:
     """Write the report of the `DetectionMetricsSink` in `sink` (the GNU Radio block
     `as_gr_block` made, or the sink itself) to the JSON file `out`, and its records to
     `records_path(out)`; where no report can be made (too few H0 frames for the pfa) the
-    JSON says why (``no_report``) and the records are still written; `extra` (e.g. ``seed``, ``frames``) is added to the JSON.  Returns the
-    record written."""
+    JSON says why (``no_report``) and the records are still written; `extra` (e.g. ``seed``,
+    ``frames``) is added to the JSON.  Returns the record written."""
     block = wrapped_block(sink)
     records = block.records
     try:
