@@ -149,14 +149,19 @@ def _mixed_run(setup, tmp_path, frames):
     return json.loads(out.read_text())
 
 
-def test_mixed_receiver_equals_isac_rx_on_the_same_transmission(setup, tmp_path):
+@pytest.mark.parametrize("rx_python", ["gr", "venv"])
+def test_mixed_receiver_equals_isac_rx_on_the_same_transmission(setup, tmp_path, rx_python):
+    """`isac rx` (MB-ML, the same assumed array) on a second `isac tx` run of the same seed: in
+    .venv-gr's Python (the flowgraph's numpy and BLAS) the records are equal bit for bit; in the
+    project's venv (another numpy and BLAS) the estimates differ at float32 rounding (the MB-ML
+    map is float32), the truth columns and every detection decision do not."""
     frames = 100
     record = _mixed_run(setup, tmp_path, frames)
     port = free_base_port(2)
     common = ["--no-comm", "--config", setup["config"], "--seed", SEED, "--address", f"tcp://127.0.0.1:{port}",
               "--report-interval", 0, "--idle-timeout", 30]
-    rx = Cli("rx", *common, "--estimator", "mbml", "--assume", setup["known"], "--save-records", "rx.npy",
-             "--json", "rx.json", cwd=tmp_path)
+    rx = (_GrCli if rx_python == "gr" else Cli)("rx", *common, "--estimator", "mbml", "--assume", setup["known"],
+                                                 "--save-records", "rx.npy", "--json", "rx.json", cwd=tmp_path)
     tx = Cli("tx", *common, "--frames", frames, cwd=tmp_path)
     try:
         assert rx.finish(120) == 0, rx.stdout + rx.stderr
@@ -167,10 +172,28 @@ def test_mixed_receiver_equals_isac_rx_on_the_same_transmission(setup, tmp_path)
     expected = np.load(tmp_path / "rx.npy")
     records = np.load(record["records_npy"])
     assert record["frames"] == frames and records.shape == expected.shape == (frames, 6)
-    RESULT["mixed_equal"] = bool(np.array_equal(records, expected, equal_nan=True))
-    np.testing.assert_allclose(records, expected, rtol=1e-5, atol=0)
-    rx_json = json.loads((tmp_path / "rx.json").read_text())
-    assert rx_json["complete"]
+    assert json.loads((tmp_path / "rx.json").read_text())["complete"]
+    if rx_python == "gr":
+        np.testing.assert_array_equal(records, expected)
+        return
+    np.testing.assert_array_equal(records[:, 3:], expected[:, 3:])  # the truth, from the tags
+    np.testing.assert_allclose(records[:, :3], expected[:, :3], rtol=1e-5, atol=0)
+    from isacblocks.blocks.sinks import records_report
+    mine, theirs = records_report(records, 0.05), records_report(expected, 0.05)
+    assert (mine.n_h0, mine.n_h1, mine.n_detected, mine.pmd) == (theirs.n_h0, theirs.n_h1, theirs.n_detected,
+                                                                 theirs.pmd)
+    assert record["pmd"] == theirs.pmd
+    np.testing.assert_allclose([record["threshold"], record["rmse_position"]],
+                               [theirs.threshold, theirs.rmse_position], rtol=1e-5)
 
 
-RESULT: dict = {}
+class _GrCli(Cli):
+    """`Cli` run by .venv-gr's Python."""
+
+    def __init__(self, *args, cwd):
+        real = sys.executable
+        try:
+            sys.executable = str(GR_VENV_PYTHON)
+            super().__init__(*args, cwd=cwd)
+        finally:
+            sys.executable = real
