@@ -5,6 +5,7 @@ carries an `isac tx` run to `isac rx`, which ends by itself with a complete run.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -22,10 +23,20 @@ GRC = Path(__file__).resolve().parent.parent / "flowgraphs" / "grc"
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
+    """Every example compiled by ``grcc`` with the generated isacblocks blocks on GRC_BLOCKS_PATH and a
+    fresh HOME: nothing of this machine's own GRC folders is used."""
     require_gnuradio()
-    out = tmp_path_factory.mktemp("grc")
+    from isacblocks.gnuradio import grc as generator
+
+    root = tmp_path_factory.mktemp("grc")
+    out, blocks, home = root / "py", root / "blocks", root / "home"
+    home.mkdir()
+    generator.install(blocks, generator.all_yaml())
+    env = {**os.environ, "HOME": str(home), "GRC_BLOCKS_PATH": str(blocks)}
+    env.pop("GRC_HIER_PATH", None)
     for grc in sorted(GRC.glob("*.grc")):
-        done = subprocess.run(["grcc", "-o", str(out), str(grc)], capture_output=True, text=True, timeout=120)
+        done = subprocess.run(["grcc", "-o", str(out), str(grc)], capture_output=True, text=True, timeout=120,
+                              env=env)
         assert done.returncode == 0 and "Generating" in done.stdout, done.stdout + done.stderr
     return out
 
