@@ -66,3 +66,21 @@ def each_scheduler(request, monkeypatch):
 def run_fg():
     """`run_fg(fg, timeout=10)`: run a flowgraph to completion or fail on a hang."""
     return run_with_timeout
+
+
+class LineStream(list):
+    """A terminal stand-in for progress lines: keeps what is written, says when something was."""
+
+    def __init__(self):
+        super().__init__()
+        self.wrote = threading.Event()
+
+    def write(self, text):
+        self.append(text)
+        self.wrote.set()
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False

@@ -14,7 +14,6 @@ import pickle
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 import psutil
 import pytest
 import torch
+from conftest import LineStream
 
 from isacblocks import SystemParams, __version__
 from isacblocks.cli import build_parser, main
@@ -348,22 +348,7 @@ def test_a_run_of_few_long_tasks_says_it_is_still_running():
     """`isac sensing` runs one long flowgraph per spacing: a heartbeat line comes meanwhile."""
     from isacblocks.executor import ProgressLine
 
-    class Stream(list):
-        def __init__(self):
-            super().__init__()
-            self.wrote = threading.Event()
-
-        def write(self, text):
-            self.append(text)
-            self.wrote.set()
-
-        def flush(self):
-            pass
-
-        def isatty(self):
-            return False
-
-    stream = Stream()
+    stream = LineStream()
     with ProgressLine("sensing", stream=stream, heartbeat_s=0.01):
         assert stream.wrote.wait(10)
     assert "sensing: 0/? tasks finished" in "".join(stream) and "running" in "".join(stream)

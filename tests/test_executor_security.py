@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import stat
 import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import LineStream
 
 import isacblocks
 from isacblocks import SystemParams
@@ -351,24 +351,8 @@ def sleep_then(x: float) -> float:
     return x
 
 
-class Lines(list):
-    def __init__(self):
-        super().__init__()
-        self.wrote = threading.Event()
-
-    def write(self, text):
-        self.append(text)
-        self.wrote.set()
-
-    def flush(self):
-        pass
-
-    def isatty(self):
-        return False
-
-
 def test_a_map_keeps_saying_it_runs_while_a_long_task_runs():
-    lines = Lines()
+    lines = LineStream()
     SerialExecutor().map([Task("slow", sleep_then, {"x": 0.5})], ProgressLine("study", stream=lines, heartbeat_s=0.05))
     text = "".join(lines)
     assert "study: 0/1 tasks finished" in text and "running" in text and "study: 1/1 tasks" in text
