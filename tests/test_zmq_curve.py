@@ -128,6 +128,27 @@ def test_keyed_link_is_bit_exact_and_its_bytes_are_encrypted(keys):
         assert (MARKER in relay.to_client) == (curve is None)
 
 
+def _feed(rx: Flowgraph, context, push, rogue: str, connect_to: str | None = None) -> str:
+    """Start `rx`, let the `rogue` PUSH peer (connecting to `connect_to`, if given) handshake and send
+    one payload; a control run ends with the stream, a rogue one is stopped after 0.5 s.  Returns the
+    handshake's outcome; the peer's socket and context are closed."""
+    try:
+        rx.start()
+        if connect_to is not None:
+            push.connect(connect_to)
+        outcome = _handshake(push)
+        _send(push, _payload(8))
+        if rogue.endswith("(control)"):
+            rx.wait(timeout=20)
+        else:
+            time.sleep(0.5)
+            rx.stop(timeout=5)
+    finally:
+        push.close(linger=0)
+        context.term()
+    return outcome
+
+
 @pytest.mark.parametrize("rogue", ["no keys", "other keys", "the right keys (control)"])
 def test_a_sender_without_the_keys_gets_nothing_through(keys, rogue):
     """A PUSH peer binding where the keyed receiver connects: without the server's secret key its
@@ -139,18 +160,7 @@ def test_a_sender_without_the_keys_gets_nothing_through(keys, rogue):
     got = VectorSink(np.uint8, 32)
     rx = Flowgraph(max_items=4, name="rx")
     rx.connect(source, got)
-    try:
-        rx.start()
-        outcome = _handshake(push)
-        _send(push, _payload(8))
-        if rogue.endswith("(control)"):
-            rx.wait(timeout=20)
-        else:
-            time.sleep(0.5)
-            rx.stop(timeout=5)
-    finally:
-        push.close(linger=0)
-        context.term()
+    outcome = _feed(rx, context, push, rogue)
     stats = source.stats()
     if rogue.endswith("(control)"):
         assert outcome == "EVENT_HANDSHAKE_SUCCEEDED" and got.data.tobytes() == _payload(8).tobytes()
@@ -170,19 +180,7 @@ def test_a_client_without_the_keys_is_refused_by_a_binding_source(keys, rogue):
     rx.connect(source, got)
     context = zmq.Context()
     push = _peer(context, zmq.PUSH, rogue, keys, server=False)
-    try:
-        rx.start()
-        push.connect(source.endpoint)
-        outcome = _handshake(push)
-        _send(push, _payload(8))
-        if rogue.endswith("(control)"):
-            rx.wait(timeout=20)
-        else:
-            time.sleep(0.5)
-            rx.stop(timeout=5)
-    finally:
-        push.close(linger=0)
-        context.term()
+    outcome = _feed(rx, context, push, rogue, connect_to=source.endpoint)
     if rogue.endswith("(control)"):
         assert outcome == "EVENT_HANDSHAKE_SUCCEEDED" and got.data.tobytes() == _payload(8).tobytes()
     else:
