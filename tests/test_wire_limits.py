@@ -166,24 +166,33 @@ def test_a_receiver_counts_a_message_beyond_a_limit_as_malformed_and_goes_on(mon
     too_many = encode_message(np.zeros(4, np.uint8), 0, [Tag(1, "k", True)] * (MAX_TAGS + 1))
     monkeypatch.undo()
     good = encode_message(np.arange(4, dtype=np.uint8), 4, [Tag(5, "ok", 1.0), Tag(7, EOS_KEY, True)])
+    source, got, _ = _receive([too_many, good], max_items=8, timeout=20)
+    assert got.data.tolist() == [0, 1, 2, 3] and [(t.offset, t.key) for t in got.tags] == [(1, "ok")]
+    assert source.malformed == 1 and "more than MAX_TAGS" in source.last_error
+
+
+def _receive(messages: list[bytes], max_items: int, timeout: float):
+    """Send raw gr-zeromq `messages` from a bound PUSH socket into a PullSource of one-byte items and
+    run it to the end of stream: ``(source, sink, seconds from the first send to the end)``."""
     context = zmq.Context()
     push = context.socket(zmq.PUSH)
     push.linger = 0
     port = push.bind_to_random_port("tcp://127.0.0.1")
     source = PullSource(np.uint8, (), f"tcp://127.0.0.1:{port}", pass_tags=True)
     got = VectorSink(np.uint8, ())
-    rx = Flowgraph(max_items=8, name="rx")
+    rx = Flowgraph(max_items=max_items, name="rx")
     rx.connect(source, got)
     try:
         rx.start()
-        push.send(too_many)
-        push.send(good)
-        rx.wait(timeout=20)
+        start = time.perf_counter()
+        for message in messages:
+            push.send(message)
+        rx.wait(timeout=timeout)
+        seconds = time.perf_counter() - start
     finally:
         push.close()
         context.term()
-    assert got.data.tolist() == [0, 1, 2, 3] and [(t.offset, t.key) for t in got.tags] == [(1, "ok")]
-    assert source.malformed == 1 and "more than MAX_TAGS" in source.last_error
+    return source, got, seconds
 
 
 def test_zeromq_drops_a_peer_that_declares_a_message_over_the_limit():
@@ -304,24 +313,8 @@ def _receive_seconds(n: int) -> float:
     """One message of n one-byte items, tagged in decreasing offset order, written out 64 items a call."""
     tags = [Tag(i, "k", True) for i in range(n - 1, -1, -1)]
     message = encode_message(np.zeros(n, np.uint8), 0, tags)
-    context = zmq.Context()
-    push = context.socket(zmq.PUSH)
-    push.linger = 0
-    port = push.bind_to_random_port("tcp://127.0.0.1")
-    source = PullSource(np.uint8, (), f"tcp://127.0.0.1:{port}", pass_tags=True)
-    got = VectorSink(np.uint8, ())
-    rx = Flowgraph(max_items=64, name="rx")
-    rx.connect(source, got)
-    try:
-        rx.start()
-        start = time.perf_counter()
-        push.send(message)
-        push.send(encode_message(b"", n, [Tag(n, EOS_KEY, True)]))
-        rx.wait(timeout=120)
-        seconds = time.perf_counter() - start
-    finally:
-        push.close()
-        context.term()
+    _, got, seconds = _receive([message, encode_message(b"", n, [Tag(n, EOS_KEY, True)])], max_items=64,
+                               timeout=120)
     assert [t.offset for t in got.tags] == list(range(n))
     return seconds
 
