@@ -4,8 +4,8 @@
 outputs have, calls work() / general_work(), checks the return value, moves the tags
 and the item counters, and updates the block's counters (`BlockDetail`).  Both
 schedulers drive blocks only through it, so a block sees the same contract, the same
-checks and the same errors under either.  `RunBook` keeps what a run reports at its
-end (items left unconsumed, `Flowgraph.dropped`).
+checks and the same errors under either.  A `RunBook` (`isacblocks.core.report`) keeps
+what a run reports at its end (items left unconsumed, `Flowgraph.dropped`).
 
 A *patient* executor (the threaded scheduler) waits for a full batch -- ``n_max`` items
 on every input and as much room -- while the upstream block that would bring more is
@@ -17,9 +17,7 @@ batches in such a chain.
 
 from __future__ import annotations
 
-import threading
 import time
-import warnings
 
 import numpy as np
 
@@ -32,8 +30,8 @@ from .block import (
     DecimBlock,
     GeneralBlock,
     InterpBlock,
-    StreamWarning,
 )
+from .report import RunBook
 from .tags import Tag
 
 #: What a visit returns besides a positive count of items produced.
@@ -43,56 +41,6 @@ NOTHING = 0
 #: nothing to do, or waits (for input, room or the world outside).  "busy" (inside a
 #: visit) and "progress" (its last call moved items; it goes on) are the others.
 SETTLED = frozenset(("idle", "zero", "waiting", "done"))
-
-
-class RunBook:
-    """What a run reports at its end: items that reached a block and were never consumed."""
-
-    def __init__(self, owners: dict):
-        self.owners = owners  # id(buffer) -> (writing block, port)
-        self.dropped: dict[str, dict[str, int]] = {}
-        self._notes: list = []
-        self._unequal: list = []
-        self._lock = threading.Lock()
-
-    def record_drop(self, block: Block, port: int, n: int, why: str) -> None:
-        if n <= 0:
-            return
-        with self._lock:
-            ports = self.dropped.setdefault(block.name, {})
-            name = block.in_sig[port].name
-            ports[name] = ports.get(name, 0) + n
-            self._notes.append((block, why))
-
-    def ended_unequal(self, block: Block, readers) -> None:
-        """A sync block ended with its shortest input; the others' extra items are counted at the end."""
-        if len(readers) > 1:
-            with self._lock:
-                self._unequal.append((block, list(readers)))
-
-    def report(self, flowgraph_name: str) -> None:
-        """Count the items left on the inputs of blocks that ended with their input streams
-        (partial frames, unequal stream lengths) and warn about every drop."""
-        for block, readers in self._unequal:
-            ended = next(i for i, r in enumerate(readers) if r.buffer.done and r.buffer.nwritten == r.nread)
-            src = self.owners[id(readers[ended].buffer)][0].name
-            for i, r in enumerate(readers):
-                left = r.buffer.nwritten - r.nread
-                if i == ended or left <= 0:
-                    continue
-                other = self.owners[id(r.buffer)][0].name
-                self.record_drop(block, i, left, (
-                    f"the streams into it have unequal lengths: {block.in_sig[ended].name} (from {src!r}) ended "
-                    f"after {readers[ended].nread} item(s); {block.in_sig[i].name} (from {other!r}) brought "
-                    f"{r.buffer.nwritten}"
-                    f"{'' if r.buffer.done else ' by the end of the run (its stream had not ended)'}"))
-        self._unequal = []
-        notes, self._notes = self._notes, []
-        for block, why in notes:
-            counts = ", ".join(f"{port}: {n}" for port, n in self.dropped[block.name].items())
-            warnings.warn(f"flowgraph {flowgraph_name!r}: block {block.name!r} ({type(block).__name__}) dropped "
-                          f"input item(s) ({counts}): {why}", StreamWarning, stacklevel=4)
-
 
 
 def general_outcome(block: Block, ret: int, consumed: list[int], given: list[int], room: int) -> list[int]:

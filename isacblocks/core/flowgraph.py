@@ -25,18 +25,17 @@ run starts from fresh state; `performance()` gives per-block counters of the las
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 
-import numpy as np
-
 from ..errors import BlockError, ConfigError, ConnectError
 from ..validation import is_integer
-from .block import TAG_POLICIES, Block, DecimBlock, GeneralBlock, InterpBlock
+from .block import Block, DecimBlock, GeneralBlock, InterpBlock
 from .buffer import Buffer, Writer
 from .detail import BlockDetail
-from .executor import BlockExecutor, RunBook, forecast, handle_messages, wrap_error
+from .executor import BlockExecutor, forecast, handle_messages, wrap_error
+from .graph import Graph
+from .report import RunBook, stuck_message
 from .scheduler import SCHEDULERS, Run
 
 #: The scheduler a `Flowgraph` uses unless told otherwise.  A thread per block: on the
@@ -45,29 +44,12 @@ from .scheduler import SCHEDULERS, Run
 DEFAULT_SCHEDULER = "threaded"
 
 
-def _endpoint(item, direction: str) -> tuple[Block, int]:
-    """``block`` or ``(block, port)`` with port an index or a port name."""
-    block, port = (item if isinstance(item, tuple) else (item, 0))
-    if not isinstance(block, Block):
-        raise ConnectError(f"connect: expected a Block or (Block, port), got {item!r}")
-    sig = block.in_sig if direction == "in" else block.out_sig
-    if isinstance(port, str):
-        names = [s.name for s in sig]
-        if port not in names:
-            raise ConnectError(f"block {block.name!r} has no {direction}put port {port!r}; it has {names}")
-        port = names.index(port)
-    if not 0 <= int(port) < len(sig):
-        raise ConnectError(f"block {block.name!r} has no {direction}put port {port}: "
-                           f"it has {len(sig)} {direction}put port(s)")
-    return block, int(port)
-
-
 #: Guards `Block.running_in` across flowgraphs started from several threads.
 _CLAIM_LOCK = threading.Lock()
 
 
-class Flowgraph:
-    """A graph of blocks; holds strong references to every block it contains.
+class Flowgraph(Graph):
+    """A graph of blocks (`Graph`) that runs; holds strong references to every block it contains.
 
     Parameters
     ----------
@@ -85,12 +67,9 @@ class Flowgraph:
         scheduler = DEFAULT_SCHEDULER if scheduler is None else scheduler
         if scheduler not in SCHEDULERS:
             raise ConfigError(f"Flowgraph.scheduler = {scheduler!r}: expected one of {sorted(SCHEDULERS)}")
+        super().__init__(name)
         self._scheduler = SCHEDULERS[scheduler]()
         self.max_items = int(max_items)
-        self.name = name
-        self.blocks: list[Block] = []
-        self._edges: list[tuple[Block, int, Block, int]] = []
-        self._msg_edges: list[tuple[Block, str, Block, str]] = []
         self._thread: threading.Thread | None = None
         self._stop_event = threading.Event()
         self._drain_event = threading.Event()
@@ -105,85 +84,16 @@ class Flowgraph:
         self._t_start: float | None = None
         self._wall_s = 0.0
 
-    # -------------------------------------------------------------- building
-    def _add(self, block: Block) -> None:
-        if not any(b is block for b in self.blocks):
-            names = {b.name for b in self.blocks}
-            if block.name in names:
-                raise ConnectError(f"flowgraph {self.name!r}: two different blocks are named {block.name!r}")
-            self.blocks.append(block)
-
-    def add(self, *blocks: Block) -> None:
-        """Add blocks that have no stream connections (message-only blocks)."""
-        for block in blocks:
-            self._add(block)
-
-    def connect(self, *endpoints) -> None:
-        """Connect blocks: ``connect(a, b, c)`` chains port 0 to port 0, ``connect((a, 1), (b, 0))``
-        connects explicit ports (indices or names)."""
-        if len(endpoints) < 2:
-            raise ConnectError("connect needs at least two endpoints")
+    def _check_open(self) -> None:
         if self._running:
             raise ConnectError(f"flowgraph {self.name!r} is running; stop it before connecting")
-        for src_item, dst_item in zip(endpoints[:-1], endpoints[1:]):
-            src, src_port = _endpoint(src_item, "out")
-            dst, dst_port = _endpoint(dst_item, "in")
-            out_spec, in_spec = src.out_sig[src_port], dst.in_sig[dst_port]
-            problems = []
-            if np.dtype(out_spec.dtype) != np.dtype(in_spec.dtype):
-                problems.append(f"dtype {np.dtype(out_spec.dtype).name} != {np.dtype(in_spec.dtype).name}")
-            if tuple(out_spec.shape) != tuple(in_spec.shape):
-                problems.append(f"item shape {tuple(out_spec.shape)} != {tuple(in_spec.shape)}")
-            mismatch = _params_mismatch(src, dst)
-            if mismatch:
-                raise ConnectError(f"cannot connect {src.name}:{out_spec.name} to {dst.name}:{in_spec.name}: "
-                                   f"the blocks were built from different configurations: {mismatch}")
-            if problems:
-                raise ConnectError(
-                    f"cannot connect {src.name}:{out_spec.name} ({out_spec.describe()}) to "
-                    f"{dst.name}:{in_spec.name} ({in_spec.describe()}): {'; '.join(problems)}")
-            for _, _, d, p in self._edges:
-                if d is dst and p == dst_port:
-                    raise ConnectError(f"{dst.name}:{in_spec.name} is already connected; an input port "
-                                       "takes one upstream (use fan-out from the output instead)")
-            self._add(src)
-            self._add(dst)
-            self._edges.append((src, src_port, dst, dst_port))
-
-    def msg_connect(self, src: Block, src_port: str, dst: Block, dst_port: str) -> None:
-        """Subscribe input message port ``dst_port`` of `dst` to output message port ``src_port`` of `src`."""
-        if src_port not in src.message_ports_out:
-            raise ConnectError(f"block {src.name!r} has no output message port {src_port!r}; "
-                               f"it has {list(src.message_ports_out)}")
-        if dst_port not in dst.message_ports_in:
-            raise ConnectError(f"block {dst.name!r} has no input message port {dst_port!r}; "
-                               f"it has {list(dst.message_ports_in)}")
-        self._add(src)
-        self._add(dst)
-        src._subscribe(src_port, dst, dst_port)
-        self._msg_edges.append((src, src_port, dst, dst_port))
 
     # -------------------------------------------------------------- running
     def _prepare(self) -> list[Block]:
         """Check the graph, then give every block a fresh `BlockDetail` with new buffers and
         build the executors the scheduler drives."""
-        for block in self.blocks:
-            for index, spec in enumerate(block.in_sig):
-                if not any(d is block and p == index for _, _, d, p in self._edges):
-                    raise ConnectError(f"{block.name}:{spec.name} ({spec.describe()}) is not connected")
-            for index, spec in enumerate(block.out_sig):
-                if not any(s is block and p == index for s, p, _, _ in self._edges):
-                    raise ConnectError(f"{block.name}:{spec.name} ({spec.describe()}) is not connected; "
-                                       "connect it to a sink (e.g. NullSink) to discard its items")
-            policy = block.tag_propagation
-            if policy not in TAG_POLICIES:
-                raise ConfigError(f"block {block.name!r}: tag_propagation = {policy!r}: expected one of "
-                                  f"{list(TAG_POLICIES)}")
-            if policy == "one_to_one" and block.in_sig and block.out_sig and \
-                    len(block.in_sig) != len(block.out_sig):
-                raise ConfigError(f"block {block.name!r}: tag_propagation 'one_to_one' needs as many inputs as "
-                                  f"outputs; it has {len(block.in_sig)} and {len(block.out_sig)}")
-        order = self._topological_order()
+        self.check_complete()
+        order = self.topological_order()
         # Each buffer holds twice what one call may need: the batch, the writer's output
         # multiple (interpolation) and each reader's smallest input (decimation, forecast).
         need: dict[tuple[int, int], int] = {}
@@ -210,25 +120,6 @@ class Flowgraph:
         self._book = RunBook(self._owners)
         patient = self._scheduler.patient
         self._executors = [BlockExecutor(b, self._book, patient, upstream[id(b)], downstream[id(b)]) for b in order]
-        return order
-    def _topological_order(self) -> list[Block]:
-        indegree = {id(b): 0 for b in self.blocks}
-        for _, _, dst, _ in self._edges:
-            indegree[id(dst)] += 1
-        ready = [b for b in self.blocks if indegree[id(b)] == 0]
-        order: list[Block] = []
-        while ready:
-            block = ready.pop(0)
-            order.append(block)
-            for src, _, dst, _ in self._edges:
-                if src is block:
-                    indegree[id(dst)] -= 1
-                    if indegree[id(dst)] == 0:
-                        ready.append(dst)
-        if len(order) != len(self.blocks):
-            cyclic = [b.name for b in self.blocks if b not in order]
-            raise ConnectError(f"flowgraph {self.name!r} has a cycle through {cyclic}; streams must form a DAG "
-                               "(use message ports for feedback)")
         return order
 
     def run(self) -> None:
@@ -312,7 +203,7 @@ class Flowgraph:
                 block.start()
                 started.append(block)
             run = Run(self.name, order, self._executors, self.max_items, self._stop_event, self._drain_event,
-                      lambda done: self._stuck_message(order, done))
+                      lambda done: stuck_message(self.name, order, self._owners, done))
             self._scheduler.run(run)
         except BaseException as exc:  # noqa: BLE001 - stored and re-raised from wait()
             self._error = exc
@@ -390,60 +281,6 @@ class Flowgraph:
     def scheduler(self) -> str:
         """The scheduler's name ("single" or "threaded")."""
         return self._scheduler.name
-
-    def _stuck_message(self, order: list[Block], done: dict) -> str:
-        lines = []
-        for block in order:
-            if done[id(block)] or not (block.in_sig or block.out_sig):
-                continue
-            state = []
-            for spec, r in zip(block.in_sig, block.detail.readers):
-                upstream, _ = self._owners[id(r.buffer)]
-                ended = "ended" if r.buffer.done else "running"
-                state.append(f"{spec.name}: {r.available()} item(s) waiting (upstream {upstream.name!r} {ended})")
-            what = "work() returned 0" if block.detail.status == "zero" else "not called (no input or no output space)"
-            detail = f"; {', '.join(state)}" if state else ""
-            lines.append(f"{block.name!r} ({type(block).__name__}): {what}{detail}")
-        stuck = [b.name for b in order if b.detail.status == "zero" and not done[id(b)]] or \
-            [b.name for b in order if not done[id(b)] and (b.in_sig or b.out_sig)]
-        return (f"flowgraph {self.name!r} is stuck: no block can make progress; stuck blocks {stuck}: "
-                + "; ".join(lines)
-                + ". A block that waits for something outside the flowgraph sets "
-                  "returns WORK_WAITING (or sets waits_for_external_input = True); a block that needs more input "
-                  "says so in forecast()")
-
-
-def _same(a, b) -> bool:
-    if a is b:
-        return True
-    try:
-        return bool(a == b)
-    except (TypeError, ValueError):  # e.g. arrays: elementwise comparison
-        try:
-            return bool(np.array_equal(a, b))
-        except Exception:  # noqa: BLE001 - incomparable values differ
-            return False
-
-
-def _params_mismatch(src: Block, dst: Block) -> str | None:
-    """Both blocks carry a dataclass `params` (e.g. SystemParams) and they differ: say where.
-
-    Radio-agnostic: any dataclass attribute named `params` is compared field by field.
-    """
-    a, b = getattr(src, "params", None), getattr(dst, "params", None)
-    if a is None or b is None or a is b:
-        return None
-    if not (dataclasses.is_dataclass(a) and not isinstance(a, type)
-            and dataclasses.is_dataclass(b) and not isinstance(b, type)):
-        return None
-    if type(a) is not type(b):
-        return f"{src.name}.params is a {type(a).__name__}, {dst.name}.params a {type(b).__name__}"
-    for field in dataclasses.fields(a):
-        va, vb = getattr(a, field.name), getattr(b, field.name)
-        if not _same(va, vb):
-            return (f"{type(a).__name__}.{field.name} = {va!r} ({src.name}) != {vb!r} ({dst.name}); build both "
-                    "blocks from the same params")
-    return None
 
 
 def _output_multiple(block: Block) -> int:
