@@ -6,7 +6,7 @@ parts add up to the step and no part waits for another thread.  It prints, per s
 data draw (its noise apart), the precoders, the map kernel (frames formed, BLAS search, pin,
 window columns), the window's forward pass and the backward pass; "rest" is what the step
 spends elsewhere (steering rows, loss, Adam, Python).  On two cores the step runs these
-parts on two threads at once (`Trainer._step_batch`, `blas_threads.map_blocks`), so its wall
+parts on two threads at once (`BatchSource.next_batch`, `blas_threads.map_blocks`), so its wall
 time (`isac bench --only training`) lies between half of this sum and the sum.
 """
 
@@ -20,10 +20,11 @@ from concurrent.futures import Future
 import numba
 import torch
 
-import isacblocks.dsp.angle_delay as angle_delay
-import isacblocks.dsp.angle_delay_gemm as angle_delay_gemm
+import isacblocks.dsp.angle_delay.gemm as angle_delay_gemm
+import isacblocks.dsp.angle_delay.search as angle_delay
+import isacblocks.learning.batches as batches
 import isacblocks.learning.differentiable as differentiable
-import isacblocks.learning.trainer as trainer_module
+import isacblocks.learning.window as window
 import isacblocks.sim.montecarlo as montecarlo
 from isacblocks.bench.training import make_trainer
 from isacblocks.blocks.ula import ImpairedULA
@@ -31,10 +32,10 @@ from isacblocks.dsp.blas_threads import one_blas_thread
 from isacblocks.params import SystemParams
 
 #: (module or class, attribute, label): the parts timed; an indented label is inside the one above.
-PARTS = ((trainer_module.Trainer, "_draw", "draw"),
+PARTS = ((batches.BatchSource, "draw", "draw"),
          (montecarlo, "_numpy_noise", "  noise"),
          (differentiable, "ls_precoder", "precoders"),
-         (trainer_module, "mbml_peak_factored", "map kernel"),
+         (window, "mbml_peak_factored", "map kernel"),
          (angle_delay_gemm, "_factored_frames", "  frames"),
          (angle_delay_gemm, "search_blocks", "  BLAS search"),
          (angle_delay_gemm, "_pin_projected", "  pin"),
@@ -70,8 +71,8 @@ def profile(batch_size: int = 256, steps: int = 15, seed: int = 0) -> tuple[floa
         setattr(owner, name, wrapper)
 
     torch_threads, numba_threads = torch.get_num_threads(), numba.get_num_threads()
-    saved.append((trainer_module, "_draw_pool", trainer_module._draw_pool))
-    trainer_module._draw_pool = lambda pid: _Inline()
+    saved.append((batches, "_draw_pool", batches._draw_pool))
+    batches._draw_pool = lambda pid: _Inline()
     for owner, name, label in PARTS:
         timed(owner, name, label)
     timed(torch.Tensor, "backward", "backward")

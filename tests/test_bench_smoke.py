@@ -16,7 +16,7 @@ import torch
 
 from isacblocks.bench import cli as bench_cli
 from isacblocks.bench import stream as stream_section
-from isacblocks.bench import suite
+from isacblocks.bench import report, suite
 from isacblocks.errors import ConfigError
 
 
@@ -31,7 +31,7 @@ def test_quick_bench_writes_every_section_and_the_cross_checks_agree(tmp_path):
     readme.write_text("# title\n\n<!-- bench:begin -->\nold numbers\n<!-- bench:end -->\n\nafter\n")
     args = _parse("--quick", "--out", str(tmp_path / "bench"), "--json", str(tmp_path / "copy.json"),
                   "--readme", str(readme))
-    code = args.func(args)
+    code = args.run(args)
     record = json.loads((tmp_path / "bench" / "bench.json").read_text())
     assert json.loads((tmp_path / "copy.json").read_text())["meta"] == record["meta"]
     results = record["results"]
@@ -130,13 +130,13 @@ def test_quick_bench_writes_every_section_and_the_cross_checks_agree(tmp_path):
     # the README section: this run's goals table between the markers, the rest of the file kept
     section = readme.read_text()
     assert "old numbers" not in section and section.startswith("# title\n") and section.endswith("\n\nafter\n")
-    assert suite.goals_table(record) in section and meta["command"] in section
+    assert report.goals_table(record) in section and meta["command"] in section
 
 
 def test_unknown_section_is_a_config_error(tmp_path):
     args = _parse("--quick", "--out", str(tmp_path), "--only", "receivers,warp_drive")
     with pytest.raises(ConfigError, match="warp_drive"):
-        args.func(args)
+        args.run(args)
 
 
 def test_gpu_training_benchmark_runs_on_the_cpu(tmp_path):
@@ -159,13 +159,13 @@ def test_gpu_training_benchmark_runs_on_the_cpu(tmp_path):
 
 def test_training_profile_times_every_part_of_a_step_and_restores_what_it_wrapped():
     from benchmarks import training_profile
-    from isacblocks.learning import trainer as trainer_module
+    from isacblocks.learning import batches
 
-    before = (trainer_module.Trainer._draw, trainer_module._draw_pool, torch.Tensor.backward)
+    before = (batches.BatchSource.draw, batches._draw_pool, torch.Tensor.backward)
     per_step, parts = training_profile.profile(batch_size=8, steps=2)
     labels = [label for _, _, label in training_profile.PARTS] + ["backward"]
     assert set(parts) == set(labels), sorted(set(labels) - set(parts))
     top_level = sum(value for label, value in parts.items() if not label.startswith(" "))
     assert 0 < top_level <= per_step
     assert parts["  BLAS search"] <= parts["map kernel"] and parts["  noise"] <= parts["draw"]
-    assert (trainer_module.Trainer._draw, trainer_module._draw_pool, torch.Tensor.backward) == before
+    assert (batches.BatchSource.draw, batches._draw_pool, torch.Tensor.backward) == before

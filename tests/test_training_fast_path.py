@@ -73,7 +73,8 @@ def test_frames_made_on_the_device_give_the_host_paths_loss_and_gradient():
     gradient to float32 rounding.  Run here on torch's CPU device."""
     import dataclasses
 
-    from isacblocks.learning.trainer import TrainConfig, Trainer, TrainingBatch
+    from isacblocks.learning.batches import TrainingBatch
+    from isacblocks.learning.trainer import TrainConfig, Trainer
 
     true_spacing = draw_spacing(np.random.default_rng(8), P)
     trainer = Trainer(P, true_spacing, TrainConfig(schedule="ul", iterations=1, batch_size=48, frames="device",
@@ -110,7 +111,7 @@ def test_device_noise_is_circular_gaussian_with_the_range_factors_power():
 
 def test_frames_option_is_validated():
     from isacblocks.errors import ConfigError
-    from isacblocks.learning.trainer import TrainConfig
+    from isacblocks.learning.config import TrainConfig
 
     assert TrainConfig(device="cpu").frames_on_device is False
     assert TrainConfig(device="cpu", frames="device").frames_on_device is True
@@ -136,17 +137,18 @@ def test_batches_drawn_ahead_are_the_batches_drawn_in_order():
     stepped.loss = lambda batch, kind: (used.append(batch), original(batch, kind))[1]
     for _ in range(3):
         stepped.step()
-    assert stepped._ahead is not None and stepped._ahead.iteration == 3  # the fourth batch is under way
+    ahead = stepped.batches.ahead
+    assert ahead is not None and ahead.iteration == 3  # the fourth batch is under way
     for batch in used:
         for got, expect in zip(_batch_arrays(batch), _batch_arrays(in_order.draw_batch(labelled=False))):
             np.testing.assert_array_equal(got, expect)
         assert batch.labels is None
-    assert stepped.state_dict()["rng"] == in_order.rng.bit_generator.state
+    assert stepped.state_dict()["rng"] == in_order.batches.rng.bit_generator.state
     # draw_batch forgets the batch drawn ahead and draws it again from the same state
     for got, expect in zip(_batch_arrays(stepped.draw_batch(labelled=True)),
                            _batch_arrays(in_order.draw_batch(labelled=True))):
         np.testing.assert_array_equal(got, expect)
-    assert stepped._ahead is None
+    assert stepped.batches.ahead is None
 
 
 def test_the_last_iteration_draws_nothing_ahead():
@@ -155,7 +157,7 @@ def test_the_last_iteration_draws_nothing_ahead():
     spacing = draw_spacing(np.random.default_rng(1), P)
     trainer = Trainer(P, spacing, TrainConfig(schedule="ul", iterations=2, batch_size=8, seed=5, progress=False))
     trainer.run()
-    assert trainer.iteration == 2 and trainer._ahead is None
+    assert trainer.iteration == 2 and trainer.batches.ahead is None
 
 
 def test_one_blas_thread_holds_until_the_last_thread_inside_leaves():

@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from isacblocks.learning.trainer import TrainConfig, Trainer, TrainingBatch
+from isacblocks.learning.batches import TrainingBatch
+from isacblocks.learning.trainer import TrainConfig, Trainer
 
 from .dense_reference import DenseTrainer
 from .timing import Timing, child_env, measure, time_call
@@ -140,7 +141,7 @@ def cross_check(params, true_spacing, batch_size: int, seed: int) -> dict:
 def main(argv=None) -> int:
     """Child of `environment_sensitivity`: time `--steps` library steps after two warm-up steps."""
     from isacblocks import SystemParams
-    from isacblocks.experiments.common import true_array
+    from isacblocks.blocks import true_array
 
     parser = argparse.ArgumentParser(description="time Trainer.step() (child of isacblocks.bench.training)")
     parser.add_argument("--batch", type=int, required=True)

@@ -25,10 +25,10 @@ Two ways to run the learner:
 * **Synchronous** (``asynchronous=False``): after every `batch_size` received frames,
   work() itself takes `steps_per_batch` steps before it returns; the stream waits for the
   learner.  Bit-reproducible for a seed (the tests that need that use it) when the flowgraph
-  runs on the "single" scheduler (`experiments.online.online_flowgraph`'s default): with a thread per block, the
+  runs on the "single" scheduler (`learning.transceiver.online_flowgraph`'s default): with a thread per block, the
   frame at which the beamformer takes up a new ``d`` depends on timing.
 
-`isacblocks.experiments.online.online_flowgraph` builds the online-learning transceiver of
+`isacblocks.learning.transceiver.online_flowgraph` builds the online-learning transceiver of
 ``flowgraphs/online_ssl.py`` and `run_online_stream` runs it, with or without the learner,
 and reports its rate.
 
@@ -71,13 +71,14 @@ import torch
 from ..blocks.items import required_tags
 from ..core import SinkBlock
 from ..dsp.detection import threshold_at_pfa
-from ..dsp.mbml import mbml_estimate_projected, mbml_peak_projected, window_indices
+from ..dsp.mbml import mbml_estimate_projected
 from ..dsp.steering import array_gain, range_steering
 from ..errors import BlockError, ConfigError
 from ..sim.montecarlo import ProjectedBasis, draw_projected_frames
 from ..validation import check_int, check_real
 from . import differentiable as diff
 from .model import SpacingModel
+from .window import projected_window
 
 
 class ReplayBuffer:
@@ -375,29 +376,21 @@ class OnlineSpacingTrainer(SinkBlock):
         over the used frames, and the mask of used frames."""
         p = self.params
         spacing = self.model.spacing()
-        peak = mbml_peak_projected(projected, sectors[:, 0], sectors[:, 1], sectors[:, 2], sectors[:, 3],
-                                   spacing.detach().numpy(), p)
-        labelled = ~np.isnan(labels[:, 0])
-        unlabelled = ~labelled & (peak.statistic > self.threshold)
-        used = labelled | unlabelled
-        rows, cols, rv, cv = window_indices(peak.i_hat, peak.j_hat, p)
-        valid = torch.as_tensor(rv[:, :, None] & cv[:, None, :])
-        z = projected @ self.basis.v[:, cols].transpose(1, 0, 2).astype(np.complex64)  # Y~ Phi_d^*[:, cols]
         grid_a = diff.grid_steering(spacing, p)
-        window = diff.window_map(torch.as_tensor(z), torch.as_tensor(rows), grid_a)
+        window = projected_window(projected, sectors, spacing.detach().numpy(), grid_a, self.basis, p)
+        labelled = ~np.isnan(labels[:, 0])
+        unlabelled = ~labelled & (window.peak.statistic > self.threshold)
+        used = labelled | unlabelled
         total = torch.zeros((), dtype=torch.float64)
         if labelled.any():
-            theta_hat, range_hat = diff.soft_estimate(window[labelled], valid[labelled],
-                                                      torch.as_tensor(rows[labelled]),
-                                                      torch.as_tensor(cols[labelled]), p)
-            total = total + labelled.sum() * diff.supervised_loss(
-                theta_hat, range_hat, torch.as_tensor(labels[labelled, 0]), torch.as_tensor(labels[labelled, 1]))
+            total = total + labelled.sum() * window[labelled].supervised_loss(labels[labelled, 0],
+                                                                              labels[labelled, 1], p)
         if unlabelled.any():
             ul_window = window[unlabelled]
             if self.transmit_gradient:
-                gain = self._transmit_gain(projected[unlabelled], sectors[unlabelled], peak.j_hat[unlabelled], grid_a)
-                ul_window = ul_window * gain[:, None, None]
-            total = total + unlabelled.sum() * diff.unsupervised_loss(ul_window, valid[unlabelled])
+                ul_window = ul_window.scaled(self._transmit_gain(projected[unlabelled], sectors[unlabelled],
+                                                                 ul_window.peak.j_hat, grid_a))
+            total = total + unlabelled.sum() * ul_window.unsupervised_loss()
         return total / max(int(used.sum()), 1), used
 
     def _snapshots(self, projected, j_hat) -> np.ndarray:
