@@ -39,7 +39,10 @@ from isacblocks.zmq import SEQ_KEY, PairedPullSource, decode_header, encode_head
 
 try:
     from isacblocks.zmq.seqtags import SeqLayout, SeqRecords
-    from isacblocks.zmq.wire import SeqDecoder
+    try:
+        from isacblocks.zmq.seqdecoder import SeqDecoder
+    except ImportError:  # a tree from before SeqDecoder had a module of its own
+        from isacblocks.zmq.wire import SeqDecoder
 except ImportError:  # a tree from before the fast path: its general path only (the "before" figures)
     SeqLayout = SeqRecords = SeqDecoder = None
 
@@ -168,9 +171,9 @@ def run(quick: bool = False) -> dict:
 def kernel(frames: int = 512, repeats: int = 3) -> dict:
     """frames/s of `mbml_estimate` (fused and low-rank) on `frames` test-sector frames from memory."""
     from isacblocks import SystemParams
+    from isacblocks.blocks import true_array
     from isacblocks.dsp.channels import complex_normal
     from isacblocks.dsp.mbml import mbml_estimate
-    from isacblocks.experiments.common import true_array
 
     params = SystemParams()
     spacing = true_array(params, 0, None).spacing
@@ -189,7 +192,7 @@ def two_process(frames: int, port: int = 5750, cwd: str | None = None, rx_args: 
     """``isac tx --no-comm --frames N`` and ``isac rx --estimator mbml --no-comm`` on loopback (tx
     started first, so it waits for rx); rx frames / rx wall time from rx's JSON record."""
     with tempfile.TemporaryDirectory() as tmp:
-        base = [sys.executable, "-m", "isacblocks.experiments.link_cli"]
+        base = [sys.executable, "-m", "isacblocks.commands"]
         common = ["--no-comm", "--address", f"tcp://127.0.0.1:{port}", "--report-interval", "0"]
         tx = subprocess.Popen([*base, "tx", *common, "--frames", str(frames), "--json", f"{tmp}/tx.json"],
                               cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

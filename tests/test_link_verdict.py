@@ -22,14 +22,10 @@ import pytest
 import zmq
 from linkutil import SMALL, Cli, free_base_port
 
-from isacblocks import SystemParams
-from isacblocks.blocks import DetectionMetricsSink
-from isacblocks.core import Flowgraph, Tag, VectorSink, run_block
-from isacblocks.errors import BlockError, ConfigError
-from isacblocks.experiments import link as link_mod
-from isacblocks.experiments import link_cli
-from isacblocks.experiments.common import true_array
-from isacblocks.experiments.link import (
+from isacblocks import SystemParams, commands
+from isacblocks.blocks import DetectionMetricsSink, true_array
+from isacblocks.blocks import link as link_mod
+from isacblocks.blocks.link import (
     EXIT_ERROR,
     EXIT_LOST,
     EXIT_REFUSED,
@@ -37,8 +33,10 @@ from isacblocks.experiments.link import (
     link_config,
     stream_addresses,
 )
+from isacblocks.core import Flowgraph, Tag, VectorSink, run_block
+from isacblocks.errors import BlockError, ConfigError
 from isacblocks.zmq import EOS_KEY, SEQ_KEY, PullSource, encode_message
-from isacblocks.zmq.pairing import IndexSet
+from isacblocks.zmq.indexset import IndexSet
 from isacblocks.zmq.pmt import serialize
 from isacblocks.zmq.sources import SIZE_EVIDENCE
 
@@ -146,7 +144,7 @@ def run_rx(tmp_path, capsys, streams, *extra) -> tuple[int, dict, str, str]:
     sender = Sender()
     try:
         sender.send(streams)
-        code = link_cli.main(["rx", "--config", str(cfg), "--address", sender.address, "--no-comm",
+        code = commands.main(["rx", "--config", str(cfg), "--address", sender.address, "--no-comm",
                               "--report-interval", "0", "--idle-timeout", "5", "--json", str(tmp_path / "rx.json"),
                               *extra])
     finally:

@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from isacblocks.core import Flowgraph, Tag, VectorSink
 from isacblocks.errors import ConfigError
 from isacblocks.zmq import EOS_KEY, SEQ_KEY, PairedPullSource, PushSink, WireFormatError, encode_message, pmt
+from isacblocks.zmq.seqdecoder import SeqDecoder
 from isacblocks.zmq.seqtags import SeqLayout, SeqRecords
-from isacblocks.zmq.wire import HEADER_SIZE, SeqDecoder, decode_header, encode_header
+from isacblocks.zmq.wire import HEADER_SIZE, decode_header, encode_header
 
 RUN = "8b0866a2a8e54e94"
 

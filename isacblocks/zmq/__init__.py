@@ -1,12 +1,15 @@
 """ZeroMQ streaming compatible with GNU Radio 3.10's gr-zeromq.
 
 Modules: :mod:`~isacblocks.zmq.pmt` (PMT serialisation), :mod:`~isacblocks.zmq.wire`
-(the tag header and framing), :mod:`~isacblocks.zmq.seqtags` (the sequence tags as
-fixed-layout records, written and read with numpy), :mod:`~isacblocks.zmq.endpoint`
-(socket ownership, errors, tag keys), :mod:`~isacblocks.zmq.sinks`,
-:mod:`~isacblocks.zmq.sources` and :mod:`~isacblocks.zmq.pairing` (several streams of one
-sender paired item by item), :mod:`~isacblocks.zmq.curve` (CURVE keys: an authenticated,
-encrypted link).
+(the tag header, framing and wire limits), :mod:`~isacblocks.zmq.tagcodec` (one tag's bytes),
+:mod:`~isacblocks.zmq.seqtags` (the sequence tags as fixed-layout records, written and read
+with numpy) and :mod:`~isacblocks.zmq.seqdecoder` (a header with those records read as arrays),
+:mod:`~isacblocks.zmq.endpoint` (socket ownership, errors, tag keys),
+:mod:`~isacblocks.zmq.sinkbase` (what the sinks share) and :mod:`~isacblocks.zmq.sinks`,
+:mod:`~isacblocks.zmq.sources`, :mod:`~isacblocks.zmq.pairing` (several streams of one sender
+paired item by item: :mod:`~isacblocks.zmq.staging` stages each stream,
+:mod:`~isacblocks.zmq.indexset` accounts for the indices), :mod:`~isacblocks.zmq.curve` (CURVE
+keys: an authenticated, encrypted link).
 
 =================  ============================  =================================
 block              ZeroMQ socket                 gr-zeromq counterpart

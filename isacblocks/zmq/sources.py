@@ -25,12 +25,12 @@ from ..core import WORK_DONE, WORK_WAITING, SourceBlock, port
 from ..core.tags import Tag
 from ..errors import BlockError
 from .endpoint import EOS_KEY, ItemSizeMismatch, ZmqWarning, _key_bytes, _ZmqEndpoint, check_seconds
+from .seqdecoder import SeqDecoder
 from .seqtags import SeqRun
 from .wire import (
     HEADER_MAGIC,
     HEADER_SIZE,
     HEADER_VERSION,
-    SeqDecoder,
     WireFormatError,
     decode_header,
     decode_message,
@@ -65,7 +65,7 @@ class _Malformed(WireFormatError):
         self.kind = kind
 
 
-class _Pending:
+class Pending:
     """The part of a received message not yet written to the output: its items, its tags at the
     sender's offsets (`first` is the sender's offset of ``items[0]``) and, when the source reads
     sequence records as arrays (`_ZmqSource.take`), those records as `SeqRun`s."""
@@ -103,7 +103,7 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
         sock.setsockopt(zmq.RCVTIMEO, self.timeout)
 
     def _reset(self) -> None:
-        self._pending: _Pending | None = None
+        self._pending: Pending | None = None
         self._eos_seen = False
         self._next_remote: int | None = None
         #: (first offset, payload bytes, skipped) of the last message with a header
@@ -185,7 +185,7 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
             self._check_idle()
         return produced
 
-    def take(self, wait: bool) -> _Pending | None:
+    def take(self, wait: bool) -> Pending | None:
         """The next received message with items, as it came (items viewed in the message, tags
         at the sender's offsets), instead of writing it to an output: for a block that
         reads several sources itself (`PairedPullSource`).  Waits up to `timeout` ms for a
@@ -302,7 +302,7 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
                 self._name_mismatch(ending=True)
                 tags = [t for t in tags if t.key != EOS_KEY]
         if len(items):
-            self._pending = _Pending(items, tags, first if first is not None else 0, runs)
+            self._pending = Pending(items, tags, first if first is not None else 0, runs)
 
     def _check_item_size(self, first: int, tags: list[Tag], runs, nbytes: int) -> bool:
         """Skip a message whose tag header shows that the sender's items have another size than

@@ -33,6 +33,9 @@ When the block has a non-empty ``key`` the sink first sends the key as its own f
 ``ZMQ_SNDMORE``; the message (header + payload) is the second frame. See
 :func:`pub_frames` and :func:`split_pub_frames`.
 
+One tag's bytes are written and read by :mod:`isacblocks.zmq.tagcodec`; a link's sequence
+records are read as arrays by `isacblocks.zmq.seqdecoder.SeqDecoder`.
+
 Tag mapping: the key must be a symbol (``Tag.key`` is a ``str``); ``Tag.srcid`` ``None``
 is sent as ``PMT_F`` (GNU Radio's default srcid), and ``PMT_F`` / ``PMT_NIL`` srcids
 decode to ``None``.  Any other srcid is sent and received as the PMT it is: GNU Radio
@@ -66,7 +69,8 @@ import numpy as np
 from isacblocks.core.tags import Tag
 from isacblocks.zmq import pmt
 from isacblocks.zmq.pmt import WireFormatError, WireLimitError
-from isacblocks.zmq.seqtags import SeqLayout, SeqRecords, SeqRun
+from isacblocks.zmq.seqtags import SeqRecords
+from isacblocks.zmq.tagcodec import MIN_TAG_SIZE, checked_u64, decode_tag, encode_tag
 
 __all__ = [
     "HEADER_MAGIC",
@@ -74,7 +78,6 @@ __all__ = [
     "HEADER_VERSION",
     "MAX_MESSAGE_BYTES",
     "MAX_TAGS",
-    "SeqDecoder",
     "WireFormatError",
     "WireLimitError",
     "decode_header",
@@ -94,7 +97,6 @@ HEADER_MAGIC = 0x5FF0
 HEADER_VERSION = 1
 
 _HEADER = struct.Struct("<HBQQ")  # magic, version, first item offset, number of tags
-_TAG_OFFSET = struct.Struct("<Q")
 #: Size of the fixed part of the header (``min_len`` in parse_tag_header).
 HEADER_SIZE = _HEADER.size
 #: Largest message (header and payload) sent or received: 8x the link's default message
@@ -102,17 +104,8 @@ HEADER_SIZE = _HEADER.size
 MAX_MESSAGE_BYTES = 64 * 2**20
 #: Most tags in one message (a receiver decodes about 200 000 tags a second).
 MAX_TAGS = 65536
-_HEADER_SCOPE = "in the tags of one message"
-# smallest possible serialised tag: u64 offset + three one-byte PMTs
-_MIN_TAG_SIZE = _TAG_OFFSET.size + 3
-_UINT64_MAX = 2**64 - 1
-
-
-def _u64(value: int, what: str) -> int:
-    ivalue = int(value)
-    if not 0 <= ivalue <= _UINT64_MAX:
-        raise WireFormatError(f"{what} {ivalue} does not fit in a u64")
-    return ivalue
+#: Where a `pmt.Budget` of the header counts its elements (named in a limit error).
+HEADER_SCOPE = "in the tags of one message"
 
 
 def encode_header(first_offset: int, tags: Sequence[Tag], seq: SeqRecords | None = None,
@@ -129,101 +122,16 @@ def encode_header(first_offset: int, tags: Sequence[Tag], seq: SeqRecords | None
     count = len(tags) + len(after) + (len(seq) if seq is not None else 0)
     if count > MAX_TAGS:
         raise WireLimitError(f"{count} tags in one message: more than MAX_TAGS = {MAX_TAGS}")
-    budget = pmt.Budget(_HEADER_SCOPE)
-    out = bytearray(_HEADER.pack(HEADER_MAGIC, HEADER_VERSION, _u64(first_offset, "first offset"), count))
+    budget = pmt.Budget(HEADER_SCOPE)
+    out = bytearray(_HEADER.pack(HEADER_MAGIC, HEADER_VERSION, checked_u64(first_offset, "first offset"), count))
     for tag in tags:
-        _encode_tag(tag, out, budget)
+        encode_tag(tag, out, budget)
     if seq is not None and len(seq):
         budget.take(2 * len(seq), f"{len(seq)} sequence tags")  # a (stream id, index) tuple each
         out += seq.layout.encode(seq.offsets, seq.indices)
     for tag in after:
-        _encode_tag(tag, out, budget)
+        encode_tag(tag, out, budget)
     return bytes(out)
-
-
-_F64 = struct.Struct(">d")
-_I32 = struct.Struct(">i")
-_TUPLE_HEAD = struct.Struct(">BI")
-_DOUBLE_PREFIX = bytes([pmt.PST_DOUBLE])
-
-#: Serialised symbols of tag keys and srcids (a handful per stream, sent with every tag).
-_SYMBOLS: dict[str, bytes] = {}
-
-
-def _symbol(name: str) -> bytes:
-    raw = _SYMBOLS.get(name)
-    if raw is None:
-        raw = pmt.serialize(name)
-        if len(_SYMBOLS) >= 1024:
-            _SYMBOLS.clear()
-        _SYMBOLS[name] = raw
-    return raw
-
-
-def _encode_tag(tag: Tag, out: bytearray, budget: pmt.Budget) -> None:
-    """Append one tag (u64 offset, key, value, srcid) to `out`, as ``pmt.serialize`` writes each part."""
-    key, value, srcid = tag.key, tag.value, tag.srcid
-    if not isinstance(key, str):
-        raise WireFormatError(
-            f"tag key must be a str (sent as a PMT symbol), got {type(key).__name__}"
-        )
-    kind = type(value)
-    if (kind is float or kind is bool or (kind is tuple and value and all(type(v) is float for v in value))) and \
-            (srcid is None or type(srcid) is str):  # the usual truth tags: written here, the same bytes
-        out += _TAG_OFFSET.pack(_u64(tag.offset, "tag offset"))
-        out += _symbol(key)
-        if kind is float:
-            out += _DOUBLE_PREFIX
-            out += _F64.pack(value)
-        elif kind is bool:
-            out.append(pmt.PST_TRUE if value else pmt.PST_FALSE)
-        else:
-            budget.take(len(value), f"tag {key!r} at offset {tag.offset}")
-            out += _TUPLE_HEAD.pack(pmt.PST_TUPLE, len(value))
-            for v in value:
-                out += _DOUBLE_PREFIX
-                out += _F64.pack(v)
-        if srcid is None:
-            out.append(pmt.PST_FALSE)
-        else:
-            out += _symbol(srcid)
-        return
-    for part, item in (("value", value), ("srcid", srcid)):
-        if _holds_empty_tuple(item):
-            raise WireFormatError(
-                f"tag {key!r} at offset {tag.offset}: its {part} {item!r} holds an empty "
-                "tuple (), which kills the receiving thread of GNU Radio's zeromq sources "
-                "(pmt::deserialize cannot read it); send None or [] instead"
-            )
-    out += _TAG_OFFSET.pack(_u64(tag.offset, "tag offset"))
-    out += _symbol(key)
-    pmt.write(value, out, budget)
-    if srcid is None:
-        out.append(pmt.PST_FALSE)
-    elif type(srcid) is str:
-        out += _symbol(srcid)
-    else:
-        pmt.write(srcid, out, budget)
-
-
-def _holds_empty_tuple(value: Any, depth: int = 0) -> bool:
-    """Whether `value` is or contains ``()`` (searched as deep as PMTs nest)."""
-    if isinstance(value, tuple):
-        return not value or any(_holds_empty_tuple(v, depth + 1) for v in value)
-    if depth > pmt.MAX_DEPTH:
-        return False
-    if isinstance(value, list):
-        return any(_holds_empty_tuple(v, depth + 1) for v in value)
-    if isinstance(value, dict):
-        return any(_holds_empty_tuple(k, depth + 1) or _holds_empty_tuple(v, depth + 1)
-                   for k, v in value.items())
-    while isinstance(value, pmt.Pair):  # a PMT list: walk the chain without recursing on it
-        if _holds_empty_tuple(value.car, depth + 1):
-            return True
-        value = value.cdr
-        if isinstance(value, tuple):
-            return _holds_empty_tuple(value, depth + 1)
-    return False
 
 
 def encode_message(payload: Any, first_offset: int, tags: Sequence[Tag]) -> bytes:
@@ -253,7 +161,7 @@ def _payload_bytes(payload: Any) -> Any:
     return view
 
 
-def _view(buf: Any) -> memoryview:
+def message_view(buf: Any) -> memoryview:
     return pmt.byte_view(buf, "message (a bytes-like message)")
 
 
@@ -266,17 +174,17 @@ def decode_header(buf: Any) -> tuple[int, list[Tag], int]:
     message cannot hold, or a malformed / truncated tag; `WireLimitError` beyond
     :data:`MAX_MESSAGE_BYTES`, :data:`MAX_TAGS` or `pmt.MAX_ELEMENTS`.
     """
-    view = _view(buf)
-    first_offset, ntags, offset = _fixed_header(view)
-    budget = pmt.Budget(_HEADER_SCOPE)
+    view = message_view(buf)
+    first_offset, ntags, offset = fixed_header(view)
+    budget = pmt.Budget(HEADER_SCOPE)
     tags: list[Tag] = []
     for index in range(ntags):
-        tag, offset = _decode_tag(view, offset, index, ntags, budget)
+        tag, offset = decode_tag(view, offset, index, ntags, budget)
         tags.append(tag)
     return first_offset, tags, offset
 
 
-def _fixed_header(view: memoryview) -> tuple[int, int, int]:
+def fixed_header(view: memoryview) -> tuple[int, int, int]:
     """``(first_offset, ntags, offset of the first tag)`` of the header in `view`, checked."""
     _check_size(view)
     if len(view) < HEADER_SIZE:
@@ -295,10 +203,10 @@ def _fixed_header(view: memoryview) -> tuple[int, int, int]:
             f"gr-zeromq header version is {version}, only version {HEADER_VERSION} is known"
         )
     offset = HEADER_SIZE
-    if ntags * _MIN_TAG_SIZE > len(view) - offset:
+    if ntags * MIN_TAG_SIZE > len(view) - offset:
         raise WireFormatError(
             f"gr-zeromq header announces {ntags} tags but only {len(view) - offset} bytes "
-            f"follow (each tag takes at least {_MIN_TAG_SIZE})"
+            f"follow (each tag takes at least {MIN_TAG_SIZE})"
         )
     if ntags > MAX_TAGS:
         raise WireLimitError(f"gr-zeromq header announces {ntags} tags: more than MAX_TAGS = {MAX_TAGS}")
@@ -310,76 +218,6 @@ def _check_size(view: memoryview) -> None:
         raise WireLimitError(f"message of {len(view)} bytes: more than MAX_MESSAGE_BYTES = {MAX_MESSAGE_BYTES}")
 
 
-def _decode_tag(view: memoryview, offset: int, index: int, ntags: int, budget: pmt.Budget) -> tuple[Tag, int]:
-    """The tag at byte `offset` of the header (the `index`-th of `ntags`) and the offset after it."""
-    if offset + _TAG_OFFSET.size > len(view):
-        raise WireFormatError(
-            f"truncated gr-zeromq header: tag {index} of {ntags} has no offset "
-            f"(message ends at {len(view)})"
-        )
-    (tag_offset,) = _TAG_OFFSET.unpack_from(view, offset)
-    offset += _TAG_OFFSET.size
-    try:
-        key, offset = _read_symbol(view, offset, budget)
-        value, offset = _read_value(view, offset, budget)
-        srcid, offset = _read_symbol(view, offset, budget)
-    except WireFormatError as exc:
-        raise type(exc)(f"gr-zeromq header, tag {index} of {ntags}: {exc}") from None
-    if not isinstance(key, str):
-        raise WireFormatError(
-            f"gr-zeromq header, tag {index} of {ntags}: key is a "
-            f"{type(key).__name__}, expected a PMT symbol"
-        )
-    if srcid is False:
-        srcid = None
-    return Tag(tag_offset, key, value, srcid), offset
-
-
-#: Decoded symbols by their bytes (tag keys and srcids: a handful per stream, in every tag).
-_NAMES: dict[bytes, str] = {}
-
-
-def _read_symbol(view: memoryview, offset: int, budget: pmt.Budget) -> tuple[Any, int]:
-    """`pmt.read` with a shortcut for a complete symbol (a tag's key or srcid); the same result."""
-    end = offset + 3
-    if end <= len(view) and view[offset] == pmt.PST_SYMBOL:
-        end += (view[offset + 1] << 8) | view[offset + 2]
-        if end <= len(view):
-            raw = bytes(view[offset + 3:end])
-            name = _NAMES.get(raw)
-            if name is None:
-                if len(_NAMES) >= 1024:
-                    _NAMES.clear()
-                name = _NAMES[raw] = raw.decode("utf-8", "surrogateescape")
-            return name, end
-    return pmt.read(view, offset, budget)
-
-
-
-
-def _read_value(view: memoryview, offset: int, budget: pmt.Budget) -> tuple[Any, int]:
-    """`pmt.read` with shortcuts for complete scalars (double, int32, bool, nil) and short tuples of
-    doubles (a sector); the same result."""
-    if offset < len(view):
-        kind = view[offset]
-        if kind == pmt.PST_DOUBLE and offset + 9 <= len(view):
-            return _F64.unpack_from(view, offset + 1)[0], offset + 9
-        if kind <= pmt.PST_FALSE:
-            return kind == pmt.PST_TRUE, offset + 1
-        if kind == pmt.PST_INT32 and offset + 5 <= len(view):
-            return _I32.unpack_from(view, offset + 1)[0], offset + 5
-        if kind == pmt.PST_NULL:
-            return None, offset + 1
-        if kind == pmt.PST_TUPLE and offset + 5 <= len(view):
-            count = _TUPLE_HEAD.unpack_from(view, offset)[1]
-            end = offset + 5 + 9 * count
-            if 0 < count <= 8 and end <= len(view) and \
-                    all(view[at] == pmt.PST_DOUBLE for at in range(offset + 5, end, 9)):
-                budget.take(count, f"a tuple of {count} at offset {offset}")
-                return tuple(_F64.unpack_from(view, at + 1)[0] for at in range(offset + 5, end, 9)), end
-    return pmt.read(view, offset, budget)
-
-
 def decode_message(buf: Any) -> tuple[int, list[Tag], memoryview]:
     """Split one gr-zeromq frame (sent with ``pass_tags``) into header and payload.
 
@@ -387,92 +225,9 @@ def decode_message(buf: Any) -> tuple[int, list[Tag], memoryview]:
     ``memoryview`` of ``buf`` after the header and tags carry the sender's absolute
     offsets.
     """
-    view = _view(buf)
+    view = message_view(buf)
     first_offset, tags, header_size = decode_header(view)
     return first_offset, tags, view[header_size:]
-
-
-class SeqDecoder:
-    """`decode_header` with the sequence records of a link read as arrays (`isacblocks.zmq.seqtags`).
-
-    Where a tag of key `key` starts in a header, the layouts learnt so far are tried: the
-    records that equal a layout's template outside the offset and index bytes are read with
-    numpy, as one `SeqRun`.  Every other tag goes through the general decoder; a sequence
-    tag decoded that way teaches its layout (when the layout's encoder gives back exactly
-    the tag's bytes), so the next records of that sender take the fast path.  The result is
-    the general decoder's, with the matched records moved into runs
-    (`SeqDecoder.merged` puts them back); malformed input raises the same errors.
-    """
-
-    #: Layouts kept (senders seen: a few stream ids and srcids per link).
-    MAX_LAYOUTS = 8
-
-    def __init__(self, key: str):
-        self.key = key
-        self.layouts: list[SeqLayout] = []
-        self._key_bytes = pmt.serialize(key)
-
-    def decode_header(self, buf: Any) -> tuple[int, list[Tag], list[SeqRun], int]:
-        """``(first_offset, tags, runs, header_size)``: `tags` the generally decoded tags (in order),
-        `runs` the sequence records read by the fast path, each standing before ``tags[run.at]``."""
-        view = _view(buf)
-        first_offset, ntags, offset = _fixed_header(view)
-        budget = pmt.Budget(_HEADER_SCOPE)
-        tags: list[Tag] = []
-        runs: list[SeqRun] = []
-        data = None
-        key_bytes, key_end = self._key_bytes, _TAG_OFFSET.size + len(self._key_bytes)
-        index = 0
-        while index < ntags:
-            if self.layouts and view[offset + _TAG_OFFSET.size:offset + key_end] == key_bytes:
-                if data is None:
-                    data = np.frombuffer(view, dtype=np.uint8)
-                for layout in self.layouts:
-                    count = layout.match(data, offset, ntags - index)
-                    if count:
-                        budget.take(2 * count, f"{count} sequence tags at offset {offset}")
-                        offsets, indices = layout.fields(data, offset, count)
-                        runs.append(SeqRun(len(tags), layout, offsets, indices))
-                        offset += count * layout.size
-                        index += count
-                        break
-                else:
-                    count = 0
-                if count:
-                    continue
-            start = offset
-            tag, offset = _decode_tag(view, offset, index, ntags, budget)
-            tags.append(tag)
-            index += 1
-            if tag.key == self.key:
-                self._learn(tag, view[start:offset])
-        return first_offset, tags, runs, offset
-
-    def decode_message(self, buf: Any) -> tuple[int, list[Tag], list[SeqRun], memoryview]:
-        """`decode_message` with the sequence records as runs: ``(first_offset, tags, runs, payload)``."""
-        view = _view(buf)
-        first_offset, tags, runs, header_size = self.decode_header(view)
-        return first_offset, tags, runs, view[header_size:]
-
-    def _learn(self, tag: Tag, raw: memoryview) -> None:
-        layout = SeqLayout.of_tag(tag)
-        if layout is None or any(known.template.tobytes() == layout.template.tobytes() for known in self.layouts):
-            return
-        if layout.encode(np.array([tag.offset], np.uint64), np.array([tag.value[1]])) != raw:
-            return  # the sender wrote this tag in another (valid) way: keep to the general decoder
-        self.layouts.insert(0, layout)
-        del self.layouts[self.MAX_LAYOUTS:]
-
-    @staticmethod
-    def merged(tags: list[Tag], runs: list[SeqRun]) -> list[Tag]:
-        """Every tag of the header in its order: `tags` with the runs' records put back."""
-        out: list[Tag] = []
-        done = 0
-        for run in runs:
-            out += tags[done:run.at]
-            done = run.at
-            out += run.tags()
-        return out + tags[done:]
 
 
 def items_from_payload(
@@ -494,7 +249,7 @@ def items_from_payload(
             f"item of dtype {dt} and shape {shape} has no bytes; cannot split a payload"
         )
     item_bytes = dt.itemsize * math.prod(shape)
-    view = _view(payload)
+    view = message_view(payload)
     _check_size(view)
     if len(view) % item_bytes:
         raise WireFormatError(
