@@ -184,10 +184,10 @@ def test_the_known_impaired_array_detects_better_than_lambda_half(impaired):
 
 def test_estimator_block_takes_an_impaired_array_on_its_spacing_port(impaired):
     block = MBMLEstimator(P, P.nominal_spacing)
-    block.set_spacing(impaired)
+    block.apply_settings({"spacing": impaired})
     assert block.spacing is impaired
     with pytest.raises(ShapeError, match="expected an array of 64 elements"):
-        block.set_spacing(ArrayImpairments(impaired.spacing[:8]))
+        block.apply_settings({"spacing": ArrayImpairments(impaired.spacing[:8])})
 
 
 def test_unsupervised_learning_recovers_gains_and_coupling():

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import SyncBlock
+from ..core.messages import Setting
 from ..dsp.cache import LRUCache
-from ..dsp.impairments import array_steering, check_array
+from ..dsp.impairments import array_steering
 from ..dsp.precoder import beampattern_precoder, isac_precoder, ls_solution, sector_beampattern
 from ..errors import ConfigError
 from ..params import SystemParams
 from ..validation import check_int, check_real, check_sector
-from .items import SECTOR_ITEM
+from .items import SECTOR_ITEM, SPACING_SETTING
 
 
 class SectorBeamformer(SyncBlock):
@@ -32,6 +33,9 @@ class SectorBeamformer(SyncBlock):
     entries differ in their last bit from the per-sector solve, so it is off by default.
     """
 
+    settings = {"spacing": SPACING_SETTING}
+    setting_ports = {"spacing": "spacing"}
+
     def __init__(self, params: SystemParams, spacing=None, fixed_sector=None, cache_size: int = 256,
                  batch_solve: bool = False, name=None):
         super().__init__(in_sig=[("sector", np.float64, SECTOR_ITEM)],
@@ -44,13 +48,12 @@ class SectorBeamformer(SyncBlock):
             raise ConfigError(f"{self.name}: batch_solve = {batch_solve!r}: expected True or False")
         self.batch_solve = batch_solve
         self._cache = LRUCache(check_int(self.name, "cache_size", cache_size, 1))
-        self.set_spacing(params.nominal_spacing if spacing is None else spacing)
-        self.message_port_register_in("spacing", self.set_spacing)
+        self.apply_settings({"spacing": params.nominal_spacing if spacing is None else spacing})
 
-    def set_spacing(self, spacing) -> None:
-        self.spacing = check_array(spacing, self.params.n_antennas, f"{self.name}.spacing")
-        self._cache.clear()
-        self._steering = None  # A_tx^T of this spacing on the grid, formed at the next batch
+    def settings_changed(self, old, new) -> None:
+        if "spacing" in new:
+            self._cache.clear()
+            self._steering = None  # A_tx^T of this spacing on the grid, formed at the next batch
 
     def precoder(self, theta_min: float, theta_max: float) -> np.ndarray:
         key = (float(theta_min), float(theta_max))
@@ -92,20 +95,18 @@ class ISACCombiner(SyncBlock):
     ``eta`` and/or ``phi``).
     """
 
+    settings = {"eta": Setting(lambda block, value: check_real(block.name, "eta", value, 0.0, 1.0),
+                               "the sensing share, 0..1"),
+                "phi": Setting(lambda block, value: check_real(block.name, "phi", value),
+                               "the phase of the communication beam (rad)")}
+    setting_ports = {"tradeoff": ("eta", "phi")}
+
     def __init__(self, params: SystemParams, eta: float = 1.0, phi: float = 0.0, name=None):
         k = params.n_antennas
         self.params = params
         super().__init__(in_sig=[("f_sensing", np.complex64, k), ("f_comm", np.complex64, k)],
                          out_sig=[("precoder", np.complex64, k)], name=name)
-        self.set_tradeoff({"eta": eta, "phi": phi})
-        self.message_port_register_in("tradeoff", self.set_tradeoff)
-
-    def set_tradeoff(self, msg: dict) -> None:
-        if not isinstance(msg, dict):
-            raise ConfigError(f"{self.name}: tradeoff message {msg!r}: expected a dict with 'eta' and/or 'phi'")
-        eta = check_real(self.name, "eta", msg.get("eta", getattr(self, "eta", 1.0)), 0.0, 1.0)
-        self.phi = check_real(self.name, "phi", msg.get("phi", getattr(self, "phi", 0.0)))
-        self.eta = eta
+        self.apply_settings({"eta": eta, "phi": phi})
 
     def work(self, inputs, outputs):
         f_r, f_c = inputs

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..core.messages import Setting
+from ..dsp.impairments import check_array
 from ..errors import BlockError
 
 #: Item layout of the prior-sector stream: [theta_min, theta_max, r_min, r_max] (rad, m).
@@ -12,6 +14,12 @@ ESTIMATE_ITEM = 3
 
 #: Tag key a sensing receiver puts (value True) on the output item of a frame holding NaN or Inf.
 INVALID_FRAME_KEY = "invalid_frame"
+
+
+#: The array a beamformer or receiver assumes: a spacing vector (m) or an `ArrayImpairments`
+#: with gains and coupling too, of the system's K elements.
+SPACING_SETTING = Setting(lambda block, value: check_array(value, block.params.n_antennas, f"{block.name}.spacing"),
+                          "the array the block assumes: a spacing vector (K,) in m, or an ArrayImpairments")
 
 
 def required_tags(block, port: int, n: int, key: str) -> list:

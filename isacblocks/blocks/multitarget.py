@@ -8,14 +8,13 @@ import numpy as np
 from ..core import SinkBlock, SyncBlock
 from ..dsp.channels import frame_noise
 from ..dsp.gospa import MultiTargetReport, check_gospa_parameters, multitarget_report
-from ..dsp.impairments import check_array
 from ..dsp.metrics import position
 from ..dsp.multitarget import COUNT_DISTRIBUTIONS, check_max_targets, draw_scenes, scene_echo, successive_detection
 from ..errors import BlockError, ConfigError
 from ..seeding import seed_sequence
 from ..validation import check_real, check_sector
 from .channels import check_ula
-from .items import required_tags
+from .items import SPACING_SETTING, required_tags
 from .receivers import _check_device
 from .ula import ImpairedULA
 
@@ -114,6 +113,8 @@ class SuccessiveDetector(SyncBlock):
     """
 
     tag_propagation = "none"
+    settings = {"spacing": SPACING_SETTING}
+    setting_ports = {"spacing": "spacing"}
 
     def __init__(self, params, threshold: float, max_targets: int = 3, spacing=None, sector=None, name=None,
                  device="cpu"):
@@ -127,11 +128,7 @@ class SuccessiveDetector(SyncBlock):
         self.device = _check_device(self.name, device)
         self.sector = None if sector is None else (*check_sector(self.name, "sector", sector), params.range_min_m,
                                                    params.range_max_m)
-        self.set_spacing(params.nominal_spacing if spacing is None else spacing)
-        self.message_port_register_in("spacing", self.set_spacing)
-
-    def set_spacing(self, spacing) -> None:
-        self.spacing = check_array(spacing, self.params.n_antennas, f"{self.name}.spacing")
+        self.apply_settings({"spacing": params.nominal_spacing if spacing is None else spacing})
 
     def work(self, inputs, outputs):
         Y_tilde, precoders = inputs

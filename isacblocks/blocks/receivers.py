@@ -9,14 +9,13 @@ import numpy as np
 from ..core import SyncBlock
 from ..dsp.angle_delay import PEAK_METHODS
 from ..dsp.comm import constellation, ml_demap
-from ..dsp.impairments import check_array
 from ..dsp.maprt import maprt
 from ..dsp.mbml import mbml_estimate, sector_rows
 from ..dsp.receiver import reciprocal_filter
 from ..errors import ConfigError
 from ..params import SystemParams
 from ..validation import check_int, check_sector
-from .items import ESTIMATE_ITEM, INVALID_FRAME_KEY, required_tags
+from .items import ESTIMATE_ITEM, INVALID_FRAME_KEY, SPACING_SETTING, required_tags
 
 
 class ReciprocalFilter(SyncBlock):
@@ -50,6 +49,9 @@ class SensingEstimator(SyncBlock):
     `DetectionMetricsSink` leaves such frames out of its metrics.
     """
 
+    settings = {"spacing": SPACING_SETTING}
+    setting_ports = {"spacing": "spacing"}
+
     def __init__(self, params: SystemParams, spacing=None, sector=None, name=None, device="cpu"):
         k, s = params.n_antennas, params.n_subcarriers
         super().__init__(in_sig=[("Y_tilde", np.complex64, (k, s))],
@@ -59,11 +61,7 @@ class SensingEstimator(SyncBlock):
         self.sector = None if sector is None else (*check_sector(self.name, "sector", sector),
                                                    params.range_min_m, params.range_max_m)
         self.invalid_frames = 0
-        self.set_spacing(params.nominal_spacing if spacing is None else spacing)
-        self.message_port_register_in("spacing", self.set_spacing)
-
-    def set_spacing(self, spacing) -> None:
-        self.spacing = check_array(spacing, self.params.n_antennas, f"{self.name}.spacing")
+        self.apply_settings({"spacing": params.nominal_spacing if spacing is None else spacing})
 
     def sectors(self, n: int) -> np.ndarray:
         """Per-frame prior sectors of this call, (n, 4)."""

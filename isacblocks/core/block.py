@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -33,6 +32,7 @@ import numpy as np
 from ..errors import BlockError, ConfigError
 from ..validation import check_int, is_integer
 from .detail import BlockDetail
+from .messages import MessagePorts
 from .ports import PortSpec, as_port_specs
 from .tags import Tag
 
@@ -68,11 +68,12 @@ def _default_name(cls: type) -> str:
     return f"{base}{next(counter)}"
 
 
-class Block:
+class Block(MessagePorts):
     """Base class of every block.
 
     Subclasses call ``super().__init__(in_sig=[...], out_sig=[...])`` with `PortSpec`s,
     dtypes, or ``(dtype, shape)`` / ``(name, dtype, shape)`` tuples, and implement `work`.
+    Message ports and run-time `settings` come from `MessagePorts` (`isacblocks.core.messages`).
     """
 
     #: "all_to_all" (default) copies input tags to every output; "one_to_one" copies the
@@ -92,9 +93,7 @@ class Block:
         self.name = name or _default_name(type(self))
         self.in_sig: tuple[PortSpec, ...] = as_port_specs(in_sig, "in", self.name)
         self.out_sig: tuple[PortSpec, ...] = as_port_specs(out_sig, "out", self.name)
-        self._msg_out: dict[str, list[tuple[Block, str]]] = {}
-        self._msg_handlers: dict[str, Callable[[Any], None] | None] = {}
-        self._inbox: deque[tuple[str, Any]] = deque()
+        self._init_message_ports()
         #: The scheduler state of the current run (buffers, stop request, counters):
         #: installed fresh by the flowgraph at the start of every run.
         self.detail = BlockDetail()
@@ -187,57 +186,6 @@ class Block:
         for tag in self.get_tags_in_range(port, base, base + n, key):
             values[tag.offset - base] = tag.value
         return values
-
-    # ------------------------------------------------------------------ messages
-    def message_port_register_out(self, port: str) -> None:
-        self._msg_out.setdefault(port, [])
-
-    def message_port_register_in(self, port: str, handler: Callable[[Any], None] | None = None) -> None:
-        self._msg_handlers[port] = handler
-
-    def set_msg_handler(self, port: str, handler: Callable[[Any], None]) -> None:
-        if port not in self._msg_handlers:
-            raise ConfigError(f"block {self.name!r}: no input message port {port!r}; "
-                              f"registered: {sorted(self._msg_handlers)}")
-        self._msg_handlers[port] = handler
-
-    @property
-    def message_ports_in(self) -> tuple[str, ...]:
-        return tuple(self._msg_handlers)
-
-    @property
-    def message_ports_out(self) -> tuple[str, ...]:
-        return tuple(self._msg_out)
-
-    def message_port_pub(self, port: str, msg: Any) -> None:
-        """Publish `msg` to every subscriber of output message port `port`."""
-        if port not in self._msg_out:
-            raise ConfigError(f"block {self.name!r}: no output message port {port!r}; "
-                              f"registered: {sorted(self._msg_out)}")
-        for dst, dst_port in self._msg_out[port]:
-            dst.post(dst_port, msg)
-
-    def _subscribe(self, port: str, dst: Block, dst_port: str) -> None:
-        self._msg_out[port].append((dst, dst_port))
-
-    def post(self, port: str, msg: Any) -> None:
-        """Queue `msg` for input message port `port`; handled before the block's next work()."""
-        if port not in self._msg_handlers:
-            raise ConfigError(f"block {self.name!r}: no input message port {port!r}; "
-                              f"registered: {sorted(self._msg_handlers)}")
-        self._inbox.append((port, msg))
-        self.detail.wake()
-
-    def handle_messages(self) -> int:
-        """Deliver the queued messages to their handlers; returns how many were handled."""
-        handled = 0
-        while self._inbox:
-            port, msg = self._inbox.popleft()
-            handler = self._msg_handlers.get(port)
-            if handler is not None:
-                handler(msg)
-            handled += 1
-        return handled
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

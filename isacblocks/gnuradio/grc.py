@@ -27,9 +27,10 @@ another K or S is refused, naming both) and ``system`` (a dict of any other Syst
 e.g. ``{'snr_radar_db': 10.0}``, over the file's).  All blocks of a flowgraph should show the same
 values: point them at GRC variables.
 
-**Callbacks.**  A parameter with a ``set_<name>`` method changes while the flowgraph runs: when
-the block has an input message port of that name (``spacing``; the combiner's ``tradeoff`` for
-``eta`` and ``phi``), the new value is posted there and handled in the block's own thread before
+**Callbacks.**  A parameter that is one of the block's run-time ``settings`` (or has a
+``set_<name>`` method) changes while the flowgraph runs: when the block has an input message port
+of that name (``spacing``; the combiner's ``tradeoff`` for ``eta`` and ``phi``), the new value is
+posted there and handled in the block's own thread before
 its next work(), as a message from a GNU Radio port would be; otherwise the setter is called.
 
 **GRC's numbers.**  GRC passes floats where ints are meant (``1e3``, a QT range, a ``real``
@@ -152,6 +153,7 @@ EXCLUDED = {
     "FileSource": "GNU Radio's File Source reads the same raw items (no header, no tags)",
     "FileSink": "GNU Radio's File Sink writes the same raw items",
     "MessageCollector": "GNU Radio's Message Debug; what it collects is out of reach of a GRC flowgraph",
+    "HierBlock": "the base class of blocks made of blocks; GRC builds its own hier blocks from flowgraphs",
     "PushSink": "gr-zeromq's ZMQ PUSH Sink (byte-compatible); it binds its socket when built",
     "PullSource": "gr-zeromq's ZMQ PULL Source (byte-compatible); it connects its socket when built",
     "PubSink": "gr-zeromq's ZMQ PUB Sink (byte-compatible); it binds its socket when built",
@@ -678,7 +680,7 @@ def templates(cls: type, plist: list[GrcParam], hints: dict | None = None, ports
     callbacks = hints["callbacks"]
     if callbacks is None:
         callbacks = [_setter(p, ports_in) for p in plist if p.kind not in ("grc", "ula", "dtype")
-                     and callable(getattr(cls, f"set_{p.id}", None))]
+                     and (callable(getattr(cls, f"set_{p.id}", None)) or p.id in getattr(cls, "settings", {}))]
     out["callbacks"] = [_callback(c) for c in callbacks]
     if not out["callbacks"]:
         del out["callbacks"]
@@ -686,7 +688,7 @@ def templates(cls: type, plist: list[GrcParam], hints: dict | None = None, ports
 
 
 def _setter(p: GrcParam, ports_in: tuple[str, ...]) -> str:
-    """The callback of a parameter with a ``set_<name>`` method: a message to the input port of the
+    """The callback of a run-time setting (or a ``set_<name>`` parameter): a message to the input port of the
     same name where there is one (handled in the block's thread between work() calls), else a call.
     It names no System field, so GRC calls it when this parameter changes, not when K or S does."""
     if p.id in ports_in:
