@@ -343,3 +343,51 @@ def test_cache_loaded_kernel_gives_bitwise_the_freshly_compiled_results(tmp_path
         subprocess.run([sys.executable, "-c", script, str(tmp_path / f"{name}.npy")], check=True, env=env,
                        timeout=300)
     assert np.load(tmp_path / "fresh.npy").tobytes() == np.load(tmp_path / "cached.npy").tobytes()
+
+
+def test_no_module_of_dsp_imports_itself_around_a_circle():
+    """The angle-delay package (the CUDA backend and its kernel included) and the rest of `dsp`
+    import one another without a circle, counting imports inside functions."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    paths = sorted((root / "isacblocks" / "dsp").rglob("*.py"))
+
+    def name(path):
+        parts = list(path.relative_to(root).with_suffix("").parts)
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+    modules = {name(p): p for p in paths}
+    edges = {}
+    for module, path in modules.items():
+        package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                base = package[:len(package) - node.level + 1] if node.level else []
+                target = ".".join([*base, *(node.module.split(".") if node.module else [])])
+                targets.update(t for t in [target, *(f"{target}.{a.name}" for a in node.names)] if t in modules)
+            elif isinstance(node, ast.Import):
+                targets.update(a.name for a in node.names if a.name in modules)
+        # A package's __init__ is run by importing any of its modules: not a circle of its own.
+        edges[module] = {t for t in targets if t != module and not module.startswith(t + ".")}
+    assert "isacblocks.dsp.angle_delay.cuda_kernel" in edges["isacblocks.dsp.angle_delay.cuda"]
+    state, path = {}, []
+
+    def visit(node):
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state and (circle := visit(nxt)):
+                return circle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(edges):
+        if start not in state:
+            circle = visit(start)
+            assert circle is None, "import circle: " + " -> ".join(circle)

@@ -1,4 +1,4 @@
-"""The BLAS search of the sector map (`dsp.angle_delay_gemm`, ``method="gemm"``, the default for
+"""The BLAS search of the sector map (`dsp.angle_delay.gemm`, ``method="gemm"``, the default for
 range-projected and factored frames).
 
 Its claim is strong: the statistic, arg-max, window and window columns are the fused
@@ -14,7 +14,7 @@ import pytest
 
 from isacblocks import SystemParams
 from isacblocks.dsp.angle_delay import angle_delay_peak, angle_delay_peak_factored
-from isacblocks.dsp.angle_delay_gemm import SEARCH_MARGIN, search_blocks, search_synthesis
+from isacblocks.dsp.angle_delay.gemm import SEARCH_MARGIN, search_blocks, search_synthesis
 from isacblocks.dsp.mbml import angle_dictionary, range_dictionary, range_factors, sector_rows, steering_dictionary
 from isacblocks.dsp.scenario import training_sectors
 from isacblocks.dsp.spacing import draw_spacing
@@ -117,7 +117,7 @@ def test_search_error_is_far_inside_the_margin():
     _, sigma, v = range_factors(P)
     worst = 0.0
     # the search's power map, through the same code path as gemm_peak_projected
-    from isacblocks.dsp import angle_delay_gemm as gemm_module
+    from isacblocks.dsp.angle_delay import gemm as gemm_module
 
     captured = []
     original = gemm_module._candidate_blocks

@@ -1,4 +1,4 @@
-"""The low-rank form of the sector map (`dsp.angle_delay_lowrank`, ``method="lowrank"``).
+"""The low-rank form of the sector map (`dsp.angle_delay.lowrank`, ``method="lowrank"``).
 
 Checked against the dense map ``|Phi_pert^H Y~ Phi_d^*|`` (`angle_delay_map_dense`, plain
 complex64 matrix products over the whole grid): the same arg-max cell (or a tie at float32
@@ -12,7 +12,7 @@ import pytest
 from isacblocks import SystemParams
 from isacblocks.blocks import MBMLEstimator
 from isacblocks.dsp.angle_delay import angle_delay_map_dense
-from isacblocks.dsp.angle_delay_lowrank import sector_factors
+from isacblocks.dsp.angle_delay.lowrank import sector_factors
 from isacblocks.dsp.channels import complex_normal
 from isacblocks.dsp.impairments import array_steering, draw_impairments
 from isacblocks.dsp.mbml import mbml_estimate, mbml_peak, sector_cols, sector_rows, steering_dictionary
@@ -56,7 +56,7 @@ def test_sector_factor_is_exact_to_float32_with_fewer_rows():
     spacing = draw_spacing(np.random.default_rng(3), P)
     phi_h = steering_dictionary(spacing, P).conj().T  # (N_theta, K)
     lo, hi = (int(v) for v in sector_rows(*P.test_sector, P))
-    left, right = sector_factors(phi_h, "test", lo, hi)
+    left, right = sector_factors(phi_h, lo, hi)
     rows = phi_h[lo:hi].astype(np.complex128)
     error = np.linalg.norm(left.astype(np.complex128) @ right - rows) / np.linalg.norm(rows)
     assert error < 1e-6  # float32 rounding of the factors themselves

@@ -73,15 +73,14 @@ def run(frames: int, reps: int, cpu_frames: int, seed: int, small: bool = False)
     """The record; `small` uses a tiny system (K = 8, S = 16) for a smoke run on the CUDA simulator."""
     from numba import cuda
 
-    from isacblocks.dsp.angle_delay import angle_delay_peak
-    from isacblocks.dsp.angle_delay_cuda import angle_delay_peak_cuda, check_device
+    from isacblocks.dsp.angle_delay import angle_delay_peak, angle_delay_peak_cuda, resolve_device
     from isacblocks.dsp.maprt import maprt
     from isacblocks.dsp.mbml import angle_dictionary, range_dictionary, range_factors, sector_cols, sector_rows
     from isacblocks.params import SystemParams
 
     from .workload import sensing_frames
 
-    check_device("cuda", "isacblocks.bench.gpu")
+    resolve_device("cuda", "isacblocks.bench.gpu")
     params = (SystemParams(n_antennas=8, n_subcarriers=16, n_taps=1, n_angle_grid=24, n_range_grid=12) if small
               else SystemParams())
     cpu_frames = min(cpu_frames, frames)

@@ -113,11 +113,10 @@ def flops_per_frame(params, theta_min: float, theta_max: float, r_min: float, r_
     maprt = 8 * K * S * m_padded + 8 * m_padded * (K + m_r) * _ceil4(m_theta)
     mbml = 8 * K * S * padded + 8 * padded * (K + C) * _ceil4(R) + 8 * padded * (K + w_r) * _ceil4(w_theta)
     mbml_minimal = 8 * K * S * n_tau + 8 * R * K * n_tau  # sector rows only, no low-rank range factor
-    from isacblocks.dsp.angle_delay_lowrank import sector_factors
+    from isacblocks.dsp.angle_delay.lowrank import sector_factors
     from isacblocks.dsp.mbml import steering_dictionary
 
-    latent = sector_factors(steering_dictionary(params.nominal_spacing, params).conj().T, "roofline", row_lo,
-                            row_hi)[1].shape[0]
+    latent = sector_factors(steering_dictionary(params.nominal_spacing, params).conj().T, row_lo, row_hi)[1].shape[0]
     # Q^H Y~, (.) G, (.) V, L (.), and the window straight from the frame
     mbml_lowrank = (8 * latent * K * S + 8 * latent * S * rank + 8 * latent * rank * n_tau + 8 * R * latent * n_tau
                     + 8 * w_theta * K * S + 8 * w_theta * S * w_r)

@@ -6,12 +6,9 @@ import numpy as np
 
 from ..errors import ConfigError, ShapeError
 from ..params import SystemParams
-from .angle_delay import AngleDictionary, RangeDictionary, angle_delay_peak
-from .cache import LRUCache
-from .impairments import check_array, receiver_steering
-from .mbml import peak_function
+from .angle_delay import AngleDelayGrid, AngleDelaySearch, Frames, Sectors, resolve_device
+from .impairments import check_array
 from .scenario import per_frame
-from .steering import range_steering
 
 
 def check_frames(Y_tilde, params: SystemParams, name: str) -> np.ndarray:
@@ -52,10 +49,10 @@ def maprt(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params: SystemPa
     statistic is the maximum itself, compared with a threshold for detection (eq. 9).
     (The matched filter uses the Hermitian of the steering vector, as in eq. 15.)
     Sector bounds are scalars or (B,) arrays.  Returns ``(statistic, theta_hat,
-    range_hat)``, each (B,) float64.  `device`: "cpu" or "cuda" (the CUDA kernel of
-    `angle_delay_cuda`, same outputs to float32 rounding).
+    range_hat)``, each (B,) float64.  `device`: "cpu" or "cuda" (the CUDA backend of
+    `angle_delay`, same outputs to float32 rounding).
     """
-    kernel = peak_function(device, "maprt")
+    device = resolve_device(device, "maprt")
     n_theta = params.n_angle_grid if n_theta is None else n_theta
     n_range = params.n_range_grid if n_range is None else n_range
     Y_tilde = check_frames(Y_tilde, params, "maprt")
@@ -72,32 +69,12 @@ def maprt(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params: SystemPa
     for group, index in enumerate(first):
         t0, t1, r0, r1 = keys[index]
         frames = np.flatnonzero(groups.ravel() == group)
-        angles = np.linspace(t0, t1, n_theta)
-        ranges = np.linspace(r0, r1, n_range)
-        angle_dict = receiver_steering(angles, spacing, params.wavelength).astype(np.complex64)
-        range_dict = range_steering(ranges, params)
-        stat, i_hat, j_hat = _map_peak(Y_tilde[frames], angle_dict, range_dict, kernel)
-        statistic[frames] = stat
-        theta_hat[frames] = angles[i_hat]
-        range_hat[frames] = ranges[j_hat]
+        # The grid spread over the sector; its range factors are kept per value of the range grid.
+        grid = AngleDelayGrid(params, np.linspace(t0, t1, n_theta), np.linspace(r0, r1, n_range))
+        search = AngleDelaySearch(grid, spacing, device, owner="maprt")
+        peak = search.execute(Frames(Y_tilde[frames]), Sectors.from_indices(frames.size, n_theta, n_range, 0, n_theta),
+                              owner="maprt")
+        statistic[frames] = peak.statistic.astype(np.float64)
+        theta_hat[frames] = grid.angles[peak.i_hat]
+        range_hat[frames] = grid.ranges[peak.j_hat]
     return statistic, theta_hat, range_hat
-
-
-def _map_peak(Y_tilde, angle_dict, range_dict, kernel=angle_delay_peak):
-    """Peak of ``|A^H Y~ D^*|`` per frame over the whole (sector) grid: (value, row, column).
-
-    Runs the fused Numba angle-delay kernel (`angle_delay_peak`) with every row and column
-    searched and no window."""
-    n_frames = Y_tilde.shape[0]
-    peak = kernel(Y_tilde, AngleDictionary.from_steering(angle_dict), _range_dictionary(range_dict),
-                  np.zeros(n_frames, dtype=np.int64), np.full(n_frames, angle_dict.shape[1]),
-                  0, range_dict.shape[1])
-    return peak.statistic.astype(np.float64), peak.i_hat, peak.j_hat
-
-
-_RANGE_CACHE = LRUCache(8)
-
-
-def _range_dictionary(range_dict) -> RangeDictionary:
-    """The factored delay dictionary, cached per grid (the grid only changes with the range sector)."""
-    return _RANGE_CACHE.get(range_dict.tobytes(), lambda: RangeDictionary.from_steering(range_dict))

@@ -9,7 +9,7 @@ each ``psi_t ~ CN(0, sigma_r^2)`` independent (so SNR_r is the per-target SNR). 
 receiver detects the targets one by one (greedy successive detection, orthogonal matching
 pursuit style):
 
-1. Algorithm 1 (`mbml_estimate`) on the residual frame: the sector maximum of the map
+1. Algorithm 1 (`mbml.estimate`) on the residual frame: the sector maximum of the map
    (eq. 15-16) is the detection statistic; the soft estimate (eq. 17-19) is the position;
 2. if the maximum exceeds the threshold (set on H0 statistics for a fixed Pfa), the target
    is declared, the complex gains of all targets declared so far are fitted jointly by
@@ -38,7 +38,7 @@ from ..errors import ConfigError, ShapeError
 from ..validation import is_integer
 from .channels import complex_normal, target_echo
 from .impairments import array_rows, array_steering
-from .mbml import mbml_estimate
+from .mbml import estimate, search_for
 from .metrics import position
 from .steering import range_steering
 
@@ -247,14 +247,15 @@ def subtract_targets(Y_tilde, steering, delay, amplitude) -> np.ndarray:
 
 
 def successive_detection(Y_tilde, sectors, spacing, params, threshold: float, max_targets: int,
-                         precoders=None, device: str = "cpu") -> Detections:
+                         precoders=None, device: str = "cpu", search=None) -> Detections:
     """Greedy successive detection of up to `max_targets` targets per frame (module docstring).
 
     `Y_tilde` (B, K, S): reciprocal-filtered frames (eq. 7); `sectors` (B, 4) or (4,):
     ``[theta_min, theta_max, r_min, r_max]``; `spacing`: the assumed ``d`` (K,); `threshold`:
     a target is declared while the sector maximum is strictly above it; `precoders` (B, K) or
     (K,): the f of each frame, only used to turn the fitted amplitude into ``psi``
-    (``beta = psi a^T(theta; d) f / sqrt(S)``; without it `gain_hat` is ``beta sqrt(S)``).
+    (``beta = psi a^T(theta; d) f / sqrt(S)``; without it `gain_hat` is ``beta sqrt(S)``);
+    `search`: the caller's `AngleDelaySearch` for `spacing` (default: one kept per value, on `device`).
     """
     T = check_max_targets("successive_detection", max_targets)
     Y_tilde = np.asarray(Y_tilde)
@@ -267,6 +268,7 @@ def successive_detection(Y_tilde, sectors, spacing, params, threshold: float, ma
         raise ConfigError(f"successive_detection: threshold = {threshold!r}: must be finite")
     out = Detections(np.full((b, T), np.nan), np.full((b, T), np.nan), np.full((b, T), np.nan),
                      np.full((b, T), np.nan + 0j), np.zeros(b, dtype=np.int64))
+    search = search_for(spacing, params, device) if search is None else search
     frame = np.asarray(Y_tilde, dtype=np.complex64)
     residual = frame.copy()
     active = np.arange(b)
@@ -274,7 +276,7 @@ def successive_detection(Y_tilde, sectors, spacing, params, threshold: float, ma
     for k in range(T):
         if active.size == 0:
             break
-        stat, theta, rng = mbml_estimate(residual[active], *sectors[active].T, spacing, params, device=device)
+        stat, theta, rng = estimate(search, residual[active], *sectors[active].T)
         out.statistic[active, k], out.theta_hat[active, k], out.range_hat[active, k] = stat, theta, rng
         active = active[stat > threshold]
         out.count[active] += 1

@@ -20,11 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from ..dsp.angle_delay import AngleDelayGrid, AngleDelaySearch, ProjectedFrames
 from ..dsp.channels import ue_channel_frequency_response
 from ..dsp.comm import symbol_error_rate_qpsk
 from ..dsp.detection import threshold_at_pfa
 from ..dsp.impairments import ArrayImpairments, array_steering
-from ..dsp.mbml import mbml_estimate_projected
+from ..dsp.mbml import estimate
 from ..dsp.metrics import DetectionReport, detection_report
 from ..dsp.precoder import beampattern_precoder, isac_precoder
 from ..dsp.steering import array_gain
@@ -45,19 +46,20 @@ def mbml_statistics(params: SystemParams, true_spacing, spacing, n_frames: int, 
     """MB-ML outputs on `n_frames` frames of one hypothesis: dict of statistic, theta_hat,
     range_hat, theta, range, each (n_frames,).  The precoder defaults to the LS sector
     precoder for the assumed `spacing` (eq. 5-6); `device` runs the receiver's map kernel on
-    "cpu" or "cuda" (`dsp.mbml.mbml_estimate`)."""
+    "cpu" or "cuda" (one `AngleDelaySearch` for all chunks, `dsp.mbml.estimate`)."""
     sector = params.test_sector if sector is None else sector
     basis = basis or ProjectedBasis.for_params(params)
     if precoder is None:
         precoder = beampattern_precoder(*sector, spacing, params)
+    search = AngleDelaySearch(AngleDelayGrid.of(params), spacing, device, owner="mbml_statistics")
     parts = []
     for start in range(0, n_frames, chunk):
         n = min(chunk, n_frames - start)
         frames = draw_projected_frames(rng, params, true_spacing, basis, *sector, n,
                                        present=np.full(n, present))
         gain = array_gain(array_steering(frames.theta, true_spacing, params.wavelength).T, precoder)
-        stat, theta_hat, range_hat = mbml_estimate_projected(frames.combine(gain), *sector, params.range_min_m,
-                                                             params.range_max_m, spacing, params, device=device)
+        stat, theta_hat, range_hat = estimate(search, ProjectedFrames(frames.combine(gain)), *sector,
+                                              params.range_min_m, params.range_max_m)
         parts.append((stat, theta_hat, range_hat, frames.theta, frames.ranges))
     return concatenate_statistics([dict(zip(STATISTIC_KEYS, p)) for p in parts])
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..dsp.angle_delay import AngleDelayGrid
 from ..dsp.channels import complex_normal, frame_noise
 from ..dsp.impairments import array_rows, array_steering
-from ..dsp.mbml import range_factors
 from ..dsp.precoder import beampattern_precoder
 from ..dsp.scenario import draw_targets, training_sectors
 from ..dsp.steering import array_gain, range_steering
@@ -42,8 +42,8 @@ class ProjectedBasis:
 
     @classmethod
     def for_params(cls, params: SystemParams) -> ProjectedBasis:
-        """The receiver's own factorisation of the range dictionary (`mbml.range_factors`)."""
-        return cls(*range_factors(params))
+        """The receiver's own factorisation of the range dictionary (`AngleDelayGrid.factors`)."""
+        return cls(*AngleDelayGrid.of(params).factors)
 
     @property
     def rank(self) -> int:

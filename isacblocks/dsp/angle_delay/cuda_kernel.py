@@ -1,4 +1,4 @@
-"""The CUDA kernel of `angle_delay_cuda` (imported on first use: this module imports numba.cuda).
+"""The CUDA kernel of `cuda` (imported on first use: this module imports numba.cuda).
 
 Kept in its own module so that ``cuda`` is a module global, as Numba's CUDA simulator needs.
 """
@@ -7,7 +7,7 @@ import math
 
 from numba import cuda, float32, int64
 
-from .angle_delay_cuda import MAX_ANTENNAS, MAX_RANK, THREADS_PER_BLOCK, TILE_ROWS
+from .devices import MAX_ANTENNAS, MAX_RANK, THREADS_PER_BLOCK, TILE_ROWS
 
 
 @cuda.jit(device=True, inline=True)

@@ -13,13 +13,13 @@ so the products over the S subcarriers and over the N_tau ranges run on r_a late
 instead of R, as complex64 BLAS products.  For the test sector (R = 80, r_a = 23) that is
 60 % of the fused kernel's FLOPs (`benchmarks/roofline.py`).
 
-`angle_delay.angle_delay_peak(..., method="lowrank")` uses it for full (not projected),
+The "lowrank" method of full frames (`backends`) uses it for full (not projected),
 finite frames.  Every product is one matrix product per frame, so a frame's outputs do not
 depend on the other frames of its batch.  Statistics agree with the fused kernel to float32
 rounding and the arg-max is the same cell except where two cells tie at float32 precision
 (`tests/test_angle_delay.py`).  The eq.-17 window is computed directly from the frame,
 ``|Phi_pert[:, rows]^H Y~ Phi_d^*[:, cols]|``, as in the fused kernel.  A sector's first use
-costs an SVD of its rows (about a millisecond, cached): the form pays off for streams whose
+costs an SVD of its rows (about a millisecond, kept on the search object): the form pays off for streams whose
 sectors repeat (a fixed test sector, a few beams), not for a new sector in every frame.
 """
 
@@ -27,9 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .blas_threads import map_blocks, one_blas_thread
-from .cache import LRUCache
-from .canonical import canonical_svd
+from ..blas_threads import map_blocks, one_blas_thread
+from ..canonical import canonical_svd
 
 #: Singular values of the sector's rows kept: above this share of the largest (float32 rounding).
 LOWRANK_RTOL = 1e-7
@@ -38,38 +37,32 @@ EXTRA_RANK = 2
 #: Frames per block of the products (bounds the (frames, R, N_tau) map held at once).
 CHUNK_FRAMES = 32
 
-_FACTORS = LRUCache(64)
+
+def sector_factors(angle_herm: np.ndarray, row_lo: int, row_hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(L, Q^H)`` complex64 (read-only) of ``angle_herm[row_lo:row_hi]`` (R x K)."""
+    rows = angle_herm[row_lo:row_hi].astype(np.complex128)
+    with one_blas_thread():  # the same factor in every process
+        u, sigma, vh = np.linalg.svd(rows, full_matrices=False)
+    rank = min(int(np.count_nonzero(sigma > LOWRANK_RTOL * sigma[0])) + EXTRA_RANK, sigma.size)
+    u, vh = canonical_svd(u[:, :rank], sigma[:rank], vh[:rank])  # the same factor on every CPU
+    left, right = (u * sigma[:rank]).astype(np.complex64), vh.astype(np.complex64)
+    left.setflags(write=False)
+    right.setflags(write=False)
+    return left, right
 
 
-def sector_factors(angle_herm: np.ndarray, key, row_lo: int, row_hi: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(L, Q^H)`` complex64 of ``angle_herm[row_lo:row_hi]`` (R x K), cached per (`key`, rows)."""
-
-    def build():
-        rows = angle_herm[row_lo:row_hi].astype(np.complex128)
-        with one_blas_thread():  # the same factor in every process
-            u, sigma, vh = np.linalg.svd(rows, full_matrices=False)
-        rank = min(int(np.count_nonzero(sigma > LOWRANK_RTOL * sigma[0])) + EXTRA_RANK, sigma.size)
-        u, vh = canonical_svd(u[:, :rank], sigma[:rank], vh[:rank])  # the same factor on every CPU
-        left, right = (u * sigma[:rank]).astype(np.complex64), vh.astype(np.complex64)
-        left.setflags(write=False)
-        right.setflags(write=False)
-        return left, right
-
-    return _FACTORS.get((key, int(row_lo), int(row_hi)), build)
-
-
-def lowrank_peak(frames: np.ndarray, angle_herm: np.ndarray, key, g: np.ndarray, v: np.ndarray,
+def lowrank_peak(frames: np.ndarray, factors, angle_herm: np.ndarray, g: np.ndarray, v: np.ndarray,
                  delay_conj: np.ndarray, row_lo: int, row_hi: int, col_lo: np.ndarray, col_hi: np.ndarray,
                  half_angle: int, half_range: int, out) -> None:
     """The sector peak of `frames` (B, K, S) complex64, all with rows ``[row_lo, row_hi)``.
 
-    `angle_herm` is ``Phi_pert^H`` (N_theta, K) complex64 (`key` names it for the factor
-    cache), ``Phi_d^* = g v`` the range factors, `delay_conj` ``Phi_d^*`` (S, N_tau)
+    `factors` is `sector_factors` of those rows, `angle_herm` ``Phi_pert^H`` (N_theta, K)
+    complex64, ``Phi_d^* = g v`` the range factors, `delay_conj` ``Phi_d^*`` (S, N_tau)
     complex64 for the window; `col_lo`, `col_hi` (B,) the frames' range columns.  Writes
     ``out = (statistic, i_hat, j_hat, window, valid)`` (each indexed by frame, as
-    `angle_delay._empty_peak` allocates them).
+    `frames.empty_peak` allocates them).
     """
-    left, right = sector_factors(angle_herm, key, row_lo, row_hi)
+    left, right = factors
     n_theta, n_tau = angle_herm.shape[0], v.shape[1]
     statistic, i_hat, j_hat, window, valid = out
     columns = np.arange(n_tau)

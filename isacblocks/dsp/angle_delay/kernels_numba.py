@@ -1,8 +1,8 @@
 """The Numba kernels of the angle-delay map (eq. 15-17): per-frame primitives and the fused
-passes of `angle_delay.angle_delay_peak` and `angle_delay.angle_delay_peak_factored`.
+passes of the "fused" backends (`backends`) for full, projected and factored frames.
 
 Complex64 arithmetic is written out as float32 dot products (real and imaginary parts,
-accumulators in registers) that LLVM vectorises.  `angle_delay_gemm` reuses the per-frame
+accumulators in registers) that LLVM vectorises.  `gemm` reuses the per-frame
 primitives to recompute a few row blocks exactly as the fused pass computes them.
 """
 
@@ -211,7 +211,7 @@ def _factored_frames(noise, steering, scale, delay, out):
 @nb.njit(parallel=True, nogil=True, cache=True)
 def _factored_kernel(noise, steering, scale, delay, ah_re, ah_im, vt_re, vt_im, row_lo, row_hi, col_lo, col_hi,
                      half_angle, half_range, statistic, i_hat, j_hat, window, valid):
-    """`_frame_peak` on every factored frame (see `angle_delay_peak_factored`)."""
+    """`_frame_peak` on every factored frame (`frames.FactoredFrames`)."""
     n_ant, padded = noise.shape[1], vt_re.shape[1]
     for b in nb.prange(noise.shape[0]):
         ct = np.zeros((2, padded, n_ant), dtype=np.float32)

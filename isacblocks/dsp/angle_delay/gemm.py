@@ -1,7 +1,7 @@
 """The sector peak of range-projected frames: BLAS products to find it, the fused kernel's own
 arithmetic to pin it (eq. 15-17).
 
-The fused kernel (`_map_kernels`) spends three quarters of its work on projected frames in
+The fused kernel (`kernels_numba`) spends three quarters of its work on projected frames in
 the range stage ``w V`` (R sector rows x r x N_tau), written as float32 dot products that
 reach a fraction of the matrix-product roof.  Here the map is found in two passes:
 
@@ -19,7 +19,8 @@ leaves out columns of norm below 1e-5 of the largest, so their values differ by 
 of the frame's maximum, far inside the 1 % margin (a frame whose bound on the left-out
 part is larger is pinned whole).  A row outside the candidates therefore holds no entry that reaches the maximum,
 and the statistic, arg-max and window are the fused kernel's bit for bit
-(`tests/test_angle_delay_gemm.py`); the default method of projected and factored frames.
+(`tests/test_angle_delay_gemm.py`); the default method of projected and factored frames
+(`backends`).
 Frames with NaN or Inf go to the fused kernel.  The frames' outputs do not depend on their
 batch: every product is per frame or per row.
 """
@@ -31,8 +32,8 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from ._map_kernels import _FASTMATH, _factored_frames, _frame_window, _scan_block
-from .blas_threads import map_blocks
+from ..blas_threads import map_blocks
+from .kernels_numba import _FASTMATH, _factored_frames, _frame_window, _scan_block
 
 #: Rows whose maximum of ``|L|^2`` is within this share of the frame's maximum are recomputed.
 SEARCH_MARGIN = 1e-2
@@ -168,7 +169,7 @@ def _pin_frame(ct, ah_re, ah_im, vt_re, vt_im, row_lo, row_hi, col_lo, col_hi, b
                half_range, window, valid):
     """Pass 2 for one frame given ``C^T`` (2, r', K): the fused kernel's scan of the candidate
     blocks on their columns only, then its window; returns ``(max, i^, j^)`` as
-    `_map_kernels._frame_peak`.  A 1 x 1 window is the peak's own entry."""
+    `kernels_numba._frame_peak`.  A 1 x 1 window is the peak's own entry."""
     rank, n_tau = ct.shape[1], vt_re.shape[0]
     w_re = np.empty((4, rank), dtype=np.float32)
     w_im = np.empty((4, rank), dtype=np.float32)
@@ -192,7 +193,7 @@ def _pin_frame(ct, ah_re, ah_im, vt_re, vt_im, row_lo, row_hi, col_lo, col_hi, b
 def _pin_projected(frames, ah_re, ah_im, vt_re, vt_im, row_lo, row_hi, col_lo, col_hi, blocks, n_blocks,
                    half_angle, half_range, statistic, i_hat, j_hat, window, valid):
     """`_pin_frame` on projected frames ``C`` (b, K, 2r) float32 pairs, C^T zero-padded to r' rows
-    as `_map_kernels._peak_kernel` pads it."""
+    as `kernels_numba._peak_kernel` pads it."""
     n_ant, padded = frames.shape[1], vt_re.shape[1]
     for b in range(frames.shape[0]):
         ct = np.zeros((2, padded, n_ant), dtype=np.float32)
@@ -211,34 +212,48 @@ def row_norm(herm: np.ndarray) -> float:
 
 
 def range_column_norms(range_dict) -> np.ndarray:
-    """The norms of G's columns (its singular values) from a `angle_delay.RangeDictionary`'s real form."""
+    """The norms of G's columns (its singular values) from a `RangeDictionary`'s real form."""
     return np.linalg.norm(range_dict.project[0:2 * range_dict.rank:2], axis=1)
 
 
-def gemm_peak_projected(frames, herm, v, search, out) -> None:
+def search_matrices(search):
+    """``(Phi_pert^H, SearchSynthesis, largest row norm)`` of a `search.PreparedSearch`'s dictionaries,
+    kept on it until the search is recreated."""
+
+    def build():
+        herm, v = search.angle_dict.herm(), search.range_dict.synthesis()
+        return herm, search_synthesis(v, range_column_norms(search.range_dict)), row_norm(herm)
+
+    return search.derived("gemm", build)
+
+
+def gemm_peak_projected(search, frames, sectors, half_angle: int, half_range: int, out) -> None:
     """Statistic, arg-max and window of finite projected frames ``C`` (B, K, r) complex64 into
-    ``out = (statistic, i_hat, j_hat, window, valid)``; `search` is `angle_delay.PeakSearch`."""
-    ad, rd, (row_lo, row_hi), (col_lo, col_hi) = search.angle_dict, search.range_dict, search.rows, search.cols
-    pairs, synthesis, herm_norm = frames.view(np.float32), search_synthesis(v, range_column_norms(rd)), row_norm(herm)
+    ``out = (statistic, i_hat, j_hat, window, valid)``, for the `search.PreparedSearch` `search` and
+    the `grid.Sectors` `sectors`."""
+    ad, rd, (row_lo, row_hi), (col_lo, col_hi) = search.angle_dict, search.range_dict, sectors.rows, sectors.cols
+    herm, synthesis, herm_norm = search_matrices(search)
+    pairs = frames.view(np.float32)
 
     def block(start: int) -> None:
         part = slice(start, start + CHUNK_FRAMES)
         blocks, n_blocks = search_blocks(frames[part], herm, synthesis, row_lo[part], row_hi[part], col_lo[part],
                                          col_hi[part], herm_norm)
         _pin_projected(pairs[part], ad.re, ad.im, rd.synth_re, rd.synth_im, row_lo[part], row_hi[part],
-                       col_lo[part], col_hi[part], blocks, n_blocks, search.half_angle, search.half_range,
+                       col_lo[part], col_hi[part], blocks, n_blocks, half_angle, half_range,
                        *(array[part] for array in out))
 
     map_blocks(block, range(0, frames.shape[0], CHUNK_FRAMES))
 
 
-def gemm_peak_factored(noise, steering, scale, delay, herm, v, search, out) -> None:
+def gemm_peak_factored(search, noise, steering, scale, delay, sectors, half_angle: int, half_range: int,
+                       out) -> None:
     """`gemm_peak_projected` on factored frames ``C = scale a d^T + N`` (complex64 arrays as
-    `angle_delay.angle_delay_peak_factored` takes them)."""
-    ad, rd, (row_lo, row_hi), (col_lo, col_hi) = search.angle_dict, search.range_dict, search.rows, search.cols
+    `frames.FactoredFrames` holds them)."""
+    ad, rd, (row_lo, row_hi), (col_lo, col_hi) = search.angle_dict, search.range_dict, sectors.rows, sectors.cols
+    herm, synthesis, herm_norm = search_matrices(search)
     pairs = [array.view(np.float32) for array in (noise, steering, delay)]
     scale_pairs = scale.view(np.float32).reshape(-1, 2)
-    synthesis, herm_norm = search_synthesis(v, range_column_norms(rd)), row_norm(herm)
 
     def block(start: int) -> None:
         part = slice(start, start + CHUNK_FRAMES)
@@ -247,7 +262,7 @@ def gemm_peak_factored(noise, steering, scale, delay, herm, v, search, out) -> N
         blocks, n_blocks = search_blocks(frames, herm, synthesis, row_lo[part], row_hi[part], col_lo[part],
                                          col_hi[part], herm_norm)
         _pin_projected(frames.view(np.float32), ad.re, ad.im, rd.synth_re, rd.synth_im, row_lo[part], row_hi[part],
-                       col_lo[part], col_hi[part], blocks, n_blocks, search.half_angle, search.half_range,
+                       col_lo[part], col_hi[part], blocks, n_blocks, half_angle, half_range,
                        *(array[part] for array in out))
 
     map_blocks(block, range(0, noise.shape[0], CHUNK_FRAMES))
