@@ -31,6 +31,26 @@ class SectorBeamformer(SyncBlock):
     ``A_tx^T`` for all of them) instead of one per sector: about 40x faster where sectors never
     repeat (random training sectors); the precoders agree to about 1e-15, but a few complex64
     entries differ in their last bit from the per-sector solve, so it is off by default.
+
+    Input
+    -----
+    sector : [n, 4], float64
+        ``[theta_min, theta_max, r_min, r_max]`` (rad, m) per frame.
+
+    Output
+    ------
+    precoder : [n, K], complex64
+        The unit-norm LS precoder of each frame (eq. 5-6).
+
+    Settings
+    --------
+    spacing
+        The array the block assumes: a spacing vector (K,) in m, or an `ArrayImpairments`.
+
+    Messages
+    --------
+    spacing (in)
+        A new ``spacing``, as ``{"spacing": value}`` on port ``settings``.
     """
 
     settings = {"spacing": SPACING_SETTING}
@@ -93,6 +113,30 @@ class ISACCombiner(SyncBlock):
     Inputs ``f_sensing`` and ``f_comm`` (K,), output ``precoder`` (K,).  `eta` and `phi`
     can be changed while running through message port ``tradeoff`` (a dict with keys
     ``eta`` and/or ``phi``).
+
+    Input
+    -----
+    f_sensing : [n, K], complex64
+        The sensing precoder ``f_r``.
+    f_comm : [n, K], complex64
+        The communication precoder ``f_c``.
+
+    Output
+    ------
+    precoder : [n, K], complex64
+        The combined unit-norm precoder (eq. 4).
+
+    Settings
+    --------
+    eta
+        The sensing share, 0..1.
+    phi
+        The phase of the communication beam (rad).
+
+    Messages
+    --------
+    tradeoff (in)
+        A dict with ``eta`` and/or ``phi``, as on port ``settings``.
     """
 
     settings = {"eta": Setting(lambda block, value: check_real(block.name, "eta", value, 0.0, 1.0),

@@ -40,6 +40,18 @@ class TargetChannel(SyncBlock):
     ``vec(W) ~ CN(0, N0 I)``.  The truth (``target_present``, ``theta``, ``range``) is read
     from the tags on the precoder input; the array is the shared `ImpairedULA`.  Each
     frame's noise has its own generator (`frame_noise`), so large batches fill it in parallel.
+
+    Input
+    -----
+    precoder : [n, K], complex64
+        The transmitted precoder per frame.
+    symbols : [n, S], complex64
+        The OFDM symbols per frame.
+
+    Output
+    ------
+    Y_r : [n, K, S], complex64
+        The received sensing frame (eq. 1).
     """
 
     def __init__(self, params: SystemParams, ula: ImpairedULA, seed=0, name=None):
@@ -94,6 +106,20 @@ class UEChannel(SyncBlock):
     sector), L taps ``beta_l ~ CN(0, sigma_l^2)`` (exponential profile scaled so that
     ``sum sigma_l^2 = SNR_c S N0``), ``beta = F [beta_0..beta_{L-1}, 0..]`` and
     ``n ~ CN(0, N0 I)``.  Tags each frame with ``ue_angle``.
+
+    Input
+    -----
+    precoder : [n, K], complex64
+        The transmitted precoder per frame.
+    symbols : [n, S], complex64
+        The OFDM symbols per frame.
+
+    Output
+    ------
+    y_c : [n, S], complex64
+        The UE's received subcarriers (eq. 3).
+    csi : [n, S], complex64
+        The channel ``kappa`` per subcarrier.
     """
 
     def __init__(self, params: SystemParams, ula: ImpairedULA, seed=0, name=None):

@@ -54,6 +54,18 @@ class MultiTargetChannel(SyncBlock):
     Tags: ``n_targets`` on every frame; ``target_thetas`` and ``target_ranges`` (tuples) on
     frames with targets.  Input tags pass through, except the single-target truth
     (``target_present``, ``theta``, ``range``), which this block's truth replaces.
+
+    Input
+    -----
+    precoder : [n, K], complex64
+        The transmitted precoder per frame.
+    symbols : [n, S], complex64
+        The OFDM symbols per frame.
+
+    Output
+    ------
+    Y_r : [n, K, S], complex64
+        The received frame: the echoes of every target (eq. 1) plus noise.
     """
 
     tag_propagation = "none"
@@ -110,6 +122,28 @@ class SuccessiveDetector(SyncBlock):
     frame's ``sector`` tag or a fixed `sector` (as `SensingEstimator`); a learned spacing
     arrives on message port ``spacing``.  `threshold`: e.g. `threshold_at_pfa` of the
     statistics of target-free frames (the first column with no target).
+
+    Input
+    -----
+    Y_tilde : [n, K, S], complex64
+        The reciprocal-filtered frames (eq. 7).
+    precoder : [n, K], complex64
+        The precoder each frame was sent with.
+
+    Output
+    ------
+    detections : [n, max_targets, 6], float64
+        Per target: statistic, theta_hat, range_hat, gain re, gain im, detected.
+
+    Settings
+    --------
+    spacing
+        The array the block assumes: a spacing vector (K,) in m, or an `ArrayImpairments`.
+
+    Messages
+    --------
+    spacing (in)
+        A new ``spacing``, as ``{"spacing": value}`` on port ``settings``.
     """
 
     tag_propagation = "none"
@@ -149,7 +183,13 @@ class MultiTargetMetricsSink(SinkBlock):
     """Collects `SuccessiveDetector` rows with the truth tags of `MultiTargetChannel` and reports
     GOSPA (cut-off `c` m, order `p`, alpha = 2) with its parts, the per-target detection
     probability, false targets per frame, the target-free frames' false-alarm rate and the
-    RMSE of matched targets (`dsp.gospa.multitarget_report`), positions from eq. 2."""
+    RMSE of matched targets (`dsp.gospa.multitarget_report`), positions from eq. 2.
+
+    Input
+    -----
+    detections : [n, max_targets, 6], float64
+        `SuccessiveDetector` rows, with the truth tags.
+    """
 
     def __init__(self, params, max_targets: int = 3, c: float = 10.0, p: float = 2.0, name=None):
         self.params = params

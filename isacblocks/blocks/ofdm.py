@@ -17,6 +17,16 @@ class OFDMModulator(SyncBlock):
     frequency-domain symbol vector ``x(m)`` itself (S,).  With ``time_domain=True`` it is
     the unitary IFFT of ``x(m)`` preceded by a cyclic prefix of `cyclic_prefix`
     samples, shape (cyclic_prefix + S,), for users who want waveforms.
+
+    Input
+    -----
+    symbols : [n, S], complex64
+        Frequency-domain symbols.
+
+    Output
+    ------
+    ofdm : [n, S], complex64
+        ``x(m)`` itself; with ``time_domain=True`` [n, cyclic_prefix + S], the time-domain symbols.
     """
 
     def __init__(self, params: SystemParams, time_domain: bool = False, cyclic_prefix: int = 0, name=None):
@@ -46,7 +56,18 @@ class OFDMModulator(SyncBlock):
 
 
 class OFDMDemodulator(SyncBlock):
-    """Inverse of the time-domain `OFDMModulator`: drop the cyclic prefix, unitary FFT."""
+    """Inverse of the time-domain `OFDMModulator`: drop the cyclic prefix, unitary FFT.
+
+    Input
+    -----
+    ofdm : [n, cyclic_prefix + S], complex64
+        Time-domain OFDM symbols.
+
+    Output
+    ------
+    symbols : [n, S], complex64
+        Frequency-domain symbols.
+    """
 
     def __init__(self, params: SystemParams, cyclic_prefix: int = 0, name=None):
         s = params.n_subcarriers

@@ -19,7 +19,20 @@ from .items import ESTIMATE_ITEM, INVALID_FRAME_KEY, SPACING_SETTING, required_t
 
 
 class ReciprocalFilter(SyncBlock):
-    """``Y~ = Y (/) 1 x^T(m)`` (eq. 7): inputs ``Y_r`` (K, S) and ``symbols`` (S,), output ``Y_tilde``."""
+    """``Y~ = Y (/) 1 x^T(m)`` (eq. 7): inputs ``Y_r`` (K, S) and ``symbols`` (S,), output ``Y_tilde``.
+
+    Input
+    -----
+    Y_r : [n, K, S], complex64
+        The received sensing frames.
+    symbols : [n, S], complex64
+        The symbols each frame carried.
+
+    Output
+    ------
+    Y_tilde : [n, K, S], complex64
+        The filtered frames (eq. 7).
+    """
 
     def __init__(self, params: SystemParams, name=None):
         k, s = params.n_antennas, params.n_subcarriers
@@ -47,6 +60,26 @@ class SensingEstimator(SyncBlock):
     own, so the other frames of the batch are unaffected): its output item is set to NaN,
     carries the tag ``invalid_frame`` (value True) and is counted in `invalid_frames`.
     `DetectionMetricsSink` leaves such frames out of its metrics.
+
+    Input
+    -----
+    Y_tilde : [n, K, S], complex64
+        The reciprocal-filtered frames (eq. 7).
+
+    Output
+    ------
+    estimate : [n, 3], float64
+        ``[statistic, theta_hat (rad), range_hat (m)]`` per frame.
+
+    Settings
+    --------
+    spacing
+        The array the block assumes: a spacing vector (K,) in m, or an `ArrayImpairments`.
+
+    Messages
+    --------
+    spacing (in)
+        A new ``spacing``, as ``{"spacing": value}`` on port ``settings``.
     """
 
     settings = {"spacing": SPACING_SETTING}
@@ -92,7 +125,28 @@ class SensingEstimator(SyncBlock):
 class MAPRTDetector(SensingEstimator):
     """The model-based baseline: MAPRT statistic and grid estimates (eq. 9-10) on a
     `n_theta` x `n_range` grid spread over each frame's prior sector (default: the sizes of
-    the system's grids, ``params.n_angle_grid`` x ``params.n_range_grid``)."""
+    the system's grids, ``params.n_angle_grid`` x ``params.n_range_grid``).
+
+    Input
+    -----
+    Y_tilde : [n, K, S], complex64
+        The reciprocal-filtered frames (eq. 7).
+
+    Output
+    ------
+    estimate : [n, 3], float64
+        ``[statistic, theta_hat (rad), range_hat (m)]`` (eq. 9-10).
+
+    Settings
+    --------
+    spacing
+        The array the block assumes: a spacing vector (K,) in m, or an `ArrayImpairments`.
+
+    Messages
+    --------
+    spacing (in)
+        A new ``spacing``, as ``{"spacing": value}`` on port ``settings``.
+    """
 
     def __init__(self, params: SystemParams, spacing=None, sector=None, n_theta: int | None = None,
                  n_range: int | None = None, name: str | None = None, device: str = "cpu"):
@@ -135,6 +189,26 @@ class MBMLEstimator(SensingEstimator):
     batches, and each form's output for a frame depends on that frame alone: the same stream
     gives bit-identical estimates in any batches, in one process and over a link.
     `lowrank_frames` / `frames` count the frames of the run and the low-rank ones.
+
+    Input
+    -----
+    Y_tilde : [n, K, S], complex64
+        The reciprocal-filtered frames (eq. 7).
+
+    Output
+    ------
+    estimate : [n, 3], float64
+        ``[statistic, theta_hat (rad), range_hat (m)]`` (Alg. 1, eq. 15-19).
+
+    Settings
+    --------
+    spacing
+        The array the block assumes: a spacing vector (K,) in m, or an `ArrayImpairments`.
+
+    Messages
+    --------
+    spacing (in)
+        A new ``spacing``, as ``{"spacing": value}`` on port ``settings``.
     """
 
     def __init__(self, params: SystemParams, spacing=None, sector=None, name=None, device="cpu", method="auto",
@@ -203,7 +277,20 @@ def _check_device(owner: str, device) -> str:
 
 class MLDemapper(SyncBlock):
     """Per-subcarrier ML symbol decisions with CSI: inputs ``y_c`` and ``csi`` (S,), output
-    ``messages`` int32 (S,) (Sec. III-C)."""
+    ``messages`` int32 (S,) (Sec. III-C).
+
+    Input
+    -----
+    y_c : [n, S], complex64
+        The UE's received subcarriers.
+    csi : [n, S], complex64
+        The channel per subcarrier.
+
+    Output
+    ------
+    messages : [n, S], int32
+        The decided constellation indices.
+    """
 
     def __init__(self, params: SystemParams, name=None):
         s = params.n_subcarriers

@@ -91,6 +91,11 @@ class DetectionMetricsSink(SinkBlock):
     and left out of every metric.  Frames whose truth tags break `TruthCheck` (e.g.
     ``target_present = 2``, a NaN range) are counted in `bad_truth` (the last reason in
     `last_bad_truth`) and left out too, so every record is an H0 or an H1 frame.
+
+    Input
+    -----
+    estimate : [n, 3], float64
+        Estimator rows, with the truth tags of the scenario source.
     """
 
     def __init__(self, params: SystemParams, pfa: float | None = None, threshold: float | None = None, name=None):
@@ -160,7 +165,15 @@ def records_report(records: np.ndarray, pfa: float, threshold: float | None = No
 
 
 class SERSink(SinkBlock):
-    """Symbol error rate: inputs ``decided`` and ``sent`` message indices (S,) int32."""
+    """Symbol error rate: inputs ``decided`` and ``sent`` message indices (S,) int32.
+
+    Input
+    -----
+    decided : [n, S], int32
+        The demapper's decisions.
+    sent : [n, S], int32
+        The transmitted indices.
+    """
 
     def __init__(self, params: SystemParams, name=None):
         s = params.n_subcarriers

@@ -24,6 +24,11 @@ class ScenarioSource(SourceBlock):
     `sector` is ``"test"`` (the test sector), ``"train"`` (a random sector per frame,
     Sec. V-A) or a fixed ``(theta_min, theta_max)`` in radians.  Presence is drawn with
     probability `presence_probability`, or alternates 0, 1, 0, ... with ``alternate=True``.
+
+    Output
+    ------
+    sector : [n, 4], float64
+        ``[theta_min, theta_max, r_min, r_max]`` per frame, with the truth tags.
     """
 
     def __init__(self, params: SystemParams, n_frames: int | None = None, sector="test",
@@ -84,6 +89,13 @@ class SymbolSource(SourceBlock):
     """Uniform QPSK messages ``m`` and their symbols ``x(m)`` (pi/4-rotated), one (S,) item per frame.
 
     Outputs: ``symbols`` complex64 (S,), ``messages`` int32 (S,).
+
+    Output
+    ------
+    symbols : [n, S], complex64
+        The constellation points per frame.
+    messages : [n, S], int32
+        Their indices.
     """
 
     def __init__(self, params: SystemParams, n_frames: int | None = None, seed=0, name=None):

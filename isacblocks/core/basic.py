@@ -16,7 +16,13 @@ from .tags import Tag
 
 
 class VectorSource(SourceBlock):
-    """Emit the items of `data` (shape ``(n, *item_shape)``) with the given tags, then end."""
+    """Emit the items of `data` (shape ``(n, *item_shape)``) with the given tags, then end.
+
+    Output
+    ------
+    out0 : [n, *item_shape], dtype
+        The items of `data`, with its tags.
+    """
 
     waits_for_external_input = False
 
@@ -57,6 +63,11 @@ class VectorSink(SinkBlock):
 
     With `limit`, it keeps the first `limit` items and then ends (returns `WORK_DONE`),
     which ends a flowgraph fed by endless sources.
+
+    Input
+    -----
+    in0 : [n, *item_shape], dtype
+        Collected in `data`, tags in `tags`.
     """
 
     def __init__(self, dtype, item_shape=(), limit: int | None = None, name=None):
@@ -92,7 +103,13 @@ class VectorSink(SinkBlock):
 
 
 class NullSink(SinkBlock):
-    """Consume and discard items (connect unused outputs here explicitly)."""
+    """Consume and discard items (connect unused outputs here explicitly).
+
+    Input
+    -----
+    in0 : [n, *item_shape], dtype
+        Discarded.
+    """
 
     def __init__(self, dtype, item_shape=(), name=None):
         super().__init__(in_sig=[port(dtype, item_shape)], name=name)
@@ -102,7 +119,13 @@ class NullSink(SinkBlock):
 
 
 class MessageCollector(Block):
-    """A message-only block that records every message posted to its ``in`` port."""
+    """A message-only block that records every message posted to its ``in`` port.
+
+    Messages
+    --------
+    in (in)
+        Every message, appended to `messages`.
+    """
 
     def __init__(self, name=None):
         super().__init__(name=name)
@@ -112,7 +135,18 @@ class MessageCollector(Block):
 
 class TagFilter(Block):
     """Pass items through unchanged, dropping tags whose key is in `drop_keys` on every item
-    from absolute offset `from_item` on (e.g. labels after the first N frames)."""
+    from absolute offset `from_item` on (e.g. labels after the first N frames).
+
+    Input
+    -----
+    in0 : [n, *item_shape], dtype
+        Any items.
+
+    Output
+    ------
+    out0 : [n, *item_shape], dtype
+        The same items, without the dropped tags.
+    """
 
     tag_propagation = "none"
 
@@ -138,6 +172,16 @@ class Head(GeneralBlock):
 
     It ends as soon as the `n`-th item has passed, even if no more input ever comes
     (e.g. after an idle network source).
+
+    Input
+    -----
+    in0 : [n, *item_shape], dtype
+        Any items.
+
+    Output
+    ------
+    out0 : [n, *item_shape], dtype
+        The first `n` of them.
     """
 
     def __init__(self, dtype, item_shape=(), n: int = 0, name=None):
@@ -167,6 +211,16 @@ class Throttle(Block):
     Item k leaves at ``t0 + k / items_per_second`` (t0: the first work() call).  Between
     items it sleeps (no busy wait) at most `max_sleep` s at a time and wakes at once when
     the flowgraph is asked to stop.
+
+    Input
+    -----
+    in0 : [n, *item_shape], dtype
+        Any items.
+
+    Output
+    ------
+    out0 : [n, *item_shape], dtype
+        The same items, at most `items_per_second`.
     """
 
     waits_for_external_input = True  # it waits for the clock
@@ -208,6 +262,11 @@ class TagDebug(SinkBlock):
 
     `key_filter` keeps only tags of that key; ``display=False`` collects without printing.
     `tags` holds every tag seen in this run; `current_tags()` those of the last work() call.
+
+    Input
+    -----
+    in0 : [n, *item_shape], dtype
+        Any items; their tags are kept (and printed).
     """
 
     def __init__(self, dtype, item_shape=(), label: str = "", key_filter: str | None = None,

@@ -48,6 +48,11 @@ class FileSource(_OpenFile, SourceBlock):
     With ``repeat=True`` the file plays again from its start forever (an empty file is
     then an error).  A file whose size is not a whole number of items is refused, naming
     both sizes.
+
+    Output
+    ------
+    out0 : [n, *item_shape], dtype
+        The raw items of the file.
     """
 
     waits_for_external_input = False
@@ -88,7 +93,13 @@ class FileSource(_OpenFile, SourceBlock):
 class FileSink(_OpenFile, SinkBlock):
     """Write every item to a raw file (GNU Radio's ``file_sink(itemsize, filename, append)`` with
     ``unbuffered`` off).  The file is created (or, with ``append=True``, extended) at start
-    and closed at the end of the run."""
+    and closed at the end of the run.
+
+    Input
+    -----
+    in0 : [n, *item_shape], dtype
+        Written raw to the file.
+    """
 
     def __init__(self, filename, dtype, item_shape=(), append: bool = False, name=None):
         super().__init__(in_sig=[port(dtype, item_shape)], name=name)
