@@ -190,10 +190,10 @@ def test_gpu_bench_section_runs_on_the_simulator_and_reports_agreement():
     """`isac bench --device cuda`'s gpu section (`isacblocks.bench.gpu.run`, tiny system) and its Markdown."""
     code = textwrap.dedent("""
         import json
-        from isacblocks.bench import gpu, suite
+        from isacblocks.bench import gpu, report
         record = gpu.run(8, 1, 8, 0, small=True)
         record.update(wall_s=1.0, load_average={"start": [0.0, 0.0, 0.0], "end": [0.0, 0.0, 0.0]})  # as a section
-        print(json.dumps({"md": "\\\\n".join(suite._gpu_md(record)), "mbml": record["check_mbml"],
+        print(json.dumps({"md": "\\\\n".join(report._gpu_md(record)), "mbml": record["check_mbml"],
                           "projected": record["check_mbml_projected"]}))
     """)
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", PYTHONPATH=str(ROOT) + os.pathsep

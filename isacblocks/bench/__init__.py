@@ -15,7 +15,8 @@ against, not library code), with warm-up, repetitions, medians and min-max.  Sec
 * `isacblocks.bench.gnuradio_bench` -- ZeroMQ between GNU Radio and isacblocks;
 * `isacblocks.bench.memory`     -- peak RSS of a training step, RSS of a streaming flowgraph;
 * `isacblocks.bench.gpu`        -- the CUDA kernel against the CPU one (``--device cuda``);
-* `isacblocks.bench.suite`      -- runs them, checks the goals, writes Markdown and JSON.
+* `isacblocks.bench.suite`      -- runs them (sizes in `isacblocks.bench.config`), checks the goals
+  (`isacblocks.bench.goals`), writes Markdown (`isacblocks.bench.report`) and JSON.
 
 `benchmark_flowgraph` times a flowgraph of your own: frames/s over fresh runs and the
 per-block counters (work() calls and time, items, buffer fill) of the median run.
