@@ -215,3 +215,32 @@ def test_a_learner_whose_angle_grid_is_smaller_than_the_array_is_refused_naming_
     grid = grid_steering(torch.tensor(p.nominal_spacing, dtype=torch.float64), p)
     with pytest.raises(TrainingError, match=r"Gram matrix .* \(12 x 16\) is singular"):
         ls_precoder(grid, np.array([-0.5]), np.array([0.5]), p)
+
+
+def test_both_learners_see_the_same_window(true_spacing):
+    """`window.training_window` (the offline trainer: frames as rank-one echo plus noise, formed in
+    the fused kernel) and `window.projected_window` (the online trainer: stored ``Y~ G``) find the
+    same peak and the same eq.-17 window, hence the same losses, on the same frames."""
+    from isacblocks.learning.batches import TrainingBatch
+    from isacblocks.learning.window import projected_window, training_window
+
+    basis, frames, gain, lo, hi = _frames(true_spacing, n=24, seed=5)
+    n = len(gain)
+    assumed = P.nominal_spacing
+    grid_a = diff.grid_steering(torch.as_tensor(assumed), P)
+    batch = TrainingBatch(frames, np.full(n, lo), np.full(n, hi), {"theta": frames.theta, "range": frames.ranges})
+    offline = training_window(batch, torch.as_tensor(gain), grid_a, assumed, basis, P)
+    sectors = np.tile([lo, hi, P.range_min_m, P.range_max_m], (n, 1))
+    online = projected_window(frames.combine(gain), sectors, assumed, grid_a, basis, P)
+    for a, b in zip(offline.peak[1:], online.peak[1:]):
+        np.testing.assert_array_equal(a, b)
+    for a, b in ((offline.rows, online.rows), (offline.cols, online.cols), (offline.valid, online.valid)):
+        assert torch.equal(a, b)
+    np.testing.assert_allclose(offline.values.numpy(), online.values.numpy(), rtol=1e-5,
+                               atol=1e-5 * float(online.values.max()))
+    ul = [w.unsupervised_loss().item() for w in (offline, online)]
+    sl = [w.supervised_loss(frames.theta, frames.ranges, P).item() for w in (offline, online)]
+    assert ul[0] == pytest.approx(ul[1], rel=1e-5) and sl[0] == pytest.approx(sl[1], rel=1e-4)
+    half = online[np.arange(n) < n // 2]  # the windows of some of the frames
+    assert half.values.shape[0] == n // 2 and torch.equal(half.values, online.values[:n // 2])
+    assert np.array_equal(half.peak.j_hat, online.peak.j_hat[:n // 2])

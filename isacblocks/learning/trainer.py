@@ -231,7 +231,7 @@ def _torch_device(device: str) -> torch.device:
         if not torch.cuda.is_available():
             raise ConfigError("TrainConfig.device = 'cuda': no CUDA device: torch.cuda.is_available() is False "
                               "(a CPU build of torch, or no GPU)")
-        from ..dsp.angle_delay_cuda import check_device
+        from ..dsp.angle_delay import resolve_device
 
-        check_device(device, "TrainConfig")
+        resolve_device(device, "TrainConfig")
     return torch.device(device)
