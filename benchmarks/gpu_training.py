@@ -25,8 +25,8 @@ import numpy as np
 def run(device: str, batch: int, steps: int, seconds: float, eval_frames: int, seed: int) -> dict:
     import torch
 
+    from isacblocks.blocks import true_array
     from isacblocks.dsp.spacing import spacing_errors
-    from isacblocks.experiments.common import true_array
     from isacblocks.learning.trainer import TrainConfig, Trainer
     from isacblocks.params import SystemParams
     from isacblocks.sim.evaluation import evaluate_spacing

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Baseline ISAC trade-off: the (eta, phi) sweep with Pmd, position RMSE and SER, and its Pareto points.
+"""Baseline ISAC trade-off: the (eta, phi) sweep with Pmd, position RMSE and SER, and its Pareto points
+(``isac isac-sweep``).
 
     python flowgraphs/baseline_isac.py --frames 300 --json out/isac.json
 """
 
 import sys
 
-from isacblocks.experiments.baseline_cli import isac_main
+from isacblocks.cli import main
 
 if __name__ == "__main__":
-    sys.exit(isac_main())
+    sys.exit(main(["isac-sweep", *sys.argv[1:]]))

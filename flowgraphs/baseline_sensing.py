@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Baseline sensing: Pmd at Pfa = 1e-2 on the test sector, known vs lambda/2 spacing.
+"""Baseline sensing: Pmd at Pfa = 1e-2 on the test sector, known vs lambda/2 spacing (``isac sensing``).
 
-The chain (see `isacblocks.experiments.baseline.isac_flowgraph`):
+The chain (see `isacblocks.blocks.chains.isac_flowgraph`):
 ScenarioSource -> SectorBeamformer -> TargetChannel <- SymbolSource/OFDMModulator,
 ReciprocalFilter -> MAPRTDetector -> DetectionMetricsSink.
 
@@ -10,7 +10,7 @@ ReciprocalFilter -> MAPRTDetector -> DetectionMetricsSink.
 
 import sys
 
-from isacblocks.experiments.baseline_cli import sensing_main
+from isacblocks.cli import main
 
 if __name__ == "__main__":
-    sys.exit(sensing_main())
+    sys.exit(main(["sensing", *sys.argv[1:]]))

@@ -41,12 +41,8 @@ _START = time.perf_counter()  # the run's wall time counts from here, imports in
 import numpy as np  # noqa: E402
 
 from isacblocks import SystemParams  # noqa: E402
-from isacblocks.dsp.detection import proportion_interval, threshold_at_pfa  # noqa: E402
-from isacblocks.dsp.spacing import spacing_errors  # noqa: E402
-from isacblocks.errors import IsacError  # noqa: E402
-from isacblocks.experiments.common import true_array  # noqa: E402
-from isacblocks.experiments.online import ONLINE_SCHEDULER, online_flowgraph  # noqa: E402
-from isacblocks.experiments.options import (  # noqa: E402
+from isacblocks.blocks import true_array  # noqa: E402
+from isacblocks.commands.options import (  # noqa: E402
     HelpFormatter,
     add_true_spacing_option,
     count_value,
@@ -56,6 +52,10 @@ from isacblocks.experiments.options import (  # noqa: E402
     real_in,
     seed_value,
 )
+from isacblocks.dsp.detection import proportion_interval, threshold_at_pfa  # noqa: E402
+from isacblocks.dsp.spacing import spacing_errors  # noqa: E402
+from isacblocks.errors import IsacError  # noqa: E402
+from isacblocks.learning.transceiver import ONLINE_SCHEDULER, online_flowgraph  # noqa: E402
 from isacblocks.sim.evaluation import evaluate_spacing  # noqa: E402
 
 MIN_SEGMENT_FRAMES = 400  # per segment of the stream's Pmd table (half of them target-free)
@@ -63,7 +63,7 @@ EVAL_SEED = 12345  # test-sector frames of every evaluation (common random numbe
 
 
 def build(params, ula, args):
-    """The flowgraph of the module docstring (`experiments.online.online_flowgraph`); returns
+    """The flowgraph of the module docstring (`learning.transceiver.online_flowgraph`); returns
     (flowgraph, metrics sink, trainer), the trainer None with --no-learner."""
     if args.no_learner:
         return online_flowgraph(params, ula, args.frames, labelled=args.labelled, seed=args.seed, learner=False,

@@ -12,7 +12,7 @@ PYTHON=${PYTHON:-python3}
 ADDRESS=${ADDRESS:-tcp://127.0.0.1:5555}
 FRAMES=${1:-1000}
 shift || true
-LINK=("$PYTHON" -m isacblocks.experiments.link_cli)
+LINK=("$PYTHON" -m isacblocks.commands)
 
 "${LINK[@]}" rx --address "$ADDRESS" "$@" &
 RX=$!

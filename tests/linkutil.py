@@ -13,7 +13,7 @@ import pytest
 from _gnuradio import require_gnuradio  # noqa: F401  (re-exported)
 
 from isacblocks.bench.stream import free_base_port as bench_free_base_port
-from isacblocks.experiments.link import LINK_STREAMS
+from isacblocks.blocks.link import LINK_STREAMS
 from isacblocks.zmq.gnuradio import GR_PYTHON, peer_command  # noqa: F401  (re-exported)
 
 
@@ -26,10 +26,10 @@ def free_base_port(count: int = len(LINK_STREAMS)) -> int:
 
 
 class Cli:
-    """``python -m isacblocks.experiments.link_cli ...`` in a child process, output read by threads."""
+    """``python -m isacblocks.commands ...`` in a child process, output read by threads."""
 
     def __init__(self, *args, cwd):
-        self.proc = subprocess.Popen([sys.executable, "-m", "isacblocks.experiments.link_cli", *map(str, args)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "isacblocks.commands", *map(str, args)],
                                      cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: queue.Queue = queue.Queue()
         self.out: list[str] = []

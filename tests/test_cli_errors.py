@@ -24,12 +24,13 @@ import torch
 from conftest import LineStream
 
 from isacblocks import SystemParams, __version__
+from isacblocks.blocks import true_array
 from isacblocks.cli import build_parser, main
 from isacblocks.dsp.maprt import maprt
 from isacblocks.errors import ConfigError
 from isacblocks.executor import Task, make_executor
-from isacblocks.experiments.common import true_array, write_json
 from isacblocks.experiments.reproduce import staged_folder
+from isacblocks.safeio import write_json
 
 SMALL_TOML = "[system]\nn_antennas = 16\nn_subcarriers = 64\nn_angle_grid = 180\nn_range_grid = 50\n"
 P = SystemParams(n_antennas=16, n_subcarriers=64, n_angle_grid=180, n_range_grid=50)

@@ -26,9 +26,9 @@ import pytest
 import torch
 
 from isacblocks import SystemParams, safeio
+from isacblocks.blocks import true_array
 from isacblocks.cli import main
-from isacblocks.experiments import common
-from isacblocks.experiments.common import true_array
+from isacblocks.commands import memory
 from isacblocks.experiments.reproduce import staged_folder
 from isacblocks.safeio import InputFileError, OutputError
 
@@ -252,7 +252,7 @@ SIZES = [
 def test_a_run_too_large_for_memory_is_refused_up_front_naming_the_estimate(files, monkeypatch, capsys, args,
                                                                               message):
     monkeypatch.chdir(files)
-    monkeypatch.setattr(common, "available_memory_bytes", lambda: 8 * GIB)
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 8 * GIB)
     start = time.perf_counter()
     code, err = _run(args, capsys)
     assert code == 2, err
@@ -277,25 +277,25 @@ class NoExecutor:
 
 
 WORK = {  # command line (the paper's configuration, the defaults) -> (module, the work it starts)
-    ("evaluate", "--assume", "nominal", "--workers", "2"): ("experiments.learning_cli", "evaluate_spacing"),
+    ("evaluate", "--assume", "nominal", "--workers", "2"): ("commands.learning", "evaluate_spacing"),
     ("train", "--out", "o.npy"): ("learning.trainer", "Trainer"),
     ("reproduce", "--workers", "2"): ("experiments.reproduce", "reproduce"),
     ("reproduce", "--workers", "2", "--fig", "all"): ("experiments.reproduce", "reproduce"),
-    ("sensing", "--workers", "2"): ("experiments.baseline_cli", "baseline_sensing"),
-    ("isac-sweep", "--workers", "2"): ("experiments.baseline_cli", "isac_sweep"),
-    ("snr-sweep", "--workers", "2"): ("experiments.snr_cli", "Study"),
-    ("impairments",): ("experiments.impairments_cli", "impairments_study"),
-    ("multi-target",): ("experiments.multitarget_cli", "multitarget_study"),
+    ("sensing", "--workers", "2"): ("commands.baseline", "baseline_sensing"),
+    ("isac-sweep", "--workers", "2"): ("commands.baseline", "isac_sweep"),
+    ("snr-sweep", "--workers", "2"): ("commands.snr", "Study"),
+    ("impairments",): ("commands.impairments", "impairments_study"),
+    ("multi-target",): ("commands.multitarget", "multitarget_study"),
 }
 
 
 @pytest.mark.parametrize("args", list(WORK), ids=[" ".join(a) for a in WORK])
 def test_the_estimate_lets_every_default_run_through_on_4_gib(files, monkeypatch, capsys, args):
     monkeypatch.chdir(files)
-    monkeypatch.setattr(common, "available_memory_bytes", lambda: 4 * GIB)
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 4 * GIB)
     module, work = WORK[args]
-    for name in ("learning_cli", "baseline_cli", "snr_cli"):
-        monkeypatch.setattr(importlib.import_module(f"isacblocks.experiments.{name}"), "executor_from_args",
+    for name in ("learning", "reproduce", "baseline", "snr"):
+        monkeypatch.setattr(importlib.import_module(f"isacblocks.commands.{name}"), "executor_from_args",
                             lambda args: contextlib.nullcontext(NoExecutor()))
     monkeypatch.setattr(importlib.import_module(f"isacblocks.{module}"), work, _reached)
     with pytest.raises(Reached):

@@ -154,9 +154,9 @@ def test_isac_link_through_a_gnuradio_relay_equals_the_direct_link(tmp_path):
     from linkutil import Cli, small_config
 
     from isacblocks import SystemParams
-    from isacblocks.experiments.baseline import isac_flowgraph
-    from isacblocks.experiments.common import true_array
-    from isacblocks.experiments.link import LINK_STREAMS, make_estimator, stream_addresses
+    from isacblocks.blocks import true_array
+    from isacblocks.blocks.chains import isac_flowgraph, make_estimator
+    from isacblocks.blocks.link import LINK_STREAMS, stream_addresses
 
     config = small_config(tmp_path)
     params = SystemParams.from_toml(config)

@@ -396,16 +396,16 @@ def _chain_setup(n_frames):
 
 def _frames(p, ula, n_frames, seed):
     """The transmitter's Y_r frames and symbols, with their tags, from isacblocks' runtime."""
+    from isacblocks.blocks.chains import IsacTransmitter
     from isacblocks.core import Flowgraph, NullSink, VectorSink
-    from isacblocks.experiments.baseline import transmitter
 
     fg = Flowgraph(max_items=64)
-    tx = transmitter(fg, p, ula, ula.spacing, n_frames, seed=seed, with_comm=False)
+    tx = IsacTransmitter(p, ula, ula.spacing, n_frames, seed=seed, with_comm=False)
     y_sink = VectorSink(np.complex64, (p.n_antennas, p.n_subcarriers))
     x_sink = VectorSink(np.complex64, p.n_subcarriers)
-    fg.connect(tx.sensing, y_sink)
-    fg.connect(tx.symbols, x_sink)
-    fg.connect(tx.messages, NullSink(np.int32, p.n_subcarriers))
+    fg.connect((tx, "Y_r"), y_sink)
+    fg.connect((tx, "symbols"), x_sink)
+    fg.connect((tx, "messages"), NullSink(np.int32, p.n_subcarriers))
     fg.run()
     return y_sink, x_sink
 
@@ -415,9 +415,9 @@ def child_chain():
     from gnuradio import blocks, gr
 
     from isacblocks.blocks import DetectionMetricsSink, MBMLEstimator, ReciprocalFilter
+    from isacblocks.blocks.chains import isac_flowgraph
     from isacblocks.blocks.sinks import records_report
     from isacblocks.core import Flowgraph, VectorSource
-    from isacblocks.experiments.baseline import isac_flowgraph
     from isacblocks.gnuradio import as_gr_block, gr_top_block, raise_errors
 
     n_frames, seed = 256, 5

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from linkutil import Cli, free_base_port, require_gnuradio
 
-from isacblocks.experiments.common import true_array
+from isacblocks.blocks import true_array
 from isacblocks.gnuradio import grc
 from isacblocks.params import SystemParams
 
@@ -77,7 +77,7 @@ def test_example_compiles_with_grcc(setup, name):
 
 
 #: The reference in GNU Radio's Python (same numpy and kernels as the flowgraph): the blocks of the
-#: .grc, with the same seeds, wired as isacblocks.experiments.baseline.transmitter/receivers do.
+#: .grc, with the same seeds, wired as isacblocks.blocks.chains.IsacTransmitter/IsacReceiver do.
 REFERENCE = """
 import sys, numpy as np
 from isacblocks.blocks import (DetectionMetricsSink, MBMLEstimator, OFDMModulator, ReciprocalFilter, ScenarioSource,

@@ -28,12 +28,12 @@ import isacblocks.blocks
 import isacblocks.core
 from isacblocks import SystemParams
 from isacblocks.blocks import ImpairedULA
+from isacblocks.blocks import true_array as cli_true_array
 from isacblocks.cli import main
+from isacblocks.commands.grc import generator
 from isacblocks.core import Block, SyncBlock
 from isacblocks.errors import ConfigError
-from isacblocks.experiments.common import ARRAY_SEED_KEY
-from isacblocks.experiments.common import true_array as cli_true_array
-from isacblocks.experiments.grc_cli import generator
+from isacblocks.gnuradio import grc_install
 from isacblocks.zmq.gnuradio import GR_PYTHON
 
 grc = generator()
@@ -283,7 +283,6 @@ def test_system_params_file_fields_and_conflicts(tmp_path):
 
 def test_a_seed_draws_the_array_isac_draws(tmp_path):
     p = SystemParams(n_antennas=8, n_subcarriers=12)
-    assert grc.ARRAY_SEED_KEY == ARRAY_SEED_KEY
     np.testing.assert_array_equal(grc.true_array(3, p).spacing, cli_true_array(p, 3, None).spacing)
     np.testing.assert_array_equal(grc.true_array(3.0, p).spacing, cli_true_array(p, 3, None).spacing)
     np.save(tmp_path / "d.npy", p.nominal_spacing)
@@ -350,7 +349,7 @@ def test_install_honours_grc_blocks_path_then_the_folder_grc_reads(tmp_path, mon
     capsys.readouterr()
     monkeypatch.delenv("GRC_BLOCKS_PATH")
     monkeypatch.setenv("GRC_HIER_PATH", str(tmp_path / "hier"))
-    monkeypatch.setattr(grc, "_gnuradio_hier_dir", lambda python: None)
+    monkeypatch.setattr(grc_install, "_gnuradio_hier_dir", lambda python: None)
     assert grc.default_folder() == (tmp_path / "hier", "GRC_HIER_PATH")
     monkeypatch.delenv("GRC_HIER_PATH")
     assert grc.default_folder()[0] == Path("~/.local/state/gnuradio").expanduser()

@@ -9,6 +9,10 @@ the package).
 `isacblocks.bench` (``isac bench``) is the top layer: it may import anything in the package,
 and nothing in the package imports it except the ``isac`` command (`isacblocks.cli`).  Its
 dense reference implementations are what the benchmark measures against, not library code.
+
+Below it, the command lines (`isacblocks.commands`) and the studies they run
+(`isacblocks.experiments`): no library layer imports either, and the scripts beside the package
+(`flowgraphs/`, `benchmarks/`) take their library code from the library, not from the studies.
 """
 
 from __future__ import annotations
@@ -18,9 +22,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 #: What `dsp` must not import: everything that is built on it.
-ABOVE_DSP = ("sim", "executor", "blocks", "experiments", "learning", "zmq", "core", "cli", "bench")
+ABOVE_DSP = ("sim", "executor", "blocks", "experiments", "commands", "learning", "zmq", "core", "cli", "bench")
 #: The benchmark layer, and the only node of the package that may import it.
 BENCH, BENCH_IMPORTER = "isacblocks.bench", "isacblocks.cli"
+#: The command lines and the studies, and the nodes that may import each (the layers above them).
+COMMANDS, EXPERIMENTS = "isacblocks.commands", "isacblocks.experiments"
+COMMAND_IMPORTERS = {"isacblocks.cli", BENCH}
+STUDY_IMPORTERS = {COMMANDS, *COMMAND_IMPORTERS}
 
 
 def _node(module: str) -> str | None:
@@ -95,6 +103,22 @@ def test_only_the_cli_imports_the_benchmark_layer():
     importers = sorted(node for node, targets in _graph().items()
                        if BENCH in targets and node not in (BENCH_IMPORTER, "benchmarks"))
     assert not importers, f"the library imports the benchmarks (isacblocks.bench): {importers}"
+
+
+def test_no_library_layer_imports_the_commands_or_the_studies():
+    edges = _graph()
+    for layer, importers in ((COMMANDS, COMMAND_IMPORTERS), (EXPERIMENTS, STUDY_IMPORTERS)):
+        below = sorted(node for node, targets in edges.items()
+                       if layer in targets and node not in importers and node != "benchmarks")
+        assert not below, f"library layers import {layer}: {below}"
+
+
+def test_the_scripts_take_library_code_from_the_library_not_from_the_studies():
+    """`flowgraphs/` and `benchmarks/` build on the blocks, `sim` and the commands, never on `experiments`."""
+    offenders = [(str(path.relative_to(ROOT)), name)
+                 for path in sorted([*(ROOT / "flowgraphs").glob("*.py"), *(ROOT / "benchmarks").rglob("*.py")])
+                 for name in _imports(path) if name == EXPERIMENTS or name.startswith(EXPERIMENTS + ".")]
+    assert not offenders, f"scripts import the studies: {offenders}"
 
 
 def test_the_package_never_imports_the_source_tree_scripts():

@@ -14,11 +14,11 @@ import pytest
 from linkutil import Cli, free_base_port
 
 from isacblocks import SystemParams
+from isacblocks.blocks import true_array
+from isacblocks.blocks.chains import isac_flowgraph, make_estimator
+from isacblocks.blocks.link import LINK_STREAMS, stream_addresses
+from isacblocks.commands import link as link_cli
 from isacblocks.errors import ConfigError
-from isacblocks.experiments import link_cli
-from isacblocks.experiments.baseline import isac_flowgraph
-from isacblocks.experiments.common import true_array
-from isacblocks.experiments.link import LINK_STREAMS, make_estimator, stream_addresses
 
 SMALL = "n_antennas = 16\nn_subcarriers = 64\nn_angle_grid = 180\nn_range_grid = 50\n"
 
@@ -140,8 +140,8 @@ def test_register_adds_tx_and_rx():
     link_cli.register(parser.add_subparsers(dest="command"))
     tx = parser.parse_args(["tx", "--frames", "5", "--no-comm", "--alternate"])
     rx = parser.parse_args(["rx", "--estimator", "mbml", "--assume", "nominal"])
-    assert tx.frames == 5 and not tx.with_comm and tx.alternate and callable(tx.func)
-    assert rx.estimator == "mbml" and rx.assume == "nominal" and rx.with_comm and callable(rx.func)
+    assert tx.frames == 5 and not tx.with_comm and tx.alternate and callable(tx.run)
+    assert rx.estimator == "mbml" and rx.assume == "nominal" and rx.with_comm and callable(rx.run)
 
 
 # ------------------------------------------------------------------------- the receiver's form

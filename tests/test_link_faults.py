@@ -14,7 +14,7 @@ import time
 
 from linkutil import Cli, free_base_port, small_config
 
-from isacblocks.experiments.link import EXIT_CUT_SHORT, EXIT_FOREIGN, EXIT_LOST, EXIT_NO_RECEIVER
+from isacblocks.blocks.link import EXIT_CUT_SHORT, EXIT_FOREIGN, EXIT_LOST, EXIT_NO_RECEIVER
 
 IDLE = 2  # seconds
 

@@ -8,11 +8,11 @@ from scipy import stats
 
 from isacblocks import SystemParams
 from isacblocks.blocks import ImpairedULA, MBMLEstimator
+from isacblocks.blocks.chains import isac_flowgraph
 from isacblocks.dsp import draw_spacing, element_positions
 from isacblocks.dsp.calibration import calibrate_from_frames, calibrate_positions
 from isacblocks.dsp.precoder import beampattern_precoder
 from isacblocks.dsp.steering import ula_steering
-from isacblocks.experiments.baseline import isac_flowgraph
 from isacblocks.sim.evaluation import mbml_statistics
 from isacblocks.sim.montecarlo import ProjectedBasis, draw_projected_frames, projected_snapshots
 

@@ -18,8 +18,8 @@ from isacblocks.errors import BlockError
 
 torch = pytest.importorskip("torch")
 
-from isacblocks.experiments.online import online_flowgraph, run_online_stream  # noqa: E402
 from isacblocks.learning.online import OnlineSpacingTrainer, ReplayBuffer  # noqa: E402
+from isacblocks.learning.transceiver import online_flowgraph, run_online_stream  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "flowgraphs" / "online_ssl.py"
@@ -378,7 +378,7 @@ def test_learner_exception_is_raised_by_stop_naming_the_block():
 def test_synchronous_mode_is_bit_reproducible():
     """The online flowgraph with the synchronous learner, run twice from one seed: the same steps,
     losses, published spacings and stream statistics, bit for bit."""
-    from isacblocks.experiments.common import true_array
+    from isacblocks.blocks import true_array
 
     ula = true_array(SMALL, 3, None)
     runs = []
@@ -398,12 +398,12 @@ def test_asynchronous_learning_with_a_small_array_reduces_the_position_error():
     """K = 16 elements, unlabelled frames through the true array with the precoder of the latest
     published spacing (what the beamformer sends), fed at the learner's pace (`wait_idle`): the
     element-position error falls well below its lambda/2 value."""
+    from isacblocks.blocks import true_array
     from isacblocks.dsp.impairments import array_steering
     from isacblocks.dsp.precoder import ls_solution, sector_beampattern
     from isacblocks.dsp.scenario import training_sectors
     from isacblocks.dsp.spacing import spacing_errors
     from isacblocks.dsp.steering import array_gain
-    from isacblocks.experiments.common import true_array
     from isacblocks.sim.montecarlo import draw_projected_frames
 
     p = SMALL

@@ -42,6 +42,7 @@ from isacblocks.blocks import (
     TargetChannel,
     UEChannel,
 )
+from isacblocks.blocks.chains import isac_flowgraph
 from isacblocks.blocks.items import INVALID_FRAME_KEY
 from isacblocks.core import Flowgraph, SourceBlock, Tag, VectorSink, VectorSource, run_block
 from isacblocks.dsp import (
@@ -68,7 +69,6 @@ from isacblocks.dsp import (
 )
 from isacblocks.dsp.mbml import mbml_estimate, mbml_estimate_projected, mbml_peak_projected, window_indices
 from isacblocks.errors import BlockError, ConfigError, IsacError, ShapeError, TrainingError
-from isacblocks.experiments.baseline import isac_flowgraph
 from isacblocks.learning.trainer import TrainConfig, Trainer
 from isacblocks.sim.evaluation import evaluate_spacing
 from isacblocks.zmq import PubSink, PullSource, PushSink, SubSource

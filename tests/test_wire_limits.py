@@ -21,11 +21,11 @@ import pytest
 import zmq
 
 from isacblocks import SystemParams
+from isacblocks.commands import link as link_cli
 from isacblocks.core import Flowgraph, Tag, VectorSink, VectorSource
 from isacblocks.core.buffer import Buffer
 from isacblocks.core.ports import PortSpec
 from isacblocks.errors import BlockError, ConfigError
-from isacblocks.experiments import link_cli
 from isacblocks.zmq import EOS_KEY, Pair, PullSource, PushSink, decode_message, dumps, encode_message, loads, pmt, wire
 from isacblocks.zmq.pmt import MAX_DEPTH, MAX_ELEMENTS, WireFormatError, WireLimitError
 from isacblocks.zmq.wire import MAX_MESSAGE_BYTES, MAX_TAGS, decode_header, encode_header
@@ -384,7 +384,7 @@ def test_max_items_and_hwm_are_refused_with_the_memory_they_would_need(monkeypat
 
 def test_isac_rx_refuses_a_huge_max_items_in_one_line_at_once():
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "isacblocks.experiments.link_cli", "rx", "--max-items", "1000000"],
+    proc = subprocess.run([sys.executable, "-m", "isacblocks.commands", "rx", "--max-items", "1000000"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("isac rx: error: argument --max-items: --max-items 1000000 gives each")

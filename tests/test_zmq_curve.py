@@ -25,13 +25,12 @@ from linkutil import Cli, free_base_port
 from zmq.utils.monitor import recv_monitor_message
 
 from isacblocks import SystemParams, cli
+from isacblocks.blocks import true_array
+from isacblocks.blocks.chains import isac_flowgraph, make_estimator
+from isacblocks.commands import link as link_cli
+from isacblocks.commands.runner import run_command
 from isacblocks.core import Flowgraph, Tag, VectorSink, VectorSource
 from isacblocks.errors import ConfigError
-from isacblocks.experiments import link_cli
-from isacblocks.experiments.baseline import isac_flowgraph
-from isacblocks.experiments.common import true_array
-from isacblocks.experiments.link import make_estimator
-from isacblocks.experiments.runner import run_command
 from isacblocks.zmq import EOS_KEY, PullSource, PushSink, ZmqWarning, encode_message
 from isacblocks.zmq.curve import KEY_FILES, CurveKeys, create_keys, is_loopback
 
@@ -255,7 +254,7 @@ def test_is_loopback():
 
 # ---------------------------------------------------------------------------------- the command line
 def _cli(*args):
-    proc = subprocess.run([sys.executable, "-m", "isacblocks.experiments.link_cli", *map(str, args)],
+    proc = subprocess.run([sys.executable, "-m", "isacblocks.commands", *map(str, args)],
                           capture_output=True, text=True, timeout=120)
     return proc.returncode, proc.stdout, proc.stderr
 

@@ -1,6 +1,6 @@
 """The whole chain and the runtime's own costs.
 
-* Frames/s of the tx -> channel -> rx flowgraph (`isacblocks.experiments.baseline.isac_flowgraph`'s
+* Frames/s of the tx -> channel -> rx flowgraph (`isacblocks.blocks.chains.isac_flowgraph`'s
   wiring, with communication: scenario, symbols, OFDM, both beamformers, combiner, target and
   UE channels, reciprocal filter, the sensing receiver, ML demapper, metric sinks), with
   `MBMLEstimator` and with the MAPRT detector, 64 frames per work() call, on the
@@ -25,8 +25,8 @@ import time
 import numpy as np
 
 from isacblocks.blocks import MAPRTDetector, MBMLEstimator
+from isacblocks.blocks.chains import IsacReceiver, IsacTransmitter, connect_transceiver
 from isacblocks.core import Flowgraph, GeneralBlock, NullSink, SyncBlock, VectorSource, port
-from isacblocks.experiments.baseline import receivers, transmitter
 
 from .timing import Timing, round_robin, time_call
 
@@ -86,8 +86,7 @@ def _chain(params, ula, n_frames: int, receiver: str, seed: int, max_items: int)
     """`isac_flowgraph`'s wiring (with comm, the true spacing assumed) on the single-threaded scheduler."""
     estimator = MBMLEstimator(params, ula.spacing) if receiver == "mbml" else MAPRTDetector(params, ula.spacing)
     fg = Flowgraph(max_items=max_items, name="isac", scheduler="single")
-    tx = transmitter(fg, params, ula, ula.spacing, n_frames, seed)
-    receivers(fg, params, tx, estimator, None, with_comm=True)
+    connect_transceiver(fg, IsacTransmitter(params, ula, ula.spacing, n_frames, seed), IsacReceiver(params, estimator))
     return fg
 
 

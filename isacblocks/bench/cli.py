@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from isacblocks.experiments.options import add_device_option, add_json_option, add_run_options, output_dir
-from isacblocks.experiments.runner import run_command
+from isacblocks.commands.options import add_device_option, add_json_option, add_run_options, output_dir
+from isacblocks.commands.runner import run_command
 
 SECTION_NAMES = ("roofline, receivers, training, chain, work_overhead, stream, zmq, gnuradio, memory; "
                  "gpu with --device cuda")
@@ -55,14 +55,14 @@ def register(sub) -> None:
     parser = sub.add_parser("bench", help="throughput, overhead and memory benchmarks (Markdown + JSON)",
                             description=DESCRIPTION)
     add_arguments(parser)
-    parser.set_defaults(func=bench_main)
+    parser.set_defaults(run=bench_main)
 
 
 def main(argv=None) -> int:
     """``python -m isacblocks.bench [options]``: the options of ``isac bench``."""
     parser = argparse.ArgumentParser(prog="python -m isacblocks.bench", description=DESCRIPTION)
     add_arguments(parser)
-    parser.set_defaults(func=bench_main, command="bench")
+    parser.set_defaults(run=bench_main, command="bench")
     return run_command(parser, sys.argv[1:] if argv is None else argv)
 
 

@@ -137,7 +137,7 @@ def benchmark_flowgraph(build: Callable[[], object], *, frames: int | None = Non
     """Run the flowgraph `build()` makes `warmup` times untimed, then `repeats` times timed.
 
     `build`: a zero-argument callable returning a new `Flowgraph` on every call (or an object
-    with a ``.flowgraph``, such as `isacblocks.experiments.baseline.isac_flowgraph`'s result).
+    with a ``.flowgraph``, such as `isacblocks.blocks.chains.isac_flowgraph`'s result).
     `frames`: frames per run for the rate; by default the items through the sinks.
     Returns a `FlowgraphBenchmark`: frames/s median, min and max over the timed runs, and
     the per-block counters of the median run (`FlowgraphBenchmark.table()`).

@@ -38,8 +38,8 @@ from gnuradio import blocks, gr
 
 from isacblocks import SystemParams
 from isacblocks.blocks import DetectionMetricsSink, ImpairedULA, MBMLEstimator, ReciprocalFilter
+from isacblocks.blocks.chains import IsacTransmitter, isac_flowgraph
 from isacblocks.core import Flowgraph, NullSink, SyncBlock, VectorSink, VectorSource
-from isacblocks.experiments.baseline import isac_flowgraph, transmitter
 from isacblocks.gnuradio import as_gr_block, gr_top_block, raise_errors
 
 
@@ -133,12 +133,12 @@ def direct_call_overhead(items_per_call: int, calls: int, repeats: int) -> dict:
 
 def _frames(p, ula, n_frames, seed):
     fg = Flowgraph(max_items=64)
-    tx = transmitter(fg, p, ula, ula.spacing, n_frames, seed=seed, with_comm=False)
+    tx = IsacTransmitter(p, ula, ula.spacing, n_frames, seed=seed, with_comm=False)
     y = VectorSink(np.complex64, (p.n_antennas, p.n_subcarriers))
     x = VectorSink(np.complex64, p.n_subcarriers)
-    fg.connect(tx.sensing, y)
-    fg.connect(tx.symbols, x)
-    fg.connect(tx.messages, NullSink(np.int32, p.n_subcarriers))
+    fg.connect((tx, "Y_r"), y)
+    fg.connect((tx, "symbols"), x)
+    fg.connect((tx, "messages"), NullSink(np.int32, p.n_subcarriers))
     fg.run()
     return y, x
 

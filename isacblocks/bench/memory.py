@@ -70,7 +70,7 @@ def _params(config: str | None):
 def _train_child(impl: str, batches: list[int], seed: int, config: str | None) -> dict:
     import torch  # noqa: F401 - imported before the baseline RSS is read, as in any training process
 
-    from isacblocks.experiments.common import true_array
+    from isacblocks.blocks import true_array
 
     from .dense_reference import DenseTrainer
     from .training import make_trainer
@@ -101,9 +101,8 @@ def _train_child(impl: str, batches: list[int], seed: int, config: str | None) -
 
 def _stream_child(seconds: float, warmup_calls: int, interval_s: float, seed: int, max_items: int,
                   config: str | None) -> dict:
-    from isacblocks.blocks import MBMLEstimator
-    from isacblocks.experiments.baseline import isac_flowgraph
-    from isacblocks.experiments.common import true_array
+    from isacblocks.blocks import MBMLEstimator, true_array
+    from isacblocks.blocks.chains import isac_flowgraph
 
     params = _params(config)
     ula = true_array(params, seed, None)

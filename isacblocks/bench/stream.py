@@ -5,8 +5,8 @@ In one run, frames/s of:
 * kernel: the fused MB-ML kernel alone, `mbml_estimate` on `kernel_frames` (512) frames held
   in memory after the reciprocal filter -- the most a stream through MB-ML could give;
 * chain: the README's chain in one process (scenario -> beamformer -> OFDM -> target
-  channel -> reciprocal filter -> MB-ML -> metrics; `isacblocks.experiments.baseline`
-  `transmitter` and `receivers` without comm), once per scheduler of `Flowgraph`
+  channel -> reciprocal filter -> MB-ML -> metrics; `isacblocks.blocks.chains`
+  `IsacTransmitter` and `IsacReceiver` without comm), once per scheduler of `Flowgraph`
   ("single" and "threaded"), timed with
   `benchmark_flowgraph` (fresh flowgraph per run, one small warm-up run first);
 * link: the same chain split over two processes on loopback, ``isac tx --no-comm`` ->
@@ -15,7 +15,7 @@ In one run, frames/s of:
   it, rx's first calls are); the arrival rate at rx's sockets (first to last frame
   received) is recorded too;
 * online: the online stream without and with the learner
-  (`isacblocks.experiments.online.run_online_stream`; the stream's own seconds, building it
+  (`isacblocks.learning.transceiver.run_online_stream`; the stream's own seconds, building it
   excluded).
 
 Each rate is given with its ratio to the kernel's.  The spacing is the true one throughout
@@ -34,12 +34,10 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-
 from isacblocks.blocks import MBMLEstimator
-from isacblocks.core import Flowgraph, NullSink
+from isacblocks.blocks.chains import IsacReceiver, IsacTransmitter, connect_transceiver
+from isacblocks.core import Flowgraph
 from isacblocks.dsp.mbml import mbml_estimate
-from isacblocks.experiments.baseline import receivers, transmitter
 
 from .flowgraph import benchmark_flowgraph
 from .timing import Timing, child_env, measure
@@ -81,9 +79,8 @@ def readme_chain(params, ula, n_frames: int, seed: int, scheduler: str | None = 
     (with ``scheduler=`` where given)."""
     options = {} if scheduler is None else {"scheduler": scheduler}
     fg = Flowgraph(max_items=max_items, name=f"stream-{scheduler or 'default'}", **options)
-    tx = transmitter(fg, params, ula, ula.spacing, n_frames, seed=seed, with_comm=False)
-    receivers(fg, params, tx, MBMLEstimator(params, ula.spacing), None, with_comm=False)
-    fg.connect(tx.messages, NullSink(np.int32, params.n_subcarriers))
+    tx = IsacTransmitter(params, ula, ula.spacing, n_frames, seed=seed, with_comm=False)
+    connect_transceiver(fg, tx, IsacReceiver(params, MBMLEstimator(params, ula.spacing), with_comm=False))
     return fg
 
 
@@ -181,7 +178,7 @@ def link_row(frames: int, reps: int, seed: int, config: str | None, kernel_fps: 
 # --------------------------------------------------------------------------------- online
 def _online_rows(quick: bool, seed: int = 0) -> list[dict]:
     """The online stream without and with the learner: ``[{"path", "frames", "wall_s", ...}]``."""
-    from isacblocks.experiments.online import run_online_stream  # torch: only when the section runs
+    from isacblocks.learning.transceiver import run_online_stream  # torch: only when the section runs
 
     frames = 256 if quick else 2048
     rows = []

@@ -20,9 +20,9 @@ import traceback
 from dataclasses import asdict, replace
 
 from isacblocks import SystemParams
+from isacblocks.blocks import true_array
 from isacblocks.errors import ConfigError
-from isacblocks.experiments.common import true_array, write_json
-from isacblocks.safeio import make_folder, write_text
+from isacblocks.safeio import make_folder, write_json, write_text
 
 from . import chain, gnuradio_bench, gpu, gr_native_section, memory, receivers, roofline, stream, training, zmq_bench
 from .config import DEVICE_SECTIONS, FULL, QUICK, SECTIONS, BenchConfig

@@ -7,8 +7,8 @@ from .ofdm import OFDMDemodulator, OFDMModulator
 from .receivers import MAPRTDetector, MBMLEstimator, MLDemapper, ReciprocalFilter, SensingEstimator
 from .sinks import DetectionMetricsSink, SERSink
 from .sources import ScenarioSource, SymbolSource
-from .ula import ImpairedULA
+from .ula import ImpairedULA, true_array
 
 __all__ = ["ScenarioSource", "SymbolSource", "OFDMModulator", "OFDMDemodulator", "SectorBeamformer",
-           "ISACCombiner", "ImpairedULA", "TargetChannel", "UEChannel", "ReciprocalFilter",
+           "ISACCombiner", "ImpairedULA", "true_array", "TargetChannel", "UEChannel", "ReciprocalFilter",
            "SensingEstimator", "MAPRTDetector", "MBMLEstimator", "MLDemapper", "DetectionMetricsSink", "SERSink"]

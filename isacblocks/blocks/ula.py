@@ -68,3 +68,15 @@ class ImpairedULA:
     def steering(self, theta) -> np.ndarray:
         """``a_pert(theta)``, shape (K, N) (eq. 1 with the true array)."""
         return array_steering(theta, self.array, self.params.wavelength)
+
+
+#: Spawn key of a run's true array: ``--seed N`` draws the same array in every command and block.
+ARRAY_SEED_KEY = 0xA11A
+
+
+def true_array(params: SystemParams, seed: int, spacing_file=None, kinds=("spacing",)) -> ImpairedULA:
+    """The impaired array of a run: read from `spacing_file`, or drawn from `seed` with the
+    impairment `kinds` (`dsp.impairments.draw_impairments`; the spacing is the same draw for any kinds)."""
+    if spacing_file:
+        return ImpairedULA.from_file(params, spacing_file)
+    return ImpairedULA.drawn(params, np.random.SeedSequence(seed, spawn_key=(ARRAY_SEED_KEY,)), kinds)

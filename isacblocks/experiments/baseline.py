@@ -1,153 +1,22 @@
 """The model-based baseline (Sec. III) as flowgraphs: sensing Pmd and the ISAC (eta, phi) sweep.
 
-`isac_flowgraph` is the reference wiring of the whole chain; the studies below run it
-with the true impairment known to the transceiver ("known") and with the nominal
-lambda/2 spacing assumed ("unknown").
+The studies run the whole chain of Fig. 2 (`isacblocks.blocks.chains.isac_flowgraph`) with the
+true impairment known to the transceiver ("known") and with the nominal lambda/2 spacing
+assumed ("unknown").
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
-from ..blocks import (
-    DetectionMetricsSink,
-    ImpairedULA,
-    ISACCombiner,
-    MAPRTDetector,
-    MLDemapper,
-    OFDMModulator,
-    ReciprocalFilter,
-    ScenarioSource,
-    SectorBeamformer,
-    SERSink,
-    SymbolSource,
-    TargetChannel,
-    UEChannel,
-)
+from ..blocks import ImpairedULA
+from ..blocks.chains import isac_flowgraph
 from ..blocks.sinks import records_report
-from ..core import Flowgraph, NullSink
 from ..dsp.detection import threshold_at_pfa
 from ..dsp.impairments import ArrayImpairments, impairment_errors
 from ..executor import Executor, SerialExecutor, Task, task_seed
-from ..params import SystemParams
-from ..seeding import seed_sequence
-
-BLOCK_SEEDS = ("scenario", "symbols", "target", "ue")
-
-
-def block_seeds(seed) -> dict[str, np.random.SeedSequence]:
-    """One independent seed per random block, derived from the run's seed."""
-    return dict(zip(BLOCK_SEEDS, seed_sequence(seed).spawn(len(BLOCK_SEEDS))))
-
-
-@dataclass
-class ChainBlocks:
-    """The blocks of one ISAC chain, for reading results after a run."""
-
-    flowgraph: Flowgraph
-    detection: DetectionMetricsSink
-    ser: SERSink | None
-    estimator: object
-    beamformer: SectorBeamformer
-
-
-@dataclass
-class Transmitter:
-    """The output ports of the transmit side: sensing frames Y_r, the OFDM symbols, the
-    message indices and, with comm, the UE's received signal and CSI (each ``(block, port)``)."""
-
-    sensing: tuple
-    symbols: tuple
-    messages: tuple
-    y_c: tuple | None
-    csi: tuple | None
-    beamformer: SectorBeamformer
-
-
-def transmitter(fg: Flowgraph, params, ula: ImpairedULA, spacing, n_frames: int | None, seed=0, eta: float = 1.0,
-                phi: float = 0.0, with_comm: bool = True, sector="test", presence_probability: float = 0.5,
-                alternate: bool = False) -> Transmitter:
-    """Wire scenario, symbols, OFDM, beamformers and both channels into `fg` (Fig. 2, left half)::
-
-        ScenarioSource ─► SectorBeamformer(f_r) ─┐
-                      └─► SectorBeamformer(f_c) ─┴► ISACCombiner ─► TargetChannel ─► Y_r
-        SymbolSource ─► OFDMModulator ───────────────────────────┘   └► UEChannel ─► y_c, csi
-
-    Without comm the sensing precoder drives the target channel alone.  `spacing` is what
-    the transmitter assumes; `ula` is the true array.
-    """
-    seeds = block_seeds(seed)
-    scenario = ScenarioSource(params, n_frames, sector=sector, presence_probability=presence_probability,
-                              alternate=alternate, seed=seeds["scenario"])
-    symbols = SymbolSource(params, n_frames, seed=seeds["symbols"])
-    ofdm = OFDMModulator(params)
-    f_sensing = SectorBeamformer(params, spacing, name="f_sensing")
-    target = TargetChannel(params, ula, seed=seeds["target"])
-    fg.connect((symbols, "symbols"), ofdm, (target, "symbols"))
-    fg.connect(scenario, f_sensing)
-    if not with_comm:
-        fg.connect(f_sensing, (target, "precoder"))
-        return Transmitter((target, 0), (ofdm, 0), (symbols, "messages"), None, None, f_sensing)
-    f_comm = SectorBeamformer(params, spacing, fixed_sector=params.ue_sector, name="f_comm")
-    combiner = ISACCombiner(params, eta, phi)
-    ue = UEChannel(params, ula, seed=seeds["ue"])
-    fg.connect(scenario, f_comm)
-    fg.connect(f_sensing, (combiner, "f_sensing"))
-    fg.connect(f_comm, (combiner, "f_comm"))
-    fg.connect(combiner, (target, "precoder"))
-    fg.connect(combiner, (ue, "precoder"))
-    fg.connect(ofdm, (ue, "symbols"))
-    return Transmitter((target, 0), (ofdm, 0), (symbols, "messages"), (ue, "y_c"), (ue, "csi"), f_sensing)
-
-
-def receivers(fg: Flowgraph, params: SystemParams, ports, estimator, threshold: float | None,
-              with_comm: bool) -> tuple[DetectionMetricsSink, SERSink | None]:
-    """The receive side of Fig. 2, connected to `ports` (anything with the `Transmitter` port
-    fields ``sensing``, ``symbols``, ``y_c``, ``csi``, ``messages``)::
-
-        sensing, symbols ─► ReciprocalFilter ─► estimator ─► DetectionMetricsSink
-        y_c, csi ─► MLDemapper ─► SERSink ◄─ messages        (with_comm)
-
-    Returns the detection sink and the SER sink (None without comm)."""
-    recip = ReciprocalFilter(params)
-    detection = DetectionMetricsSink(params, threshold=threshold)
-    fg.connect(ports.sensing, (recip, "Y_r"))
-    fg.connect(ports.symbols, (recip, "symbols"))
-    fg.connect(recip, estimator, detection)
-    if not with_comm:
-        return detection, None
-    demapper, ser = MLDemapper(params), SERSink(params)
-    fg.connect(ports.y_c, (demapper, "y_c"))
-    fg.connect(ports.csi, (demapper, "csi"))
-    fg.connect(demapper, (ser, "decided"))
-    fg.connect(ports.messages, (ser, "sent"))
-    return detection, ser
-
-
-def isac_flowgraph(params, ula: ImpairedULA, spacing, n_frames: int, seed=0, eta: float = 1.0, phi: float = 0.0,
-                   with_comm: bool = True, sector="test", presence_probability: float = 0.5,
-                   alternate: bool = False, estimator=None, threshold: float | None = None,
-                   max_items: int = 64) -> ChainBlocks:
-    """The whole ISAC transceiver of Fig. 2: `transmitter`, then the receivers::
-
-        Y_r ─► ReciprocalFilter ─► estimator ─► DetectionMetricsSink
-        y_c, csi ─► MLDemapper ─► SERSink ◄─ messages
-
-    `spacing` is what the transceiver assumes (precoder and receiver); `ula` is the
-    true array.  `estimator` defaults to the MAPRT detector; pass any
-    `SensingEstimator` (e.g. the MB-ML estimator) to swap the receiver.
-    """
-    fg = Flowgraph(max_items=max_items, name="isac")
-    tx = transmitter(fg, params, ula, spacing, n_frames, seed, eta, phi, with_comm, sector, presence_probability,
-                     alternate)
-    estimator = estimator if estimator is not None else MAPRTDetector(params, spacing)
-    detection, ser = receivers(fg, params, tx, estimator, threshold, with_comm)
-    if not with_comm:
-        fg.connect(tx.messages, NullSink(np.int32, params.n_subcarriers))
-    return ChainBlocks(fg, detection, ser, estimator, tx.beamformer)
 
 
 def chain_run(params, true_spacing, spacing, n_frames: int, seed, max_items: int = 64, **chain_options) -> dict:

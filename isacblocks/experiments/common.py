@@ -1,9 +1,8 @@
-"""What every study and flowgraph script shares: options, the true array, JSON and tables."""
+"""What the studies and the commands share in their records and tables: the configuration part
+of a JSON record (`run_record`) and Markdown tables."""
 
 from __future__ import annotations
 
-import argparse
-import math
 import platform
 import sys
 import time
@@ -12,73 +11,8 @@ import numpy as np
 
 from .. import __version__
 from ..blocks import ImpairedULA
-from ..dsp.impairments import ArrayImpairments, load_array
-from ..errors import ConfigError
+from ..dsp.impairments import ArrayImpairments
 from ..params import SystemParams
-from ..safeio import make_folder, strict_json_value, write_json, write_text  # noqa: F401 - re-exported
-from .options import (
-    add_impairments_option,
-    add_json_option,
-    add_run_options,
-    add_spacing_options,
-    add_true_spacing_option,
-    assume_value,
-    count_value,
-)
-
-#: Spawn key of the true array's seed: the array drawn for ``--seed N`` is the same in every command.
-ARRAY_SEED_KEY = 0xA11A
-
-
-def add_common_options(parser: argparse.ArgumentParser, frames: int, frames_help: str) -> None:
-    """The options of a flowgraph study: the shared vocabulary (`add_spacing_options`, with
-    ``--assume`` repeatable), ``--frames`` and ``--max-items``."""
-    add_run_options(parser)
-    add_true_spacing_option(parser)
-    parser.add_argument("--assume", metavar="known|nominal|FILE", type=assume_value, action="append", default=None,
-                        help="a spacing the receiver assumes: the true one (known), lambda/2 (nominal), or one "
-                             "read from FILE; repeat for several (default: known and nominal)")
-    add_impairments_option(parser, "")
-    add_json_option(parser)
-    parser.add_argument("--frames", type=count_value, default=frames, help=f"{frames_help} (default {frames})")
-    parser.add_argument("--max-items", type=count_value, default=64, help="frames per work() call (default 64)")
-
-
-def add_study_options(parser: argparse.ArgumentParser) -> None:
-    """--seed, --config, --true-spacing and --json of the learning studies."""
-    add_spacing_options(parser)
-
-
-def load_params(args) -> SystemParams:
-    return SystemParams.from_toml(args.config) if args.config else SystemParams()
-
-
-def true_array(params: SystemParams, seed: int, spacing_file: str | None, kinds=("spacing",)) -> ImpairedULA:
-    """The impaired array of this run: read from `spacing_file`, or drawn from `seed` with the
-    impairment `kinds` (`dsp.impairments.draw_impairments`; the spacing is the same draw for any kinds)."""
-    if spacing_file:
-        return ImpairedULA.from_file(params, spacing_file)
-    return ImpairedULA.drawn(params, np.random.SeedSequence(seed, spawn_key=(ARRAY_SEED_KEY,)), kinds)
-
-
-#: The label of each ``--assume`` keyword in tables and JSON records.
-ASSUME_LABELS = {"known": "known", "nominal": "unknown"}
-
-
-def assumed_spacing(choice: str, params: SystemParams, ula: ImpairedULA):
-    """The array that ``--assume choice`` names: the true one (with its gains and coupling, if
-    any), lambda/2, or a file's (a spacing vector, or an ``.npz`` array)."""
-    if choice == "known":
-        return ula.array
-    if choice == "nominal":
-        return params.nominal_spacing
-    return load_array(choice, params.n_antennas, params.wavelength)
-
-
-def assumed_spacings(choices, params: SystemParams, ula: ImpairedULA) -> dict:
-    """``{label: spacing}`` for a repeatable ``--assume`` (default: known and nominal)."""
-    choices = choices or ["known", "nominal"]
-    return {ASSUME_LABELS.get(c, c): assumed_spacing(c, params, ula) for c in choices}
 
 
 def true_spacing_source(args) -> str:
@@ -111,165 +45,6 @@ def array_record(array, prefix: str = "") -> dict:
             for kind in ("gain", "coupling") if getattr(array, kind) is not None}
 
 
-def available_memory_bytes() -> int | None:
-    """Memory this process may still use (``MemAvailable`` of /proc/meminfo), None where unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-#: Bytes kept per simulated frame by an evaluation (statistic, estimates and truth, float64) and per task.
-BYTES_PER_FRAME = 64
-BYTES_PER_TASK = 4096
-#: Bytes of one complex128 and one complex64 number.
-C128, C64 = 16, 8
-#: Bytes a training run keeps per iteration (its history record).
-BYTES_PER_ITERATION = 512
-#: Spacing vectors (K float64) a run holds: the true and assumed ones, positions, draws and errors.
-SPACING_VECTORS = 16
-#: Frame-sized arrays held per frame in flight: in a flowgraph's buffers and work() temporaries
-#: (full K x S frames), and in an evaluation task (range-projected K x r frames, noise included).
-FLOWGRAPH_FRAME_COPIES, PROJECTED_FRAME_COPIES = 16, 2
-#: Frame-sized (K x S complex128) arrays a training step holds per frame of its batch: `isac bench`
-#: measures a peak RSS of 0.91 GB for a step at batch 3000 on the paper's configuration (0.79 GB here).
-TRAINING_FRAME_COPIES = 1
-#: Evaluations whose results a study holds at once (`experiments.studies`: one per run and baseline).
-STUDY_EVALUATIONS = 16
-#: Frames the map kernels take at once (`dsp.angle_delay*`) and `multitarget` simulates at once.
-MAP_CHUNK_FRAMES = 32
-
-
-def results_bytes(frames: int, frames_per_task: int = 2000) -> int:
-    """Memory the per-frame results of `frames` simulated frames take (and their tasks)."""
-    return frames * BYTES_PER_FRAME + -(-frames // frames_per_task) * BYTES_PER_TASK
-
-
-#: Seconds between "still running" lines while a long run goes on (`executor.ProgressLine`'s heartbeat).
-HEARTBEAT_S = 10.0
-
-
-def uses_coupling(args) -> bool:
-    """Whether a run's arrays may hold mutual coupling (K x K matrices): drawn or learnt with it
-    (``--impairments``, ``--learn``), or read from an ``.npz`` array file."""
-    kinds = (*(getattr(args, "impairments", None) or ()), *(getattr(args, "learn", None) or ()))
-    assume = getattr(args, "assume", None)
-    files = [getattr(args, "true_spacing", None), getattr(args, "learned", None),
-             *(assume if isinstance(assume, list) else [assume])]
-    return "coupling" in kinds or any(str(f).endswith(".npz") for f in files if f)
-
-
-def tasks_at_once(args) -> int:
-    """How many tasks run at the same time on this machine under the executor options of `args`."""
-    from ..executor.base import usable_cores
-
-    workers = getattr(args, "workers", None)
-    if workers == 0 or getattr(args, "scheduler", None):
-        return 1
-    if getattr(args, "dask_local", None):
-        return max(int(args.dask_local), 1)
-    return usable_cores() if workers is None else max(int(workers), 1)
-
-
-def memory_estimate(params: SystemParams, *, tasks: int = 1, results_frames: int = 0, task_frames: int = 0,
-                    flowgraph_frames: int = 0, batch: int = 0, iterations: int = 0, calibration_frames: int = 0,
-                    coupling: bool = False, scene_frames: int = 0, scene_results: int = 0,
-                    dictionaries: bool = True, options: dict | None = None) -> dict[str, int]:
-    """The large allocations of a run, ``{what: bytes}``, from the configuration and the sizes the
-    command line sets; `check_memory` refuses their total when it cannot fit.
-
-    Every run: the spacing vectors it draws and compares (K); with `dictionaries` (every run that
-    transmits or receives), the steering matrices on the angle grid (K x N_theta: the LS precoder's
-    least squares, the receiver's dictionary) and the range dictionary with its SVD (S x N_tau).
-    `tasks` running at once each hold `task_frames` range-projected frames (K x r, r <= min(S,
-    N_tau)) and the map kernel's chunk, or `flowgraph_frames` full frames (K x S) in a
-    flowgraph's buffers.  Training (`batch` > 0): the batch's frames, the K x K Gram matrix of the
-    learner's LS precoder and its Cholesky factor (per task: training runs are tasks too), and a
-    history record per iteration (`iterations`).
-    `calibration_frames`: the snapshots and the K x K normal matrix of the LS calibration;
-    `coupling`: the K x K coupling matrix.  `scene_frames`: full frames of the multi-target study
-    simulated at once; `scene_results`: the bytes of its per-frame estimates.  `options` names
-    the command-line option behind a size (``{"batch": "--batch-size 256"}``).
-    """
-    options = options or {}
-    k, s, n_theta, n_tau = params.n_antennas, params.n_subcarriers, params.n_angle_grid, params.n_range_grid
-    rank = min(s, n_tau)
-
-    def name(key: str, text: str) -> str:
-        return f"{options[key]}: {text}" if key in options else text
-
-    parts = {f"the spacing vectors (n_antennas = {k})": SPACING_VECTORS * k * 8}
-    if dictionaries:
-        parts[f"the steering matrices on the angle grid (n_antennas x n_angle_grid = {k} x {n_theta})"] = (
-            4 * k * n_theta * C128)
-        padded = -(-rank // 8) * 8  # the kernels' projection pads the rank to a multiple of 8 (`dsp.angle_delay`)
-        parts[f"the range dictionary and its SVD (n_subcarriers x n_range_grid = {s} x {n_tau})"] = (
-            4 * s * (n_tau + 2 * padded) * C128)
-    if results_frames:
-        parts[name("results_frames", f"the results of {results_frames} frames")] = results_bytes(results_frames)
-    if task_frames:
-        parts[name("task_frames", f"{tasks} task(s) at once of {task_frames} frames (K x r = {k} x {rank} each)")] = (
-            tasks * task_frames * k * rank * C64 * PROJECTED_FRAME_COPIES)
-        parts[f"the maps of {tasks} task(s) at once ({MAP_CHUNK_FRAMES} frames of n_angle_grid x n_range_grid = "
-              f"{n_theta} x {n_tau})"] = tasks * MAP_CHUNK_FRAMES * n_theta * n_tau * 4
-    if flowgraph_frames:
-        parts[name("flowgraph_frames", f"the frames in {tasks} flowgraph(s)' buffers ({flowgraph_frames} "
-                                       f"frames of K x S = {k} x {s} per work() call)")] = (
-            tasks * flowgraph_frames * k * s * C64 * FLOWGRAPH_FRAME_COPIES)
-    if batch:
-        parts[name("batch", "the frames of a training batch")] = tasks * batch * k * s * C128 * TRAINING_FRAME_COPIES
-        parts[f"the K x K Gram matrix of the learner's LS precoder and its Cholesky factor (n_antennas = {k})"] = (
-            tasks * 4 * k * k * C128)
-    if iterations:
-        parts[name("iterations", f"the history of {iterations} training iterations")] = iterations * BYTES_PER_ITERATION
-    if calibration_frames:
-        parts[name("calibration_frames", f"the LS calibration's {calibration_frames} frames and its K x K normal "
-                                         f"matrix (n_antennas = {k})")] = (
-            calibration_frames * k * (rank * C64 * PROJECTED_FRAME_COPIES + 2 * C128) + 2 * k * k * C128)
-    if coupling:
-        parts[f"the K x K coupling matrix (n_antennas = {k})"] = 2 * k * k * (C128 + 8)
-    if scene_frames:
-        parts[name("scene_frames", f"{scene_frames} full frames at once (K x S = {k} x {s} each)")] = (
-            scene_frames * k * s * C128 * 4)
-    if scene_results:
-        parts[name("scene_results", "the per-frame estimates")] = scene_results
-    return parts
-
-
-def scale_memory(params: SystemParams, scale, args, scaling: bool = False) -> dict[str, int]:
-    """`memory_estimate` of the learning studies at `scale` (`experiments.scales.Scale`; with the
-    scaling study if `scaling`) on the executor of `args`."""
-    from ..sim.evaluation import EVAL_CHUNK
-
-    plan = scale.scaling if scaling else None
-    frames = max(scale.final_eval_frames, scale.eval_frames, scale.isac_frames, plan.eval_frames if plan else 0)
-    where = f"--scale {scale.name}"
-    batch = max((scale.batch_size, *(plan.batch_sizes if plan else ())))
-    return memory_estimate(params, tasks=tasks_at_once(args), batch=batch,
-                           iterations=max(scale.iterations, plan.iterations if plan else 0),
-                           results_frames=2 * frames * STUDY_EVALUATIONS, task_frames=min(frames, EVAL_CHUNK),
-                           calibration_frames=max(scale.calibration_frames, default=0), coupling=uses_coupling(args),
-                           options={key: where for key in ("batch", "iterations", "results_frames", "task_frames",
-                                                           "calibration_frames")})
-
-
-def check_memory(parts: dict[str, int]) -> None:
-    """Refuse up front a run whose arrays (`memory_estimate`) cannot fit in the memory available,
-    naming the largest part, its estimate and the total."""
-    have = available_memory_bytes()
-    need = sum(parts.values())
-    if have is None or need <= have:
-        return
-    what, most = max(parts.items(), key=lambda item: item[1])
-    total = "" if need < 1.05 * most else f" (the whole run about {need / 2**30:.3g} GiB)"
-    raise ConfigError(f"{what} need about {most / 2**30:.3g} GiB{total}, more than the {have / 2**30:.3g} GiB "
-                      "available; make the run smaller")
-
-
 def fmt_interval(value: float, interval, digits: int = 4) -> str:
     lo, hi = interval
     return f"{value:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
@@ -281,7 +56,3 @@ def table(headers: list[str], rows: list[list]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
     line = lambda row: "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |"  # noqa: E731
     return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, cells)])
-
-
-def degrees(rad: float) -> float:
-    return math.degrees(rad)

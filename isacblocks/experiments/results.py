@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..safeio import read_json
-from .common import write_json
+from ..safeio import read_json, write_json
 
 #: Version of the layout of ``results.json``; `from_json` refuses another.
 SCHEMA_VERSION = 2
@@ -321,7 +320,7 @@ def from_plain(kind, value, where: str = "results"):
 
 
 def to_json(result: Reproduction, path) -> None:
-    """Write `result` as ``results.json`` (strict JSON; see `common.write_json`)."""
+    """Write `result` as ``results.json`` (strict JSON; see `safeio.write_json`)."""
     write_json(path, to_plain(result))
 
 

@@ -1,31 +1,26 @@
-"""``isac impairments``: UL with the curriculum under displacement, gain and coupling errors."""
+"""``isac impairments``: UL with the curriculum under displacement, gain and coupling errors
+(`isacblocks.experiments.impairments`)."""
 
 from __future__ import annotations
 
 import time
 
+from ..blocks.ula import true_array
 from ..dsp.impairments import ArrayImpairments, save_array
 from ..executor import ProgressLine
-from ..safeio import make_folder, write_text
+from ..experiments.common import run_record
+from ..experiments.impairments import impairments_study, rows_markdown
+from ..experiments.report import check_section, update_section
+from ..safeio import make_folder, write_json, write_text
 from ..sim.evaluation import EVAL_CHUNK
-from .common import (
-    HEARTBEAT_S,
-    check_memory,
-    load_params,
-    memory_estimate,
-    run_record,
-    true_array,
-    uses_coupling,
-    write_json,
-)
-from .impairments import impairments_study, rows_markdown
-from .options import add_doc_option, add_spacing_options, count_value, impairments_value, output_dir
-from .report import check_section, update_section
+from .memory import check_memory, memory_estimate, uses_coupling
+from .options import add_doc_option, add_spacing_options, count_value, impairments_value, load_params, output_dir
+from .runner import HEARTBEAT_S
 
 DOC_BEGIN, DOC_END = "<!-- impairments:begin -->", "<!-- impairments:end -->"
 
 
-def impairments_main(args) -> int:
+def run(args) -> int:
     params = load_params(args)
     check_memory(memory_estimate(
         params, batch=args.batch_size, iterations=args.iterations, results_frames=2 * args.eval_frames,
@@ -85,4 +80,4 @@ def register(sub) -> None:
     parser.add_argument("--out", default="out/impairments", type=output_dir, help="output folder")
     add_doc_option(parser, DOC_BEGIN, DOC_END, "docs/impairments.md")
     add_spacing_options(parser)
-    parser.set_defaults(func=impairments_main)
+    parser.set_defaults(run=run)

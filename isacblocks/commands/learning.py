@@ -1,105 +1,33 @@
-"""``isac reproduce``, ``isac train`` and ``isac evaluate``."""
+"""``isac train`` (learning the spacing vector d, `isacblocks.learning.trainer`) and ``isac
+evaluate`` (Pmd and RMSE of the MB-ML receiver assuming a spacing, `isacblocks.sim.evaluation`)."""
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-
+from ..blocks.ula import true_array
 from ..dsp.impairments import impairment_errors, save_array, spacing_of
 from ..errors import ConfigError
 from ..executor import ProgressLine, add_executor_options, executor_from_args
-from ..params import SystemParams
-from ..safeio import make_folder, write_text
+from ..experiments.common import array_record, run_record
+from ..safeio import write_json
 from ..sim.evaluation import EVAL_CHUNK, evaluate_spacing
-from .common import (
-    HEARTBEAT_S,
-    add_study_options,
-    array_record,
-    assumed_spacing,
-    check_memory,
-    load_params,
-    memory_estimate,
-    run_record,
-    scale_memory,
-    tasks_at_once,
-    true_array,
-    uses_coupling,
-    write_json,
-)
+from .memory import check_memory, memory_estimate, tasks_at_once, uses_coupling
 from .options import (
     add_assume_option,
     add_device_option,
     add_impairments_option,
+    add_study_options,
+    assumed_spacing,
     count_value,
     impairments_value,
-    output_dir,
+    load_params,
     output_file,
     positive_real,
     ratio_value,
 )
-from .scales import SCALES
+from .runner import HEARTBEAT_S
 
-FIGURES = ("3", "4", "5")
-#: What ``--fig all`` runs: the paper's figures and the scaling study.
-ALL_FIGURES = (*FIGURES, "scaling")
 SSL_SCHEDULES = ("sl+ul", "ul+sl")
 DEFAULT_LABELED_RATIO = 0.5
-
-
-def figures_value(text: str) -> tuple[str, ...]:
-    """``type=`` of ``--fig``: 3, 4, 5, scaling, a comma list of them, or all."""
-    if text == "all":
-        return ALL_FIGURES
-    figs = tuple(f.strip() for f in text.split(","))
-    bad = [f for f in figs if f not in ALL_FIGURES]
-    if bad or not figs:
-        raise argparse.ArgumentTypeError(f"{text!r}: figure {bad[0] if bad else text!r} does not exist; "
-                                         f"choose from {', '.join(ALL_FIGURES)}, a comma list of them, or all")
-    return tuple(dict.fromkeys(figs))
-
-
-def reproduce_main(args) -> int:
-    from .reproduce import reproduce
-    from .results import to_json
-
-    params = load_params(args)
-    check_memory(scale_memory(params, SCALES[args.scale], args, scaling="scaling" in args.fig))
-    ula = true_array(params, args.seed, args.true_spacing)
-    with executor_from_args(args) as executor:
-        result = reproduce(params, ula, figs=args.fig, scale=args.scale, out=args.out, seed=args.seed, args=args,
-                           executor=executor, progress=True)
-    if args.json:
-        to_json(result, args.json)
-        print(f"wrote {args.json}")
-    return 0
-
-
-def report_main(args) -> int:
-    """``isac report``: tables, claims and figures regenerated from a saved ``results.json``; the
-    claims are decided again from its numbers by the current rules."""
-    from .claims import claims_of, claims_table
-    from .figures import plot_all
-    from .report import results_markdown, update_readme
-    from .results import from_json, to_json
-
-    result = from_json(args.results)
-    result = dataclasses.replace(result, claims=claims_of(result))
-    if args.readme:
-        update_readme(args.readme, result)
-        print(f"updated the results section of {args.readme}")
-    if args.out:
-        out = make_folder(args.out)
-        write_text(out / "results.md", results_markdown(result) + "\n")
-        write_text(out / "claims.md", claims_table(result.claims, result.scale, result.wall_s) + "\n")
-        pfa = result.run.get("params", {}).get("pfa", SystemParams().pfa)
-        names = plot_all(result, out, pfa) if args.figures else []
-        print(f"wrote {out}/{', '.join(['results.md', 'claims.md', *names])}")
-    if args.json:
-        to_json(result, args.json)
-        print(f"wrote {args.json}")
-    if not (args.readme or args.out or args.json):
-        print(results_markdown(result))
-    return 0
 
 
 def training_config(args):
@@ -121,7 +49,7 @@ def training_config(args):
                        impairments=args.learn or args.impairments)
 
 
-def train_main(args) -> int:
+def run_train(args) -> int:
     from ..learning.trainer import Trainer
 
     if args.resume and not args.checkpoint:
@@ -159,7 +87,7 @@ def train_main(args) -> int:
     return 0
 
 
-def evaluate_main(args) -> int:
+def run_evaluate(args) -> int:
     params = load_params(args)
     check_memory(memory_estimate(
         params, tasks=tasks_at_once(args), results_frames=2 * args.frames, task_frames=min(args.frames, EVAL_CHUNK),
@@ -192,31 +120,6 @@ def _other_errors(record: dict) -> str:
 
 
 def register(sub) -> None:
-    rep = sub.add_parser("reproduce", help="the paper's studies: Figs. 3-5, JSON and the claims table",
-                         description="Run the paper's studies and write Figs. 3-5 (PNG), results.json and "
-                                     "claims.md.  Scales: " + ", ".join(SCALES))
-    rep.add_argument("--fig", default=FIGURES, type=figures_value,
-                     help="3, 4, 5, scaling, a comma list, or all (default 3,4,5; all adds the scaling study)")
-    rep.add_argument("--scale", default="default", choices=sorted(SCALES), help="how big the studies run")
-    rep.add_argument("--out", default="out/reproduce", type=output_dir,
-                     help="output folder, replaced as a whole when the run ends")
-    add_study_options(rep)
-    add_executor_options(rep)
-    add_device_option(rep, "training (torch's parts) and every receiver's map kernel")
-    rep.set_defaults(func=reproduce_main)
-
-    rp = sub.add_parser("report", help="tables, claims and figures from a saved results.json (no rerun)",
-                        description="Read a results.json written by `isac reproduce` and print its tables, "
-                                    "replace the README's results section (between <!-- results:begin --> and "
-                                    "<!-- results:end -->), or write results.md, claims.md and the figures.")
-    rp.add_argument("results", help="results.json of an `isac reproduce` run")
-    rp.add_argument("--readme", default=None, help="README whose results section to replace")
-    rp.add_argument("--out", default=None, type=output_dir, help="folder for results.md and claims.md")
-    rp.add_argument("--figures", action="store_true", help="also redraw the figures into --out")
-    rp.add_argument("--json", metavar="PATH", type=output_file, default=None,
-                    help="write the results read, with the claims decided again, to this JSON file")
-    rp.set_defaults(func=report_main)
-
     tr = sub.add_parser("train", help="learn the spacing vector d (SL, UL, SL+UL, UL+SL)")
     tr.add_argument("--schedule", choices=("sl", "ul") + SSL_SCHEDULES, default="ul", help="training schedule")
     tr.add_argument("--labeled-ratio", type=ratio_value, default=None,
@@ -242,7 +145,7 @@ def register(sub) -> None:
                     help="the impairments the model learns, a comma list of spacing, gain, coupling "
                          "(default: those of --impairments)")
     add_study_options(tr)
-    tr.set_defaults(func=train_main)
+    tr.set_defaults(run=run_train)
 
     ev = sub.add_parser("evaluate", help="Pmd and RMSE of the MB-ML receiver assuming a spacing")
     add_assume_option(ev, default=None, required=True)
@@ -251,4 +154,4 @@ def register(sub) -> None:
     add_executor_options(ev)
     add_device_option(ev, "the receiver's map kernel")
     add_impairments_option(ev, "")
-    ev.set_defaults(func=evaluate_main)
+    ev.set_defaults(run=run_evaluate)

@@ -1,6 +1,7 @@
-"""Command lines of the baseline studies: ``isac sensing`` and ``isac isac-sweep``.
+"""Command lines of the baseline studies (`isacblocks.experiments.baseline`): ``isac sensing``
+and ``isac isac-sweep``.
 
-`flowgraphs/baseline_sensing.py` and `flowgraphs/baseline_isac.py` run the same code.
+`flowgraphs/baseline_sensing.py` and `flowgraphs/baseline_isac.py` run the same commands.
 """
 
 from __future__ import annotations
@@ -9,39 +10,25 @@ import argparse
 import math
 import time
 
+from ..blocks.ula import true_array
 from ..executor import ProgressLine, add_executor_options, executor_from_args
-from .baseline import baseline_sensing, isac_sweep
-from .common import (
-    HEARTBEAT_S,
-    add_common_options,
-    assumed_spacings,
-    check_memory,
-    fmt_interval,
-    load_params,
-    memory_estimate,
-    run_record,
-    table,
-    tasks_at_once,
-    true_array,
-    true_spacing_source,
-    uses_coupling,
-    write_json,
-)
-from .options import integer_at_least
+from ..experiments.baseline import baseline_sensing, isac_sweep
+from ..experiments.common import fmt_interval, run_record, table, true_spacing_source
+from ..safeio import write_json
+from .memory import check_memory, memory_estimate, tasks_at_once, uses_coupling
+from .options import add_common_options, assumed_spacings, integer_at_least, load_params
+from .runner import HEARTBEAT_S
 
 
-def sensing_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="baseline_sensing")
+def sensing_options(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Baseline sensing (Sec. III): Pmd at Pfa = 1e-2 on the test sector with the MAPRT "
                           "detector, when the transceiver knows the array's impaired spacing and when it "
                           "assumes lambda/2.")
     add_common_options(parser, frames=10000, frames_help="frames per hypothesis (H0 and H1 each)")
     add_executor_options(parser)
-    return parser
 
 
-def sensing_main(argv=None, args=None) -> int:
-    args = args or sensing_parser().parse_args(argv)
+def run_sensing(args) -> int:
     params = load_params(args)
     check_memory(memory_estimate(params, tasks=tasks_at_once(args), results_frames=2 * args.frames,
                                  flowgraph_frames=args.max_items, coupling=uses_coupling(args),
@@ -74,8 +61,7 @@ def sensing_main(argv=None, args=None) -> int:
     return 0
 
 
-def isac_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="baseline_isac")
+def isac_sweep_options(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Baseline ISAC trade-off (Sec. V-C): the (eta, phi) sweep with Pmd at Pfa = 1e-2, "
                           "position RMSE and SER, and its Pareto-optimal points, for the known impaired "
                           "spacing and for lambda/2.")
@@ -83,11 +69,9 @@ def isac_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
                                                        "(the threshold uses 10x as many target-free frames)")
     parser.add_argument("--grid", type=integer_at_least(2), default=8, help="points of eta and of phi (default 8)")
     add_executor_options(parser)
-    return parser
 
 
-def isac_main(argv=None, args=None) -> int:
-    args = args or isac_parser().parse_args(argv)
+def run_isac_sweep(args) -> int:
     frames = 11 * args.frames * args.grid ** 2  # target frames and 10x as many target-free ones per point
     params = load_params(args)
     check_memory(memory_estimate(params, tasks=tasks_at_once(args), results_frames=frames,
@@ -119,7 +103,9 @@ def isac_main(argv=None, args=None) -> int:
 
 
 def register(sub) -> None:
-    sensing_parser(sub.add_parser("sensing", help="baseline sensing Pmd, known vs lambda/2 spacing")).set_defaults(
-        func=lambda args: sensing_main(args=args))
-    isac_parser(sub.add_parser("isac-sweep", help="baseline ISAC (eta, phi) sweep and its Pareto points")).set_defaults(
-        func=lambda args: isac_main(args=args))
+    sensing = sub.add_parser("sensing", help="baseline sensing Pmd, known vs lambda/2 spacing")
+    sensing_options(sensing)
+    sensing.set_defaults(run=run_sensing)
+    sweep = sub.add_parser("isac-sweep", help="baseline ISAC (eta, phi) sweep and its Pareto points")
+    isac_sweep_options(sweep)
+    sweep.set_defaults(run=run_isac_sweep)

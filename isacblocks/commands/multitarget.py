@@ -1,4 +1,5 @@
-"""``isac multi-target``: GOSPA and per-target detection probability vs SNR_r, up to T targets."""
+"""``isac multi-target``: GOSPA and per-target detection probability vs SNR_r, up to T targets
+(`isacblocks.experiments.multitarget`)."""
 
 from __future__ import annotations
 
@@ -6,35 +7,29 @@ import argparse
 import time
 from pathlib import Path
 
+from ..blocks.ula import true_array
 from ..dsp.impairments import load_array
 from ..dsp.multitarget import COUNT_DISTRIBUTIONS
 from ..errors import ConfigError
 from ..executor import ProgressLine
-from ..safeio import make_folder
-from .common import (
-    HEARTBEAT_S,
-    check_memory,
-    load_params,
-    memory_estimate,
-    run_record,
-    table,
-    true_array,
-    uses_coupling,
-    write_json,
-)
-from .multitarget import CHUNK_FRAMES, multitarget_study, plot_multitarget
+from ..experiments.common import run_record, table
+from ..experiments.multitarget import CHUNK_FRAMES, multitarget_study, plot_multitarget
+from ..experiments.report import check_section, update_section
+from ..experiments.snr import parse_snrs
+from ..safeio import make_folder, write_json
+from .memory import check_memory, memory_estimate, uses_coupling
 from .options import (
     add_doc_option,
     add_impairments_option,
     add_spacing_options,
     count_value,
     input_file,
+    load_params,
     output_dir,
     positive_real,
     real_in,
 )
-from .report import check_section, update_section
-from .snr import parse_snrs
+from .runner import HEARTBEAT_S
 
 MAX_TARGETS_LIMIT = 16
 #: Bytes of one frame's estimated (or true) positions, a small numpy array in a list, besides 16 per target.
@@ -64,7 +59,7 @@ def target_counts(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(values)))
 
 
-def multitarget_main(args) -> int:
+def run(args) -> int:
     params = load_params(args)
     n_spacings = 3 if args.learned else 2
     per_frame = (len(args.max_targets) * (1 + n_spacings * len(args.snr))  # the truth, and each array's estimates
@@ -176,4 +171,4 @@ def register(sub) -> None:
     add_doc_option(parser, DOC_BEGIN, DOC_END, "docs/multi-target.md")
     parser.add_argument("--out", default="out/multitarget", type=output_dir, help="output folder")
     add_spacing_options(parser)
-    parser.set_defaults(func=multitarget_main)
+    parser.set_defaults(run=run)

@@ -1,6 +1,6 @@
 """Running a parsed command: exit codes, one line for a user's mistake, and SIGTERM / Ctrl-C
-unwinding the program (workers ended, temporary files removed).  Shared by ``isac`` and the
-``python -m isacblocks.experiments.<x>_cli`` entry points."""
+unwinding the program (workers ended, temporary files removed).  Shared by ``isac``,
+``python -m isacblocks.commands`` and ``python -m isacblocks.bench``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ import sys
 import threading
 
 from ..errors import IsacError
+
+#: Seconds between "still running" lines while a long run goes on (`executor.ProgressLine`'s heartbeat).
+HEARTBEAT_S = 10.0
 
 
 class Terminated(KeyboardInterrupt):
@@ -38,14 +41,15 @@ def prefer_passive_openmp() -> None:
 
 
 def run_command(parser: argparse.ArgumentParser, argv=None) -> int:
-    """Parse `argv` with `parser` and run the chosen command's ``func``; returns the exit code."""
+    """Parse `argv` with `parser` and run the chosen command's ``run`` (set by its module's
+    ``register``: ``run(args) -> int``); returns the exit code."""
     prefer_passive_openmp()
     args = parser.parse_args(argv)
     previous = signal.getsignal(signal.SIGTERM)
     restore = threading.current_thread() is threading.main_thread()
     try:
         terminate_like_interrupt()
-        return int(args.func(args) or 0)
+        return int(args.run(args) or 0)
     except IsacError as exc:
         print(f"isac {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -11,8 +11,11 @@
                    └─► LinkMonitor        └─► MAPRT / MB-ML ─► DetectionMetricsSink
          PullSource y_c, csi ─► MLDemapper ─► SERSink ◄── PullSource messages
 
-The transmitter is `isac_flowgraph`'s wiring with the same blocks and the same
-`block_seeds(seed)`; the receiver is its second half.  Every stream is a PUSH/PULL pair
+The two flowgraphs are built by `isacblocks.blocks.chains.tx_flowgraph` and `rx_flowgraph`:
+the transmitter is `isac_flowgraph`'s wiring with the same blocks and the same
+`block_seeds(seed)`; the receiver is its second half.  This module holds what both ends
+agree on: the streams, their addresses, the ``link_config`` and its checks, the receiver's
+frame check and monitor, and the verdict on a received run.  Every stream is a PUSH/PULL pair
 with ``pass_tags``: the ground truth (``seq``, ``sector``, ``target_present``, ``theta``,
 ``range``, ``ue_angle``) travels as stream tags, the transmitter's configuration as a
 ``link_config`` tag on the first Y_r frame.
@@ -43,28 +46,24 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..blocks import (
-    DetectionMetricsSink,
-    ImpairedULA,
-    MAPRTDetector,
-    MBMLEstimator,
-    SERSink,
-)
-from ..blocks.items import INVALID_FRAME_KEY
-from ..blocks.receivers import MBML_METHODS
-from ..blocks.sinks import TruthCheck
-from ..core import Flowgraph, NullSink, SinkBlock
+from ..core import SinkBlock
 from ..dsp.impairments import check_array
-from ..dsp.mbml import mbml_estimate, sector_cols, sector_rows
+from ..dsp.mbml import sector_cols, sector_rows
 from ..errors import BlockError, ConfigError, IsacError
 from ..params import SystemParams
 from ..seeding import seed_sequence
 from ..validation import check_int, check_real, is_integer
-from ..zmq import PairedPullSource, PushSink
-from .baseline import Transmitter, receivers, transmitter
+from .items import INVALID_FRAME_KEY
+from .sinks import TruthCheck
+from .ula import ImpairedULA
+
+if TYPE_CHECKING:
+    from .chains import RxLink
+
 
 #: Every stream of the link, in address order.
 LINK_STREAMS = ("Y_r", "symbols", "messages", "y_c", "csi")
@@ -242,57 +241,6 @@ class FrameCheck:
         return why
 
 
-@dataclass
-class TxLink:
-    """The transmitter flowgraph and its ZeroMQ sinks (by stream name)."""
-
-    flowgraph: Flowgraph
-    sinks: dict[str, PushSink]
-    run_id: str
-
-    @property
-    def endpoints(self) -> dict[str, str]:
-        return {name: sink.endpoint for name, sink in self.sinks.items()}
-
-
-def tx_flowgraph(params, ula: ImpairedULA, spacing, n_frames: int | None, address: str, seed=0, eta: float = 1.0,
-                 phi: float = 0.0, with_comm: bool = True, sector="test", presence_probability: float = 0.5,
-                 alternate: bool = False, max_items: int = 64, hwm: int = LINK_HWM, timeout: int = 100,
-                 linger: int = -1, idle_timeout: float | None = LINK_IDLE_TIMEOUT, run_id: str | None = None,
-                 context=None, curve=None) -> TxLink:
-    """Scenario, symbols, OFDM, beamformer and channels of `isac_flowgraph` (same blocks, same
-    seeds), streaming Y_r, symbols and -- with comm -- messages, y_c and csi over PUSH sinks
-    bound to `stream_addresses(address)`.  `n_frames` None streams until stopped.
-
-    Every frame carries ``stream_seq = (run_id, index)`` (`run_id` default: `new_run_id()`),
-    the last one the ``eos`` tag.  `linger` (ms, -1: until delivered) bounds how long the
-    sinks' stop() waits for the receiver to take what is queued; `abort()` on the sinks
-    gives up at once.  `idle_timeout` (s): a sink that could hand nothing to a receiver for
-    that long raises `LinkIdleError`.
-    """
-    specs = stream_specs(params)
-    addresses = stream_addresses(address, link_streams(with_comm))
-    run_id = run_id or new_run_id()
-    config = link_config(params, ula, seed, n_frames, with_comm, eta, phi, run_id)
-    sinks = {name: PushSink(*specs[name], addresses[name], timeout=timeout, pass_tags=True, hwm=hwm,
-                            linger=linger, start_tags={"link_config": config} if name == "Y_r" else None,
-                            context=context, curve=curve, name=f"tx_{name}", idle_timeout=idle_timeout,
-                            stream_id=run_id, stream_length=n_frames)
-             for name in addresses}
-    fg = Flowgraph(max_items=max_items, name="isac-tx")
-    tx = transmitter(fg, params, ula, spacing, n_frames, seed, eta, phi, with_comm, sector, presence_probability,
-                     alternate)
-    fg.connect(tx.sensing, sinks["Y_r"])
-    fg.connect(tx.symbols, sinks["symbols"])
-    if with_comm:
-        fg.connect(tx.y_c, sinks["y_c"])
-        fg.connect(tx.csi, sinks["csi"])
-        fg.connect(tx.messages, sinks["messages"])
-    else:
-        fg.connect(tx.messages, NullSink(np.int32, params.n_subcarriers))
-    return TxLink(fg, sinks, run_id)
-
-
 class LinkMonitor(SinkBlock):
     """Watches the received Y_r stream through its tags only (the frames are not touched).
 
@@ -346,82 +294,6 @@ class LinkMonitor(SinkBlock):
             self.config = checked
         except ConfigError as exc:
             raise LinkRefused(f"block {self.name!r}: {exc}") from None
-
-
-@dataclass
-class RxLink:
-    """The receiver flowgraph, its sources (by stream name) and the blocks holding results."""
-
-    flowgraph: Flowgraph
-    source: PairedPullSource
-    monitor: LinkMonitor
-    estimator: object
-    detection: DetectionMetricsSink
-    ser: SERSink | None
-
-    @property
-    def sources(self):
-        """The PULL source of each stream (endpoints and wire counters)."""
-        return self.source.sources
-
-
-#: The forms of the MB-ML map `isac rx` can use (``--mbml-form``; `MBMLEstimator`'s `method`).
-MBML_FORMS = MBML_METHODS
-
-
-def warm_up(estimator, params) -> None:
-    """Run `estimator`'s kernels once on a dummy frame of the test sector, leaving its state as it
-    was: the compiled kernel (Numba's cache: 1-2 s in a fresh process) and the test sector's
-    low-rank factor are loaded before the stream starts instead of under the first frames."""
-    frame = np.ones((1, params.n_antennas, params.n_subcarriers), np.complex64)
-    sector = np.array([[*params.test_sector, params.range_min_m, params.range_max_m]])
-    if isinstance(estimator, MBMLEstimator):
-        for method in ("fused", "lowrank") if estimator.method == "auto" else (estimator.method,):
-            mbml_estimate(frame, *sector.T, estimator.spacing, params, method=method)
-    elif isinstance(estimator, MAPRTDetector):
-        estimator.estimate(frame, sector)
-
-
-def make_estimator(kind: str, params, spacing, mbml_form: str = "auto"):
-    """``"maprt"`` (the baseline) or ``"mbml"`` (Algorithm 1, an `MBMLEstimator` of method
-    `mbml_form`) receiver assuming `spacing`."""
-    if kind == "maprt":
-        return MAPRTDetector(params, spacing)
-    if kind == "mbml":
-        return MBMLEstimator(params, spacing, method=mbml_form)
-    raise ConfigError(f"estimator = {kind!r}: expected 'maprt' or 'mbml'")
-
-
-def rx_flowgraph(params, spacing, address: str, with_comm: bool = True, estimator="maprt",
-                 threshold: float | None = None, max_items: int = 64, hwm: int = LINK_HWM, timeout: int = 100,
-                 expect: dict | None = None, idle_timeout: float | None = LINK_IDLE_TIMEOUT,
-                 waiting_interval: float = 5.0, context=None, mbml_form: str = "auto", curve=None) -> RxLink:
-    """Reciprocal filter, sensing estimator and metric sinks fed by a `PairedPullSource`
-    connected to `stream_addresses(address)`; `estimator` is ``"maprt"``, ``"mbml"`` (a
-    `MBMLEstimator` of method `mbml_form`) or a `SensingEstimator`.
-
-    `expect` is checked against the transmitter's ``link_config`` (see `LinkMonitor`);
-    by default the item shapes, `with_comm` and the transmitter's `SystemParams` fields.
-    Every Y_r frame's tags pass `FrameCheck` before the frame is paired.  `idle_timeout` (s) ends the run when a
-    stream goes silent; `waiting_interval` (s) logs a line while no sender has been heard.
-    """
-    specs = stream_specs(params)
-    addresses = stream_addresses(address, link_streams(with_comm))
-    source = PairedPullSource({name: (*specs[name], addresses[name]) for name in addresses}, timeout=timeout,
-                              hwm=hwm, idle_timeout=idle_timeout, waiting_interval=waiting_interval,
-                              max_pending=4 * max_items, context=context, curve=curve, name="rx",
-                              check={"Y_r": FrameCheck(params)})
-    sources = {name: (source, name) for name in addresses}
-    expect = {"n_antennas": params.n_antennas, "n_subcarriers": params.n_subcarriers, "with_comm": bool(with_comm),
-              "params": params, **(expect or {})}
-    fg = Flowgraph(max_items=max_items, name="isac-rx")
-    monitor = LinkMonitor(params, expect)
-    estimator = make_estimator(estimator, params, spacing, mbml_form) if isinstance(estimator, str) else estimator
-    ports = Transmitter(sources["Y_r"], sources["symbols"], sources.get("messages"), sources.get("y_c"),
-                        sources.get("csi"), None)  # the streams, as the transmitter's ports
-    fg.connect(sources["Y_r"], monitor)
-    detection, ser = receivers(fg, params, ports, estimator, threshold, with_comm)
-    return RxLink(fg, source, monitor, estimator, detection, ser)
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .common import write_json
+from ..safeio import write_json
 from .options import HelpFormatter, output_file
 
 DESCRIPTION = (
@@ -26,7 +26,7 @@ def generator():
     return grc
 
 
-def install_main(args) -> int:
+def run_install(args) -> int:
     from ..errors import ConfigError
 
     grc = generator()
@@ -70,4 +70,4 @@ def register(sub) -> None:
                          help="print the YAML to stdout instead of writing it")
     install.add_argument("--json", metavar="PATH", type=output_file, default=None,
                          help="also write the folder and the files written and removed to this JSON file")
-    install.set_defaults(func=install_main)
+    install.set_defaults(run=run_install)

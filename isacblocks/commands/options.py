@@ -13,6 +13,8 @@ The vocabulary:
 - ``--json PATH``: a JSON record of every number (strict JSON), checked writable up front;
 - ``--device cpu|cuda``: where the map kernel (and training's torch parts) run; "cuda" is
   checked for a usable device when the option is read.
+
+`load_params` and `assumed_spacing` turn ``--config`` and ``--assume`` into the objects a command runs with.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..blocks.ula import ImpairedULA
+from ..dsp.impairments import load_array
 from ..errors import IsacError
+from ..params import SystemParams
 
 ASSUME_CHOICES = ("known", "nominal")
 
@@ -185,12 +190,12 @@ def add_assume_option(parser: argparse.ArgumentParser, default: str | None = "kn
 
 def device_value(text: str) -> str:
     """``--device cpu|cuda``; "cuda" is refused here, before any work, where no CUDA device is usable."""
-    from ..dsp.angle_delay_cuda import DEVICES, check_device
+    from ..dsp.angle_delay import DEVICES, resolve_device
 
     if text not in DEVICES:
         _fail(text, f"expected one of {', '.join(DEVICES)}")
     try:
-        return check_device(text, "--device", "value")
+        return resolve_device(text, "--device", "value")
     except IsacError as exc:
         raise argparse.ArgumentTypeError(str(exc).replace("--device.value = 'cuda': ", "cuda: ")) from None
 
@@ -216,3 +221,47 @@ def add_spacing_options(parser: argparse.ArgumentParser, assume: bool = False) -
     if assume:
         add_assume_option(parser)
     add_json_option(parser)
+
+
+def add_common_options(parser: argparse.ArgumentParser, frames: int, frames_help: str) -> None:
+    """The options of a flowgraph study: the shared vocabulary (`add_spacing_options`, with
+    ``--assume`` repeatable), ``--frames`` and ``--max-items``."""
+    add_run_options(parser)
+    add_true_spacing_option(parser)
+    parser.add_argument("--assume", metavar="known|nominal|FILE", type=assume_value, action="append", default=None,
+                        help="a spacing the receiver assumes: the true one (known), lambda/2 (nominal), or one "
+                             "read from FILE; repeat for several (default: known and nominal)")
+    add_impairments_option(parser, "")
+    add_json_option(parser)
+    parser.add_argument("--frames", type=count_value, default=frames, help=f"{frames_help} (default {frames})")
+    parser.add_argument("--max-items", type=count_value, default=64, help="frames per work() call (default 64)")
+
+
+def add_study_options(parser: argparse.ArgumentParser) -> None:
+    """--seed, --config, --true-spacing and --json of the learning studies."""
+    add_spacing_options(parser)
+
+
+def load_params(args) -> SystemParams:
+    """The `SystemParams` of ``--config`` (default: the paper's)."""
+    return SystemParams.from_toml(args.config) if args.config else SystemParams()
+
+
+#: The label of each ``--assume`` keyword in tables and JSON records.
+ASSUME_LABELS = {"known": "known", "nominal": "unknown"}
+
+
+def assumed_spacing(choice: str, params: SystemParams, ula: ImpairedULA):
+    """The array that ``--assume choice`` names: the true one (with its gains and coupling, if
+    any), lambda/2, or a file's (a spacing vector, or an ``.npz`` array)."""
+    if choice == "known":
+        return ula.array
+    if choice == "nominal":
+        return params.nominal_spacing
+    return load_array(choice, params.n_antennas, params.wavelength)
+
+
+def assumed_spacings(choices, params: SystemParams, ula: ImpairedULA) -> dict:
+    """``{label: spacing}`` for a repeatable ``--assume`` (default: known and nominal)."""
+    choices = choices or ["known", "nominal"]
+    return {ASSUME_LABELS.get(c, c): assumed_spacing(c, params, ula) for c in choices}

@@ -1,7 +1,7 @@
-"""The online-learning transceiver as a study: the flowgraph of ``flowgraphs/online_ssl.py``
-(`online_flowgraph`) and one timed run of it, with or without the learner
-(`run_online_stream`, used by ``isac bench --only stream``).  The learner itself is
-`isacblocks.learning.online.OnlineSpacingTrainer`."""
+"""The online-learning transceiver: the flowgraph of ``flowgraphs/online_ssl.py``
+(`online_flowgraph`: the sensing chain of Fig. 2 with the learner beside the estimator) and one
+timed run of it, with or without the learner (`run_online_stream`, used by ``isac bench --only
+stream``).  The learner itself is `isacblocks.learning.online.OnlineSpacingTrainer`."""
 
 from __future__ import annotations
 
@@ -18,14 +18,14 @@ from ..blocks import (
     SectorBeamformer,
     SymbolSource,
     TargetChannel,
+    true_array,
 )
+from ..blocks.chains import block_seeds
 from ..core import Flowgraph, NullSink, TagFilter
 from ..dsp.spacing import spacing_errors
-from ..learning.online import OnlineSpacingTrainer
 from ..params import SystemParams
 from ..validation import check_int
-from .baseline import block_seeds
-from .common import true_array
+from .online import OnlineSpacingTrainer
 
 # ---------------------------------------------------------------------- the flowgraph
 #: The online flowgraph's scheduler: the stream on one thread, beside the learner's thread.  With a

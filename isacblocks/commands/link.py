@@ -16,7 +16,10 @@ end of stream (``--idle-timeout``); 6 (tx) no receiver took data for the idle ti
 130 Ctrl-C.  Ctrl-C (SIGINT) stops either one cleanly: the transmitter stops producing,
 waits until the receiver took what is queued (a second Ctrl-C gives up) and sends the end
 of stream; the receiver prints its table of what it processed.  Also runnable as
-``python -m isacblocks.experiments.link_cli tx|rx``.
+``python -m isacblocks.commands tx|rx`` (the same commands, in this process as it is).
+
+The flowgraphs are `isacblocks.blocks.chains.tx_flowgraph` / `rx_flowgraph`; what the
+receiver prints is `link_report`.
 """
 
 from __future__ import annotations
@@ -31,42 +34,31 @@ import warnings
 
 import numpy as np
 
-from ..core import format_performance
-from ..dsp.detection import threshold_at_pfa
-from ..errors import ConfigError, IsacError
-from ..safeio import atomic_write
-from ..zmq import ItemSizeMismatch, LinkIdleError
-from ..zmq.curve import CurveKeys, is_loopback
-from ..zmq.wire import MAX_MESSAGE_BYTES
-from .common import (
-    assumed_spacing,
-    available_memory_bytes,
-    fmt_interval,
-    load_params,
-    run_record,
-    table,
-    true_array,
-    write_json,
-)
-from .link import (
+from ..blocks.chains import MBML_FORMS, rx_flowgraph, tx_flowgraph, warm_up
+from ..blocks.link import (
     EXIT_ERROR,
     EXIT_NO_RECEIVER,
     EXIT_REFUSED,
     LINK_HWM,
     LINK_IDLE_TIMEOUT,
     LINK_STREAMS,
-    MBML_FORMS,
     LinkRefused,
     link_streams,
     link_verdict,
-    rx_flowgraph,
     stream_addresses,
     stream_specs,
-    tx_flowgraph,
-    warm_up,
 )
-from .options import add_spacing_options, output_file
-from .runner import Terminated, run_command
+from ..blocks.ula import true_array
+from ..errors import ConfigError, IsacError
+from ..experiments.common import run_record
+from ..safeio import write_json
+from ..zmq import ItemSizeMismatch, LinkIdleError
+from ..zmq.curve import CurveKeys, is_loopback
+from ..zmq.wire import MAX_MESSAGE_BYTES
+from .link_report import final_report, live_line, print_performance
+from .memory import available_memory_bytes
+from .options import add_spacing_options, assumed_spacing, load_params, output_file
+from .runner import Terminated
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 
@@ -238,8 +230,8 @@ def _run(fg, report, interval: float) -> None:
 WAITING_INTERVAL = 5.0
 
 
-def tx_main(argv=None, args=None) -> int:
-    args = args or tx_parser().parse_args(argv)
+def run_tx(args) -> int:
+    """``isac tx``: stream the transmitter's frames until --frames are sent (or Ctrl-C); the exit code."""
     _setup_process("tx")
     _check_common(args)
     params = load_params(args)
@@ -307,7 +299,7 @@ def tx_main(argv=None, args=None) -> int:
     eos = all(s.eos_sent for s in link.sinks.values())
     print(f"tx: sent {y_r.items_sent} frames ({mbytes:.1f} MB) in {elapsed:.1f} s; end of stream "
           f"{'sent' if eos else 'NOT sent'}", flush=True)
-    _print_performance(args, link.flowgraph, "tx")
+    print_performance(args, link.flowgraph, "tx")
     if args.json:
         write_json(args.json, {**run_record(args, params, ula), "role": "tx", "run_id": link.run_id,
                                "frames": y_r.items_sent, "exit_code": code, "complete": code == 0,
@@ -317,8 +309,8 @@ def tx_main(argv=None, args=None) -> int:
     return code
 
 
-def rx_main(argv=None, args=None) -> int:
-    args = args or rx_parser().parse_args(argv)
+def run_rx(args) -> int:
+    """``isac rx``: receive, score and judge one transmitter run; the exit code (`link_verdict`)."""
     _setup_process("rx")
     _check_common(args)
     params = load_params(args)
@@ -339,7 +331,7 @@ def rx_main(argv=None, args=None) -> int:
     start, cpu_start = time.monotonic(), time.process_time()
     ended_by = None
     try:
-        _run(link.flowgraph, lambda: print(_live_line(link, params), flush=True), args.report_interval)
+        _run(link.flowgraph, lambda: print(live_line(link, params), flush=True), args.report_interval)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: stop, then report what was received
         ended_by = (143, "terminated (SIGTERM)") if isinstance(exc, Terminated) else (130, "interrupted (Ctrl-C)")
         print(f"\nrx: {ended_by[1].split(' (')[0]}", flush=True)
@@ -351,7 +343,7 @@ def rx_main(argv=None, args=None) -> int:
     elapsed, cpu = time.monotonic() - start, time.process_time() - cpu_start
     verdict = link_verdict(link, ended_by)
     code = verdict.exit_code
-    _final_report(link, params, args, ula, elapsed, verdict, code, cpu)
+    final_report(link, params, args, ula, elapsed, verdict, code, cpu)
     return code
 
 
@@ -372,152 +364,7 @@ def _stop(flowgraph, timeout: float) -> None:
         pass
 
 
-# ------------------------------------------------------------------------------------- reports
-def _detection_report(detection, pfa: float):
-    """``(report, note)``: the detection report, or ``(None, why not)``.
-
-    With too few H0 frames for the independent Pfa check (half of them), the threshold is
-    set on all H0 frames and the check reuses them (said in `note`)."""
-    try:
-        return detection.report(), None
-    except Exception:  # noqa: BLE001 - too few frames of some kind: try the fallback below
-        pass
-    try:
-        threshold = threshold_at_pfa(detection.h0_statistics(), pfa)
-        return detection.report(threshold=threshold), "Pfa check on the same H0 frames as the threshold"
-    except Exception as exc:  # noqa: BLE001 - a report must not end a long run with a traceback
-        return None, str(exc)
-
-
-def _pmd_text(link, params) -> str:
-    rep, _ = _detection_report(link.detection, params.pfa)
-    if rep is None:
-        return f"Pmd: too few H0 frames for Pfa {params.pfa:g}"
-    return f"Pmd {rep.pmd:.4f} at Pfa {params.pfa:g} (threshold {rep.threshold:.2f})"
-
-
-def _live_line(link, params) -> str:
-    rec = link.detection.records
-    h0, h1 = int(np.count_nonzero(rec[:, 3] == 0)), int(np.count_nonzero(rec[:, 3] == 1))
-    parts = [f"rx: {link.monitor.frames} frames received, {len(rec)} scored (H0 {h0}, H1 {h1}), "
-             f"{link.monitor.rate:.1f} frames/s", _pmd_text(link, params)]
-    if link.ser is not None and link.ser.symbols:
-        parts.append(f"SER {link.ser.ser:.2e}")
-    stats = link.source.stats()
-    unpaired = sum(s["unpaired"] + s["foreign"] + s["untagged"] for s in stats["streams"].values())
-    malformed = sum(s["malformed"] for s in stats["streams"].values())
-    parts.append(f"gaps {stats['gaps']}, duplicates {stats['duplicates']}, bad truth {stats['rejected']}, "
-                 f"unpaired {unpaired}, malformed {malformed}")
-    return " | ".join(parts)
-
-
-def rx_summary(link, params, verdict, elapsed: float) -> dict:
-    """Everything the receiver's report shows, in one dict: the tables and the JSON are both
-    rendered from it (`SCORE_COLUMNS`, `LINK_COLUMNS`)."""
-    rec = link.detection.records
-    report, note = _detection_report(link.detection, params.pfa)
-    det = report.to_dict() if report is not None else {"error": note}
-    if note and report is not None:
-        det["note"] = note
-    counts = verdict.counts
-    return {"frames_received": link.monitor.frames, "frames_scored": len(rec),
-            "h0": int(np.count_nonzero(rec[:, 3] == 0)), "h1": int(np.count_nonzero(rec[:, 3] == 1)),
-            "invalid_frames": link.detection.invalid_frames, "bad_truth": counts["bad_truth"],
-            "missing_frames": counts["lost"], "duplicates": counts["duplicates"], "malformed": counts["malformed"],
-            "foreign": counts["foreign"], "unpaired": counts["unpaired"] + counts["leftover"] + counts["untagged"],
-            "frames_per_s": link.monitor.rate, "elapsed_s": elapsed,
-            "detection": det, "ser": link.ser.report() if link.ser is not None else None}
-
-
-def _det(key: str, digits: int = 3, scale=float):
-    return lambda s: "-" if "error" in s["detection"] else f"{scale(s['detection'][key]):.{digits}f}"
-
-
-def _det_interval(key: str):
-    return lambda s: "-" if "error" in s["detection"] else fmt_interval(s["detection"][key],
-                                                                         s["detection"][f"{key}_ci"])
-
-
-#: The receiver's tables: (header, cell of `rx_summary`'s dict).
-SCORE_COLUMNS = [
-    ("frames scored", lambda s: s["frames_scored"]), ("H0", lambda s: s["h0"]), ("H1", lambda s: s["h1"]),
-    ("Pmd [95% CI]", _det_interval("pmd")), ("Pfa check [95% CI]", _det_interval("pfa_check")),
-    ("threshold", _det("threshold", 2)), ("RMSE pos (m)", _det("rmse_position")),
-    ("RMSE angle (deg)", _det("rmse_angle", scale=math.degrees)), ("RMSE range (m)", _det("rmse_range")),
-    ("SER [95% CI]", lambda s: fmt_interval(s["ser"]["ser"], s["ser"]["ser_ci"]) if s["ser"] and s["ser"]["symbols"]
-     else "-"),
-    ("frames/s received", lambda s: f"{s['frames_per_s']:.1f}")]
-LINK_COLUMNS = [
-    ("frames received", "frames_received"), ("missing", "missing_frames"), ("duplicates", "duplicates"),
-    ("bad truth (left out)", "bad_truth"), ("NaN/Inf frames (left out)", "invalid_frames"),
-    ("malformed messages", "malformed"), ("foreign", "foreign"), ("unpaired/untagged", "unpaired")]
-
-
-def _final_report(link, params, args, ula, elapsed: float, verdict, code: int, cpu: float | None = None) -> None:
-    interrupted = code in (130, 143)
-    summary = rx_summary(link, params, verdict, elapsed)
-    det = summary["detection"]
-    form = link.estimator.describe() if hasattr(link.estimator, "describe") else None
-    print(f"\nISAC link receiver ({args.estimator}{f' ({form})' if form else ''}, {args.assume} spacing, "
-          f"Pfa = {params.pfa})" + (" - interrupted" if interrupted else ""))
-    print(table([h for h, _ in SCORE_COLUMNS], [[cell(summary) for _, cell in SCORE_COLUMNS]]))
-    if "error" in det:
-        print(f"(no detection metrics: {det['error']})")
-    elif "note" in det:
-        print(f"({det['note']}: too few for an independent check)")
-    print(table([h for h, _ in LINK_COLUMNS], [[summary[key] for _, key in LINK_COLUMNS]]))
-    pairing = link.source.stats()
-    stats = pairing.pop("streams")
-    errors = [f"{name}: last malformed message: {st['last_error']}" for name, st in stats.items() if st["malformed"]]
-    print(f"link: {link.monitor.frames} frames received in {elapsed:.1f} s, end of stream "
-          f"{'received' if verdict.counts['eos_received'] else 'not received'}; {verdict.reason}"
-          + ("; " + "; ".join(errors) if errors else ""), flush=True)
-    if not verdict.complete and not interrupted:
-        print(f"rx: exit {code}: {verdict.reason}", file=sys.stderr, flush=True)
-    _print_performance(args, link.flowgraph, "rx")
-    if args.save_records:
-        path = args.save_records if str(args.save_records).endswith(".npy") else f"{args.save_records}.npy"
-        atomic_write(path, lambda f: np.save(f, link.detection.records), "records")
-        print(f"wrote {path}")
-    if args.json:
-        write_json(args.json, {**run_record(args, params, ula), "role": "rx", "estimator": args.estimator,
-                               "mbml_form": form, "assume": args.assume, "interrupted": interrupted,
-                               "wall_s": elapsed, "cpu_s": cpu,
-                               "complete": verdict.complete, "exit_code": code, "reason": verdict.reason,
-                               **summary, "link": {**pairing, **verdict.counts}, "streams": stats,
-                               "performance": link.flowgraph.performance(),
-                               "tx_config": _jsonable_config(link.monitor.config)})
-        print(f"wrote {args.json}")
-
-
-def _print_performance(args, fg, role: str) -> None:
-    """With --perf: the per-block counters of the run (which block limits the flowgraph)."""
-    if args.perf:
-        print(f"\n{role}: per-block performance ({fg.scheduler} scheduler, {fg.wall_s:.2f} s of wall time):")
-        print(format_performance(fg.performance()), flush=True)
-
-
-def _jsonable_config(config):
-    if config is None:
-        return None
-    return {k: (v.tolist() if isinstance(v, np.ndarray) else v.to_dict() if hasattr(v, "to_dict") else v)
-            for k, v in config.items()}
-
-
 # ------------------------------------------------------------------------------------- entry
 def register(sub) -> None:
-    tx_parser(sub.add_parser("tx", help="ISAC transmitter + channels streaming over ZeroMQ")).set_defaults(
-        func=lambda args: tx_main(args=args))
-    rx_parser(sub.add_parser("rx", help="ISAC receiver + metrics fed over ZeroMQ")).set_defaults(
-        func=lambda args: rx_main(args=args))
-
-
-def main(argv=None) -> int:
-    """``python -m isacblocks.experiments.link_cli tx|rx ...`` (the same as ``isac tx|rx``)."""
-    parser = argparse.ArgumentParser(prog="isac")
-    register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    return run_command(parser, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    tx_parser(sub.add_parser("tx", help="ISAC transmitter + channels streaming over ZeroMQ")).set_defaults(run=run_tx)
+    rx_parser(sub.add_parser("rx", help="ISAC receiver + metrics fed over ZeroMQ")).set_defaults(run=run_rx)

@@ -1,4 +1,5 @@
-"""``isac snr-sweep``: Pmd and position RMSE vs SNR_r for known, lambda/2 and learned spacings."""
+"""``isac snr-sweep``: Pmd and position RMSE vs SNR_r for known, lambda/2 and learned spacings
+(`isacblocks.experiments.snr`)."""
 
 from __future__ import annotations
 
@@ -7,29 +8,19 @@ import time
 
 import numpy as np
 
+from ..blocks.ula import true_array
 from ..dsp.spacing import load_spacing, save_spacing
 from ..errors import ConfigError
 from ..executor import ProgressLine, add_executor_options, executor_from_args
-from ..safeio import make_folder
+from ..experiments.common import fmt_interval, run_record, table
+from ..experiments.scales import SCALES, get_scale
+from ..experiments.snr import DEFAULT_SNRS_DB, parse_snrs, plot_snr, snr_sweep
+from ..experiments.studies import Study
+from ..safeio import make_folder, write_json
 from ..sim.evaluation import EVAL_CHUNK
-from .common import (
-    HEARTBEAT_S,
-    add_study_options,
-    check_memory,
-    fmt_interval,
-    load_params,
-    memory_estimate,
-    run_record,
-    scale_memory,
-    table,
-    tasks_at_once,
-    true_array,
-    write_json,
-)
-from .options import count_value, input_file, output_dir
-from .scales import SCALES, get_scale
-from .snr import DEFAULT_SNRS_DB, parse_snrs, plot_snr, snr_sweep
-from .studies import Study
+from .memory import check_memory, memory_estimate, scale_memory, tasks_at_once
+from .options import add_study_options, count_value, input_file, load_params, output_dir
+from .runner import HEARTBEAT_S
 
 LEARNED_RUN = "UL (curriculum)"
 
@@ -42,7 +33,7 @@ def snr_value(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("--snr ")) from None
 
 
-def snr_main(args) -> int:
+def run(args) -> int:
     snrs = args.snr
     frames = len(snrs) * 3 * 2 * args.frames  # 3 spacings, 2 hypotheses
     params = load_params(args)
@@ -104,6 +95,4 @@ def register(sub) -> None:
     parser.add_argument("--out", default="out/snr", type=output_dir, help="output folder (default out/snr)")
     add_study_options(parser)
     add_executor_options(parser)
-    parser.set_defaults(func=snr_main)
-
-
+    parser.set_defaults(run=run)
