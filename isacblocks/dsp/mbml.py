@@ -24,15 +24,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ..params import SystemParams
-from .angle_delay import (
-    AngleDelayGrid,
-    AngleDelaySearch,
-    AngleDictionary,
-    FactoredFrames,
-    ProjectedFrames,
-    RangeDictionary,
-    factored_peak,
-)
+from .angle_delay import AngleDelayGrid, AngleDelaySearch, FactoredFrames, RangeProjectedFrames, factored_peak
+from .angle_delay.dictionaries import AngleDictionary, RangeDictionary
 from .angle_delay.grid import inside
 from .angle_delay.grid import window_indices as grid_window_indices
 from .cache import LRUCache
@@ -115,14 +108,14 @@ def mbml_peak(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params: Syst
 def mbml_estimate_projected(C, theta_min, theta_max, r_min, r_max, spacing, params: SystemParams,
                             device: str = "cpu"):
     """`mbml_estimate` on range-projected frames ``C = Y~ G`` (B, K, r), G of `range_factors`."""
-    return estimate(search_for(spacing, params, device, "mbml_estimate_projected"), ProjectedFrames(C), theta_min,
+    return estimate(search_for(spacing, params, device, "mbml_estimate_projected"), RangeProjectedFrames(C), theta_min,
                     theta_max, r_min, r_max, owner="mbml_estimate_projected")
 
 
 def mbml_peak_projected(C, theta_min, theta_max, r_min, r_max, spacing, params: SystemParams,
                         device: str = "cpu") -> MapPeak:
     """`mbml_peak` on range-projected frames ``C = Y~ G`` (B, K, r)."""
-    peak = sector_peak(search_for(spacing, params, device, "mbml_peak_projected"), ProjectedFrames(C), theta_min,
+    peak = sector_peak(search_for(spacing, params, device, "mbml_peak_projected"), RangeProjectedFrames(C), theta_min,
                        theta_max, r_min, r_max, owner="mbml_peak_projected")
     return MapPeak(peak.statistic.astype(np.float64), peak.i_hat, peak.j_hat)
 

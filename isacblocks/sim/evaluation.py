@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..dsp.angle_delay import AngleDelayGrid, AngleDelaySearch, ProjectedFrames
+from ..dsp.angle_delay import AngleDelayGrid, AngleDelaySearch, RangeProjectedFrames
 from ..dsp.channels import ue_channel_frequency_response
 from ..dsp.comm import symbol_error_rate_qpsk
 from ..dsp.detection import threshold_at_pfa
@@ -58,7 +58,7 @@ def mbml_statistics(params: SystemParams, true_spacing, spacing, n_frames: int, 
         frames = draw_projected_frames(rng, params, true_spacing, basis, *sector, n,
                                        present=np.full(n, present))
         gain = array_gain(array_steering(frames.theta, true_spacing, params.wavelength).T, precoder)
-        stat, theta_hat, range_hat = estimate(search, ProjectedFrames(frames.combine(gain)), *sector,
+        stat, theta_hat, range_hat = estimate(search, RangeProjectedFrames(frames.combine(gain)), *sector,
                                               params.range_min_m, params.range_max_m)
         parts.append((stat, theta_hat, range_hat, frames.theta, frames.ranges))
     return concatenate_statistics([dict(zip(STATISTIC_KEYS, p)) for p in parts])

@@ -2,7 +2,7 @@
 
 * `grid.AngleDelayGrid`: the grids, the delay dictionary and its canonical factors, built
   once from `SystemParams`; `grid.Sectors`: the searched rows and columns per frame.
-* `frames`: the frame kinds (`Frames`, `ProjectedFrames`, `FactoredFrames`) and the result
+* `frames`: the frame kinds (`Frames`, `RangeProjectedFrames`, `FactoredFrames`) and the result
   `AngleDelayPeak`.
 * `search.AngleDelaySearch`: create from the grid and ``d``, `recreate(d)`, `execute(frames,
   sectors)`.
@@ -24,7 +24,7 @@ own code then recomputes (its outputs bit for bit).
 from .dense import angle_delay_map_dense
 from .devices import DEVICES, resolve_device
 from .dictionaries import AngleDictionary, RangeDictionary, delay_factors
-from .frames import AngleDelayPeak, FactoredFrames, Frames, ProjectedFrames
+from .frames import AngleDelayPeak, FactoredFrames, Frames, RangeProjectedFrames
 from .grid import AngleDelayGrid, Sectors
 from .search import (
                      PEAK_METHODS,
@@ -39,8 +39,8 @@ from .search import (
 )
 
 __all__ = [
-    "AngleDelayGrid", "Sectors", "AngleDelaySearch", "Frames", "ProjectedFrames", "FactoredFrames", "AngleDelayPeak",
-    "AngleDictionary", "RangeDictionary", "delay_factors", "DEVICES", "resolve_device", "PEAK_METHODS",
-    "PROJECTED_METHODS", "angle_delay_peak", "angle_delay_peak_factored", "angle_delay_peak_cuda", "factored_peak",
-    "synthesise_columns", "window_synthesis", "angle_delay_map_dense",
+    "AngleDelayGrid", "Sectors", "AngleDelaySearch", "Frames", "RangeProjectedFrames", "FactoredFrames",
+    "AngleDelayPeak", "AngleDictionary", "RangeDictionary", "delay_factors", "DEVICES", "resolve_device",
+    "PEAK_METHODS", "PROJECTED_METHODS", "angle_delay_peak", "angle_delay_peak_factored", "angle_delay_peak_cuda",
+    "factored_peak", "synthesise_columns", "window_synthesis", "angle_delay_map_dense",
 ]

@@ -27,7 +27,7 @@ import numpy as np
 
 from ...errors import ConfigError
 from .cuda import cuda_peak
-from .frames import AngleDelayPeak, FactoredFrames, Frames, ProjectedFrames, empty_peak, fill
+from .frames import AngleDelayPeak, FactoredFrames, Frames, RangeProjectedFrames, empty_peak, fill
 from .gemm import gemm_peak_factored, gemm_peak_projected
 from .kernels_numba import _factored_kernel, _peak_kernel
 from .lowrank import lowrank_peak
@@ -76,7 +76,7 @@ def _run_part(index, n_frames: int, peak: AngleDelayPeak, run) -> None:
 def fused(search, frames: Frames, sectors, half_angle: int, half_range: int) -> AngleDelayPeak:
     """The fused Numba kernel on full or projected frames."""
     peak = empty_peak(frames.n_frames, half_angle, half_range)
-    _fused_into(search, frames.complex64(), isinstance(frames, ProjectedFrames), sectors, half_angle, half_range,
+    _fused_into(search, frames.complex64(), isinstance(frames, RangeProjectedFrames), sectors, half_angle, half_range,
                 np.ones(frames.n_frames, dtype=bool), peak)
     return _finish(peak)
 
@@ -101,7 +101,7 @@ def lowrank(search, frames: Frames, sectors, half_angle: int, half_range: int) -
     return _finish(peak)
 
 
-def gemm(search, frames: ProjectedFrames, sectors, half_angle: int, half_range: int) -> AngleDelayPeak:
+def gemm(search, frames: RangeProjectedFrames, sectors, half_angle: int, half_range: int) -> AngleDelayPeak:
     """`gemm.gemm_peak_projected` on the finite projected frames; the fused kernel on the rest."""
     complex_frames, n_frames = frames.complex64(), frames.n_frames
     peak = empty_peak(n_frames, half_angle, half_range)
@@ -156,12 +156,12 @@ def on_cuda(search, frames: Frames, sectors, half_angle: int, half_range: int) -
 KERNELS = {
     ("cpu", "fused", Frames): fused,
     ("cpu", "lowrank", Frames): lowrank,
-    ("cpu", "gemm", ProjectedFrames): gemm,
-    ("cpu", "fused", ProjectedFrames): fused,
+    ("cpu", "gemm", RangeProjectedFrames): gemm,
+    ("cpu", "fused", RangeProjectedFrames): fused,
     ("cpu", "gemm", FactoredFrames): gemm_factored,
     ("cpu", "fused", FactoredFrames): fused_factored,
     ("cuda", "fused", Frames): on_cuda,
-    ("cuda", "fused", ProjectedFrames): on_cuda,
+    ("cuda", "fused", RangeProjectedFrames): on_cuda,
 }
 
 

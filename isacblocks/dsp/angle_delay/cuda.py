@@ -26,7 +26,7 @@ import numpy as np
 
 from ...errors import ConfigError, ShapeError
 from .devices import MAX_ANTENNAS, MAX_RANK, THREADS_PER_BLOCK
-from .frames import AngleDelayPeak, ProjectedFrames
+from .frames import AngleDelayPeak, RangeProjectedFrames
 
 
 def device_frames(data):
@@ -43,7 +43,7 @@ def device_frames(data):
 
 def cuda_peak(search, frames, sectors, half_angle: int, half_range: int,
               threads_per_block: int | None = None) -> AngleDelayPeak:
-    """Statistic, arg-max and window of `frames` (`Frames` or `ProjectedFrames`, on the host or
+    """Statistic, arg-max and window of `frames` (`Frames` or `RangeProjectedFrames`, on the host or
     the device) for the `search.PreparedSearch` `search`; host outputs.  `threads_per_block`
     defaults to `THREADS_PER_BLOCK` (at most that many)."""
     from numba import cuda
@@ -76,7 +76,7 @@ def cuda_peak(search, frames, sectors, half_angle: int, half_range: int,
     d_window = cuda.device_array(shape, dtype=np.float32)
     d_valid = cuda.device_array(shape, dtype=np.bool_)
     peak_kernel[n_frames, threads](
-        pairs, isinstance(frames, ProjectedFrames), *dictionaries,
+        pairs, isinstance(frames, RangeProjectedFrames), *dictionaries,
         cuda.to_device(sectors.row_lo), cuda.to_device(sectors.row_hi), cuda.to_device(sectors.col_lo),
         cuda.to_device(sectors.col_hi), half_angle, half_range, d_stat, d_i, d_j, d_window, d_valid)
     window, valid = d_window.copy_to_host(), d_valid.copy_to_host()

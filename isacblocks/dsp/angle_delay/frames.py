@@ -1,7 +1,7 @@
 """The kinds of frames an angle-delay search takes, and its result.
 
 * `Frames`: full frames ``Y~`` (B, K, S) after the reciprocal filter (eq. 7).
-* `ProjectedFrames`: range-projected frames ``C = Y~ G`` (B, K, r) on the grid's factor G
+* `RangeProjectedFrames`: range-projected frames ``C = Y~ G`` (B, K, r) on the grid's factor G
   (Monte Carlo studies and training draw them directly).
 * `FactoredFrames`: projected frames given by their factors ``C = scale a d^T + N`` (rank-one
   echo plus noise), never formed outside the kernels.
@@ -89,7 +89,7 @@ class Frames:
         return np.require(self.data, np.complex64, ["C"])
 
 
-class ProjectedFrames(Frames):
+class RangeProjectedFrames(Frames):
     """Range-projected frames ``C = Y~ G`` (B, K, r) with the G of the search's range dictionary."""
 
     label, what = "C", "projected frames"
@@ -104,7 +104,7 @@ class FactoredFrames:
     `noise` (B, K, r), `steering` (B, K), `scale` (B,), `delay` (B, r), complex64 (the Monte
     Carlo frames of `isacblocks.sim`).  ``C`` is formed inside the kernels with complex64
     arithmetic in the order ``steering * scale`` then ``* delay`` then ``+ noise``, so a
-    search gives the peak of `ProjectedFrames` (C).
+    search gives the peak of `RangeProjectedFrames` (C).
     """
 
     label, what = "noise", "projected frames"

@@ -9,7 +9,7 @@ pass, and the full ``N_theta x N_tau`` map is never formed.  As liquid-dsp's obj
     search.recreate(d_new)                                     # a new spacing vector
     peak = search.execute(frames, sectors, half_angle, half_range)
 
-`frames` is a frame kind (`Frames`, `ProjectedFrames`, `FactoredFrames`); the kernel comes
+`frames` is a frame kind (`Frames`, `RangeProjectedFrames`, `FactoredFrames`); the kernel comes
 from the backend table (`backends`) by device, method and kind.  The search keeps what it
 derives from its dictionaries (BLAS forms, the low-rank sector factors, device copies) on
 itself until `recreate`; nothing is cached by object identity.  `angle_delay_peak` and
@@ -29,14 +29,14 @@ from .backends import kernel, methods
 from .cuda import cuda_peak
 from .devices import resolve_device
 from .dictionaries import AngleDictionary, RangeDictionary
-from .frames import AngleDelayPeak, FactoredFrames, Frames, ProjectedFrames
+from .frames import AngleDelayPeak, FactoredFrames, Frames, RangeProjectedFrames
 from .grid import AngleDelayGrid, Sectors
 from .lowrank import sector_factors
 
 #: The ways a search computes the sector map of full frames on the cpu (the first is the default) ...
 PEAK_METHODS = methods("cpu", Frames)
 #: ... and of range-projected (or factored) frames.
-PROJECTED_METHODS = methods("cpu", ProjectedFrames)
+PROJECTED_METHODS = methods("cpu", RangeProjectedFrames)
 
 #: Sectors whose low-rank factors a search keeps.
 SECTOR_FACTORS_KEPT = 64
@@ -167,7 +167,7 @@ def angle_delay_peak(Y_tilde, angle_dict, range_dict, row_lo, row_hi, col_lo=0, 
     """`AngleDelaySearch.execute` on the cpu with the dictionaries and sector indices given.
 
     `Y_tilde`: (B, K, S) frames (`Frames`), or with `projected` range-projected frames
-    ``C = Y~ G`` (B, K, r) with the G of `range_dict` (`ProjectedFrames`).  `angle_dict`: an
+    ``C = Y~ G`` (B, K, r) with the G of `range_dict` (`RangeProjectedFrames`).  `angle_dict`: an
     `AngleDictionary` or ``Phi_pert`` (K, N_theta); `range_dict`: a `RangeDictionary` or
     ``Phi_d`` (S, N_tau).  `row_lo, row_hi`, `col_lo, col_hi`: the searched sector as half-open
     index ranges of map rows and columns; scalars or (B,) arrays; `col_hi` defaults to N_tau.
@@ -175,7 +175,7 @@ def angle_delay_peak(Y_tilde, angle_dict, range_dict, row_lo, row_hi, col_lo=0, 
     `method`: one of `PEAK_METHODS` for full frames, `PROJECTED_METHODS` for projected ones
     (None: the first).
     """
-    frames = (ProjectedFrames if projected else Frames)(Y_tilde)
+    frames = (RangeProjectedFrames if projected else Frames)(Y_tilde)
     search = AngleDelaySearch.from_dictionaries(angle_dict, range_dict, method=method)
     kernel(search.device, method, type(frames), "angle_delay_peak")  # the method is checked first
     frames = search.check(frames, "angle_delay_peak")
@@ -230,7 +230,7 @@ def angle_delay_peak_cuda(Y_tilde, angle_dict, range_dict, row_lo, row_hi, col_l
     """
     owner = "angle_delay_peak_cuda"
     search = AngleDelaySearch.from_dictionaries(angle_dict, range_dict)
-    frames = search.check((ProjectedFrames if projected else Frames)(Y_tilde), owner)
+    frames = search.check((RangeProjectedFrames if projected else Frames)(Y_tilde), owner)
     sectors = search.sectors(frames, row_lo, row_hi, col_lo, col_hi, owner)
     half_angle, half_range = int(half_angle), int(half_range)
     if half_angle < 0 or half_range < 0:
