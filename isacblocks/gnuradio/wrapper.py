@@ -42,6 +42,9 @@ ends its stream (WORK_DONE), so the flowgraph ends.  (An exception raised into G
 stop(), aborts the process.)  ``wrapper.check()`` raises it; `raise_errors(...)` does so
 for several wrappers after a run.
 
+Value conversion is in :mod:`~isacblocks.gnuradio.pmt_values`, the port stand-ins in
+:mod:`~isacblocks.gnuradio.gr_ports`.
+
 Construction builds the wrapper only (GNU Radio Companion may instantiate a block while a
 flowgraph is edited): the block's state is touched from start() on.
 """
@@ -52,7 +55,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
 
 import numpy as np
 
@@ -70,9 +72,7 @@ from ..core.detail import BlockDetail
 from ..core.executor import forecast as checked_forecast
 from ..core.executor import general_outcome, wrap_error
 from ..core.flowgraph import _CLAIM_LOCK
-from ..core.tags import Tag
 from ..errors import BlockError, ConfigError
-from ..zmq import pmt as codec
 from . import require_gnuradio
 
 try:
@@ -81,6 +81,11 @@ try:
 except ImportError:
     require_gnuradio()  # raises the ImportError that names the way to GNU Radio
     raise
+from .gr_ports import MessageOut, PortReader, PortWriter, gr_signature
+from .pmt_values import from_pmt, to_pmt
+
+__all__ = ["GR_POLICIES", "DecimWrapper", "GeneralWrapper", "InterpWrapper", "MessageWrapper", "SyncWrapper",
+           "as_gr_block", "from_pmt", "gr_signature", "gr_top_block", "raise_errors", "to_pmt"]
 
 #: isacblocks' tag propagation policies and GNU Radio's.
 GR_POLICIES = {"all_to_all": gr.TPP_ALL_TO_ALL, "one_to_one": gr.TPP_ONE_TO_ONE, "none": gr.TPP_DONT}
@@ -97,152 +102,7 @@ MIN_OUTPUT_ITEMS = 128
 #: Output buffers are not enlarged past this many bytes by ``min_output_items``.
 MIN_OUTPUT_BYTES_CAP = 64 << 20
 
-_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
-#: Symbols of the strings seen (tag keys, srcids): built once (a PMT symbol is interned anyway).
-_SYMBOLS: dict = {}
-_SYMBOLS_MAX = 4096
-
-
-# ---------------------------------------------------------------------------- PMT values
-def to_pmt(value: Any):
-    """A Python value as a GNU Radio PMT, with `isacblocks.zmq.pmt`'s mapping (str -> symbol,
-    int -> long, float -> double, tuple -> tuple, 1-D array -> uniform vector, ...).
-
-    Raises `isacblocks.zmq.pmt.WireFormatError` (a ValueError) for a value with no PMT form."""
-    kind = type(value)
-    if kind is str:
-        symbol = _SYMBOLS.get(value)
-        if symbol is None:
-            if len(_SYMBOLS) >= _SYMBOLS_MAX:
-                _SYMBOLS.clear()
-            symbol = _SYMBOLS[value] = pmt.intern(value)
-        return symbol
-    if kind is bool:
-        return pmt.PMT_T if value else pmt.PMT_F
-    if value is None:
-        return pmt.PMT_NIL
-    if kind is float:
-        return pmt.from_double(value)
-    if kind is int and _INT64_MIN <= value <= _INT64_MAX:
-        return pmt.from_long(value)
-    if kind is tuple and len(value) <= 10:  # pmt::make_tuple takes up to 10 (and deserialize cannot read ())
-        return pmt.make_tuple(*[to_pmt(v) for v in value])
-    data = codec.serialize(value)
-    try:
-        return pmt.deserialize_str(data)
-    except (ValueError, RuntimeError) as exc:
-        raise codec.WireFormatError(f"{value!r} has no GNU Radio PMT form ({exc}); an empty tuple () inside "
-                                    "another value is one: use None or [] instead") from exc
-
-
-def from_pmt(obj) -> Any:
-    """A GNU Radio PMT as the Python value `isacblocks.zmq.pmt` decodes from its bytes (symbol ->
-    str, long -> int, uint64 -> `UInt64`, dict -> dict, pair -> `Pair`, uniform vector -> array)."""
-    if pmt.is_symbol(obj):
-        return pmt.symbol_to_string(obj)
-    if pmt.is_bool(obj):
-        return pmt.to_bool(obj)
-    if pmt.is_null(obj):
-        return None
-    if pmt.is_integer(obj):
-        return pmt.to_long(obj)
-    if pmt.is_real(obj):
-        return pmt.to_double(obj)
-    return codec.loads(pmt.serialize_str(obj))
-
-
-def _srcid_to_pmt(srcid):
-    return pmt.PMT_F if srcid is None else to_pmt(srcid)
-
-
-def _srcid_from_pmt(obj):
-    return None if pmt.eq(obj, pmt.PMT_F) else from_pmt(obj)
-
-
-# ---------------------------------------------------------------------------- ports
-def gr_signature(block: Block, direction: str) -> list:
-    """GNU Radio's Python io signature of a block's input ("in") or output ("out") ports: per
-    port its numpy dtype, or ``(dtype, vector length)`` with the item shape flattened."""
-    specs = block.in_sig if direction == "in" else block.out_sig
-    sig = []
-    for spec in specs:
-        dtype = np.dtype(spec.dtype)
-        if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None or dtype.itemsize == 0:
-            raise ConfigError(f"block {block.name!r}: {direction}put port {spec.name!r} ({dtype}): GNU Radio "
-                              "streams carry fixed-size items of plain numbers; this dtype has none")
-        vlen = int(np.prod(spec.shape, dtype=np.int64)) if spec.shape else 1
-        sig.append(dtype if vlen == 1 else (dtype, vlen))
-    return sig
-
-
-class _Reader:
-    """One input of the wrapped block (`Block.nitems_read`, `get_tags_in_range`): GNU Radio's."""
-
-    __slots__ = ("gateway", "port", "keys")
-
-    def __init__(self, gateway, port: int):
-        self.gateway, self.port, self.keys = gateway, port, {}
-
-    @property
-    def nread(self) -> int:
-        return self.gateway.nitems_read(self.port)
-
-    def tags_in_range(self, start: int, end: int, key: str | None = None) -> list[Tag]:
-        if key is None:
-            found = self.gateway.get_tags_in_range(self.port, start, end)
-        else:
-            symbol = self.keys.get(key)
-            if symbol is None:
-                symbol = self.keys[key] = pmt.intern(key)
-            found = self.gateway.get_tags_in_range(self.port, start, end, symbol)
-        return [Tag(t.offset, key if key is not None else from_pmt(t.key), from_pmt(t.value),
-                    _srcid_from_pmt(t.srcid)) for t in found]
-
-    def available(self) -> int:  # pragma: no cover - GNU Radio says it per call
-        raise BlockError("a block wrapped for GNU Radio learns its available input from the arrays it is given")
-
-
-class _Writer:
-    """One output of the wrapped block (`Block.nitems_written`, `add_tag`): GNU Radio's."""
-
-    __slots__ = ("gateway", "port", "owner")
-
-    def __init__(self, gateway, port: int, owner: str):
-        self.gateway, self.port, self.owner = gateway, port, owner
-
-    @property
-    def nwritten(self) -> int:
-        return self.gateway.nitems_written(self.port)
-
-    def add_tag(self, tag: Tag) -> None:
-        try:
-            key, value, srcid = to_pmt(tag.key), to_pmt(tag.value), _srcid_to_pmt(tag.srcid)
-        except (codec.WireFormatError, TypeError, ValueError) as exc:
-            raise BlockError(f"block {self.owner!r}: tag {tag.key!r} at offset {tag.offset} on output "
-                             f"{self.port}: {exc}") from exc
-        self.gateway.add_item_tag(self.port, tag.offset, key, value, srcid)
-
-
-class _MessageOut:
-    """Stands in for the subscribers of the wrapped block's output message ports during a GNU
-    Radio run: what the block publishes goes out of the wrapper's GNU Radio port, as a PMT."""
-
-    def __init__(self, gateway, owner: str):
-        self.gateway, self.owner, self.ports = gateway, owner, {}
-
-    def post(self, port: str, msg: Any) -> None:
-        try:
-            value = to_pmt(msg)
-        except (codec.WireFormatError, TypeError, ValueError) as exc:
-            raise BlockError(f"block {self.owner!r}: message on output port {port!r}: {exc}") from exc
-        symbol = self.ports.get(port)
-        if symbol is None:
-            symbol = self.ports[port] = pmt.intern(port)
-        self.gateway.message_port_pub(symbol, value)
-
-
-# ---------------------------------------------------------------------------- the wrappers
 class _Bridge:
     """What every wrapper shares; the GNU Radio base class comes second in the MRO."""
 
@@ -306,9 +166,9 @@ class _Bridge:
                     raise BlockError(f"block {block.name!r} is running in flowgraph {block.running_in!r}; a block "
                                      "runs in one flowgraph at a time (wrap another instance)")
                 block.running_in = self._claim = f"GNU Radio {gw.identifier()}"
-            block.detail = BlockDetail([_Reader(gw, i) for i in range(len(block.in_sig))],
-                                       [_Writer(gw, i, block.name) for i in range(len(block.out_sig))])
-            out = _MessageOut(gw, block.name)
+            block.detail = BlockDetail([PortReader(gw, i) for i in range(len(block.in_sig))],
+                                       [PortWriter(gw, i, block.name) for i in range(len(block.out_sig))])
+            out = MessageOut(gw, block.name)
             self._msg_out_saved = dict(block._msg_out)
             for port in block._msg_out:
                 block._msg_out[port] = [(out, port)]
