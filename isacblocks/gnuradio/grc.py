@@ -38,6 +38,7 @@ import tomllib
 import numpy as np
 
 from ..blocks.ula import ImpairedULA
+from ..blocks.ula import true_array as run_true_array
 from ..core import Block
 from ..dsp.impairments import load_array
 from ..errors import ConfigError
@@ -77,10 +78,6 @@ __all__ = [
     "GrcParam", "GrcPort", "install", "InstallResult", "integer", "post", "post_array", "public_blocks",
     "public_module", "system_params", "templates", "to_yaml", "true_array", "wrapped_block",
 ]
-
-#: `isac ... --seed N` draws its true array from ``SeedSequence(N, spawn_key=(ARRAY_SEED_KEY,))``
-#: (`isacblocks.experiments.common.true_array`); a seed in a channel's ``ula`` draws the same one.
-ARRAY_SEED_KEY = 0xA11A
 
 
 def integer(value):
@@ -130,7 +127,7 @@ def system_params(config="", n_antennas=None, n_subcarriers=None, system=None) -
 
 def true_array(ula, params: SystemParams) -> ImpairedULA:
     """A channel's true array from GRC: an `ImpairedULA` as it is; an int seed draws the array that
-    ``isac ... --seed N`` draws (spacing errors, `ImpairedULA.drawn`); a file holds a spacing vector
+    ``isac ... --seed N`` draws (spacing errors, `isacblocks.blocks.true_array`); a file holds a spacing vector
     (``.npy`` or text, metres) or an array (``.npz``); a vector is a spacing vector."""
     if isinstance(ula, ImpairedULA):
         return ula
@@ -141,7 +138,7 @@ def true_array(ula, params: SystemParams) -> ImpairedULA:
     if is_integer(seed):
         if seed < 0:
             raise ConfigError(f"ula = {ula!r}: a seed must be >= 0")
-        return ImpairedULA.drawn(params, np.random.SeedSequence(seed, spawn_key=(ARRAY_SEED_KEY,)))
+        return run_true_array(params, seed)
     if isinstance(ula, (str, os.PathLike)):
         return ImpairedULA.from_file(params, ula)
     return ImpairedULA(params, ula)
