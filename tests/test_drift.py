@@ -138,6 +138,9 @@ def test_tracker_follows_a_slow_drift_on_a_small_array():
     drift = DriftParams(gain_phase_deg=25.0 / math.sqrt(6), gain_log_amplitude=0.0, reference_frames=1000,
                         thermal_coefficient=0.0)
     process = ArrayDrift(params, base, drift, 7)
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small steps: one thread (two spin against each other on a busy machine)
     tracker = ArrayTracker(params, base, ("spacing", "gain"), asynchronous=False, lr=2e-5, seed=1)
     basis = ProjectedBasis.for_params(params)
     rng = np.random.default_rng(11)
@@ -151,6 +154,7 @@ def test_tracker_follows_a_slow_drift_on_a_small_array():
                                                    params) for c, w in SCAN_SECTORS])
         sectors = np.stack([lo, hi, np.zeros(256), np.full(256, params.range_max_m)], 1)
         tracker.receive(frames.combine(array_gain(rows, precoders[index])), sectors, np.full((256, 2), np.nan))
+    torch.set_num_threads(threads)
     truth = states.array(-1)
     frozen = impairment_errors(base, truth)["gain_error_rms"]
     tracked = impairment_errors(tracker.array, truth)["gain_error_rms"]

@@ -112,7 +112,9 @@ class _Transceiver:
 
 def drift_study(params: SystemParams, drift: DriftParams, config: DriftStudyConfig, log=print) -> dict:
     """Run the study; returns the record that ``isac drift`` writes as ``drift.json``."""
-    from ..learning.trainer import TrainConfig, Trainer  # torch: only when the study runs
+    import torch
+
+    from ..learning import TrainConfig, Trainer  # torch: only when the study runs
 
     start_time = time.perf_counter()
     seeds = np.random.SeedSequence(config.seed).spawn(5)
@@ -127,6 +129,16 @@ def drift_study(params: SystemParams, drift: DriftParams, config: DriftStudyConf
     learned = Trainer(params, base, train).run().array
     init_s = time.perf_counter() - start_time
     tracker = _make_tracker(params, learned, drift, config)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the tracker's small steps between the receivers' Numba kernels: one thread
+    try:  # (as the asynchronous learner does; two OpenMP threads beside busy cores made a step 10x slower)
+        return _stream(params, config, base, process, basis, learned, tracker, seeds, start_time, init_s, drift)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _stream(params, config, base, process, basis, learned, tracker, seeds, start_time, init_s, drift) -> dict:
+    """The stream of `drift_study`: every chunk through the four transceivers, scored per window."""
     rx = {name: _Transceiver(params) for name in RECEIVERS}
     rx["frozen"].assume(learned)
     rx["tracked"].assume(learned)
