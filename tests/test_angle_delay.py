@@ -345,6 +345,46 @@ def test_cache_loaded_kernel_gives_bitwise_the_freshly_compiled_results(tmp_path
     assert np.load(tmp_path / "fresh.npy").tobytes() == np.load(tmp_path / "cached.npy").tobytes()
 
 
+def test_search_object_recreate_execute_and_the_backend_table(spacing):
+    """create / recreate / execute: a recreated search is a fresh one for the new d, bit for bit,
+    and gives `mbml_peak`'s outputs; each frame kind has its table's default method."""
+    from isacblocks.dsp.angle_delay import AngleDelayGrid, AngleDelaySearch, Frames, RangeProjectedFrames, backends
+
+    grid = AngleDelayGrid.of(PARAMS)
+    assert AngleDelayGrid.of(PARAMS.replace(snr_radar_db=0.0)) is grid
+    assert grid.factors is range_factors(PARAMS) and grid.delay is delay_dictionary(PARAMS)
+    search = AngleDelaySearch(grid, PARAMS.nominal_spacing)
+    search.recreate(spacing)
+    fresh = AngleDelaySearch(grid, spacing)
+    rng = np.random.default_rng(12)
+    Y = noise(rng, 5).astype(np.complex64)
+    sectors = grid.sectors(5, -0.6, -0.2, 0.0, 200.0, "test")
+    got, want = (s.execute(Frames(Y), sectors, HALF_A, HALF_R) for s in (search, fresh))
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+    peak = mbml_peak(Y, -0.6, -0.2, 0.0, 200.0, spacing, PARAMS)
+    np.testing.assert_array_equal(peak.statistic, got.statistic.astype(np.float64))
+    np.testing.assert_array_equal(peak.i_hat, got.i_hat)
+    assert backends.methods("cpu", Frames) == ("fused", "lowrank")
+    assert backends.methods("cpu", RangeProjectedFrames) == ("gemm", "fused")
+    assert backends.methods("cuda", Frames) == ("fused",)
+    with pytest.raises(ConfigError, match="method = 'gemm': full frames take one of 'fused', 'lowrank'"):
+        search.execute(Frames(Y), sectors, method="gemm")
+
+
+def test_receiver_blocks_own_a_search_recreated_on_a_new_spacing(spacing):
+    from isacblocks.blocks import MBMLEstimator
+    from isacblocks.dsp.angle_delay import AngleDelaySearch
+
+    block = MBMLEstimator(PARAMS, sector=(-0.6, -0.2))
+    search = block.search
+    assert isinstance(search, AngleDelaySearch)
+    np.testing.assert_array_equal(search.steering, steering_dictionary(PARAMS.nominal_spacing, PARAMS))
+    block.apply_settings({"spacing": spacing})  # what message port ``spacing`` does between work() calls
+    assert block.search is search
+    np.testing.assert_array_equal(search.steering, steering_dictionary(spacing, PARAMS))
+
+
 def test_no_module_of_dsp_imports_itself_around_a_circle():
     """The angle-delay package (the CUDA backend and its kernel included) and the rest of `dsp`
     import one another without a circle, counting imports inside functions."""

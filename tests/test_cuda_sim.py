@@ -28,8 +28,7 @@ CHILD = textwrap.dedent("""
     from numba import cuda
     assert numba.config.ENABLE_CUDASIM
     from isacblocks.blocks.receivers import MAPRTDetector, MBMLEstimator
-    from isacblocks.dsp.angle_delay import angle_delay_peak
-    from isacblocks.dsp.angle_delay_cuda import angle_delay_peak_cuda
+    from isacblocks.dsp.angle_delay import angle_delay_peak, angle_delay_peak_cuda
     from isacblocks.dsp.maprt import maprt
     from isacblocks.dsp.mbml import (angle_dictionary, mbml_estimate, mbml_estimate_projected, mbml_peak,
                                      range_dictionary, range_factors)
@@ -164,7 +163,7 @@ def test_cuda_without_a_device_is_a_config_error_at_construction():
 
 
 def test_importing_dsp_and_blocks_imports_neither_torch_nor_numba_cuda():
-    code = ("import sys, isacblocks.dsp, isacblocks.blocks, isacblocks.dsp.mbml, isacblocks.dsp.angle_delay_cuda; "
+    code = ("import sys, isacblocks.dsp, isacblocks.blocks, isacblocks.dsp.mbml, isacblocks.dsp.angle_delay.cuda; "
             "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('numba.cuda')))")
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import SinkBlock, SyncBlock
+from ..dsp.angle_delay import AngleDelayGrid, AngleDelaySearch, resolve_device
 from ..dsp.channels import frame_noise
 from ..dsp.gospa import MultiTargetReport, check_gospa_parameters, multitarget_report
 from ..dsp.metrics import position
@@ -15,7 +16,6 @@ from ..seeding import seed_sequence
 from ..validation import check_real, check_sector
 from .channels import check_ula
 from .items import SPACING_SETTING, required_tags
-from .receivers import _check_device
 from .ula import ImpairedULA
 
 #: Tag keys of the multi-target truth: the count on every frame, tuples of angles (rad) and ranges (m)
@@ -159,10 +159,19 @@ class SuccessiveDetector(SyncBlock):
                          name=name)
         self.params = params
         self.threshold = check_real(self.name, "threshold", threshold)
-        self.device = _check_device(self.name, device)
+        self.device = resolve_device(device, self.name)
+        self.search = None
         self.sector = None if sector is None else (*check_sector(self.name, "sector", sector), params.range_min_m,
                                                    params.range_max_m)
         self.apply_settings({"spacing": params.nominal_spacing if spacing is None else spacing})
+
+    def settings_changed(self, old, new) -> None:
+        if "spacing" not in new:
+            return
+        if self.search is None:
+            self.search = AngleDelaySearch(AngleDelayGrid.of(self.params), self.spacing, self.device, owner=self.name)
+        else:
+            self.search.recreate(self.spacing)
 
     def work(self, inputs, outputs):
         Y_tilde, precoders = inputs
@@ -171,7 +180,7 @@ class SuccessiveDetector(SyncBlock):
         sectors = (np.tile(self.sector, (n, 1)) if self.sector is not None
                    else np.array(required_tags(self, 0, n, "sector"), dtype=np.float64).reshape(n, 4))
         det = successive_detection(Y_tilde, sectors, self.spacing, self.params, self.threshold, self.max_targets,
-                                   precoders, device=self.device)
+                                   precoders, search=self.search)
         out[:n, :, 0], out[:n, :, 1], out[:n, :, 2] = det.statistic, det.theta_hat, det.range_hat
         out[:n, :, 3], out[:n, :, 4] = det.gain_hat.real, det.gain_hat.imag
         out[:n, :, 5] = det.detected

@@ -7,10 +7,10 @@ from collections import OrderedDict
 import numpy as np
 
 from ..core import SyncBlock
-from ..dsp.angle_delay import PEAK_METHODS
+from ..dsp.angle_delay import PEAK_METHODS, AngleDelayGrid, AngleDelaySearch, resolve_device
 from ..dsp.comm import constellation, ml_demap
 from ..dsp.maprt import maprt
-from ..dsp.mbml import mbml_estimate, sector_rows
+from ..dsp.mbml import estimate, sector_rows
 from ..dsp.receiver import reciprocal_filter
 from ..errors import ConfigError
 from ..params import SystemParams
@@ -52,8 +52,8 @@ class SensingEstimator(SyncBlock):
     ``(theta_min, theta_max)`` (rad) over the system's range interval.  The array the
     receiver assumes (a spacing vector, or an `ArrayImpairments` with gains and coupling)
     can be replaced at run time through message port ``spacing``.
-    `device`: "cpu" (Numba kernel on the cores) or "cuda" (the CUDA kernel of
-    `isacblocks.dsp.angle_delay_cuda`); "cuda" without a usable CUDA device raises
+    `device`: "cpu" (Numba kernel on the cores) or "cuda" (the CUDA backend of
+    `isacblocks.dsp.angle_delay`); "cuda" without a usable CUDA device raises
     `ConfigError` here, at construction.
 
     A frame holding NaN or Inf gets a non-finite statistic (each frame is estimated on its
@@ -90,7 +90,7 @@ class SensingEstimator(SyncBlock):
         super().__init__(in_sig=[("Y_tilde", np.complex64, (k, s))],
                          out_sig=[("estimate", np.float64, ESTIMATE_ITEM)], name=name)
         self.params = params
-        self.device = _check_device(self.name, device)
+        self.device = resolve_device(device, self.name)
         self.sector = None if sector is None else (*check_sector(self.name, "sector", sector),
                                                    params.range_min_m, params.range_max_m)
         self.invalid_frames = 0
@@ -173,11 +173,12 @@ class MBMLEstimator(SensingEstimator):
     """The model-based learned receiver: Algorithm 1 (eq. 15-19) with spacing ``d``.
 
     Searches the ``params.angle_grid`` points inside each frame's sector and the
-    ``params.range_grid`` (Numba kernel), soft-max over the eq.-17 window.  A learned ``d`` arrives
-    on message port ``spacing`` while the flowgraph runs.
+    ``params.range_grid`` (Numba kernel), soft-max over the eq.-17 window.  The block owns its
+    `AngleDelaySearch` (`search`); a learned ``d`` arrives on message port ``spacing`` while the
+    flowgraph runs and recreates it.
 
     `method` (the form of the map, cpu only): "fused" (the Numba kernel), "lowrank"
-    (`dsp.angle_delay_lowrank`: the low-rank factor of the sector's steering rows, about 60 %
+    (`dsp.angle_delay.lowrank`: the low-rank factor of the sector's steering rows, about 60 %
     of the FLOPs once the sector's SVD, about a millisecond, is cached), or "auto" (the
     default): the low-rank form for a frame whose prior sector (its rows of the angle grid) has
     come in at least `lowrank_after` frames so far, the fused kernel before -- so a fixed
@@ -213,6 +214,7 @@ class MBMLEstimator(SensingEstimator):
 
     def __init__(self, params: SystemParams, spacing=None, sector=None, name=None, device="cpu", method="auto",
                  lowrank_after: int = LOWRANK_AFTER):
+        self.search = None
         super().__init__(params, spacing, sector, name=name, device=device)
         if method not in MBML_METHODS:
             raise ConfigError(f"{self.name}: method = {method!r}: expected one of {', '.join(map(repr, MBML_METHODS))}")
@@ -221,6 +223,14 @@ class MBMLEstimator(SensingEstimator):
         self.method = method
         self.lowrank_after = check_int(self.name, "lowrank_after", lowrank_after, 1)
         self.reset()
+
+    def settings_changed(self, old, new) -> None:
+        if "spacing" not in new:
+            return
+        if self.search is None:
+            self.search = AngleDelaySearch(AngleDelayGrid.of(self.params), self.spacing, self.device, owner=self.name)
+        else:
+            self.search.recreate(self.spacing)
 
     def reset(self) -> None:
         self._seen: OrderedDict = OrderedDict()  # sector rows -> frames seen
@@ -233,13 +243,12 @@ class MBMLEstimator(SensingEstimator):
         self.frames += n
         self.lowrank_frames += int(lowrank.sum())
         if lowrank.all() or not lowrank.any():
-            return mbml_estimate(Y_tilde, sectors[:, 0], sectors[:, 1], sectors[:, 2], sectors[:, 3], self.spacing,
-                                 self.params, device=self.device, method="lowrank" if lowrank.all() else "fused")
+            return estimate(self.search, Y_tilde, sectors[:, 0], sectors[:, 1], sectors[:, 2], sectors[:, 3],
+                            method="lowrank" if lowrank.all() else "fused")
         out = [np.empty(n) for _ in range(3)]
         for mask, method in ((lowrank, "lowrank"), (~lowrank, "fused")):
             index = np.flatnonzero(mask)
-            part = mbml_estimate(Y_tilde[index], *(sectors[index, k] for k in range(4)), self.spacing, self.params,
-                                 method=method)
+            part = estimate(self.search, Y_tilde[index], *(sectors[index, k] for k in range(4)), method=method)
             for whole, piece in zip(out, part):
                 whole[index] = piece
         return tuple(out)
@@ -264,15 +273,6 @@ class MBMLEstimator(SensingEstimator):
         if self.method != "auto":
             return self.method
         return f"auto: low-rank for {self.lowrank_frames} of {self.frames} frames"
-
-
-def _check_device(owner: str, device) -> str:
-    """"cpu", or "cuda" after checking that a CUDA device is usable (numba.cuda imported only then)."""
-    if device == "cpu":
-        return device
-    from ..dsp.angle_delay_cuda import check_device as check
-
-    return check(device, owner)
 
 
 class MLDemapper(SyncBlock):
