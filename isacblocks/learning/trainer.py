@@ -48,6 +48,9 @@ from .window import training_window
 
 @dataclass
 class TrainResult:
+    """What `Trainer.run` returns: the learned spacing (and `array`), the loss history, the
+    evaluations along the run, the training time and the labelled frames used."""
+
     spacing: np.ndarray
     history: list[dict] = field(default_factory=list)
     evaluations: list[dict] = field(default_factory=list)
@@ -82,7 +85,6 @@ class Trainer:
         self._first_loss: float | None = None
         self._labeled_frames = 0
         self._wall_s = 0.0
-
 
     # ------------------------------------------------------------------ step
     def draw_batch(self, labelled: bool) -> TrainingBatch:

@@ -1,14 +1,16 @@
 """The MB-ML window with gradient through ``d`` (Alg. 1, eq. 16-21), for both trainers.
 
 The arg-max of the sector map (eq. 16) needs no gradient: the map kernels of
-`isacblocks.dsp` find it with the current ``d`` (the learners reach the peak search and the
-window's indices and range columns through this module only).  Torch then recomputes only the ``(2 delta_theta + 1) x (2 delta_R + 1)``
-window around it (eq. 17, `differentiable.window_map`), with gradient through ``d``; the
-losses (eq. 20-21) are read from that window.
+`isacblocks.dsp` find it with the current ``d`` (the learners reach the peak search and
+the window's indices and range columns through this module only).  Torch then recomputes
+only the ``(2 delta_theta + 1) x (2 delta_R + 1)`` window around it (eq. 17,
+`differentiable.window_map`), with gradient through ``d``; the losses (eq. 20-21) are
+read from that window.
 
 * `training_window`: the offline trainer's batches, frames given as rank-one echo plus
-  noise (`sim.montecarlo.ProjectedFrames`), on three paths: the fused CPU kernel forms
-  the frames; on cuda the frames are formed in numpy or, when made on the device, in torch.
+  noise (`sim.montecarlo.ProjectedFrames`), on three paths: formed inside the fused CPU
+  kernel; formed in numpy for the CUDA kernel; formed in torch on the training device when
+  the batch was made there (`TrainConfig.frames`).
 * `projected_window`: range-projected frames ``Y~ G`` as the online trainer stores them.
 """
 
