@@ -132,12 +132,12 @@ def drift_study(params: SystemParams, drift: DriftParams, config: DriftStudyConf
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the tracker's small steps between the receivers' Numba kernels: one thread
     try:  # (as the asynchronous learner does; two OpenMP threads beside busy cores made a step 10x slower)
-        return _stream(params, config, base, process, basis, learned, tracker, seeds, start_time, init_s, drift)
+        return _stream(params, config, base, process, basis, learned, tracker, seeds, start_time, init_s, drift, log)
     finally:
         torch.set_num_threads(threads)
 
 
-def _stream(params, config, base, process, basis, learned, tracker, seeds, start_time, init_s, drift) -> dict:
+def _stream(params, config, base, process, basis, learned, tracker, seeds, start_time, init_s, drift, log) -> dict:
     """The stream of `drift_study`: every chunk through the four transceivers, scored per window."""
     rx = {name: _Transceiver(params) for name in RECEIVERS}
     rx["frozen"].assume(learned)

@@ -118,8 +118,9 @@ class KalmanGainTracker:
     a measurement: the LS gains (`dsp.calibration`'s gain step) of the snapshots at the map peaks
     of those frames, at the estimated angles and ranges, with the current spacing and coupling;
     its variance per element ``N0 / (2 S sum_n |alpha_n|^2)`` (the LS estimate's, radians^2 and
-    nepers^2: the snapshots' noise is CN(0, N0 / S)).  The common phase and amplitude are unobservable: both the measurement and the
-    state are referred to the mean (``mean(g) = 1``).  The spacing is held where it started.
+    nepers^2: the snapshots' noise is CN(0, N0 / S)).  The common phase and amplitude are
+    unobservable: both the measurement and the state are referred to the mean (``mean(g) = 1``).
+    The spacing is held where it started.
     """
 
     def __init__(self, params, init_array, q, threshold: float, update_frames: int = 256):
