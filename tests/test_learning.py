@@ -222,16 +222,17 @@ def test_both_learners_see_the_same_window(true_spacing):
     the fused kernel) and `window.projected_window` (the online trainer: stored ``Y~ G``) find the
     same peak and the same eq.-17 window, hence the same losses, on the same frames."""
     from isacblocks.learning.batches import TrainingBatch
-    from isacblocks.learning.window import projected_window, training_window
+    from isacblocks.learning.window import learner_search, projected_window, training_window
 
     basis, frames, gain, lo, hi = _frames(true_spacing, n=24, seed=5)
     n = len(gain)
     assumed = P.nominal_spacing
     grid_a = diff.grid_steering(torch.as_tensor(assumed), P)
     batch = TrainingBatch(frames, np.full(n, lo), np.full(n, hi), {"theta": frames.theta, "range": frames.ranges})
-    offline = training_window(batch, torch.as_tensor(gain), grid_a, assumed, basis, P)
+    search = learner_search(assumed, P)
+    offline = training_window(batch, torch.as_tensor(gain), grid_a, search, basis, P)
     sectors = np.tile([lo, hi, P.range_min_m, P.range_max_m], (n, 1))
-    online = projected_window(frames.combine(gain), sectors, assumed, grid_a, basis, P)
+    online = projected_window(frames.combine(gain), sectors, search, grid_a, basis, P)
     for a, b in zip(offline.peak[1:], online.peak[1:]):
         np.testing.assert_array_equal(a, b)
     for a, b in ((offline.rows, online.rows), (offline.cols, online.cols), (offline.valid, online.valid)):

@@ -70,15 +70,16 @@ import torch
 
 from ..blocks.items import required_tags
 from ..core import SinkBlock
+from ..dsp.angle_delay import RangeProjectedFrames
 from ..dsp.detection import threshold_at_pfa
-from ..dsp.mbml import mbml_estimate_projected
+from ..dsp.mbml import estimate
 from ..dsp.steering import array_gain, range_steering
 from ..errors import BlockError, ConfigError
 from ..sim.montecarlo import ProjectedBasis, draw_projected_frames
 from ..validation import check_int, check_real
 from . import differentiable as diff
 from .model import SpacingModel
-from .window import projected_window
+from .window import learner_search, projected_window
 
 
 class ReplayBuffer:
@@ -153,6 +154,9 @@ class OnlineSpacingTrainer(SinkBlock):
         self.transmit_gradient = transmit_gradient
         self.asynchronous = asynchronous
         self.model = SpacingModel(params, init_spacing)
+        # the map searches: the stream's (the published d: threshold and gate) and the learner's (its current d)
+        self._stream_search = learner_search(self.model.spacing_numpy(), params, owner=self.name)
+        self._learner_search = learner_search(self.model.spacing_numpy(), params, owner=self.name)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr / self.model.scale)
         self.basis = ProjectedBasis.for_params(params)
         self._g = self.basis.g.astype(np.complex64)
@@ -184,8 +188,8 @@ class OnlineSpacingTrainer(SinkBlock):
         rng = np.random.default_rng(seed)
         frames = draw_projected_frames(rng, p, p.nominal_spacing, self.basis, *p.test_sector, 4000,
                                        present=np.zeros(4000, dtype=bool))
-        stat, _, _ = mbml_estimate_projected(frames.combine(np.zeros(4000)), *p.test_sector, p.range_min_m,
-                                             p.range_max_m, self.model.spacing_numpy(), p)
+        stat, _, _ = estimate(self._stream_search, RangeProjectedFrames(frames.combine(np.zeros(4000))), *p.test_sector,
+                              p.range_min_m, p.range_max_m, owner=self.name)
         return threshold_at_pfa(stat, p.pfa)
 
     def gate_deg(self, frames_received: int | None = None) -> float:
@@ -272,9 +276,8 @@ class OnlineSpacingTrainer(SinkBlock):
     def _store(self, projected, sectors, labels) -> None:
         """Keep the labelled frames and the unlabelled ones that cross the threshold, with the
         angle the gate uses: the label, else the MB-ML estimate with the latest published ``d``."""
-        p = self.params
-        stat, theta_hat, _ = mbml_estimate_projected(projected, sectors[:, 0], sectors[:, 1], sectors[:, 2],
-                                                     sectors[:, 3], self._spacing, p)
+        stat, theta_hat, _ = estimate(self._stream_search, RangeProjectedFrames(projected), sectors[:, 0],
+                                      sectors[:, 1], sectors[:, 2], sectors[:, 3], owner=self.name)
         labelled = ~np.isnan(labels[:, 0])
         keep = labelled | (stat > self.threshold)
         angle = np.where(labelled, labels[:, 0], theta_hat)
@@ -362,6 +365,7 @@ class OnlineSpacingTrainer(SinkBlock):
         loss.backward()
         self.optimizer.step()
         spacing = self.model.spacing_numpy()
+        self._stream_search.recreate(spacing)  # built here, swapped in at once: the stream never waits for it
         self._spacing = spacing
         labelled = int(np.count_nonzero(~np.isnan(labels[used, 0])))
         self.updates.append({"frames_received": frames_received, "frames_published": self.frames_received,
@@ -377,7 +381,8 @@ class OnlineSpacingTrainer(SinkBlock):
         p = self.params
         spacing = self.model.spacing()
         grid_a = diff.grid_steering(spacing, p)
-        window = projected_window(projected, sectors, spacing.detach().numpy(), grid_a, self.basis, p)
+        self._learner_search.recreate(spacing.detach().numpy())
+        window = projected_window(projected, sectors, self._learner_search, grid_a, self.basis, p)
         labelled = ~np.isnan(labels[:, 0])
         unlabelled = ~labelled & (window.peak.statistic > self.threshold)
         used = labelled | unlabelled

@@ -43,7 +43,7 @@ from .batches import BatchSource, TrainingBatch
 from .config import TrainConfig
 from .model import SpacingModel
 from .progress import end_progress, show_progress
-from .window import training_window
+from .window import learner_search, training_window
 
 
 @dataclass
@@ -78,6 +78,7 @@ class Trainer:
                                   coupling_band=config.coupling_band).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr / self.model.scale)
         self.basis = ProjectedBasis.for_params(params)
+        self.search = learner_search(self.model.array_numpy(), params, self.device.type, "Trainer")
         self.batches = BatchSource(params, self.true_array, config, self.basis, self.device)
         self.iteration = 0
         self.history: list[dict] = []
@@ -99,7 +100,8 @@ class Trainer:
         precoders = diff.ls_precoder(grid_tx, batch.theta_min, batch.theta_max, p)
         true_tx = torch.as_tensor(batch.frames.steering).to(self.device, torch.complex128)  # a_tx = a_rx (monostatic)
         gain = array_gain(true_tx, precoders)  # a_tx(theta)^T f(d)
-        window = training_window(batch, gain, grid_a, self.model.array_numpy(), self.basis, p)
+        self.search.recreate(self.model.array_numpy())
+        window = training_window(batch, gain, grid_a, self.search, self.basis, p)
         if kind == "ul":
             return window.unsupervised_loss()
         if batch.labels is None:

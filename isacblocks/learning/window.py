@@ -2,7 +2,8 @@
 
 The arg-max of the sector map (eq. 16) needs no gradient: the map kernels of
 `isacblocks.dsp` find it with the current ``d`` (the learners reach the peak search and
-the window's indices and range columns through this module only).  Torch then recomputes
+the window's indices and range columns through this module only, with an
+`AngleDelaySearch` each learner owns and recreates for each new ``d``: `learner_search`).  Torch then recomputes
 only the ``(2 delta_theta + 1) x (2 delta_R + 1)`` window around it (eq. 17,
 `differentiable.window_map`), with gradient through ``d``; the losses (eq. 20-21) are
 read from that window.
@@ -21,8 +22,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..dsp.angle_delay import synthesise_columns, window_synthesis
-from ..dsp.mbml import MapPeak, mbml_peak_factored, mbml_peak_projected, window_indices
+from ..dsp.angle_delay import (
+                               AngleDelayGrid,
+                               AngleDelaySearch,
+                               FactoredFrames,
+                               RangeProjectedFrames,
+                               factored_peak,
+                               synthesise_columns,
+                               window_synthesis,
+)
+from ..dsp.mbml import MapPeak, sector_peak, window_indices
 from ..params import SystemParams
 from ..sim.montecarlo import ProjectedBasis
 from . import differentiable as diff
@@ -61,14 +70,24 @@ class Window:
                                     torch.as_tensor(ranges).to(device))
 
 
-def training_window(batch, gain: torch.Tensor, grid_a: torch.Tensor, array, basis: ProjectedBasis,
-                    params: SystemParams) -> Window:
+def learner_search(array, params: SystemParams, device: str = "cpu", owner: str = "learner") -> AngleDelaySearch:
+    """The `AngleDelaySearch` a learner owns: the system's grid, the array `array` (numpy spacing
+    or `ArrayImpairments`), the map kernels on `device`; ``recreate`` it for each new ``d``."""
+    return AngleDelaySearch(AngleDelayGrid.of(params), array, device, owner=owner)
+
+
+def _map_peak(peak) -> MapPeak:
+    return MapPeak(peak.statistic.astype(np.float64), peak.i_hat, peak.j_hat)
+
+
+def training_window(batch, gain: torch.Tensor, grid_a: torch.Tensor, search: AngleDelaySearch,
+                    basis: ProjectedBasis, params: SystemParams) -> Window:
     """The window of a training batch (`batches.TrainingBatch`): frames ``gain echo delay^T + noise``
-    with `gain` ``a_tx(theta)^T f(d)`` (B,), differentiable; the peak searched with `array` (the
-    model as numpy, `SpacingModel.array_numpy`); `grid_a` the receiver's grid rows, on the
-    training device (which also runs the map kernel when it is cuda)."""
+    with `gain` ``a_tx(theta)^T f(d)`` (B,), differentiable; the peak searched with `search` (the
+    learner's, recreated for the model's array, on the training device's kind); `grid_a` the
+    receiver's grid rows, on the training device (which also runs the map kernel when it is cuda)."""
     dev = grid_a.device
-    echo, delay_cols, noise_cols, peak = _window_factors(batch, gain.detach().cpu().numpy(), array, basis, params,
+    echo, delay_cols, noise_cols, peak = _window_factors(batch, gain.detach().cpu().numpy(), search, basis, params,
                                                          dev)
     rows, cols, row_valid, col_valid = window_indices(peak.i_hat, peak.j_hat, params)
     values = diff.factored_window_map(gain, *(torch.as_tensor(x).to(dev) for x in (echo, delay_cols, noise_cols)),
@@ -77,29 +96,33 @@ def training_window(batch, gain: torch.Tensor, grid_a: torch.Tensor, array, basi
     return Window(values, valid, torch.as_tensor(rows).to(dev), torch.as_tensor(cols).to(dev), peak)
 
 
-def _window_factors(batch, gain_np: np.ndarray, array, basis: ProjectedBasis, params: SystemParams,
-                    dev: torch.device):
+def _window_factors(batch, gain_np: np.ndarray, search: AngleDelaySearch, basis: ProjectedBasis,
+                    params: SystemParams, dev: torch.device):
     """The arg-max of the sector map (eq. 16, no gradient) and the window's range-projected data
     ``gain echo delay_cols^T + noise_cols`` as its factors: the echo ``amplitude a_rx`` (B, K), its
     range columns (B, C) and the noise's (B, K, C)."""
     p, frames = params, batch.frames
     if batch.device_noise is not None:
-        return _device_window_factors(batch, gain_np, array, basis, params, dev)
+        return _device_window_factors(batch, gain_np, search, basis, params, dev)
     if dev.type == "cpu":  # frames formed inside the map kernel; the window columns after it
+        owner = "training_window"
         scale = (frames.amplitude * gain_np).astype(np.complex64)
-        peak, noise_cols, delay_cols = mbml_peak_factored(
-            frames.noise, frames.steering, scale, frames.delay, batch.theta_min, batch.theta_max, p.range_min_m,
-            p.range_max_m, array, p, window_cols=p.window_half_range)
+        factored = search.check(FactoredFrames(frames.noise, frames.steering, scale, frames.delay), owner)
+        sectors = search.grid.sectors(factored.n_frames, batch.theta_min, batch.theta_max, p.range_min_m,
+                                      p.range_max_m, owner)
+        peak, noise_cols, delay_cols = factored_peak(search, factored, sectors, window_cols=p.window_half_range,
+                                                     owner=owner)
+        peak = _map_peak(peak)
     else:
-        peak = mbml_peak_projected(frames.combine(gain_np), batch.theta_min, batch.theta_max, p.range_min_m,
-                                   p.range_max_m, array, p, device=dev.type)
+        peak = _map_peak(sector_peak(search, RangeProjectedFrames(frames.combine(gain_np)), batch.theta_min,
+                                     batch.theta_max, p.range_min_m, p.range_max_m, owner="training_window"))
         noise_cols, delay_cols = synthesise_columns(frames.noise, frames.delay,
                                                     window_synthesis(basis.v, peak.j_hat, p.window_half_range))
     return frames.echo(), delay_cols, noise_cols, peak
 
 
-def _device_window_factors(batch, gain_np: np.ndarray, array, basis: ProjectedBasis, params: SystemParams,
-                           dev: torch.device):
+def _device_window_factors(batch, gain_np: np.ndarray, search: AngleDelaySearch, basis: ProjectedBasis,
+                           params: SystemParams, dev: torch.device):
     """`_window_factors` for frames made on the training device: ``C = gain signal + noise`` formed
     there, the map kernel reading it in place (on cuda), the window's columns synthesised there."""
     p, frames = params, batch.frames
@@ -107,19 +130,22 @@ def _device_window_factors(batch, gain_np: np.ndarray, array, basis: ProjectedBa
     delay = torch.as_tensor(frames.delay, device=dev)
     scale = torch.as_tensor((frames.amplitude * gain_np).astype(np.complex64), device=dev)
     combined = ((steering * scale[:, None])[:, :, None] * delay[:, None, :] + batch.device_noise).contiguous()
-    peak = mbml_peak_projected(combined if dev.type == "cuda" else combined.numpy(), batch.theta_min,
-                               batch.theta_max, p.range_min_m, p.range_max_m, array, p, device=dev.type)
+    peak = _map_peak(sector_peak(search, RangeProjectedFrames(combined if dev.type == "cuda" else combined.numpy()),
+                                 batch.theta_min, batch.theta_max, p.range_min_m, p.range_max_m,
+                                 owner="training_window"))
     synth = torch.as_tensor(window_synthesis(basis.v, peak.j_hat, p.window_half_range), device=dev)  # (B, r, C)
     echo = torch.as_tensor(frames.echo(), device=dev)
     return echo, (delay[:, None, :] @ synth)[:, 0], batch.device_noise @ synth, peak
 
 
-def projected_window(projected: np.ndarray, sectors: np.ndarray, array, grid_a: torch.Tensor,
+def projected_window(projected: np.ndarray, sectors: np.ndarray, search: AngleDelaySearch, grid_a: torch.Tensor,
                      basis: ProjectedBasis, params: SystemParams) -> Window:
     """The window of range-projected frames `projected` ``Y~ G`` (B, K, r) with sectors (B, 4)
-    ``(theta_min, theta_max, r_min, r_max)``; the peak searched with `array` (numpy), the window
-    formed from `grid_a` (`differentiable.grid_steering` of the same ``d``), on the CPU."""
-    peak = mbml_peak_projected(projected, sectors[:, 0], sectors[:, 1], sectors[:, 2], sectors[:, 3], array, params)
+    ``(theta_min, theta_max, r_min, r_max)``; the peak searched with `search` (recreated for the
+    learner's ``d``, on the cpu), the window formed from `grid_a` (`differentiable.grid_steering`
+    of the same ``d``), on the CPU."""
+    peak = _map_peak(sector_peak(search, RangeProjectedFrames(projected), sectors[:, 0], sectors[:, 1], sectors[:, 2],
+                                 sectors[:, 3], owner="projected_window"))
     rows, cols, row_valid, col_valid = window_indices(peak.i_hat, peak.j_hat, params)
     valid = torch.as_tensor(row_valid[:, :, None] & col_valid[:, None, :])
     z = projected @ basis.v[:, cols].transpose(1, 0, 2).astype(np.complex64)  # Y~ Phi_d^*[:, cols]
