@@ -5,7 +5,7 @@
 On the paper's system (K = 64, S = 256, 720 x 200 grid, test sector) and one batch of
 `--frames` frames (half with a target):
 
-* correctness: `mbml_estimate`, `mbml_peak_projected` and `maprt` with ``device="cuda"``
+* correctness: the `AngleDelaySearch` on full and range-projected frames, and `maprt`, with ``device="cuda"``
   against ``device="cpu"`` on the same frames: arg-max agreement (a different cell counts
   as a tie when the two statistics agree within `TIE_RTOL`), statistic and window
   relative errors (target: statistic <= 1e-5 relative);
@@ -73,33 +73,36 @@ def run(frames: int, reps: int, cpu_frames: int, seed: int, small: bool = False)
     """The record; `small` uses a tiny system (K = 8, S = 16) for a smoke run on the CUDA simulator."""
     from numba import cuda
 
-    from isacblocks.dsp.angle_delay import angle_delay_peak, angle_delay_peak_cuda, resolve_device
+    from isacblocks.dsp.angle_delay import AngleDelayGrid, AngleDelaySearch, Frames, RangeProjectedFrames, Sectors
     from isacblocks.dsp.maprt import maprt
-    from isacblocks.dsp.mbml import angle_dictionary, range_dictionary, range_factors, sector_cols, sector_rows
+    from isacblocks.dsp.mbml import range_factors, sector_cols, sector_rows
     from isacblocks.params import SystemParams
 
     from .workload import sensing_frames
 
-    resolve_device("cuda", "isacblocks.bench.gpu")
     params = (SystemParams(n_antennas=8, n_subcarriers=16, n_taps=1, n_angle_grid=24, n_range_grid=12) if small
               else SystemParams())
     cpu_frames = min(cpu_frames, frames)
     spacing = params.nominal_spacing
     f = sensing_frames(params, spacing, frames, seed)
-    ad, rd = angle_dictionary(spacing, params), range_dictionary(params)
+    grid = AngleDelayGrid.of(params)
+    # one search per device, as a receiver block owns it: the GPU's keeps its dictionaries on the device
+    cpu, gpu = (AngleDelaySearch(grid, spacing, device, owner="isacblocks.bench.gpu") for device in ("cpu", "cuda"))
     rows = sector_rows(f.theta_min, f.theta_max, params)
     cols = sector_cols(np.full(frames, f.r_min), np.full(frames, f.r_max), params)
     ha, hr = params.window_half_angle, params.window_half_range
     record = {"frames": frames, "reps": reps, "cpu_frames": cpu_frames, "device": _device_name(cuda)}
 
+    def sectors(n):
+        return Sectors.from_indices(n, params.n_angle_grid, params.n_range_grid, rows[0][:n], rows[1][:n],
+                                    cols[0][:n], cols[1][:n], "isacblocks.bench.gpu")
+
     def cpu_peak(n, Y=None, projected=False):
         Y = f.Y_tilde[:n] if Y is None else Y[:n]
-        return angle_delay_peak(Y, ad, rd, rows[0][:n], rows[1][:n], cols[0][:n], cols[1][:n], ha, hr,
-                                projected=projected)
+        return cpu.execute((RangeProjectedFrames if projected else Frames)(Y), sectors(n), ha, hr)
 
     def gpu_peak(Y, n=frames, projected=False):
-        return angle_delay_peak_cuda(Y, ad, rd, rows[0][:n], rows[1][:n], cols[0][:n], cols[1][:n], ha, hr,
-                                     projected=projected)
+        return gpu.execute((RangeProjectedFrames if projected else Frames)(Y), sectors(n), ha, hr)
 
     # Correctness at full size.
     gpu_peak(f.Y_tilde[:8])  # compile
