@@ -7,8 +7,8 @@ from .ofdm import OFDMDemodulator, OFDMModulator
 from .receivers import MAPRTDetector, MBMLEstimator, MLDemapper, ReciprocalFilter, SensingEstimator
 from .sinks import DetectionMetricsSink, SERSink
 from .sources import ScenarioSource, SymbolSource
-from .ula import ImpairedULA, true_array
+from .ula import ImpairedULA, true_array  # noqa: F401 - a run's true array (not a block)
 
 __all__ = ["ScenarioSource", "SymbolSource", "OFDMModulator", "OFDMDemodulator", "SectorBeamformer",
-           "ISACCombiner", "ImpairedULA", "true_array", "TargetChannel", "UEChannel", "ReciprocalFilter",
+           "ISACCombiner", "ImpairedULA", "TargetChannel", "UEChannel", "ReciprocalFilter",
            "SensingEstimator", "MAPRTDetector", "MBMLEstimator", "MLDemapper", "DetectionMetricsSink", "SERSink"]
