@@ -28,6 +28,7 @@ from isacblocks import SystemParams, cli
 from isacblocks.blocks import true_array
 from isacblocks.blocks.chains import isac_flowgraph, make_estimator
 from isacblocks.commands import link as link_cli
+from isacblocks.commands import tools
 from isacblocks.commands.runner import run_command
 from isacblocks.core import Flowgraph, Tag, VectorSink, VectorSource
 from isacblocks.errors import ConfigError
@@ -74,14 +75,13 @@ def _run(*fgs, timeout=20.0):
 
 # ---------------------------------------------------------------------------------- isac keys
 def isac_keys(*argv) -> int:
-    """``isac keys ...`` as `isacblocks.cli` runs it (without importing every other command)."""
+    """``isac keys ...`` as `isacblocks.cli` runs it (its command group alone: `commands.tools`)."""
     parser = argparse.ArgumentParser(prog="isac")
-    cli.register_keys(parser.add_subparsers(dest="command", required=True))
+    tools.register(parser.add_subparsers(dest="command", required=True))
     return run_command(parser, ["keys", *map(str, argv)])
 
 
 def test_isac_registers_keys(monkeypatch):
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ())
     monkeypatch.setattr(cli, "register_bench", lambda sub: None)
     assert "keys" in cli.build_parser()._subparsers._group_actions[0].choices
 
