@@ -51,8 +51,8 @@ class DriftParams:
     is alpha (1/K; FR-4 / copper in plane: about 1.7e-5).
     """
 
-    gain_phase_deg: float = 12.0
-    gain_log_amplitude: float = 0.04
+    gain_phase_deg: float = 25.0
+    gain_log_amplitude: float = 0.08
     reference_frames: int = 10000
     reversion_frames: float = 0.0
     thermal_coefficient: float = 1.7e-5

@@ -55,12 +55,12 @@ ARRAY_KEY, DRIFT_KEY, FRAMES_KEY, CALIBRATION_KEY, TRAIN_KEY = range(5)
 class DriftStudyConfig:
     """The study's scale and receivers (module docstring); validated."""
 
-    frames: int = 60000
-    window: int = 6000
+    frames: int = 61440
+    window: int = 6144
     seed: int = 0
     chunk: int = 256
     present_share: float = 0.5
-    calibration_every: int = 10000
+    calibration_every: int = 10240
     calibration_frames: int = 64
     init_iterations: int = 400
     init_batch: int = 256
