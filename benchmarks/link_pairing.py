@@ -6,7 +6,7 @@ measures, in one process and one run, the frames per second of
 
 * **encode**: the gr-zeromq tag header of a 64-frame message -- the general encoder on
   `Tag` objects (what `PushSink` did before) against the fixed-layout records of
-  `isacblocks.zmq.seqtags` (the bytes are the same);
+  `isacblocks.zeromq.seqtags` (the bytes are the same);
 * **decode**: that header -- the general decoder (`wire.decode_header`) against `SeqDecoder`;
 * **pairing**: two streams of 64-frame messages through `PairedPullSource.work` over
   ``inproc`` sockets (receive, decode, pair, copy out), with the sources' sequence
@@ -35,14 +35,14 @@ import zmq
 
 from isacblocks.core.buffer import Buffer, Writer
 from isacblocks.core.tags import Tag
-from isacblocks.zmq import SEQ_KEY, PairedPullSource, decode_header, encode_header, encode_message
+from isacblocks.zeromq import SEQ_KEY, PairedPullSource, decode_header, encode_header, encode_message
 
 try:
-    from isacblocks.zmq.seqtags import SeqLayout, SeqRecords
+    from isacblocks.zeromq.seqtags import SeqLayout, SeqRecords
     try:
-        from isacblocks.zmq.seqdecoder import SeqDecoder
+        from isacblocks.zeromq.seqdecoder import SeqDecoder
     except ImportError:  # a tree from before SeqDecoder had a module of its own
-        from isacblocks.zmq.wire import SeqDecoder
+        from isacblocks.zeromq.wire import SeqDecoder
 except ImportError:  # a tree from before the fast path: its general path only (the "before" figures)
     SeqLayout = SeqRecords = SeqDecoder = None
 

@@ -2,7 +2,7 @@
 
 Layers: `isacblocks.core` (runtime), `isacblocks.dsp` (physics, numpy/Numba),
 `isacblocks.blocks` (block shells), `isacblocks.learning` (torch; learning the
-antenna spacing), `isacblocks.zmq` (ZeroMQ streaming), `isacblocks.experiments`.
+antenna spacing), `isacblocks.zeromq` (ZeroMQ streaming), `isacblocks.experiments`.
 """
 
 from .errors import BlockError, ConfigError, ConnectError, IsacError, ShapeError, TrainingError

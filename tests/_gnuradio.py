@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from isacblocks.zmq.gnuradio import GR_PYTHON, gnuradio_version
+from isacblocks.zeromq.gnuradio import GR_PYTHON, gnuradio_version
 
 
 def require_gnuradio() -> str:

@@ -14,7 +14,7 @@ from _gnuradio import require_gnuradio  # noqa: F401  (re-exported)
 
 from isacblocks.bench.stream import free_base_port as bench_free_base_port
 from isacblocks.blocks.link import LINK_STREAMS
-from isacblocks.zmq.gnuradio import GR_PYTHON, peer_command  # noqa: F401  (re-exported)
+from isacblocks.zeromq.gnuradio import GR_PYTHON, peer_command  # noqa: F401  (re-exported)
 
 
 def free_base_port(count: int = len(LINK_STREAMS)) -> int:

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from isacblocks.bench import cli as bench_cli
-from isacblocks.bench import stream as stream_section
 from isacblocks.bench import report, suite
+from isacblocks.bench import stream as stream_section
 from isacblocks.errors import ConfigError
 
 

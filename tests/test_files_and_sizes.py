@@ -204,7 +204,7 @@ def test_limits_apply_to_what_a_header_declares_not_to_the_file_size(tmp_path):
 
 
 def test_gr_peer_refuses_a_hostile_items_file_in_one_line(files):
-    from isacblocks.zmq.gnuradio import peer_command
+    from isacblocks.zeromq.gnuradio import peer_command
 
     done = subprocess.run([*peer_command("push", "tcp://127.0.0.1:1", files / "huge.npy", files / "bad.json")],
                           capture_output=True, text=True, timeout=60)

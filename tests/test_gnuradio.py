@@ -1,6 +1,6 @@
 """Real GNU Radio 3.10 at the other end of the socket.
 
-GNU Radio runs in child processes of Debian's ``/usr/bin/python3`` (`isacblocks/zmq/gr_peer.py`); the
+GNU Radio runs in child processes of Debian's ``/usr/bin/python3`` (`isacblocks/zeromq/gr_peer.py`); the
 project's venv cannot import it.  Items are compared bit for bit, tags by offset, key, value
 and srcid, each end building and reading PMTs with its own (de)serialiser.  Where GNU Radio
 is absent the tests skip with the reason; under ``CI=true`` that is a failure.
@@ -17,8 +17,8 @@ from linkutil import free_base_port, peer_command, require_gnuradio
 
 from isacblocks.core import Flowgraph, Tag, VectorSink, VectorSource
 from isacblocks.errors import BlockError
-from isacblocks.zmq import PubSink, PullSource, PushSink, SubSource
-from isacblocks.zmq.pmt import Pair, UInt64, deserialize, equal, serialize
+from isacblocks.zeromq import PubSink, PullSource, PushSink, SubSource
+from isacblocks.zeromq.pmt import Pair, UInt64, deserialize, equal, serialize
 
 WIDTH = 16
 N = 300

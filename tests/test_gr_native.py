@@ -198,7 +198,7 @@ def _blocks():
 
 def _tag_rows(tags):
     """Tags as comparable JSON rows: offset, key, srcid, the hex of the value's PMT bytes."""
-    from isacblocks.zmq.pmt import serialize
+    from isacblocks.zeromq.pmt import serialize
 
     return [[int(t.offset), t.key, t.srcid, serialize(t.value).hex()] for t in tags]
 
@@ -256,7 +256,7 @@ def child_sync_vector():
 
     from isacblocks.core import Flowgraph, Tag, VectorSink, VectorSource
     from isacblocks.gnuradio import as_gr_block
-    from isacblocks.zmq.pmt import Pair, UInt64
+    from isacblocks.zeromq.pmt import Pair, UInt64
 
     B = _blocks()
     data = np.arange(600 * 6, dtype=np.float32).reshape(600, 2, 3)
@@ -865,7 +865,7 @@ def test_import_error_names_the_way_to_gnuradio():
 
 def test_nothing_else_imports_the_bridge():
     """isacblocks works without GNU Radio: no module of it imports isacblocks.gnuradio on import."""
-    code = ("import sys, isacblocks, isacblocks.core, isacblocks.blocks, isacblocks.zmq, isacblocks.learning, "
+    code = ("import sys, isacblocks, isacblocks.core, isacblocks.blocks, isacblocks.zeromq, isacblocks.learning, "
             "isacblocks.experiments.reproduce, isacblocks.bench, isacblocks.cli\n"
             "print('isacblocks.gnuradio' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)

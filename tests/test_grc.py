@@ -16,7 +16,7 @@ import pytest
 from linkutil import GR_PYTHON, Cli, free_base_port, require_gnuradio, small_config
 
 from isacblocks.core import Flowgraph, VectorSource
-from isacblocks.zmq import PushSink
+from isacblocks.zeromq import PushSink
 
 GRC = Path(__file__).resolve().parent.parent / "flowgraphs" / "grc"
 

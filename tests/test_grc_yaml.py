@@ -33,7 +33,8 @@ from isacblocks.cli import main
 from isacblocks.commands.grc import generator
 from isacblocks.core import Block, SyncBlock
 from isacblocks.errors import ConfigError
-from isacblocks.zmq.gnuradio import GR_PYTHON
+from isacblocks.gnuradio import grc_install
+from isacblocks.zeromq.gnuradio import GR_PYTHON
 
 grc = generator()
 ROOT = Path(__file__).resolve().parents[1]
@@ -348,7 +349,7 @@ def test_install_honours_grc_blocks_path_then_the_folder_grc_reads(tmp_path, mon
     capsys.readouterr()
     monkeypatch.delenv("GRC_BLOCKS_PATH")
     monkeypatch.setenv("GRC_HIER_PATH", str(tmp_path / "hier"))
-    monkeypatch.setattr(grc, "_gnuradio_hier_dir", lambda python: None)
+    monkeypatch.setattr(grc_install, "_gnuradio_hier_dir", lambda python: None)
     assert grc.default_folder() == (tmp_path / "hier", "GRC_HIER_PATH")
     monkeypatch.delenv("GRC_HIER_PATH")
     assert grc.default_folder()[0] == Path("~/.local/state/gnuradio").expanduser()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 #: What `dsp` must not import: everything that is built on it.
-ABOVE_DSP = ("sim", "executor", "blocks", "experiments", "commands", "learning", "zmq", "core", "cli", "bench")
+ABOVE_DSP = ("sim", "executor", "blocks", "experiments", "commands", "learning", "zeromq", "core", "cli", "bench")
 #: The benchmark layer, and the only node of the package that may import it.
 BENCH, BENCH_IMPORTER = "isacblocks.bench", "isacblocks.cli"
 #: The command lines and the studies, and the nodes that may import each (the layers above them).

@@ -35,10 +35,10 @@ from isacblocks.blocks.link import (
 )
 from isacblocks.core import Flowgraph, Tag, VectorSink, run_block
 from isacblocks.errors import BlockError, ConfigError
-from isacblocks.zmq import EOS_KEY, SEQ_KEY, PullSource, encode_message
-from isacblocks.zmq.indexset import IndexSet
-from isacblocks.zmq.pmt import serialize
-from isacblocks.zmq.sources import SIZE_EVIDENCE
+from isacblocks.zeromq import EOS_KEY, SEQ_KEY, PullSource, encode_message
+from isacblocks.zeromq.indexset import IndexSet
+from isacblocks.zeromq.pmt import serialize
+from isacblocks.zeromq.sources import SIZE_EVIDENCE
 
 PARAMS = SystemParams.from_dict({"n_antennas": 16, "n_subcarriers": 64, "n_angle_grid": 180, "n_range_grid": 50})
 ULA = true_array(PARAMS, 0, None)
@@ -128,7 +128,7 @@ class Sender:
 @pytest.fixture
 def restore_process_state():
     """`isac rx` run in-process sets the warning format and a log handler: put them back."""
-    logger = logging.getLogger("isacblocks.zmq")
+    logger = logging.getLogger("isacblocks.zeromq")
     saved = (warnings.formatwarning, list(logger.handlers), logger.level, logger.propagate)
     yield
     warnings.formatwarning = saved[0]

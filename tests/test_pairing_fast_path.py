@@ -1,4 +1,4 @@
-"""The fixed-layout fast path of the link's sequence tags (`isacblocks.zmq.seqtags`).
+"""The fixed-layout fast path of the link's sequence tags (`isacblocks.zeromq.seqtags`).
 
 The fast encoder must write exactly the general encoder's bytes; the fast decoder must give
 exactly the general decoder's tags, and must leave to the general decoder every record that
@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 from isacblocks.core import Flowgraph, Tag, VectorSink
 from isacblocks.errors import ConfigError
-from isacblocks.zmq import EOS_KEY, SEQ_KEY, PairedPullSource, PushSink, WireFormatError, encode_message, pmt
-from isacblocks.zmq.seqdecoder import SeqDecoder
-from isacblocks.zmq.seqtags import SeqLayout, SeqRecords
-from isacblocks.zmq.wire import HEADER_SIZE, decode_header, encode_header
+from isacblocks.zeromq import EOS_KEY, SEQ_KEY, PairedPullSource, PushSink, WireFormatError, encode_message, pmt
+from isacblocks.zeromq.seqdecoder import SeqDecoder
+from isacblocks.zeromq.seqtags import SeqLayout, SeqRecords
+from isacblocks.zeromq.wire import HEADER_SIZE, decode_header, encode_header
 
 RUN = "8b0866a2a8e54e94"
 

@@ -1,4 +1,4 @@
-"""Tests of isacblocks.zmq.pmt against GNU Radio's PMT serialisation format.
+"""Tests of isacblocks.zeromq.pmt against GNU Radio's PMT serialisation format.
 
 Expected byte strings come from two places, never from our own encoder:
 
@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from isacblocks.errors import IsacError
-from isacblocks.zmq import pmt
-from isacblocks.zmq.pmt import Pair, UInt64, WireFormatError, deserialize, dumps, equal, loads
+from isacblocks.zeromq import pmt
+from isacblocks.zeromq.pmt import Pair, UInt64, WireFormatError, deserialize, dumps, equal, loads
 
 # ---------------------------------------------------------------------------------------
 # byte strings derived by hand from pmt_serialize.cc / pmt_serial_tags.h

@@ -71,7 +71,7 @@ from isacblocks.dsp.mbml import mbml_estimate, mbml_estimate_projected, mbml_pea
 from isacblocks.errors import BlockError, ConfigError, IsacError, ShapeError, TrainingError
 from isacblocks.learning.trainer import TrainConfig, Trainer
 from isacblocks.sim.evaluation import evaluate_spacing
-from isacblocks.zmq import PubSink, PullSource, PushSink, SubSource
+from isacblocks.zeromq import PubSink, PullSource, PushSink, SubSource
 
 REPO = Path(__file__).resolve().parents[1]
 P = SystemParams(n_antennas=16, n_subcarriers=64, n_angle_grid=180, n_range_grid=50)

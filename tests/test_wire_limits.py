@@ -26,9 +26,20 @@ from isacblocks.core import Flowgraph, Tag, VectorSink, VectorSource
 from isacblocks.core.buffer import Buffer
 from isacblocks.core.ports import PortSpec
 from isacblocks.errors import BlockError, ConfigError
-from isacblocks.zmq import EOS_KEY, Pair, PullSource, PushSink, decode_message, dumps, encode_message, loads, pmt, wire
-from isacblocks.zmq.pmt import MAX_DEPTH, MAX_ELEMENTS, WireFormatError, WireLimitError
-from isacblocks.zmq.wire import MAX_MESSAGE_BYTES, MAX_TAGS, decode_header, encode_header
+from isacblocks.zeromq import (
+    EOS_KEY,
+    Pair,
+    PullSource,
+    PushSink,
+    decode_message,
+    dumps,
+    encode_message,
+    loads,
+    pmt,
+    wire,
+)
+from isacblocks.zeromq.pmt import MAX_DEPTH, MAX_ELEMENTS, WireFormatError, WireLimitError
+from isacblocks.zeromq.wire import MAX_MESSAGE_BYTES, MAX_TAGS, decode_header, encode_header
 
 LOOPBACK = "tcp://127.0.0.1:0"
 
@@ -340,7 +351,7 @@ class _Counted(np.ndarray):
 def test_sequence_records_alternating_with_other_tags_are_matched_in_linear_time():
     """Behind a GNU Radio hop each sequence record is followed by another tag: every match looks at a
     window of at most 64 records, not at the rest of the header (n records: O(n), not O(n^2))."""
-    from isacblocks.zmq.seqtags import SeqLayout
+    from isacblocks.zeromq.seqtags import SeqLayout
 
     n = 2000
     layout = SeqLayout("run", "tx", "stream_seq")

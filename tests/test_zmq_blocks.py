@@ -27,7 +27,7 @@ from isacblocks.core import (
     port,
 )
 from isacblocks.errors import ConfigError
-from isacblocks.zmq import (
+from isacblocks.zeromq import (
     EOS_KEY,
     PubSink,
     PullSource,
@@ -39,7 +39,7 @@ from isacblocks.zmq import (
     encode_message,
     pub_frames,
 )
-from isacblocks.zmq.pmt import serialize
+from isacblocks.zeromq.pmt import serialize
 
 LOOPBACK = "tcp://127.0.0.1:0"
 
@@ -179,7 +179,7 @@ RECEIVER = r"""
 import sys
 import numpy as np
 from isacblocks.core import Flowgraph, SinkBlock, port
-from isacblocks.zmq import PullSource
+from isacblocks.zeromq import PullSource
 
 class Printer(SinkBlock):
     def __init__(self):

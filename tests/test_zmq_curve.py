@@ -32,8 +32,8 @@ from isacblocks.commands import tools
 from isacblocks.commands.runner import run_command
 from isacblocks.core import Flowgraph, Tag, VectorSink, VectorSource
 from isacblocks.errors import ConfigError
-from isacblocks.zmq import EOS_KEY, PullSource, PushSink, ZmqWarning, encode_message
-from isacblocks.zmq.curve import KEY_FILES, CurveKeys, create_keys, is_loopback
+from isacblocks.zeromq import EOS_KEY, PullSource, PushSink, ZmqWarning, encode_message
+from isacblocks.zeromq.curve import KEY_FILES, CurveKeys, create_keys, is_loopback
 
 MARKER = b"ISAC-PLAINTEXT-MARKER-1234567"  # 29 bytes: never split across the 32-byte items below
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from isacblocks.zmq import indexset
-from isacblocks.zmq.indexset import IndexSet
+from isacblocks.zeromq import indexset
+from isacblocks.zeromq.indexset import IndexSet
 
 
 def _runs(n: int, rng: random.Random) -> list[tuple[int, int]]:

@@ -14,7 +14,7 @@ import zmq
 
 from isacblocks.core import Flowgraph, Tag, VectorSink, VectorSource
 from isacblocks.errors import BlockError, ConfigError
-from isacblocks.zmq import (
+from isacblocks.zeromq import (
     EOS_KEY,
     SEQ_KEY,
     LinkIdleError,

@@ -1,4 +1,4 @@
-"""Tests of isacblocks.zmq.wire against gr-zeromq's tag header (GNU Radio 3.10).
+"""Tests of isacblocks.zeromq.wire against gr-zeromq's tag header (GNU Radio 3.10).
 
 Expected header bytes are written by hand from gr-zeromq/lib/tag_headers.cc
 (``gen_tag_header``: host-order -- little-endian -- u16 magic 0x5FF0, u8 version 1, u64
@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from isacblocks.core.tags import Tag
-from isacblocks.zmq import (
+from isacblocks.zeromq import (
     Pair,
     UInt64,
     WireFormatError,
@@ -28,8 +28,8 @@ from isacblocks.zmq import (
     rebase_tags,
     split_pub_frames,
 )
-from isacblocks.zmq.pmt import equal
-from isacblocks.zmq.wire import HEADER_SIZE
+from isacblocks.zeromq.pmt import equal
+from isacblocks.zeromq.wire import HEADER_SIZE
 
 # gen_tag_header(offset=1000, tags=[tag_t{offset=1003, key="foo", value=from_long(1),
 # srcid=PMT_F}]) followed by two complex64 items

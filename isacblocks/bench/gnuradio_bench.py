@@ -1,7 +1,7 @@
 """ZeroMQ throughput between GNU Radio 3.10 and isacblocks, next to GNU Radio -> GNU Radio.
 
 Frames are (64, 256) complex64 (GNU Radio: ``gr_complex`` with vlen 16384), PUSH/PULL on
-loopback, no tags.  GNU Radio runs under Debian's ``/usr/bin/python3`` (`isacblocks/zmq/gr_peer.py
+loopback, no tags.  GNU Radio runs under Debian's ``/usr/bin/python3`` (`isacblocks/zeromq/gr_peer.py
 rate`); the isacblocks ends run in this process.  Each receiver is timed from its first
 item to the last, so process start and connection set-up are left out:
 
@@ -21,8 +21,8 @@ import time
 import numpy as np
 
 from isacblocks.core import Flowgraph
-from isacblocks.zmq import PullSource, PushSink
-from isacblocks.zmq.gnuradio import GR_PYTHON, gnuradio_version, peer_command
+from isacblocks.zeromq import PullSource, PushSink
+from isacblocks.zeromq.gnuradio import GR_PYTHON, gnuradio_version, peer_command
 
 from .zmq_bench import FRAME_SHAPE, CountingSink, RepeatSource
 

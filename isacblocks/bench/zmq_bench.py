@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from isacblocks.core import WORK_DONE, Flowgraph, SinkBlock, SourceBlock, port
-from isacblocks.zmq import PubSink, PullSource, PushSink, SubSource
+from isacblocks.zeromq import PubSink, PullSource, PushSink, SubSource
 
 from .timing import child_env
 

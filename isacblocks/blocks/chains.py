@@ -19,7 +19,7 @@ from ..dsp.mbml import mbml_estimate
 from ..errors import ConfigError
 from ..params import SystemParams
 from ..seeding import seed_sequence
-from ..zmq import PairedPullSource, PushSink
+from ..zeromq import PairedPullSource, PushSink
 from .beamforming import ISACCombiner, SectorBeamformer
 from .channels import TargetChannel, UEChannel
 from .link import (

@@ -52,9 +52,9 @@ from ..blocks.ula import true_array
 from ..errors import ConfigError, IsacError
 from ..experiments.common import run_record
 from ..safeio import write_json
-from ..zmq import ItemSizeMismatch, LinkIdleError
-from ..zmq.curve import CurveKeys, is_loopback
-from ..zmq.wire import MAX_MESSAGE_BYTES
+from ..zeromq import ItemSizeMismatch, LinkIdleError
+from ..zeromq.curve import CurveKeys, is_loopback
+from ..zeromq.wire import MAX_MESSAGE_BYTES
 from .link_report import final_report, live_line, print_performance
 from .memory import available_memory_bytes
 from .options import add_spacing_options, assumed_spacing, load_params, output_file
@@ -204,7 +204,7 @@ def _setup_process(role: str) -> None:
     blocks' log lines ("waiting for a sender", idle timeouts) go to stdout."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     warnings.formatwarning = lambda message, category, *_args, **_kw: f"{role}: {category.__name__}: {message}\n"
-    logger = logging.getLogger("isacblocks.zmq")
+    logger = logging.getLogger("isacblocks.zeromq")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(logging.Formatter("%(message)s"))  # messages start with the block's name

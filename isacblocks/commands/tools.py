@@ -34,7 +34,7 @@ def run_draw_spacing(args) -> int:
 
 def run_keys(args) -> int:
     """``isac keys DIR``: CURVE keys for ``isac tx --curve DIR`` / ``isac rx --curve DIR``."""
-    from ..zmq.curve import create_keys
+    from ..zeromq.curve import create_keys
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

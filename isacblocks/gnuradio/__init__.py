@@ -14,7 +14,7 @@ __all__ = ["as_gr_block", "gr_top_block", "raise_errors", "to_pmt", "from_pmt", 
 def require_gnuradio() -> None:
     """Raise an ImportError that says how to get GNU Radio where this interpreter cannot import it."""
     try:
-        import pmt  # noqa: F401 - GNU Radio's PMT module (not isacblocks.zmq.pmt)
+        import pmt  # noqa: F401 - GNU Radio's PMT module (not isacblocks.zeromq.pmt)
         from gnuradio import gr  # noqa: F401
     except ImportError as exc:
         raise ImportError(

@@ -12,11 +12,11 @@ import numpy as np
 from ..core.block import Block
 from ..core.tags import Tag
 from ..errors import BlockError, ConfigError
-from ..zmq import pmt as codec
+from ..zeromq import pmt as codec
 from . import require_gnuradio
 
 try:
-    import pmt  # GNU Radio's PMT module (not isacblocks.zmq.pmt, imported as `codec`)
+    import pmt  # GNU Radio's PMT module (not isacblocks.zeromq.pmt, imported as `codec`)
 except ImportError:
     require_gnuradio()  # raises the ImportError that names the way to GNU Radio
     raise

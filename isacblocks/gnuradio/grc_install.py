@@ -82,7 +82,7 @@ def default_folder(python: str | None = None) -> tuple[Path, str]:
     """Where `install` writes by default, and why: the first folder of ``$GRC_BLOCKS_PATH``; else the
     user block folder the installed GRC reads (asked of GNU Radio's Python); else
     ``$GRC_HIER_PATH``, else ``~/.local/state/gnuradio`` (the newer GNU Radio's)."""
-    from ..zmq.gnuradio import GR_PYTHON
+    from ..zeromq.gnuradio import GR_PYTHON
 
     paths = [p for p in os.environ.get("GRC_BLOCKS_PATH", "").split(os.pathsep) if p.strip()]
     if paths:

@@ -15,7 +15,7 @@ evaluates the parameter expressions, runs the ``imports`` and looks up ``as_gr_b
 docstring.  The defaults written here are literals, and none of the generated blocks opens a
 socket, starts a thread or compiles a kernel in its constructor (``device='cuda'`` makes
 `SensingEstimator` / `SuccessiveDetector` ask Numba whether a CUDA device is usable, which starts
-the CUDA driver).  The ZeroMQ blocks (`isacblocks.zmq`), which bind or connect their socket when
+the CUDA driver).  The ZeroMQ blocks (`isacblocks.zeromq`), which bind or connect their socket when
 built, are not generated: gr-zeromq's blocks are GNU Radio's own, byte-compatible with them.
 """
 

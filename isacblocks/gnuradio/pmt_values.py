@@ -1,4 +1,4 @@
-"""Python values and GNU Radio PMTs (`to_pmt`, `from_pmt`), with `isacblocks.zmq.pmt`'s mapping:
+"""Python values and GNU Radio PMTs (`to_pmt`, `from_pmt`), with `isacblocks.zeromq.pmt`'s mapping:
 the same values as on the ZeroMQ wire.  A tag's srcid None is GNU Radio's ``PMT_F``.
 """
 
@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..zmq import pmt as codec
+from ..zeromq import pmt as codec
 from . import require_gnuradio
 
 try:
-    import pmt  # GNU Radio's PMT module (not isacblocks.zmq.pmt, imported as `codec`)
+    import pmt  # GNU Radio's PMT module (not isacblocks.zeromq.pmt, imported as `codec`)
 except ImportError:
     require_gnuradio()  # raises the ImportError that names the way to GNU Radio
     raise
@@ -25,10 +25,10 @@ _SYMBOLS_MAX = 4096
 
 
 def to_pmt(value: Any):
-    """A Python value as a GNU Radio PMT, with `isacblocks.zmq.pmt`'s mapping (str -> symbol,
+    """A Python value as a GNU Radio PMT, with `isacblocks.zeromq.pmt`'s mapping (str -> symbol,
     int -> long, float -> double, tuple -> tuple, 1-D array -> uniform vector, ...).
 
-    Raises `isacblocks.zmq.pmt.WireFormatError` (a ValueError) for a value with no PMT form."""
+    Raises `isacblocks.zeromq.pmt.WireFormatError` (a ValueError) for a value with no PMT form."""
     kind = type(value)
     if kind is str:
         symbol = _SYMBOLS.get(value)
@@ -56,7 +56,7 @@ def to_pmt(value: Any):
 
 
 def from_pmt(obj) -> Any:
-    """A GNU Radio PMT as the Python value `isacblocks.zmq.pmt` decodes from its bytes (symbol ->
+    """A GNU Radio PMT as the Python value `isacblocks.zeromq.pmt` decodes from its bytes (symbol ->
     str, long -> int, uint64 -> `UInt64`, dict -> dict, pair -> `Pair`, uniform vector -> array)."""
     if pmt.is_symbol(obj):
         return pmt.symbol_to_string(obj)

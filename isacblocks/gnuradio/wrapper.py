@@ -19,7 +19,7 @@ Companion's ``f64`` / ``fc64`` (8 / 16 bytes an item), never converted; a port o
 objects or structured items is refused at construction naming the port.
 
 Tags: GNU Radio's stream tags are the block's `Tag`s, offsets absolute, the values
-converted by `to_pmt` / `from_pmt` (`isacblocks.zmq.pmt`'s mapping, the same as on the
+converted by `to_pmt` / `from_pmt` (`isacblocks.zeromq.pmt`'s mapping, the same as on the
 ZeroMQ wire).  ``tag_propagation`` maps to ``set_tag_propagation_policy`` (TPP_ALL_TO_ALL,
 TPP_ONE_TO_ONE, TPP_DONT) and a general block's relative rate to ``set_relative_rate``,
 so GNU Radio moves the tags as isacblocks' runtime does.
@@ -76,7 +76,7 @@ from ..errors import BlockError, ConfigError
 from . import require_gnuradio
 
 try:
-    import pmt  # GNU Radio's PMT module (not isacblocks.zmq.pmt, imported as `codec`)
+    import pmt  # GNU Radio's PMT module (not isacblocks.zeromq.pmt, imported as `codec`)
     from gnuradio import gr
 except ImportError:
     require_gnuradio()  # raises the ImportError that names the way to GNU Radio

@@ -2,7 +2,7 @@
 
 The items of each message stay where ZeroMQ received them (`PullSource.take`) until they are
 copied once, into the output; per staged item the code of its stream id and its index are kept
-as arrays (decoded by `SeqDecoder`, the fixed-layout fast path of `isacblocks.zmq.seqtags`, with
+as arrays (decoded by `SeqDecoder`, the fixed-layout fast path of `isacblocks.zeromq.seqtags`, with
 the general decoder for anything else), so pairing compares arrays.
 """
 

@@ -23,7 +23,7 @@ module always uses little-endian::
     3       8     u64 absolute offset of the first payload item
     11      8     u64 number of tags N
     19      ...   N times: u64 absolute tag offset (host order), then the PMT-serialised
-                  (big-endian, see :mod:`isacblocks.zmq.pmt`) key, value and srcid
+                  (big-endian, see :mod:`isacblocks.zeromq.pmt`) key, value and srcid
     ...           payload: the items' raw bytes, host byte order, no length field
 
 With ``pass_tags`` off GNU Radio sends the bare payload (no header at all); the caller
@@ -33,8 +33,8 @@ When the block has a non-empty ``key`` the sink first sends the key as its own f
 ``ZMQ_SNDMORE``; the message (header + payload) is the second frame. See
 :func:`pub_frames` and :func:`split_pub_frames`.
 
-One tag's bytes are written and read by :mod:`isacblocks.zmq.tagcodec`; a link's sequence
-records are read as arrays by `isacblocks.zmq.seqdecoder.SeqDecoder`.
+One tag's bytes are written and read by :mod:`isacblocks.zeromq.tagcodec`; a link's sequence
+records are read as arrays by `isacblocks.zeromq.seqdecoder.SeqDecoder`.
 
 Tag mapping: the key must be a symbol (``Tag.key`` is a ``str``); ``Tag.srcid`` ``None``
 is sent as ``PMT_F`` (GNU Radio's default srcid), and ``PMT_F`` / ``PMT_NIL`` srcids
@@ -67,10 +67,10 @@ from typing import Any
 import numpy as np
 
 from isacblocks.core.tags import Tag
-from isacblocks.zmq import pmt
-from isacblocks.zmq.pmt import WireFormatError, WireLimitError
-from isacblocks.zmq.seqtags import SeqRecords
-from isacblocks.zmq.tagcodec import MIN_TAG_SIZE, checked_u64, decode_tag, encode_tag
+from isacblocks.zeromq import pmt
+from isacblocks.zeromq.pmt import WireFormatError, WireLimitError
+from isacblocks.zeromq.seqtags import SeqRecords
+from isacblocks.zeromq.tagcodec import MIN_TAG_SIZE, checked_u64, decode_tag, encode_tag
 
 __all__ = [
     "HEADER_MAGIC",
@@ -116,7 +116,7 @@ def encode_header(first_offset: int, tags: Sequence[Tag], seq: SeqRecords | None
     ``seq`` (a `SeqRecords`) and ``after`` are more tags, written after ``tags`` in that
     order: the header is the same, byte for byte, as ``encode_header(first_offset, [*tags,
     *seq.tags(), *after])``, but the sequence records are written by numpy from their
-    template (`isacblocks.zmq.seqtags`) instead of one tag at a time.  More than
+    template (`isacblocks.zeromq.seqtags`) instead of one tag at a time.  More than
     :data:`MAX_TAGS` tags, or `pmt.MAX_ELEMENTS` elements in them, raise `WireLimitError`.
     """
     count = len(tags) + len(after) + (len(seq) if seq is not None else 0)

@@ -3,7 +3,7 @@
 A sink with ``stream_id`` tags every item ``i`` with ``Tag(i, SEQ_KEY, (stream_id, i),
 srcid)`` (`PushSink`), so a message of n items carries n tag records in its gr-zeromq
 header that differ in two fields only.  Serialised by the general encoder
-(:func:`isacblocks.zmq.wire.encode_header`, :mod:`isacblocks.zmq.pmt`) one record is::
+(:func:`isacblocks.zeromq.wire.encode_header`, :mod:`isacblocks.zeromq.pmt`) one record is::
 
     u64 LE         tag offset                      8 bytes      varies
     02 00 0a ...   key: the symbol "stream_seq"    13 bytes
@@ -34,8 +34,8 @@ from typing import NamedTuple
 import numpy as np
 
 from isacblocks.core.tags import Tag
-from isacblocks.zmq import pmt
-from isacblocks.zmq.pmt import WireFormatError
+from isacblocks.zeromq import pmt
+from isacblocks.zeromq.pmt import WireFormatError
 
 __all__ = ["SeqLayout", "SeqRecords", "SeqRun"]
 

@@ -1,7 +1,7 @@
 """`SeqDecoder`: `decode_header` with a link's sequence records read as arrays.
 
-See `isacblocks.zmq.seqtags` for the fixed-layout records; every other tag goes through the
-general decoder (`isacblocks.zmq.tagcodec`), so the result is the same as `wire.decode_header`'s.
+See `isacblocks.zeromq.seqtags` for the fixed-layout records; every other tag goes through the
+general decoder (`isacblocks.zeromq.tagcodec`), so the result is the same as `wire.decode_header`'s.
 """
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ from typing import Any
 import numpy as np
 
 from isacblocks.core.tags import Tag
-from isacblocks.zmq import pmt
-from isacblocks.zmq.seqtags import SeqLayout, SeqRun
-from isacblocks.zmq.tagcodec import TAG_OFFSET, decode_tag
-from isacblocks.zmq.wire import HEADER_SCOPE, fixed_header, message_view
+from isacblocks.zeromq import pmt
+from isacblocks.zeromq.seqtags import SeqLayout, SeqRun
+from isacblocks.zeromq.tagcodec import TAG_OFFSET, decode_tag
+from isacblocks.zeromq.wire import HEADER_SCOPE, fixed_header, message_view
 
 __all__ = ["SeqDecoder"]
 
 
 class SeqDecoder:
-    """`decode_header` with the sequence records of a link read as arrays (`isacblocks.zmq.seqtags`).
+    """`decode_header` with the sequence records of a link read as arrays (`isacblocks.zeromq.seqtags`).
 
     Where a tag of key `key` starts in a header, the layouts learnt so far are tried: the
     records that equal a layout's template outside the offset and index bytes are read with

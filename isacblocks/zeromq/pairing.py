@@ -34,7 +34,7 @@ on the output item of its input item; the output ports are named after the strea
 How it runs: each stream's source hands over whole messages (`PullSource.take`), whose
 items stay where ZeroMQ received them until they are copied once, into the output.  The
 sequence records are decoded as arrays (`SeqDecoder`, the fixed-layout fast path of
-`isacblocks.zmq.seqtags`, with the general decoder for anything else), so pairing compares
+`isacblocks.zeromq.seqtags`, with the general decoder for anything else), so pairing compares
 arrays: a stretch in which every stream holds the run's items with the same indices is
 paired in one step when its indices continue the largest index so far, and only where
 something differs (a gap, a repeat, a foreign, untagged or rejected item) does the block go
@@ -61,7 +61,7 @@ from .staging import StagedStream
 
 __all__ = ["PairedPullSource"]
 
-_log = logging.getLogger("isacblocks.zmq")
+_log = logging.getLogger("isacblocks.zeromq")
 _INT64_MAX = 2**63 - 1
 _new_tag = tuple.__new__  # Tag(...) without NamedTuple's Python-level __new__
 

@@ -1,14 +1,14 @@
 """ZeroMQ streaming compatible with GNU Radio 3.10's gr-zeromq.
 
-Modules: :mod:`~isacblocks.zmq.pmt` (PMT serialisation), :mod:`~isacblocks.zmq.wire`
-(the tag header, framing and wire limits), :mod:`~isacblocks.zmq.tagcodec` (one tag's bytes),
-:mod:`~isacblocks.zmq.seqtags` (the sequence tags as fixed-layout records, written and read
-with numpy) and :mod:`~isacblocks.zmq.seqdecoder` (a header with those records read as arrays),
-:mod:`~isacblocks.zmq.endpoint` (socket ownership, errors, tag keys),
-:mod:`~isacblocks.zmq.sinkbase` (what the sinks share) and :mod:`~isacblocks.zmq.sinks`,
-:mod:`~isacblocks.zmq.sources`, :mod:`~isacblocks.zmq.pairing` (several streams of one sender
-paired item by item: :mod:`~isacblocks.zmq.staging` stages each stream,
-:mod:`~isacblocks.zmq.indexset` accounts for the indices), :mod:`~isacblocks.zmq.curve` (CURVE
+Modules: :mod:`~isacblocks.zeromq.pmt` (PMT serialisation), :mod:`~isacblocks.zeromq.wire`
+(the tag header, framing and wire limits), :mod:`~isacblocks.zeromq.tagcodec` (one tag's bytes),
+:mod:`~isacblocks.zeromq.seqtags` (the sequence tags as fixed-layout records, written and read
+with numpy) and :mod:`~isacblocks.zeromq.seqdecoder` (a header with those records read as arrays),
+:mod:`~isacblocks.zeromq.endpoint` (socket ownership, errors, tag keys),
+:mod:`~isacblocks.zeromq.sinkbase` (what the sinks share) and :mod:`~isacblocks.zeromq.sinks`,
+:mod:`~isacblocks.zeromq.sources`, :mod:`~isacblocks.zeromq.pairing` (several streams of one sender
+paired item by item: :mod:`~isacblocks.zeromq.staging` stages each stream,
+:mod:`~isacblocks.zeromq.indexset` accounts for the indices), :mod:`~isacblocks.zeromq.curve` (CURVE
 keys: an authenticated, encrypted link).
 
 =================  ============================  =================================
@@ -24,7 +24,7 @@ Parameters are the ones GNU Radio users know: ``address``, ``timeout`` (ms), ``h
 (high-water mark in messages, -1 = ZeroMQ's default of 1000), ``pass_tags``, ``key``
 (PUB/SUB), ``drop_on_hwm`` (PUB), ``bind``.  GNU Radio's ``itemsize, vlen`` become the
 port's numpy ``dtype`` and ``item_shape`` (a (64, 256) complex64 frame is one item).
-Messages are byte-compatible with gr-zeromq (:mod:`isacblocks.zmq.wire`): with
+Messages are byte-compatible with gr-zeromq (:mod:`isacblocks.zeromq.wire`): with
 ``pass_tags`` every message is the tag header followed by the payload in one frame, and
 a PUB ``key`` is sent as a frame of its own before it.
 
@@ -83,7 +83,7 @@ Behaviour, and where it differs from GNU Radio:
 * **No waiting forever.**  ``idle_timeout`` (s; None or 0: forever) on a source ends its
   stream when no message came for that long once one has (`timed_out`, a `ZmqWarning`
   at stop()); before the first message ``waiting_interval`` logs a "waiting for a sender
-  on ADDRESS" line (logger ``isacblocks.zmq``, level INFO).  On a sink, ``idle_timeout``
+  on ADDRESS" line (logger ``isacblocks.zeromq``, level INFO).  On a sink, ``idle_timeout``
   raises `LinkIdleError` when no message could be queued for that long after the first
   one: the receiver is gone, stalled, or refused the stream.
 * **End of stream that survives GNU Radio.**  GNU Radio drops messages of zero items, so
@@ -94,7 +94,7 @@ Behaviour, and where it differs from GNU Radio:
   ``(stream_id, index)``; `PairedPullSource` pairs several streams by them.  They are
   ordinary tags on the wire (GNU Radio relays them), written from a byte template and read
   back as arrays where the bytes are exactly that template, by the general PMT code
-  everywhere else (:mod:`~isacblocks.zmq.seqtags`): the same bytes and the same tags, at
+  everywhere else (:mod:`~isacblocks.zeromq.seqtags`): the same bytes and the same tags, at
   about 15x the speed of one tag at a time.
 * **Waiting is said so.**  A source with no message yet, and a sink whose receiver takes
   nothing, return ``WORK_WAITING`` (they wait for another process), so a scheduler calls
@@ -142,12 +142,12 @@ the counters may be used from another thread.
 """
 
 
-from isacblocks.zmq.endpoint import EOS_KEY, SEQ_KEY, ItemSizeMismatch, LinkIdleError, ZmqDropWarning, ZmqWarning
-from isacblocks.zmq.pairing import PairedPullSource
-from isacblocks.zmq.pmt import Pair, UInt64, WireFormatError, deserialize, dumps, loads, serialize
-from isacblocks.zmq.sinks import PubSink, PushSink
-from isacblocks.zmq.sources import PullSource, SubSource
-from isacblocks.zmq.wire import (
+from isacblocks.zeromq.endpoint import EOS_KEY, SEQ_KEY, ItemSizeMismatch, LinkIdleError, ZmqDropWarning, ZmqWarning
+from isacblocks.zeromq.pairing import PairedPullSource
+from isacblocks.zeromq.pmt import Pair, UInt64, WireFormatError, deserialize, dumps, loads, serialize
+from isacblocks.zeromq.sinks import PubSink, PushSink
+from isacblocks.zeromq.sources import PullSource, SubSource
+from isacblocks.zeromq.wire import (
                                      decode_header,
                                      decode_message,
                                      encode_header,

@@ -15,8 +15,8 @@ import struct
 from typing import Any
 
 from isacblocks.core.tags import Tag
-from isacblocks.zmq import pmt
-from isacblocks.zmq.pmt import WireFormatError
+from isacblocks.zeromq import pmt
+from isacblocks.zeromq.pmt import WireFormatError
 
 __all__ = ["MIN_TAG_SIZE", "TAG_OFFSET", "checked_u64", "decode_tag", "encode_tag", "holds_empty_tuple"]
 

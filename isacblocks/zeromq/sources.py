@@ -1,6 +1,6 @@
 """ZeroMQ source blocks: `PullSource` (gr-zeromq ``pull_source``) and `SubSource` (``sub_source``).
 
-See the package documentation (:mod:`isacblocks.zmq`) for receiving, tag rebasing, the
+See the package documentation (:mod:`isacblocks.zeromq`) for receiving, tag rebasing, the
 end of stream and idle timeouts.
 
 Malformed messages are counted by kind (`MALFORMED_KINDS`), described in `last_error` and
@@ -43,7 +43,7 @@ from .wire import (
 __all__ = ["PullSource", "SubSource"]
 
 _HEADER_PREFIX = HEADER_MAGIC.to_bytes(2, "little") + bytes([HEADER_VERSION])
-_log = logging.getLogger("isacblocks.zmq")
+_log = logging.getLogger("isacblocks.zeromq")
 
 #: What can be wrong with a received message (each kind counted in ``malformed_kinds``):
 #: no gr-zeromq header where one is expected (or a message of several frames where one is),

@@ -37,7 +37,7 @@ from .wire import HEADER_SIZE, WireFormatError, WireLimitError, encode_header
 
 __all__ = ["DROPPED", "HELD", "QUEUED", "SendBufferPool", "ZmqSinkBase"]
 
-_log = logging.getLogger("isacblocks.zmq")
+_log = logging.getLogger("isacblocks.zeromq")
 
 
 class SendBufferPool:
@@ -280,7 +280,7 @@ class ZmqSinkBase(_ZmqEndpoint, SinkBlock):
 
     def _link_tags(self, offset: int, n: int) -> tuple[SeqRecords | None, list[Tag]]:
         """The sequence tags (``stream_id``) of items ``offset .. offset + n - 1``, as records for
-        the fast encoder (`isacblocks.zmq.seqtags`), and the end-of-stream tag on item
+        the fast encoder (`isacblocks.zeromq.seqtags`), and the end-of-stream tag on item
         ``stream_length - 1`` when it is among them (the tags after them)."""
         seq = None
         if self.stream_id is not None:

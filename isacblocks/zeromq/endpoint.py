@@ -1,5 +1,5 @@
 """Socket ownership shared by the ZeroMQ blocks: open, bind or connect (with CURVE keys,
-`isacblocks.zmq.curve`), close; the warnings and errors they raise; the keys of the tags the
+`isacblocks.zeromq.curve`), close; the warnings and errors they raise; the keys of the tags the
 link protocol uses.  Every socket refuses inbound messages over `wire.MAX_MESSAGE_BYTES`
 (``ZMQ_MAXMSGSIZE``: ZeroMQ drops such a peer's connection instead of buffering the message)."""
 

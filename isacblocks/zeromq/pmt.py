@@ -87,7 +87,7 @@ counted the same way), raising :class:`WireLimitError`:
   its container; a dict entry is a pair one level below the dict, its key and value one more;
   the cdrs of a PMT list stay on the list's level (lists are read in a loop).
 * :data:`MAX_ELEMENTS` (65 536) elements in one PMT -- and in all the PMTs of one gr-zeromq
-  tag header together (:mod:`isacblocks.zmq.wire`): each tuple or vector item, each pair of a
+  tag header together (:mod:`isacblocks.zeromq.wire`): each tuple or vector item, each pair of a
   PMT list and each dict entry (2: the a-list node and its ``(key . value)`` pair) counts one;
   a uniform vector counts none (its elements take their wire size in memory).  An element
   takes 1 to 2 bytes on the wire but 50 to 100 bytes of Python objects once decoded (an

@@ -1,6 +1,6 @@
 """ZeroMQ sink blocks: `PushSink` (gr-zeromq ``push_sink``) and `PubSink` (``pub_sink``).
 
-See the package documentation (:mod:`isacblocks.zmq`) for batching, the end of stream,
+See the package documentation (:mod:`isacblocks.zeromq`) for batching, the end of stream,
 high-water marks, drops and copy modes.  A message stays within the wire limits
 (`wire.MAX_MESSAGE_BYTES`, `wire.MAX_TAGS`, `pmt.MAX_ELEMENTS`): a batch that would exceed
 one is sent as several messages (message boundaries carry no meaning); an item whose tags
@@ -32,10 +32,10 @@ class PushSink(ZmqSinkBase):
 
     `stream_id` (needs ``pass_tags``) adds the tag `SEQ_KEY` = ``(stream_id, index)`` to
     every item, so a receiver can pair several streams item by item and tell one run from
-    another (`isacblocks.zmq.PairedPullSource`); `stream_length` puts the end-of-stream tag
+    another (`isacblocks.zeromq.PairedPullSource`); `stream_length` puts the end-of-stream tag
     `EOS_KEY` on the stream's last item, where it survives a GNU Radio hop (GNU Radio drops
     the zero-item end-of-stream message).  `curve` (a `CurveKeys` or a key directory)
-    makes the link CURVE-authenticated and encrypted (`isacblocks.zmq.curve`).
+    makes the link CURVE-authenticated and encrypted (`isacblocks.zeromq.curve`).
     """
 
     _socket_type = zmq.PUSH
