@@ -8,7 +8,7 @@
   `--seconds`, then Pmd on the test sector (`--eval-frames` per hypothesis) and the
   element-position error, with lambda/2 and the known spacing on the same frames.
 
-`--device cpu` with small sizes is a smoke run (tests/test_bench_smoke.py).
+`--device cpu` with small sizes is a smoke run (tests/bench/test_bench_smoke.py).
 """
 
 from __future__ import annotations

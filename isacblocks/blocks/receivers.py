@@ -185,7 +185,7 @@ class MBMLEstimator(SensingEstimator):
     sector (the test sector, a few beams) runs low-rank and a new sector in every frame
     (training sectors) never pays for an SVD it would not reuse.  Both forms give the
     statistic to float32 rounding and the same grid cell up to ties at float32 precision
-    (tests/test_lowrank_receiver.py); frames holding NaN or Inf always take the fused kernel.
+    (tests/dsp/test_lowrank_receiver.py); frames holding NaN or Inf always take the fused kernel.
     The choice depends only on the frames up to this one, never on how the stream is cut into
     batches, and each form's output for a frame depends on that frame alone: the same stream
     gives bit-identical estimates in any batches, in one process and over a link.

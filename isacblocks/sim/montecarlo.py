@@ -10,7 +10,7 @@ receiver's output can skip most of that work, exactly in distribution:
   where ``N U`` is again i.i.d. CN(0, N0): K x r normals instead of K x S (r ~ 60);
 * the target echo is rank one: ``alpha a_rx(theta) (rho(tau)^T G)``.
 
-`tests/test_montecarlo.py` checks that these frames give the same distribution of the
+`tests/sim/test_montecarlo.py` checks that these frames give the same distribution of the
 detection statistic as full frames through the blocks.
 """
 

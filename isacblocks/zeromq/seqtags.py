@@ -20,7 +20,7 @@ exactly the template outside those two columns, and `SeqLayout.fields` reads the
 offsets and indices as arrays.  Anything else -- an index outside int32 (the general
 encoder switches to PST_INT64 there), another stream id or srcid, a tag in between, one
 byte that differs -- is not a match and goes through the general decoder, which gives the
-same tags for the records that do match (`tests/test_pairing_fast_path.py`).
+same tags for the records that do match (`tests/zeromq/test_pairing_fast_path.py`).
 
 GNU Radio relays these records unchanged (its ``pmt::serialize`` writes the same bytes),
 but sorts a message's tags by item, so behind a GNU Radio hop the sequence records

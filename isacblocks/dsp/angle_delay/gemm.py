@@ -19,7 +19,7 @@ leaves out columns of norm below 1e-5 of the largest, so their values differ by 
 of the frame's maximum, far inside the 1 % margin (a frame whose bound on the left-out
 part is larger is pinned whole).  A row outside the candidates therefore holds no entry that reaches the maximum,
 and the statistic, arg-max and window are the fused kernel's bit for bit
-(`tests/test_angle_delay_gemm.py`); the default method of projected and factored frames
+(`tests/dsp/test_angle_delay_gemm.py`); the default method of projected and factored frames
 (`backends`).
 Frames with NaN or Inf go to the fused kernel.  The frames' outputs do not depend on their
 batch: every product is per frame or per row.

@@ -17,7 +17,7 @@ The "lowrank" method of full frames (`backends`) uses it for full (not projected
 finite frames.  Every product is one matrix product per frame, so a frame's outputs do not
 depend on the other frames of its batch.  Statistics agree with the fused kernel to float32
 rounding and the arg-max is the same cell except where two cells tie at float32 precision
-(`tests/test_angle_delay.py`).  The eq.-17 window is computed directly from the frame,
+(`tests/dsp/test_angle_delay.py`).  The eq.-17 window is computed directly from the frame,
 ``|Phi_pert[:, rows]^H Y~ Phi_d^*[:, cols]|``, as in the fused kernel.  A sector's first use
 costs an SVD of its rows (about a millisecond, kept on the search object): the form pays off for streams whose
 sectors repeat (a fixed test sector, a few beams), not for a new sector in every frame.

@@ -37,7 +37,7 @@ from isacblocks.gnuradio import grc_install
 from isacblocks.zeromq.gnuradio import GR_PYTHON
 
 grc = generator()
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_TYPES = {np.dtype(np.complex64): "complex", np.dtype(np.float32): "float", np.dtype(np.float64): "f64",
                   np.dtype(np.complex128): "fc64", np.dtype(np.int32): "int", np.dtype(np.int16): "short",
                   np.dtype(np.int8): "byte"}

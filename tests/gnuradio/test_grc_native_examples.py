@@ -26,7 +26,7 @@ from isacblocks.blocks import true_array
 from isacblocks.gnuradio import grc
 from isacblocks.params import SystemParams
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GRC = ROOT / "flowgraphs" / "grc"
 EXAMPLES = ("isac_native_sensing_nogui", "isac_native_sensing", "isac_mixed_rx_nogui")
 GR_VENV_PYTHON = ROOT / ".venv-gr" / "bin" / "python"

@@ -19,7 +19,7 @@ import pytest
 from isacblocks.errors import ConfigError
 from isacblocks.params import SystemParams
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = textwrap.dedent("""
     import json, sys

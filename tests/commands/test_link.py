@@ -161,7 +161,7 @@ def _test_sector_frames(params, spacing, n, seed):
 
 def test_auto_form_takes_the_low_rank_map_once_a_sector_repeats_with_the_fused_estimates():
     """The test sector of every frame: fused for the first LOWRANK_AFTER - 1 frames, then low-rank,
-    within the tolerances the low-rank form is held to (tests/test_lowrank_receiver.py), and
+    within the tolerances the low-rank form is held to (tests/dsp/test_lowrank_receiver.py), and
     bit for bit the same whatever the batches."""
     from isacblocks.blocks import MBMLEstimator
     from isacblocks.blocks.receivers import LOWRANK_AFTER

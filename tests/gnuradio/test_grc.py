@@ -18,7 +18,7 @@ from linkutil import GR_PYTHON, Cli, free_base_port, require_gnuradio, small_con
 from isacblocks.core import Flowgraph, VectorSource
 from isacblocks.zeromq import PushSink
 
-GRC = Path(__file__).resolve().parent.parent / "flowgraphs" / "grc"
+GRC = Path(__file__).resolve().parents[2] / "flowgraphs" / "grc"
 
 
 @pytest.fixture(scope="module")

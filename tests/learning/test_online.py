@@ -21,7 +21,7 @@ torch = pytest.importorskip("torch")
 from isacblocks.learning.online import OnlineSpacingTrainer, ReplayBuffer  # noqa: E402
 from isacblocks.learning.transceiver import online_flowgraph, run_online_stream  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "flowgraphs" / "online_ssl.py"
 
 

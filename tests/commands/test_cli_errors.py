@@ -251,7 +251,7 @@ def test_train_progress_in_a_file_is_plain_lines(files, monkeypatch, tmp_path):
     with log.open("w") as f:
         done = subprocess.run([sys.executable, "-m", "isacblocks.cli", *TRAIN, "--iterations", "20"], cwd=files,
                               stdout=f, stderr=subprocess.STDOUT, timeout=300,
-                              env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
     text = log.read_text()
     assert done.returncode == 0, text
     assert "\r" not in text and "20/20" in text and 2 <= text.count("] ") <= 11
@@ -323,7 +323,7 @@ def test_sigterm_on_reproduce_ends_the_workers_exits_143_and_leaves_the_old_fold
     proc = subprocess.Popen([sys.executable, "-m", "isacblocks.cli", "reproduce", "--scale", "quick", "--config",
                              "small.toml", "--out", "rep", "--workers", "2"], cwd=files, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
     try:
         parent = psutil.Process(proc.pid)
         deadline = time.monotonic() + 120

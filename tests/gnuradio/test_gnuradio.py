@@ -132,7 +132,7 @@ def test_gnuradio_sender_with_smaller_items_is_named(tmp_path):
     """GR sends 8-complex items to a 16-complex PULL source: the sizes divide, the tags tell.
 
     (A GR sender with *larger* items is seen from the second message on, see
-    tests/test_zmq_link.py; GNU Radio's vector_source sends these items in one message.)"""
+    tests/zeromq/test_zmq_link.py; GNU Radio's vector_source sends these items in one message.)"""
     n, sender_width = 1024, 8
     data = np.zeros((n, sender_width), dtype=np.complex64)
     np.save(tmp_path / "items.npy", data)

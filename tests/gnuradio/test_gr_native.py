@@ -3,7 +3,7 @@
 The project's venv cannot import GNU Radio, so the GNU Radio side runs in one child process of
 ``.venv-gr/bin/python`` (``make gnuradio``), or of ``/usr/bin/python3`` with this checkout on
 its path where ``.venv-gr`` is absent: this file run as a script (``python
-tests/test_gr_native.py OUT.json``).  The child drives wrapped blocks from GNU Radio's own
+tests/gnuradio/test_gr_native.py OUT.json``).  The child drives wrapped blocks from GNU Radio's own
 sources and sinks (``blocks.vector_source_*`` with tags, ``vector_sink_*``, ``message_strobe``,
 ``message_debug``), runs the same blocks in isacblocks' `Flowgraph` on the same inputs in the
 same process, and writes what both gave; the tests compare.  Numbers are compared bit for bit
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GR_VENV_PYTHON = ROOT / ".venv-gr" / "bin" / "python"
 SYSTEM_PYTHON = "/usr/bin/python3"
 

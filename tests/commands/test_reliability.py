@@ -73,7 +73,7 @@ from isacblocks.learning.trainer import TrainConfig, Trainer
 from isacblocks.sim.evaluation import evaluate_spacing
 from isacblocks.zeromq import PubSink, PullSource, PushSink, SubSource
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 P = SystemParams(n_antennas=16, n_subcarriers=64, n_angle_grid=180, n_range_grid=50)
 K, S = P.n_antennas, P.n_subcarriers
 PAPER = SystemParams()
@@ -100,7 +100,7 @@ def assert_names(exc: BaseException, field: str, value, rule: str) -> None:
 
 
 # ============================================================================ 1. configuration
-#: SystemParams fields whose bad values tests/test_dsp_physics.py already checks
+#: SystemParams fields whose bad values tests/dsp/test_dsp_physics.py already checks
 #: (test_invalid_field_raises_config_error_naming_field_value_rule); cited, not repeated.
 PHYSICS_TABLE_FIELDS = {"n_antennas", "n_subcarriers", "pfa", "noise_power", "carrier_hz", "n_taps", "tap_decay",
                         "range_max_m", "spacing_std_wavelengths", "snr_radar_db", "subcarrier_spacing_hz",
@@ -142,7 +142,7 @@ def test_systemparams_field_errors_name_field_value_and_rule(field, value, rule)
 def test_every_systemparams_field_has_a_validation_case():
     fields = {f.name for f in dataclasses.fields(SystemParams) if f.init}
     assert fields == PHYSICS_TABLE_FIELDS | {c[0] for c in SYSTEM_CASES}
-    text = (REPO / "tests" / "test_dsp_physics.py").read_text()
+    text = (REPO / "tests" / "dsp" / "test_dsp_physics.py").read_text()
     for field in PHYSICS_TABLE_FIELDS:  # the cited table still holds them
         assert f'("{field}",' in text, field
 
@@ -444,7 +444,7 @@ def test_dsp_functions_name_expected_and_got_shapes(case):
 def test_every_public_dsp_function_has_a_shape_case():
     covered = {c[0] for c in SHAPE_CASES} | set(NO_SHAPE)
     missing = set(dsp_pkg.__all__) - covered
-    # mbml_estimate / mbml_peak: tests/test_angle_delay.py::test_wrong_shapes_raise_shape_error
+    # mbml_estimate / mbml_peak: tests/dsp/test_angle_delay.py::test_wrong_shapes_raise_shape_error
     assert not missing, f"public dsp functions without a shape case: {sorted(missing)}"
 
 
