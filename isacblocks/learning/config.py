@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..dsp.angle_delay import DEVICES
 from ..dsp.impairments import parse_kinds
 from ..errors import ConfigError
 from ..validation import is_integer, is_real
@@ -76,7 +77,7 @@ class TrainConfig:
         rule(is_real(self.max_loss_growth) and self.max_loss_growth > 0, "max_loss_growth", "must be > 0")
         rule(is_integer(self.seed) and self.seed >= 0, "seed", "must be an integer >= 0")
         rule(is_integer(self.eval_seed) and self.eval_seed >= 0, "eval_seed", "must be an integer >= 0")
-        rule(self.device in ("cpu", "cuda"), "device", "must be 'cpu' or 'cuda'")
+        rule(self.device in DEVICES, "device", f"must be one of {', '.join(map(repr, DEVICES))}")
         rule(self.frames in ("auto", "host", "device"), "frames", "must be 'auto', 'host' or 'device'")
         try:
             self.impairments = parse_kinds(self.impairments)

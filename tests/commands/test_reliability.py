@@ -348,7 +348,7 @@ TRAIN_CASES = [
     ("checkpoint_every", 0, "integer >= 1"),
     ("max_loss_growth", 0.0, "must be > 0"),
     ("progress", None, None),
-    ("device", "gpu", "must be 'cpu' or 'cuda'"),
+    ("device", "gpu", "must be one of 'cpu', 'cuda'"),
     ("frames", "gpu", "must be 'auto', 'host' or 'device'"),
     ("impairments", "gain,tilt", "tilt is not an impairment type"),
     ("coupling_band", 0, "integer >= 1"),
