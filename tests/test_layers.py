@@ -164,3 +164,80 @@ def test_no_package_imports_another_packages_private_module():
             if any(p.startswith("_") and not p.startswith("__") for p in parts[2:3]):
                 private.append((module, name))
     assert not private, f"private modules used across packages: {private}"
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    """The project modules `path` imports when it runs: like `_imports`, without the imports
+    under ``if TYPE_CHECKING:`` (annotations only), and ``from package import module`` naming
+    the module, not the package."""
+    package = _module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                   and ast.unparse(node.test).endswith("TYPE_CHECKING") for n in ast.walk(node)}
+    names = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            modules = [f"{module}.{alias.name}" for alias in node.names if _is_module(f"{module}.{alias.name}")]
+            names.update(modules)
+            if len(modules) < len(node.names):
+                names.add(module)
+    resolved = set()
+    for name in names:
+        parts = name.split(".")
+        while parts and not _is_module(".".join(parts)):
+            parts.pop()
+        if parts and parts[0] == "isacblocks":
+            resolved.add(".".join(parts))
+    return resolved
+
+
+def test_no_import_circle_between_modules():
+    """No module imports itself around a circle, counting the imports inside functions."""
+    edges = {}
+    for path in sorted((ROOT / "isacblocks").rglob("*.py")):
+        name = _module_name(path)
+        edges[name] = _runtime_imports(path) - {name}
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt in edges and nxt not in state and (circle := visit(nxt)):
+                return circle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(edges):
+        if start not in state:
+            circle = visit(start)
+            assert circle is None, "import circle: " + " -> ".join(circle)
+
+
+#: The longest a module may be (lines), and the exceptions: the PMT codec (one format, one file)
+#: and the runtime core and the trainer, which are held shorter.
+MAX_LINES, EXCEPTIONS = 450, {"isacblocks/zeromq/pmt.py": 800, "isacblocks/learning/trainer.py": 300}
+MAX_CORE_LINES = 400
+
+
+def test_modules_are_small():
+    long = []
+    for path in sorted((ROOT / "isacblocks").rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        limit = EXCEPTIONS.get(rel, MAX_CORE_LINES if rel.startswith("isacblocks/core/") else MAX_LINES)
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        if lines > limit:
+            long.append(f"{rel}: {lines} lines (at most {limit})")
+    assert not long, "modules over their size: " + "; ".join(long)

@@ -13,7 +13,7 @@ from ..core.block import Block
 from ..core.tags import Tag
 from ..errors import BlockError, ConfigError
 from ..zeromq import pmt as codec
-from . import require_gnuradio
+from .requirement import require_gnuradio
 
 try:
     import pmt  # GNU Radio's PMT module (not isacblocks.zeromq.pmt, imported as `codec`)

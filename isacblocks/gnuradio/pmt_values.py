@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..zeromq import pmt as codec
-from . import require_gnuradio
+from .requirement import require_gnuradio
 
 try:
     import pmt  # GNU Radio's PMT module (not isacblocks.zeromq.pmt, imported as `codec`)

@@ -73,7 +73,7 @@ from ..core.executor import forecast as checked_forecast
 from ..core.executor import general_outcome, wrap_error
 from ..core.flowgraph import _CLAIM_LOCK
 from ..errors import BlockError, ConfigError
-from . import require_gnuradio
+from .requirement import require_gnuradio
 
 try:
     import pmt  # GNU Radio's PMT module (not isacblocks.zeromq.pmt, imported as `codec`)

@@ -142,11 +142,12 @@ the counters may be used from another thread.
 """
 
 
-from isacblocks.zeromq.endpoint import EOS_KEY, SEQ_KEY, ItemSizeMismatch, LinkIdleError, ZmqDropWarning, ZmqWarning
+from isacblocks.zeromq.endpoint import EOS_KEY, SEQ_KEY, ItemSizeMismatch, LinkIdleError
 from isacblocks.zeromq.pairing import PairedPullSource
 from isacblocks.zeromq.pmt import Pair, UInt64, WireFormatError, deserialize, dumps, loads, serialize
 from isacblocks.zeromq.sinks import PubSink, PushSink
 from isacblocks.zeromq.sources import PullSource, SubSource
+from isacblocks.zeromq.warning import ZmqDropWarning, ZmqWarning
 from isacblocks.zeromq.wire import (
                                      decode_header,
                                      decode_message,

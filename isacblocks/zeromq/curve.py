@@ -41,7 +41,7 @@ from zmq.utils import z85
 
 from ..errors import ConfigError
 from ..validation import is_loopback_host
-from .endpoint import ZmqWarning
+from .warning import ZmqWarning
 
 __all__ = ["KEY_FILES", "CurveKeys", "create_keys", "is_loopback"]
 

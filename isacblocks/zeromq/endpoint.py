@@ -29,14 +29,6 @@ SEQ_KEY = "stream_seq"
 _INT_MAX = 2**31 - 1
 
 
-class ZmqWarning(RuntimeWarning):
-    """Something a ZeroMQ block could not do as asked (e.g. end of stream not delivered)."""
-
-
-class ZmqDropWarning(ZmqWarning):
-    """A PUB sink dropped messages at its high-water mark."""
-
-
 class LinkIdleError(BlockError):
     """A ZeroMQ sink that could not hand data to any receiver for ``idle_timeout`` seconds."""
 

@@ -27,12 +27,11 @@ from .endpoint import (
     EOS_KEY,
     SEQ_KEY,
     LinkIdleError,
-    ZmqDropWarning,
-    ZmqWarning,
     _ZmqEndpoint,
     check_seconds,
 )
 from .seqtags import SeqLayout, SeqRecords
+from .warning import ZmqDropWarning, ZmqWarning
 from .wire import HEADER_SIZE, WireFormatError, WireLimitError, encode_header
 
 __all__ = ["DROPPED", "HELD", "QUEUED", "SendBufferPool", "ZmqSinkBase"]

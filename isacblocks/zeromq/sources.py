@@ -24,9 +24,10 @@ import zmq
 from ..core import WORK_DONE, WORK_WAITING, SourceBlock, port
 from ..core.tags import Tag
 from ..errors import BlockError
-from .endpoint import EOS_KEY, ItemSizeMismatch, ZmqWarning, _key_bytes, _ZmqEndpoint, check_seconds
+from .endpoint import EOS_KEY, ItemSizeMismatch, _key_bytes, _ZmqEndpoint, check_seconds
 from .seqdecoder import SeqDecoder
 from .seqtags import SeqRun
+from .warning import ZmqWarning
 from .wire import (
     HEADER_MAGIC,
     HEADER_SIZE,
