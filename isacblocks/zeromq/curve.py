@@ -171,7 +171,9 @@ def is_loopback(address: str) -> bool:
 
 # ------------------------------------------------------------------------------------ ZAP
 _ZAP_LOCK = threading.Lock()
-_ZAP: dict[int, tuple[object, set[str]]] = {}  # id(context) -> (its authenticator, the domains using it)
+# context -> (its authenticator, the domains using it); the authenticator holds the context until the last
+# domain is released, so the entry never outlives it
+_ZAP: dict[zmq.Context, tuple[object, set[str]]] = {}
 _DOMAINS = itertools.count()
 
 
@@ -198,7 +200,7 @@ def configure(sock: zmq.Socket, context: zmq.Context, keys: CurveKeys, server: b
 
     domain = f"isacblocks.{next(_DOMAINS)}"
     with _ZAP_LOCK:
-        entry = _ZAP.get(id(context))
+        entry = _ZAP.get(context)
         if entry is None:
             auth = ThreadAuthenticator(context)
             try:
@@ -206,7 +208,7 @@ def configure(sock: zmq.Socket, context: zmq.Context, keys: CurveKeys, server: b
             except zmq.ZMQError as exc:
                 raise ConfigError(f"{owner}: cannot start the CURVE authenticator on this context (does it run a "
                                   f"ZAP handler of its own?): {exc}") from None
-            entry = _ZAP[id(context)] = (auth, set())
+            entry = _ZAP[context] = (auth, set())
         auth, domains = entry
         auth.configure_curve_callback(domain, _Admit(peer))
         domains.add(domain)
@@ -218,12 +220,12 @@ def configure(sock: zmq.Socket, context: zmq.Context, keys: CurveKeys, server: b
 def release(context: zmq.Context, domain: str) -> None:
     """Forget a server socket's ZAP domain; stop the context's authenticator after its last one."""
     with _ZAP_LOCK:
-        entry = _ZAP.get(id(context))
+        entry = _ZAP.get(context)
         if entry is None:
             return
         auth, domains = entry
         domains.discard(domain)
         auth.credentials_providers.pop(domain, None)
         if not domains:
-            del _ZAP[id(context)]
+            del _ZAP[context]
             auth.stop()
