@@ -4,8 +4,8 @@
 ``capture`` runs a fixed set of small, seeded ``isac`` commands and flowgraphs against the source tree
 ``--root`` (imported through ``PYTHONPATH``, so an old checkout can be captured by the new script) and
 keeps every JSON and array they write; ``compare`` walks two captures and reports every value that
-differs.  Wall-clock fields (times, rates, counters of work calls) are left out of the comparison:
-they are measurements, not results.
+differs.  Wall-clock fields (times, rates, counters of work calls) and the link's random run id
+are left out of the comparison: they are measurements and labels, not results.
 
     python benchmarks/state_compare.py capture /tmp/before --root /path/to/old/checkout
     python benchmarks/state_compare.py capture /tmp/after
@@ -47,7 +47,10 @@ COMMANDS = [
 ]
 #: Keys whose values are measurements of time or of the run's own bookkeeping, not results.
 TIMING_KEY = re.compile(r"(wall|second|_s$|^s$|time|fps|rate_|per_s|throughput|elapsed|perf|duration|started|"
-                        r"work_calls|version|journal|path|out$|file|host|pid)", re.IGNORECASE)
+                        r"work_calls|version|journal|path|out$|file|host|pid|created|run_id|stream_id)", re.IGNORECASE)
+
+#: A link's random run id (16 hex digits), drawn anew by every run, inside a text.
+RUN_ID = re.compile(r"\b[0-9a-f]{16}\b")
 
 
 def _run(argv: list[str], cwd: Path, root: Path, log) -> int:
@@ -108,6 +111,9 @@ def _diff_json(a, b, where: str, out: list[str]) -> None:
             out.append(f"{where}: length {len(a)} vs {len(b)}")
         for i, (x, y) in enumerate(zip(a, b)):
             _diff_json(x, y, f"{where}[{i}]", out)
+    elif isinstance(a, str) and isinstance(b, str):
+        if RUN_ID.sub("<run>", a) != RUN_ID.sub("<run>", b):
+            out.append(f"{where}: {a!r} vs {b!r}")
     elif a != b and not (isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b)):
         out.append(f"{where}: {a!r} vs {b!r}")
 
