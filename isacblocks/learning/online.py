@@ -365,14 +365,20 @@ class OnlineSpacingTrainer(SinkBlock):
         loss.backward()
         self.optimizer.step()
         spacing = self.model.spacing_numpy()
-        self._stream_search.recreate(spacing)  # built here, swapped in at once: the stream never waits for it
-        self._spacing = spacing
+        self._adopt(spacing)
         labelled = int(np.count_nonzero(~np.isnan(labels[used, 0])))
         self.updates.append({"frames_received": frames_received, "frames_published": self.frames_received,
                              "time_s": time.perf_counter() - self._t0, "used": int(used.sum()),
                              "labelled": labelled, "gate_deg": gate_deg, "loss": float(loss.detach()),
                              "spacing": spacing})
         self.message_port_pub("spacing", spacing)
+
+    def _adopt(self, array) -> None:
+        """Make `array` the published one, which the stream's search (the gate's estimates in
+        `_store`) follows: built on the learner's thread and swapped in at once, so the stream
+        never waits for it."""
+        self._stream_search.recreate(array)
+        self._spacing = array
 
     def loss(self, projected, sectors, labels) -> tuple[torch.Tensor, np.ndarray]:
         """The semi-supervised loss of frames (B, K, r), per frame: the eq.-20 term where the

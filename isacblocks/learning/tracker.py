@@ -28,15 +28,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..dsp.angle_delay import RangeProjectedFrames
 from ..dsp.calibration import _ls_gains
 from ..dsp.impairments import ArrayImpairments, check_array, coupling_matrix, parse_kinds, spacing_of
-from ..dsp.mbml import mbml_estimate_projected, mbml_peak_projected, window_indices
+from ..dsp.mbml import estimate, window_indices
 from ..dsp.steering import element_positions, steering_phase, unit_phasor
 from ..errors import ConfigError
 from ..validation import check_real
 from . import differentiable as diff
 from .model import SpacingModel
 from .online import OnlineSpacingTrainer
+from .window import learner_search, projected_peak
 
 
 class ArrayTracker(OnlineSpacingTrainer):
@@ -67,7 +69,7 @@ class ArrayTracker(OnlineSpacingTrainer):
         self.kinds = parse_kinds(kinds)
         self.model = SpacingModel(params, init_array, kinds=self.kinds, coupling_band=coupling_band)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr / self.model.scale)
-        self._spacing = self.model.array_numpy()  # the latest published array (the gate's estimates use it)
+        self._adopt(self.model.array_numpy())  # the latest published array (the gate's estimates use it)
 
     @property
     def array(self):
@@ -80,8 +82,8 @@ class ArrayTracker(OnlineSpacingTrainer):
         p = self.params
         grid_tx = self.model.grid_rows()  # a_pert(theta_n)^T of the model on the grid
         grid_a = self.model.receiver_rows(grid_tx)
-        peak = mbml_peak_projected(projected, sectors[:, 0], sectors[:, 1], sectors[:, 2], sectors[:, 3],
-                                   self.model.array_numpy(), p)
+        self._learner_search.recreate(self.model.array_numpy())
+        peak = projected_peak(projected, sectors, self._learner_search)
         used = peak.statistic > self.threshold
         if not used.any():
             return torch.zeros((), dtype=torch.float64), used
@@ -103,7 +105,7 @@ class ArrayTracker(OnlineSpacingTrainer):
         loss.backward()
         self.optimizer.step()
         array = self.model.array_numpy()
-        self._spacing = array
+        self._adopt(array)
         self.updates.append({"frames_received": frames_received, "frames_published": self.frames_received,
                              "used": int(used.sum()), "labelled": 0, "gate_deg": gate_deg,
                              "loss": float(loss.detach())})
@@ -133,6 +135,7 @@ class KalmanGainTracker:
         self.state = np.stack([np.log(np.abs(gain)), np.angle(gain)])  # (2, K)
         self.variance = np.zeros((2, params.n_antennas))
         self.q = np.asarray(q, dtype=np.float64)[:, None]
+        self._search = learner_search(self.array, params, owner="KalmanGainTracker")  # follows `array`
         self._frames_since = 0
         self._pending: list[np.ndarray] = []
         self._angles: list[np.ndarray] = []
@@ -145,9 +148,8 @@ class KalmanGainTracker:
     def receive(self, projected, sectors, snapshots_at) -> None:
         """Take in range-projected frames (n, K, r) and their sectors (n, 4); `snapshots_at(projected,
         ranges)` gives the range-matched snapshots ``v_n`` (`sim.montecarlo.projected_snapshots`)."""
-        p = self.params
-        stat, theta_hat, range_hat = mbml_estimate_projected(projected, *(sectors[:, i] for i in range(4)),
-                                                             self.array, p)
+        stat, theta_hat, range_hat = estimate(self._search, RangeProjectedFrames(projected),
+                                              *(sectors[:, i] for i in range(4)), owner="KalmanGainTracker")
         self._frames_since += len(projected)
         detected = stat > self.threshold
         if detected.any():
@@ -178,3 +180,4 @@ class KalmanGainTracker:
         self.state = self.state + kalman_gain * innovation
         self.variance = (1 - kalman_gain) * self.variance
         self.updates += 1
+        self._search.recreate(self.array)

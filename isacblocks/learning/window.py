@@ -138,14 +138,20 @@ def _device_window_factors(batch, gain_np: np.ndarray, search: AngleDelaySearch,
     return echo, (delay[:, None, :] @ synth)[:, 0], batch.device_noise @ synth, peak
 
 
+def projected_peak(projected: np.ndarray, sectors: np.ndarray, search: AngleDelaySearch) -> MapPeak:
+    """The sector arg-max (eq. 16) of range-projected frames `projected` (B, K, r) with sectors
+    (B, 4) ``(theta_min, theta_max, r_min, r_max)``, searched with `search`."""
+    return _map_peak(sector_peak(search, RangeProjectedFrames(projected), sectors[:, 0], sectors[:, 1], sectors[:, 2],
+                                 sectors[:, 3], owner="projected_window"))
+
+
 def projected_window(projected: np.ndarray, sectors: np.ndarray, search: AngleDelaySearch, grid_a: torch.Tensor,
                      basis: ProjectedBasis, params: SystemParams) -> Window:
     """The window of range-projected frames `projected` ``Y~ G`` (B, K, r) with sectors (B, 4)
     ``(theta_min, theta_max, r_min, r_max)``; the peak searched with `search` (recreated for the
     learner's ``d``, on the cpu), the window formed from `grid_a` (`differentiable.grid_steering`
     of the same ``d``), on the CPU."""
-    peak = _map_peak(sector_peak(search, RangeProjectedFrames(projected), sectors[:, 0], sectors[:, 1], sectors[:, 2],
-                                 sectors[:, 3], owner="projected_window"))
+    peak = projected_peak(projected, sectors, search)
     rows, cols, row_valid, col_valid = window_indices(peak.i_hat, peak.j_hat, params)
     valid = torch.as_tensor(row_valid[:, :, None] & col_valid[:, None, :])
     z = projected @ basis.v[:, cols].transpose(1, 0, 2).astype(np.complex64)  # Y~ Phi_d^*[:, cols]
