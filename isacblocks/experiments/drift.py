@@ -66,6 +66,7 @@ class DriftStudyConfig:
     init_batch: int = 256
     tracker: str = "adam"  # "adam" (ArrayTracker) or "kalman" (KalmanGainTracker)
     kinds: tuple[str, ...] = ("spacing", "gain")
+    follow: tuple[str, ...] = ("gain",)  # what the Adam tracker moves; the spacing is held (docs/drift.md)
 
     def __post_init__(self) -> None:
         def rule(ok: bool, name: str, text: str) -> None:
@@ -188,7 +189,7 @@ def _make_tracker(params, learned, drift: DriftParams, config: DriftStudyConfig)
     from ..learning.tracker import ArrayTracker, KalmanGainTracker
 
     seed = int(np.random.SeedSequence([config.seed, 0x7AC]).generate_state(1)[0])
-    adam = ArrayTracker(params, learned, config.kinds, asynchronous=False, seed=seed)
+    adam = ArrayTracker(params, learned, config.kinds, follow=config.follow, asynchronous=False, seed=seed)
     if config.tracker == "adam":
         return adam
     return KalmanGainTracker(params, learned, drift.sigmas ** 2, adam.threshold)

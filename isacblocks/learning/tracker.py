@@ -40,20 +40,40 @@ from .model import SpacingModel
 from .online import OnlineSpacingTrainer
 from .window import learner_search, projected_peak
 
+#: The `SpacingModel` parameters of each impairment kind.
+MODEL_PARAMETERS = {"spacing": ("u",), "gain": ("log_amplitude", "phase"), "coupling": ("coupling_re", "coupling_im")}
+
+
+def _kind_names(kinds) -> tuple[str, ...]:
+    return tuple(k.strip() for k in (kinds.split(",") if isinstance(kinds, str) else kinds))
+
 
 class ArrayTracker(OnlineSpacingTrainer):
     """Follows a drifting array from the frames it sees, with no labels (module docstring).
 
     `init_array`: the array to start from (spacing vector or `ArrayImpairments`); `kinds`: what
-    the model follows (default spacing and gains).  The other parameters are the
+    the model holds (default spacing and gains); `follow`: the kinds it moves (default all of
+    `kinds`), the others held where they start: a temperature drift stretches the aperture by
+    ``alpha dT`` (1.7e-4 for 10 K), far below what the map resolves, while K free spacings
+    under a label-free loss wander along directions it hardly sees (docs/drift.md).  The other parameters are the
     `OnlineSpacingTrainer`'s, with tracking defaults: 4 steps per 128 frames on 128 frames drawn
     from the last 1 024 detected frames, Adam step `lr` metres (the same relative step for the
     gains' nepers and radians), no angle curriculum (the gate is open to 70 degrees from the
     start: the array is near its start, inside the main lobe of the objective).  Labels, if a
     frame has them, are ignored.
+
+    Input
+    -----
+    Y_tilde : [n, K, S], complex64
+        The reciprocal-filtered frames (eq. 7), tagged ``sector``.
+
+    Messages
+    --------
+    spacing (out)
+        Each learned array (an `ArrayImpairments`), after every Adam step.
     """
 
-    def __init__(self, params, init_array, kinds=("spacing", "gain"), *, batch_size: int = 128,
+    def __init__(self, params, init_array, kinds=("spacing", "gain"), *, follow=None, batch_size: int = 128,
                  lr: float = 1.5e-5, steps_per_batch: int = 4, step_frames: int = 128, min_step_frames: int = 64,
                  replay: int = 1024, gate_deg: float = 70.0, threshold: float | None = None,
                  transmit_gradient: bool = True, asynchronous: bool = True, seed=0, name=None):
@@ -68,7 +88,16 @@ class ArrayTracker(OnlineSpacingTrainer):
             init_array.coupling is not None else 2
         self.kinds = parse_kinds(kinds)
         self.model = SpacingModel(params, init_array, kinds=self.kinds, coupling_band=coupling_band)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr / self.model.scale)
+        self.follow = self.kinds if follow is None else tuple(k for k in self.kinds if k in _kind_names(follow))
+        unknown = sorted(set(_kind_names(follow or ())) - set(self.kinds))
+        if unknown or not self.follow:
+            raise ConfigError(f"ArrayTracker.follow = {follow!r}: choose among the model's kinds {self.kinds}")
+        for kind, names in MODEL_PARAMETERS.items():
+            if kind in self.kinds and kind not in self.follow:  # held where it starts
+                for name in names:
+                    getattr(self.model, name).requires_grad_(False)
+        self.optimizer = torch.optim.Adam([q for q in self.model.parameters() if q.requires_grad],
+                                          lr=lr / self.model.scale)
         self._adopt(self.model.array_numpy())  # the latest published array (the gate's estimates use it)
 
     @property

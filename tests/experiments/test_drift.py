@@ -141,7 +141,7 @@ def test_tracker_follows_a_slow_drift_on_a_small_array():
     torch = pytest.importorskip("torch")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small steps: one thread (two spin against each other on a busy machine)
-    tracker = ArrayTracker(params, base, ("spacing", "gain"), asynchronous=False, lr=2e-5, seed=1)
+    tracker = ArrayTracker(params, base, ("spacing", "gain"), follow=("gain",), asynchronous=False, lr=2e-5, seed=1)
     basis = ProjectedBasis.for_params(params)
     rng = np.random.default_rng(11)
     for _ in range(6144 // 256):
@@ -160,6 +160,18 @@ def test_tracker_follows_a_slow_drift_on_a_small_array():
     tracked = impairment_errors(tracker.array, truth)["gain_error_rms"]
     assert frozen > 0.25  # the drift is real: about 25 degrees rms
     assert tracked < 0.5 * frozen, (tracked, frozen)
+    assert tracker.updates  # it stepped, and the spacing it does not follow stayed where it started
+    np.testing.assert_allclose(tracker.array.spacing, base.spacing, rtol=1e-12)
+
+
+def test_tracker_follows_only_kinds_its_model_holds():
+    from isacblocks.learning.tracker import ArrayTracker
+
+    params = SystemParams(n_antennas=8, n_subcarriers=16, n_range_grid=12, n_angle_grid=24)
+    base = draw_impairments(2, params, ("spacing", "gain"))
+    for follow in (("coupling",), ("phase",), ()):
+        with pytest.raises(ConfigError, match="ArrayTracker.follow"):
+            ArrayTracker(params, base, ("spacing", "gain"), follow=follow, asynchronous=False, threshold=1.0)
 
 
 # ------------------------------------------------------------------ the study's scoring
