@@ -71,6 +71,19 @@ class IsacTransmitter(HierBlock):
     (the UE's received signal and channel, eq. 3).  Without comm the sensing precoder drives the
     target channel alone.  `spacing` is what the transmitter assumes; `ula` is the true array.
     The beamformer (`beamformer`, f_r) takes a new spacing on its message port ``spacing``.
+
+    Output
+    ------
+    Y_r : [n, K, S], complex64
+        The received sensing frames (eq. 1), tagged with the truth of each frame.
+    symbols : [n, S], complex64
+        The OFDM symbols sent (the reciprocal filter's divisor, eq. 7).
+    messages : [n, S], int32
+        The sent constellation indices.
+    y_c : [n, S], complex64
+        The UE's received subcarriers (eq. 3); with comm only.
+    csi : [n, S], complex64
+        The UE's channel ``kappa`` per subcarrier; with comm only.
     """
 
     def __init__(self, params, ula: ImpairedULA, spacing, n_frames: int | None, seed=0, eta: float = 1.0,
@@ -116,6 +129,19 @@ class IsacReceiver(HierBlock):
     comm, ``messages``, ``y_c``, ``csi``).  `estimator`: any `SensingEstimator` (the MAPRT
     detector, eqs. 9-10, or the MB-ML estimator, Alg. 1).  The results are read from
     `detection` and `ser` (None without comm) after the run.
+
+    Input
+    -----
+    Y_r : [n, K, S], complex64
+        The received sensing frames (eq. 1), with their truth tags.
+    symbols : [n, S], complex64
+        The OFDM symbols sent (eq. 7's divisor).
+    messages : [n, S], int32
+        The sent constellation indices; with comm only.
+    y_c : [n, S], complex64
+        The UE's received subcarriers (eq. 3); with comm only.
+    csi : [n, S], complex64
+        The UE's channel ``kappa`` per subcarrier; with comm only.
     """
 
     def __init__(self, params: SystemParams, estimator, threshold: float | None = None, with_comm: bool = True,

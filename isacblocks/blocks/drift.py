@@ -27,6 +27,19 @@ class DriftingTargetChannel(TargetChannel):
     so that a metrics sink can score a receiver against the truth of that time.  `base` is the
     array at frame 0 (a spacing vector or an `ArrayImpairments`); the noise and target gains are
     the `TargetChannel`'s, from `seed`.  The output does not depend on how the stream is chunked.
+
+    Input
+    -----
+    precoder : [n, K], complex64
+        The transmitted precoder per frame, with the truth tags.
+    symbols : [n, S], complex64
+        The OFDM symbols per frame.
+
+    Output
+    ------
+    Y_r : [n, K, S], complex64
+        The received sensing frame (eq. 1) through frame n's array, tagged ``true_array`` and
+        ``temperature``.
     """
 
     def __init__(self, params: SystemParams, base, drift: DriftParams, seed=0, drift_seed=0, name=None):

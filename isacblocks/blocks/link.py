@@ -249,6 +249,11 @@ class LinkMonitor(SinkBlock):
     with any of ``n_antennas``, ``n_subcarriers``, ``with_comm``, ``true_spacing``,
     ``params``); raises `LinkRefused` naming the field, or the difference.  (Which frames
     were lost is the pairing source's count.)
+
+    Input
+    -----
+    Y_r : [n, K, S], complex64
+        The received sensing frames; only their ``link_config`` tags are read.
     """
 
     def __init__(self, params, expect: dict | None = None, name: str = "link_monitor"):

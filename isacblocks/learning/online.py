@@ -123,6 +123,16 @@ class OnlineSpacingTrainer(SinkBlock):
     `updates` holds one record per step: ``frames_received`` when its batch was drawn,
     ``frames_published`` when its ``d`` was published, ``time_s`` (seconds since `start()`),
     frames ``used``, ``labelled``, ``gate_deg``, ``loss`` and the new ``spacing``.
+
+    Input
+    -----
+    Y_tilde : [n, K, S], complex64
+        The reciprocal-filtered frames (eq. 7), tagged ``sector`` (and ``theta``, ``range`` if labelled).
+
+    Messages
+    --------
+    spacing (out)
+        Each learned ``d`` (a (K,) array in m), after every Adam step.
     """
 
     def __init__(self, params, init_spacing=None, batch_size: int = 128, lr: float = 6.25e-6,

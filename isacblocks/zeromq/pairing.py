@@ -93,6 +93,12 @@ class PairedPullSource(SourceBlock):
 
     A stream id is a PMT value that can be a dict key (the sinks send a str); a sequence
     tag whose stream id is not (a list, a dict, an array) counts as no sequence tag.
+
+    Output
+    ------
+    <name> : [n, *item_shape], dtype
+        One port per stream, named by its key in `streams`, with that stream's dtype and
+        item_shape: the paired items, with their tags.
     """
 
     waits_for_external_input = True

@@ -36,6 +36,11 @@ class PushSink(ZmqSinkBase):
     `EOS_KEY` on the stream's last item, where it survives a GNU Radio hop (GNU Radio drops
     the zero-item end-of-stream message).  `curve` (a `CurveKeys` or a key directory)
     makes the link CURVE-authenticated and encrypted (`isacblocks.zeromq.curve`).
+
+    Input
+    -----
+    in0 : [n, *item_shape], dtype
+        The items to send (dtype and item_shape as given); their tags too with ``pass_tags``.
     """
 
     _socket_type = zmq.PUSH
@@ -99,6 +104,11 @@ class PubSink(ZmqSinkBase):
     ``drop_on_hwm=False`` waits up to `timeout` ms and otherwise holds the items
     upstream.  `subscribers` counts the subscriptions that match `key`.  `curve`: as for
     `PushSink`.
+
+    Input
+    -----
+    in0 : [n, *item_shape], dtype
+        The items to publish (dtype and item_shape as given); their tags too with ``pass_tags``.
     """
 
     _socket_type = zmq.XPUB

@@ -390,7 +390,13 @@ class _ZmqSource(_ZmqEndpoint, SourceBlock):
 
 
 class PullSource(_ZmqSource):
-    """Receive items from a PULL socket (gr-zeromq ``pull_source``); connects to `address` by default."""
+    """Receive items from a PULL socket (gr-zeromq ``pull_source``); connects to `address` by default.
+
+    Output
+    ------
+    out0 : [n, *item_shape], dtype
+        The received items (dtype and item_shape as given), with their tags if ``pass_tags``.
+    """
 
     _socket_type = zmq.PULL
 
@@ -404,7 +410,13 @@ class PullSource(_ZmqSource):
 
 class SubSource(_ZmqSource):
     """Receive items from a SUB socket (gr-zeromq ``sub_source``) subscribed to `key`;
-    connects to `address` by default.  With a key, messages are ``[key, message]``."""
+    connects to `address` by default.  With a key, messages are ``[key, message]``.
+
+    Output
+    ------
+    out0 : [n, *item_shape], dtype
+        As `PullSource`'s.
+    """
 
     _socket_type = zmq.SUB
 
