@@ -14,7 +14,14 @@ os.environ.setdefault("ISACBLOCKS_STATE_DIR", tempfile.mkdtemp(prefix="isacblock
 # Numba build per CPU name, half a second per command); tests/test_portability.py runs the pinned set.
 os.environ.setdefault("ISAC_KERNELS", "native")
 
+from hypothesis import settings
+
 from isacblocks import SystemParams
+
+# Property tests draw the same examples on every run (a seed per test, no example database):
+# a failure is reproducible, and a suite that passed once does not fail later on a new draw.
+settings.register_profile("isacblocks", derandomize=True, database=None)
+settings.load_profile("isacblocks")
 
 
 @pytest.fixture(scope="session")
