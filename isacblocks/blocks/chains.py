@@ -27,6 +27,7 @@ from .link import (
     LINK_IDLE_TIMEOUT,
     FrameCheck,
     LinkMonitor,
+    RxLink,
     link_config,
     link_streams,
     new_run_id,
@@ -248,23 +249,6 @@ def tx_flowgraph(params, ula: ImpairedULA, spacing, n_frames: int | None, addres
     if not with_comm:
         fg.connect((tx, "messages"), NullSink(np.int32, params.n_subcarriers))
     return TxLink(fg, sinks, run_id)
-
-
-@dataclass
-class RxLink:
-    """The receiver flowgraph, its sources (by stream name) and the blocks holding results."""
-
-    flowgraph: Flowgraph
-    source: PairedPullSource
-    monitor: LinkMonitor
-    estimator: object
-    detection: DetectionMetricsSink
-    ser: SERSink | None
-
-    @property
-    def sources(self):
-        """The PULL source of each stream (endpoints and wire counters)."""
-        return self.source.sources
 
 
 #: The forms of the MB-ML map `isac rx` can use (``--mbml-form``; `MBMLEstimator`'s `method`).

@@ -62,7 +62,9 @@ from .sinks import TruthCheck
 from .ula import ImpairedULA
 
 if TYPE_CHECKING:
-    from .chains import RxLink
+    from ..core import Flowgraph
+    from ..zeromq.pairing import PairedPullSource
+    from .sinks import DetectionMetricsSink, SERSink
 
 
 #: Every stream of the link, in address order.
@@ -299,6 +301,23 @@ class LinkMonitor(SinkBlock):
             self.config = checked
         except ConfigError as exc:
             raise LinkRefused(f"block {self.name!r}: {exc}") from None
+
+
+@dataclass
+class RxLink:
+    """The receiver flowgraph, its sources (by stream name) and the blocks holding results."""
+
+    flowgraph: Flowgraph
+    source: PairedPullSource
+    monitor: LinkMonitor
+    estimator: object
+    detection: DetectionMetricsSink
+    ser: SERSink | None
+
+    @property
+    def sources(self):
+        """The PULL source of each stream (endpoints and wire counters)."""
+        return self.source.sources
 
 
 @dataclass
