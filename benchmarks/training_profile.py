@@ -35,7 +35,7 @@ from isacblocks.params import SystemParams
 PARTS = ((batches.BatchSource, "draw", "draw"),
          (montecarlo, "_numpy_noise", "  noise"),
          (differentiable, "ls_precoder", "precoders"),
-         (window, "factored_peak", "map kernel"),
+         (window, "factored_sector_peak", "map kernel"),
          (angle_delay_gemm, "_factored_frames", "  frames"),
          (angle_delay_gemm, "search_blocks", "  BLAS search"),
          (angle_delay_gemm, "_pin_projected", "  pin"),

@@ -42,6 +42,11 @@ class MapPeak(NamedTuple):
     i_hat: np.ndarray
     j_hat: np.ndarray
 
+    @classmethod
+    def of(cls, peak) -> MapPeak:
+        """The statistic (as float64) and the arg-max of a search's `AngleDelayPeak`."""
+        return cls(peak.statistic.astype(np.float64), peak.i_hat, peak.j_hat)
+
 
 def search_for(spacing, params: SystemParams, device: str = "cpu", owner: str = "mbml_estimate") -> AngleDelaySearch:
     """The `AngleDelaySearch` on the system's grid for `spacing` and `device`, kept per value
@@ -102,7 +107,7 @@ def mbml_peak(Y_tilde, theta_min, theta_max, r_min, r_max, spacing, params: Syst
     """Sector maximum of ``|Phi_pert(d)^H Y~ Phi_d^*|`` (eq. 15-16) and its grid indices (no window)."""
     peak = sector_peak(search_for(spacing, params, device, "mbml_peak"), Y_tilde, theta_min, theta_max, r_min, r_max,
                        method=method)
-    return MapPeak(peak.statistic.astype(np.float64), peak.i_hat, peak.j_hat)
+    return MapPeak.of(peak)
 
 
 def mbml_estimate_projected(C, theta_min, theta_max, r_min, r_max, spacing, params: SystemParams,
@@ -117,7 +122,7 @@ def mbml_peak_projected(C, theta_min, theta_max, r_min, r_max, spacing, params: 
     """`mbml_peak` on range-projected frames ``C = Y~ G`` (B, K, r)."""
     peak = sector_peak(search_for(spacing, params, device, "mbml_peak_projected"), RangeProjectedFrames(C), theta_min,
                        theta_max, r_min, r_max, owner="mbml_peak_projected")
-    return MapPeak(peak.statistic.astype(np.float64), peak.i_hat, peak.j_hat)
+    return MapPeak.of(peak)
 
 
 def mbml_peak_factored(noise, steering, scale, delay, theta_min, theta_max, r_min, r_max, spacing,
@@ -125,12 +130,21 @@ def mbml_peak_factored(noise, steering, scale, delay, theta_min, theta_max, r_mi
     """`mbml_peak` on `FactoredFrames` ``C = scale a d^T + N`` and the window columns' synthesised
     factors (`angle_delay.angle_delay_peak_factored`).  Returns ``(MapPeak, noise_cols, delay_cols)``."""
     owner = "mbml_peak_factored"
-    search = search_for(spacing, params, "cpu", owner)
-    frames = search.check(FactoredFrames(noise, steering, scale, delay), owner)
+    frames = FactoredFrames(noise, steering, scale, delay)
+    return factored_sector_peak(search_for(spacing, params, "cpu", owner), frames, theta_min, theta_max, r_min, r_max,
+                                window_cols, method, owner)
+
+
+def factored_sector_peak(search: AngleDelaySearch, frames: FactoredFrames, theta_min, theta_max, r_min, r_max,
+                         window_cols: int = 0, method: str | None = None, owner: str = "factored_sector_peak"):
+    """`sector_peak` (no window) of `FactoredFrames` with `search`, and the synthesised factors of
+    the window's `window_cols` range columns either side (`angle_delay.factored_peak`).
+    Returns ``(MapPeak, noise_cols, delay_cols)``."""
+    frames = search.check(frames, owner)
     sectors = search.grid.sectors(frames.n_frames, theta_min, theta_max, r_min, r_max, owner)
     peak, noise_cols, delay_cols = factored_peak(search, frames, sectors, window_cols=window_cols, method=method,
                                                  owner=owner)
-    return MapPeak(peak.statistic.astype(np.float64), peak.i_hat, peak.j_hat), noise_cols, delay_cols
+    return MapPeak.of(peak), noise_cols, delay_cols
 
 
 def sector_rows(theta_min, theta_max, params: SystemParams) -> tuple[np.ndarray, np.ndarray]:

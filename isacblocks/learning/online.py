@@ -367,14 +367,14 @@ class OnlineSpacingTrainer(SinkBlock):
             self._learn(*batch)
 
     def _learn(self, projected, sectors, labels, frames_received: int, gate_deg: float) -> None:
-        """An Adam step on these frames; publish the new ``d``."""
+        """An Adam step on these frames; publish the new ``d`` (`_model_array`)."""
         loss, used = self.loss(projected, sectors, labels)
         if not used.any():
             return
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        spacing = self.model.spacing_numpy()
+        spacing = self._model_array()
         self._adopt(spacing)
         labelled = int(np.count_nonzero(~np.isnan(labels[used, 0])))
         self.updates.append({"frames_received": frames_received, "frames_published": self.frames_received,
@@ -382,6 +382,10 @@ class OnlineSpacingTrainer(SinkBlock):
                              "labelled": labelled, "gate_deg": gate_deg, "loss": float(loss.detach()),
                              "spacing": spacing})
         self.message_port_pub("spacing", spacing)
+
+    def _model_array(self):
+        """What the model publishes after a step: the spacing vector ``d``."""
+        return self.model.spacing_numpy()
 
     def _adopt(self, array) -> None:
         """Make `array` the published one, which the stream's search (the gate's estimates in

@@ -125,20 +125,9 @@ class ArrayTracker(OnlineSpacingTrainer):
             window = window * self._transmit_gain(projected, sectors, j_hat, grid_tx)[:, None, None]
         return diff.unsupervised_loss(window, valid), used
 
-    def _learn(self, projected, sectors, labels, frames_received: int, gate_deg: float) -> None:
-        """An Adam step on these frames; publish the new array."""
-        loss, used = self.loss(projected, sectors, labels)
-        if not used.any():
-            return
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        array = self.model.array_numpy()
-        self._adopt(array)
-        self.updates.append({"frames_received": frames_received, "frames_published": self.frames_received,
-                             "used": int(used.sum()), "labelled": 0, "gate_deg": gate_deg,
-                             "loss": float(loss.detach())})
-        self.message_port_pub("spacing", array)
+    def _model_array(self):
+        """What the tracker publishes after a step: the whole array (`ArrayImpairments`)."""
+        return self.model.array_numpy()
 
 
 class KalmanGainTracker:

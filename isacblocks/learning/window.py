@@ -27,11 +27,10 @@ from ..dsp.angle_delay import (
                                AngleDelaySearch,
                                FactoredFrames,
                                RangeProjectedFrames,
-                               factored_peak,
                                synthesise_columns,
                                window_synthesis,
 )
-from ..dsp.mbml import MapPeak, sector_peak, window_indices
+from ..dsp.mbml import MapPeak, factored_sector_peak, sector_peak, window_indices
 from ..params import SystemParams
 from ..sim.montecarlo import ProjectedBasis
 from . import differentiable as diff
@@ -76,10 +75,6 @@ def learner_search(array, params: SystemParams, device: str = "cpu", owner: str 
     return AngleDelaySearch(AngleDelayGrid.of(params), array, device, owner=owner)
 
 
-def _map_peak(peak) -> MapPeak:
-    return MapPeak(peak.statistic.astype(np.float64), peak.i_hat, peak.j_hat)
-
-
 def training_window(batch, gain: torch.Tensor, grid_a: torch.Tensor, search: AngleDelaySearch,
                     basis: ProjectedBasis, params: SystemParams) -> Window:
     """The window of a training batch (`batches.TrainingBatch`): frames ``gain echo delay^T + noise``
@@ -105,17 +100,13 @@ def _window_factors(batch, gain_np: np.ndarray, search: AngleDelaySearch, basis:
     if batch.device_noise is not None:
         return _device_window_factors(batch, gain_np, search, basis, params, dev)
     if dev.type == "cpu":  # frames formed inside the map kernel; the window columns after it
-        owner = "training_window"
         scale = (frames.amplitude * gain_np).astype(np.complex64)
-        factored = search.check(FactoredFrames(frames.noise, frames.steering, scale, frames.delay), owner)
-        sectors = search.grid.sectors(factored.n_frames, batch.theta_min, batch.theta_max, p.range_min_m,
-                                      p.range_max_m, owner)
-        peak, noise_cols, delay_cols = factored_peak(search, factored, sectors, window_cols=p.window_half_range,
-                                                     owner=owner)
-        peak = _map_peak(peak)
+        peak, noise_cols, delay_cols = factored_sector_peak(
+            search, FactoredFrames(frames.noise, frames.steering, scale, frames.delay), batch.theta_min,
+            batch.theta_max, p.range_min_m, p.range_max_m, p.window_half_range, owner="training_window")
     else:
-        peak = _map_peak(sector_peak(search, RangeProjectedFrames(frames.combine(gain_np)), batch.theta_min,
-                                     batch.theta_max, p.range_min_m, p.range_max_m, owner="training_window"))
+        peak = MapPeak.of(sector_peak(search, RangeProjectedFrames(frames.combine(gain_np)), batch.theta_min,
+                                      batch.theta_max, p.range_min_m, p.range_max_m, owner="training_window"))
         noise_cols, delay_cols = synthesise_columns(frames.noise, frames.delay,
                                                     window_synthesis(basis.v, peak.j_hat, p.window_half_range))
     return frames.echo(), delay_cols, noise_cols, peak
@@ -130,9 +121,9 @@ def _device_window_factors(batch, gain_np: np.ndarray, search: AngleDelaySearch,
     delay = torch.as_tensor(frames.delay, device=dev)
     scale = torch.as_tensor((frames.amplitude * gain_np).astype(np.complex64), device=dev)
     combined = ((steering * scale[:, None])[:, :, None] * delay[:, None, :] + batch.device_noise).contiguous()
-    peak = _map_peak(sector_peak(search, RangeProjectedFrames(combined if dev.type == "cuda" else combined.numpy()),
-                                 batch.theta_min, batch.theta_max, p.range_min_m, p.range_max_m,
-                                 owner="training_window"))
+    peak = MapPeak.of(sector_peak(search, RangeProjectedFrames(combined if dev.type == "cuda" else combined.numpy()),
+                                  batch.theta_min, batch.theta_max, p.range_min_m, p.range_max_m,
+                                  owner="training_window"))
     synth = torch.as_tensor(window_synthesis(basis.v, peak.j_hat, p.window_half_range), device=dev)  # (B, r, C)
     echo = torch.as_tensor(frames.echo(), device=dev)
     return echo, (delay[:, None, :] @ synth)[:, 0], batch.device_noise @ synth, peak
@@ -141,8 +132,8 @@ def _device_window_factors(batch, gain_np: np.ndarray, search: AngleDelaySearch,
 def projected_peak(projected: np.ndarray, sectors: np.ndarray, search: AngleDelaySearch) -> MapPeak:
     """The sector arg-max (eq. 16) of range-projected frames `projected` (B, K, r) with sectors
     (B, 4) ``(theta_min, theta_max, r_min, r_max)``, searched with `search`."""
-    return _map_peak(sector_peak(search, RangeProjectedFrames(projected), sectors[:, 0], sectors[:, 1], sectors[:, 2],
-                                 sectors[:, 3], owner="projected_window"))
+    return MapPeak.of(sector_peak(search, RangeProjectedFrames(projected), sectors[:, 0], sectors[:, 1], sectors[:, 2],
+                                  sectors[:, 3], owner="projected_window"))
 
 
 def projected_window(projected: np.ndarray, sectors: np.ndarray, search: AngleDelaySearch, grid_a: torch.Tensor,
