@@ -51,21 +51,30 @@ def _is_module(name: str) -> bool:
     return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
 
 
-def _imports(path: Path) -> set[str]:
-    """Dotted names of the modules `path` imports (relative imports resolved)."""
+def _imports(path: Path, annotations: bool = True) -> set[str]:
+    """Dotted names of the modules `path` imports (relative imports resolved, also those inside
+    functions); without `annotations`, not those under ``if TYPE_CHECKING:``.  ``from package
+    import module`` names the module (and the package only for the names that are not modules)."""
     package = _module_name(path).split(".")
     if path.name != "__init__.py":
         package = package[:-1]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = set() if annotations else {
+        id(n) for node in ast.walk(tree)
+        if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING") for n in ast.walk(node)}
     names = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = package[:len(package) - node.level + 1] if node.level else []
             module = ".".join([*base, *(node.module.split(".") if node.module else [])])
-            names.add(module)
-            names.update(f"{module}.{alias.name}" for alias in node.names  # `from . import x`
-                         if _is_module(f"{module}.{alias.name}"))
+            modules = [f"{module}.{alias.name}" for alias in node.names if _is_module(f"{module}.{alias.name}")]
+            names.update(modules)
+            if len(modules) < len(node.names):
+                names.add(module)
     return names
 
 
@@ -172,30 +181,10 @@ def test_no_package_imports_another_packages_private_module():
 
 
 def _runtime_imports(path: Path) -> set[str]:
-    """The project modules `path` imports when it runs: like `_imports`, without the imports
-    under ``if TYPE_CHECKING:`` (annotations only), and ``from package import module`` naming
-    the module, not the package."""
-    package = _module_name(path).split(".")
-    if path.name != "__init__.py":
-        package = package[:-1]
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
-                   and ast.unparse(node.test).endswith("TYPE_CHECKING") for n in ast.walk(node)}
-    names = set()
-    for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = package[:len(package) - node.level + 1] if node.level else []
-            module = ".".join([*base, *(node.module.split(".") if node.module else [])])
-            modules = [f"{module}.{alias.name}" for alias in node.names if _is_module(f"{module}.{alias.name}")]
-            names.update(modules)
-            if len(modules) < len(node.names):
-                names.add(module)
+    """The project modules `path` imports when it runs (`_imports` without annotations), each
+    name cut back to the module that defines it."""
     resolved = set()
-    for name in names:
+    for name in _imports(path, annotations=False):
         parts = name.split(".")
         while parts and not _is_module(".".join(parts)):
             parts.pop()
